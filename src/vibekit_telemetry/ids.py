@@ -1,0 +1,41 @@
+"""Time-ordered identifiers (UUIDv7, RFC 9562) for events and sessions."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+
+_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
+
+def uuid7(timestamp_ms: int | None = None) -> str:
+    """Return a UUIDv7 string; ids made in one process sort by creation time."""
+    global _last_ms, _counter
+    ms = int(time.time() * 1000) if timestamp_ms is None else int(timestamp_ms)
+    # A 12-bit counter in rand_a keeps ids made in the same millisecond ordered (RFC 9562 §6.2, method 1).
+    with _lock:
+        if ms <= _last_ms:
+            _counter += 1
+            if _counter > 0xFFF:
+                _last_ms += 1
+                _counter = 0
+            ms = _last_ms
+        else:
+            _last_ms = ms
+            _counter = 0
+        counter = _counter
+    rand_b = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
+    return str(uuid.UUID(int=value))
+
+
+def _reset_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)

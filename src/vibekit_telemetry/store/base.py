@@ -1,0 +1,170 @@
+"""The storage provider interface (seed 000 §3.1) and the records queries return."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ..events import TelemetryEvent
+from ..query import QueryFilter, SessionFilter, StatsFilter
+
+
+@dataclass(slots=True)
+class Session:
+    """A session as maintained by the store while its events arrive."""
+
+    id: str
+    category: str | None
+    action: str | None
+    status: str
+    start_time: int
+    end_time: int | None = None
+    duration: float | None = None
+    event_count: int = 0
+    stream_count: int = 0
+    error_count: int = 0
+    last_event_time: int | None = None
+    label: str | None = None
+    sandbox_id: str | None = None
+    repo_url: str | None = None
+    metadata: dict[str, Any] | None = None
+    events: list[TelemetryEvent] | None = None
+
+    def to_dict(self, *, camel: bool = False) -> dict[str, Any]:
+        """Return the session as a plain dict; events included when they were loaded."""
+        out = {k: v for k, v in asdict(self).items() if k != "events"}
+        if self.events is not None:
+            out["events"] = [e.to_dict(camel=camel) for e in self.events]
+        if camel:
+            out = {_camel(k): v for k, v in out.items()}
+        return out
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+@dataclass(slots=True)
+class GroupStats:
+    """Counts for one value of the requested breakdown."""
+
+    key: str | None
+    events: int
+    sessions: int
+    errors: int
+
+
+@dataclass(slots=True)
+class Stats:
+    """What `telemetry stats` shows: totals, share per agent, date range, size, average duration."""
+
+    total_events: int
+    total_sessions: int
+    active_sessions: int
+    error_events: int
+    agents: dict[str, int]
+    first_timestamp: int | None
+    last_timestamp: int | None
+    database_size_bytes: int | None
+    avg_session_duration_ms: float | None
+    group_by: str | None = None
+    groups: list[GroupStats] = field(default_factory=list)
+
+    def agent_shares(self) -> dict[str, float]:
+        """Return each agent's share of all events, from 0 to 1."""
+        total = sum(self.agents.values())
+        return {k: (v / total if total else 0.0) for k, v in self.agents.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the stats as a plain dict, with agent shares included."""
+        out = asdict(self)
+        out["agent_shares"] = self.agent_shares()
+        return out
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What a store did with a batch: stored, skipped as duplicates, rejected with a reason."""
+
+    stored: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[TelemetryEvent, str]] = field(default_factory=list)
+
+
+@runtime_checkable
+class StorageProvider(Protocol):
+    """A sink the background writer fans batches out to; queryable ones also answer reads."""
+
+    name: str
+    supports_query: bool
+
+    def initialize(self) -> None:
+        """Open connections and create or migrate the schema."""
+
+    def store_batch(self, events: Sequence[TelemetryEvent]) -> BatchResult | None:
+        """Store validated events (ids and JSON filled in) in one transaction."""
+
+    def flush(self) -> None:
+        """Make everything stored so far durable."""
+
+    def shutdown(self) -> None:
+        """Release connections; safe to call twice."""
+
+
+@runtime_checkable
+class QueryableStore(StorageProvider, Protocol):
+    """A provider that also answers queries, sessions, stats and maintenance."""
+
+    def store(self, event: TelemetryEvent) -> BatchResult | None:
+        """Store one event."""
+
+    def query(self, filter_: QueryFilter) -> list[TelemetryEvent]:
+        """Return the events matching the filter, each tracked event as its own event."""
+
+    def get_session(self, session_id: str, *, with_events: bool = False) -> Session | None:
+        """Return one session, or None."""
+
+    def get_sessions(self, filter_: SessionFilter) -> list[Session]:
+        """Return the sessions matching the filter."""
+
+    def existing_sessions(self, session_ids: Sequence[str]) -> set[str]:
+        """Return which of these session ids the store holds."""
+
+    def get_stats(self, filter_: StatsFilter) -> Stats:
+        """Return totals and the requested breakdown."""
+
+    def clean(self, *, older_than_ms: int | None = None, session_ids: Sequence[str] = (),
+              categories: Sequence[str] = ()) -> int:
+        """Delete matching events (and sessions left empty); return how many events went."""
+
+    def compact(self) -> None:
+        """Reclaim space (VACUUM)."""
+
+    def health(self) -> dict[str, Any]:
+        """Return the store's own health: reachable, size, counts."""
+
+
+class BaseStorageProvider:
+    """Convenience base for custom write-only providers: implement store_batch, get the rest."""
+
+    name = "custom"
+    supports_query = False
+
+    def initialize(self) -> None:
+        """Nothing to open by default."""
+
+    def store(self, event: TelemetryEvent) -> BatchResult | None:
+        """Store one event through store_batch."""
+        return self.store_batch([event])
+
+    def store_batch(self, events: Sequence[TelemetryEvent]) -> BatchResult | None:
+        """Store a batch; subclasses override this."""
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Nothing buffered by default."""
+
+    def shutdown(self) -> None:
+        """Nothing to release by default."""
