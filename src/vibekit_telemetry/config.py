@@ -1,0 +1,284 @@
+"""Configuration: keyword arguments, then environment variables, then a TOML file, then defaults."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError
+from pydantic.alias_generators import to_camel
+
+from .errors import ValidationError
+
+logger = logging.getLogger("vibekit_telemetry")
+
+DEFAULT_DB_PATH: Final = ".vibekit/telemetry.db"
+DEFAULT_CONFIG_PATH: Final = ".vibekit/telemetry.toml"
+
+# Environment variables, each documented in docs/configuration.md.
+ENV_CONFIG: Final = "TELEMETRY_CONFIG"
+ENV_DB_PATH: Final = "TELEMETRY_DB_PATH"
+ENV_DATABASE_URL: Final = "TELEMETRY_DATABASE_URL"
+ENV_DISABLED: Final = "TELEMETRY_DISABLED"
+ENV_DO_NOT_TRACK: Final = "DO_NOT_TRACK"
+ENV_FIELDS: Final = {
+    "TELEMETRY_SERVICE_NAME": "service_name",
+    "TELEMETRY_SERVICE_VERSION": "service_version",
+    "TELEMETRY_ENVIRONMENT": "environment",
+    "TELEMETRY_STREAM_BATCH_SIZE": "stream_batch_size",
+    "TELEMETRY_FLUSH_INTERVAL_MS": "stream_flush_interval_ms",
+    "TELEMETRY_MAX_QUEUE_SIZE": "max_queue_size",
+    "TELEMETRY_BACKPRESSURE": "backpressure",
+    "TELEMETRY_MAX_FIELD_LENGTH": "max_field_length",
+    "TELEMETRY_RAISE_ON_ERROR": "raise_on_error",
+    "TELEMETRY_DEBUG": "debug",
+}
+ENV_STORE_OPTIONS: Final = {
+    "TELEMETRY_PRUNE_DAYS": "prune_days",
+    "TELEMETRY_MAX_SIZE_MB": "max_size_mb",
+}
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+
+
+class _Section(BaseModel):
+    """Base of every config section: snake_case or camelCase keys, unknown keys kept for later issues."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+
+class StorageConfig(_Section):
+    """One storage provider: `{"type": "sqlite", "enabled": True, "options": {"path": "…"}}`."""
+
+    type: Literal["sqlite", "postgres", "postgresql", "memory", "custom"]
+    enabled: bool = True
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class LocalStoreConfig(_Section):
+    """Seed 003's `localStore` block, mapped onto a SQLite storage entry."""
+
+    is_enabled: bool = True
+    path: str | None = None
+    stream_batch_size: int | None = None
+    stream_flush_interval_ms: int | None = None
+    prune_days: int | None = None
+    max_size_mb: float | None = None
+    enable_indexes: bool = True
+    enable_wal: bool = True
+
+
+class StreamingConfig(_Section):
+    """Live streaming (filled by the API server issue)."""
+
+    enabled: bool = False
+    provider: Literal["websocket", "sse", "grpc"] = "websocket"
+
+
+class SecurityConfig(_Section):
+    """PII redaction, encryption and retention (filled by the security issue)."""
+
+
+class ReliabilityConfig(_Section):
+    """Retries, circuit breakers and rate limits (filled by the reliability issue)."""
+
+
+class AnalyticsConfig(_Section):
+    """Live metrics, anomalies and alerts (filled by the analytics issue)."""
+
+    enabled: bool = False
+
+
+class ApiConfig(_Section):
+    """The API server (filled by the API server issue)."""
+
+    enabled: bool = False
+    port: int = 3000
+    host: str = "127.0.0.1"
+
+
+class DashboardConfig(_Section):
+    """The web dashboard (filled by the dashboard issue)."""
+
+    enabled: bool = False
+
+
+class TelemetryConfig(_Section):
+    """Everything a Telemetry instance can be told; seed 001's TelemetryConfig in Python spelling."""
+
+    service_name: str = "vibekit-telemetry"
+    service_version: str = "0.0.0"
+    environment: str | None = None
+    storage: list[StorageConfig] = Field(default_factory=list)
+    # Custom provider objects given directly in the storage list (anything with store_batch).
+    providers: list[Any] = Field(default_factory=list)
+    db_path: str | None = None
+    database_url: str | None = None
+    local_store: LocalStoreConfig | None = None
+    stream_batch_size: int = Field(50, ge=1, le=100_000)
+    stream_flush_interval_ms: int = Field(1000, ge=1, le=3_600_000)
+    max_batch_size: int = Field(5000, ge=1, le=1_000_000)
+    max_queue_size: int = Field(100_000, ge=1, le=100_000_000)
+    backpressure: Literal["block", "drop_newest", "drop_oldest"] = "block"
+    block_timeout_ms: int = Field(100, ge=0, le=600_000)
+    max_field_length: int = Field(65_536, ge=16)
+    retry_attempts: int = Field(5, ge=0, le=1000)
+    retry_delay_ms: int = Field(100, ge=0, le=60_000)
+    maintenance_interval_s: float = Field(300.0, gt=0)
+    raise_on_error: bool = False
+    disabled: bool = False
+    debug: bool = False
+    context: dict[str, Any] = Field(default_factory=dict)
+    streaming: StreamingConfig = Field(default_factory=StreamingConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
+    reliability: ReliabilityConfig = Field(default_factory=ReliabilityConfig)
+    analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+    plugins: list[Any] = Field(default_factory=list)
+
+    def storage_entries(self) -> list[StorageConfig]:
+        """Return the enabled storage entries, with the SQLite default filled in."""
+        entries = [s for s in self.storage if s.enabled]
+        if self.local_store is not None and self.local_store.is_enabled:
+            entries.insert(0, StorageConfig(type="sqlite", options=_local_store_options(self.local_store)))
+        if not self.storage and self.local_store is None and not self.providers:
+            if self.database_url:
+                entries = [StorageConfig(type="postgresql", options={"url": self.database_url})]
+            else:
+                entries = [StorageConfig(type="sqlite", options={"path": self.db_path or DEFAULT_DB_PATH})]
+        elif self.db_path:
+            # An explicit db_path points the first SQLite entry at it.
+            for entry in entries:
+                if isinstance(entry, StorageConfig) and entry.type == "sqlite":
+                    entry.options = {**entry.options, "path": self.db_path}
+                    break
+        return entries
+
+
+def _local_store_options(local: LocalStoreConfig) -> dict[str, Any]:
+    options: dict[str, Any] = {"path": local.path or DEFAULT_DB_PATH, "enable_indexes": local.enable_indexes,
+                               "wal": local.enable_wal}
+    if local.prune_days is not None:
+        options["prune_days"] = local.prune_days
+    if local.max_size_mb is not None:
+        options["max_size_mb"] = local.max_size_mb
+    return options
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def tracking_disabled_by_env() -> bool:
+    """Return True when TELEMETRY_DISABLED or DO_NOT_TRACK asks for no tracking."""
+    return _env_flag(ENV_DISABLED) or _env_flag(ENV_DO_NOT_TRACK)
+
+
+def _env_values() -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for env_name, field_name in ENV_FIELDS.items():
+        raw = os.environ.get(env_name)
+        if raw is None or raw == "":
+            continue
+        try:
+            # Validate each variable alone so one bad value is reported and replaced by its default.
+            TelemetryConfig.model_validate({field_name: raw})
+        except PydanticValidationError as exc:
+            logger.warning("ignoring %s=%r: %s", env_name, raw, exc.errors()[0]["msg"])
+            continue
+        values[field_name] = raw
+    if os.environ.get(ENV_DB_PATH):
+        values["db_path"] = os.environ[ENV_DB_PATH]
+    if os.environ.get(ENV_DATABASE_URL):
+        values["database_url"] = os.environ[ENV_DATABASE_URL]
+    if tracking_disabled_by_env():
+        values["disabled"] = True
+    return values
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a TOML config file (the one `telemetry init` writes) into a dict."""
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValidationError("config_file", "an existing TOML file", str(file)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValidationError("config_file", f"valid TOML ({exc})", str(file)) from None
+    section = data.get("telemetry", data)
+    if not isinstance(section, dict):
+        raise ValidationError("config_file", "a [telemetry] table", str(file))
+    return section
+
+
+def _raise_named(exc: PydanticValidationError) -> ValidationError:
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "config"
+    return ValidationError(field, first["msg"].lower(), first.get("input", ...))
+
+
+def load_config(config: TelemetryConfig | Mapping[str, Any] | None = None,
+                *, config_file: str | os.PathLike[str] | None = None, **kwargs: Any) -> TelemetryConfig:
+    """Merge explicit options over environment variables over the config file over defaults."""
+    file_path = config_file or os.environ.get(ENV_CONFIG)
+    if file_path is None and Path(DEFAULT_CONFIG_PATH).is_file():
+        file_path = DEFAULT_CONFIG_PATH
+    merged: dict[str, Any] = read_config_file(file_path) if file_path else {}
+    merged.update(_env_values())
+    if isinstance(config, TelemetryConfig):
+        merged.update(config.model_dump(exclude_unset=True, by_alias=False))
+    elif config is not None:
+        if not isinstance(config, Mapping):
+            raise ValidationError("config", "a TelemetryConfig or a dict", config)
+        merged.update(config)
+    merged.update(kwargs)
+    storage = merged.get("storage")
+    if isinstance(storage, list | tuple):
+        # Provider objects ride beside the validated entries; pydantic would not know what to do with them.
+        objects = [s for s in storage if not isinstance(s, Mapping | StorageConfig)]
+        if objects:
+            merged["storage"] = [s for s in storage if isinstance(s, Mapping | StorageConfig)]
+            merged["providers"] = [*merged.get("providers", []), *objects]
+    try:
+        return TelemetryConfig.model_validate(merged)
+    except PydanticValidationError as exc:
+        raise _raise_named(exc) from None
+
+
+def default_config_toml(db_path: str = DEFAULT_DB_PATH) -> str:
+    """Return the commented TOML file that `telemetry init` writes."""
+    return f"""\
+# vibekit-telemetry configuration, read by the SDK and the `telemetry` CLI.
+# Precedence: keyword arguments > environment variables (TELEMETRY_*) > this file > defaults.
+[telemetry]
+service_name = "my-agent"
+service_version = "0.1.0"
+# environment = "development"
+
+# Where events are stored (TELEMETRY_DB_PATH overrides it).
+db_path = "{db_path}"
+
+# The background writer: flush when this many events wait, or after this many milliseconds.
+stream_batch_size = 50
+stream_flush_interval_ms = 1000
+
+# When the in-memory queue is full: "block" (up to block_timeout_ms), "drop_newest" or "drop_oldest".
+max_queue_size = 100000
+backpressure = "block"
+block_timeout_ms = 100
+
+# Text fields longer than this are truncated and flagged in metadata._truncated.
+max_field_length = 65536
+
+# raise_on_error = true makes bad input raise instead of being logged and counted.
+raise_on_error = false
+
+# Retention and size limits for the SQLite store:
+# [[telemetry.storage]]
+# type = "sqlite"
+# options = {{ path = "{db_path}", prune_days = 30, max_size_mb = 500 }}
+"""

@@ -1,0 +1,530 @@
+"""The Telemetry facade: what applications call. Recording never blocks on I/O and never raises by default."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from .config import TelemetryConfig, load_config
+from .emitter import Emitter, Handler
+from .errors import StoreError, TelemetryError, UnknownSessionError, ValidationError
+from .events import (
+    END_STATUS_ALIASES,
+    EVENT_TYPES,
+    TelemetryEvent,
+    coerce_event,
+    encode_json,
+    now_ms,
+    truncate_fields,
+    validate_event,
+)
+from .ids import uuid7
+from .pipeline import WritePipeline
+from .query import parse_query, parse_session_filter, parse_stats_filter
+from .sessions import SessionContext
+from .store.base import QueryableStore, Session, Stats, StorageProvider
+from .worker import BatchWorker
+
+logger = logging.getLogger("vibekit_telemetry")
+
+_MAX_KNOWN_SESSIONS = 100_000
+_LEGACY_MIN_ARGS = 4  # 4+ positional arguments means the legacy VibeKit signature (session id first)
+
+
+class Telemetry:
+    """Track agent sessions and events; a background thread batches them into the stores.
+
+    Args:
+        config: a TelemetryConfig or a dict in snake_case or the seeds' camelCase.
+        config_file: a TOML file (what `telemetry init` writes); TELEMETRY_CONFIG names one too.
+        **options: any TelemetryConfig field, e.g. service_name, db_path, storage, raise_on_error.
+    """
+
+    def __init__(self, config: TelemetryConfig | Mapping[str, Any] | None = None, *,
+                 config_file: str | os.PathLike[str] | None = None, **options: Any) -> None:
+        self.config = load_config(config, config_file=config_file, **options)
+        self._raise = self.config.raise_on_error
+        self._disabled = self.config.disabled
+        self._emitter = Emitter()
+        self._limit = self.config.max_field_length
+        self._sessions: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
+        self._caller_invalid = 0
+        self._truncated = 0
+        self._shut_down = False
+        self._pid = os.getpid()
+        self._providers: list[StorageProvider] = []
+        self._store_error: str | None = None
+        if self._disabled:
+            self._worker: BatchWorker | None = None
+            self._pipeline: WritePipeline | None = None
+            return
+        self._open_providers()
+        self._pipeline = WritePipeline(
+            self._providers, self._emitter, service_name=self.config.service_name,
+            service_version=self.config.service_version,
+            context={**({"environment": self.config.environment} if self.config.environment else {}),
+                     **self.config.context},
+            retry_attempts=self.config.retry_attempts, retry_delay_ms=self.config.retry_delay_ms)
+        self._worker = BatchWorker(
+            self._write_batch, batch_size=self.config.stream_batch_size,
+            interval_s=self.config.stream_flush_interval_ms / 1000, max_batch=self.config.max_batch_size,
+            max_queue=self.config.max_queue_size, policy=self.config.backpressure,
+            block_timeout_s=self.config.block_timeout_ms / 1000)
+        self._last_maintenance = time.monotonic()
+        ref = weakref.ref(self)
+        atexit.register(_shutdown_at_exit, ref)
+        os.register_at_fork(after_in_child=lambda: (t := ref()) is not None and t._after_fork())
+
+    # -- set-up ------------------------------------------------------------------------------------
+
+    def _open_providers(self) -> None:
+        from .store.factory import build_providers
+
+        providers = build_providers(self.config)
+        opened: list[StorageProvider] = []
+        for provider in providers:
+            try:
+                provider.initialize()
+            except (StoreError, OSError) as exc:
+                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                if self._raise:
+                    raise StoreError(message) from None
+                # Never crash the host application over telemetry: record the failure, keep going.
+                self._store_error = message
+                logger.error("telemetry store %s unavailable: %s", getattr(provider, "name", provider), message)
+                continue
+            opened.append(provider)
+        self._providers = opened
+
+    def _after_fork(self) -> None:
+        """In a forked child, open fresh store connections on first use (the parent's are not ours)."""
+        self._pid = os.getpid()
+        self._sessions = OrderedDict()
+        self._reopen_pending = True
+
+    def _ensure_process(self) -> None:
+        if getattr(self, "_reopen_pending", False):
+            self._reopen_pending = False
+            self._open_providers()
+            if self._pipeline is not None:
+                self._pipeline.providers = list(self._providers)
+
+    @property
+    def store(self) -> QueryableStore:
+        """The primary store: the first provider that answers queries."""
+        self._ensure_process()
+        for provider in self._providers:
+            if getattr(provider, "supports_query", False):
+                return provider  # type: ignore[return-value]
+        raise StoreError(self._store_error or "no queryable store is configured (add sqlite or memory)")
+
+    @property
+    def providers(self) -> list[StorageProvider]:
+        """Every storage provider events are written to."""
+        return list(self._providers)
+
+    # -- recording (caller's thread: validate, enrich, enqueue) -----------------------------------
+
+    def _fail(self, exc: TelemetryError) -> bool:
+        if self._raise:
+            raise exc
+        self._caller_invalid += 1
+        if self._pipeline is not None:
+            self._pipeline._note_error(str(exc))
+        logger.warning("telemetry event dropped: %s", exc)
+        if self._emitter.has("error"):
+            self._emitter.emit("error", exc, None)
+        return False
+
+    def _enqueue(self, event: TelemetryEvent) -> bool:
+        if not event.timestamp:
+            event.timestamp = now_ms()
+        if self._limit and truncate_fields(event, self._limit):
+            self._truncated += 1
+        if self._raise:
+            # Strict mode pays for JSON encoding here so the caller sees the error.
+            event.metadata_json = encode_json("metadata", event.metadata)
+            event.context_json = encode_json("context", event.context)
+        worker = self._worker
+        if worker is None:
+            return False
+        if self._pid != os.getpid():
+            self._after_fork()
+        if not worker.submit(event):
+            if self._emitter.has("dropped"):
+                self._emitter.emit("dropped", event)
+            return False
+        return True
+
+    def track(self, event: TelemetryEvent | Mapping[str, Any]) -> bool:
+        """Record one event (a TelemetryEvent or a dict); return False if it was not accepted."""
+        if self._disabled:
+            return False
+        try:
+            item = validate_event(coerce_event(event))
+            if item.event_type == "start" and item.session_id is None:
+                item.session_id = uuid7()
+            self._remember(item)
+            if item.event_type == "end":
+                self._check_end(item)
+            return self._enqueue(item)
+        except TelemetryError as exc:
+            return self._fail(exc)
+
+    def track_batch(self, events: Iterable[TelemetryEvent | Mapping[str, Any]]) -> int:
+        """Record many events; all are validated first, and none is queued if one is bad (strict mode)."""
+        if self._disabled:
+            return 0
+        prepared: list[TelemetryEvent] = []
+        for index, event in enumerate(events):
+            try:
+                item = validate_event(coerce_event(event))
+                if item.event_type == "start" and item.session_id is None:
+                    item.session_id = uuid7()
+            except ValidationError as exc:
+                named = ValidationError(f"events[{index}].{exc.field}", exc.expected, exc.got)
+                if self._raise:
+                    raise named from None
+                self._fail(named)
+                continue
+            prepared.append(item)
+        accepted = 0
+        for item in prepared:
+            try:
+                self._remember(item)
+                if item.event_type == "end":
+                    self._check_end(item)
+                accepted += self._enqueue(item)
+            except TelemetryError as exc:
+                self._fail(exc)
+        return accepted
+
+    def _remember(self, event: TelemetryEvent) -> None:
+        """Keep the category and action of open sessions so stream/end calls need only the id."""
+        sid = event.session_id
+        if sid is None:
+            return
+        known = self._sessions.get(sid)
+        if event.event_type == "start":
+            self._sessions[sid] = (event.category, event.action)
+            if len(self._sessions) > _MAX_KNOWN_SESSIONS:
+                self._sessions.popitem(last=False)
+        elif known is not None:
+            if event.category is None:
+                event.category = known[0]
+            if event.action is None:
+                event.action = known[1]
+
+    def _check_end(self, event: TelemetryEvent) -> None:
+        sid = event.session_id
+        assert sid is not None
+        if self._sessions.pop(sid, None) is not None:
+            return
+        # Not started here: only strict mode looks in the store (I/O); otherwise the writer checks it.
+        if self._raise:
+            self.flush(5)
+            if sid not in self.store.existing_sessions([sid]):
+                raise UnknownSessionError(sid)
+
+    def track_start(self, agent_type: str | Mapping[str, Any] | None = None, mode: str | None = None,
+                    prompt: str | None = None, *legacy: Any, session_id: str | None = None,
+                    sandbox_id: str | None = None, repo_url: str | None = None,
+                    metadata: Mapping[str, Any] | None = None, timestamp: int | None = None,
+                    context: Mapping[str, Any] | None = None) -> str:
+        """Start a session and return its id.
+
+        Styles: track_start("claude", "code", "Fix this bug", metadata={...}); a dict with the seeds'
+        names; or the legacy (session_id, agent_type, mode, prompt, sandbox_id, repo_url, metadata).
+        """
+        if isinstance(agent_type, Mapping):
+            values = dict(agent_type)
+            values.setdefault("event_type", "start")
+            sid = values.get("session_id") or values.get("sessionId") or uuid7()
+            values.pop("sessionId", None)
+            values["session_id"] = sid
+            self.track(values)
+            return str(sid)
+        if legacy:
+            session_id, agent_type, mode, prompt = agent_type, mode, prompt, legacy[0]
+            sandbox_id, repo_url, metadata = (list(legacy[1:4]) + [None, None, None])[:3]
+        sid = session_id or uuid7()
+        self.track(TelemetryEvent(
+            event_type="start", category=agent_type, action=mode, label=prompt, session_id=sid,
+            sandbox_id=sandbox_id, repo_url=repo_url, metadata=dict(metadata) if metadata else None,
+            timestamp=timestamp or 0, context=dict(context) if context else None))
+        return sid
+
+    def track_stream(self, session_id: str | Mapping[str, Any], stream_data: str | None = None,
+                     *legacy: Any, metadata: Mapping[str, Any] | None = None,
+                     timestamp: int | None = None) -> bool:
+        """Record one streamed output chunk of a session.
+
+        Styles: track_stream(session_id, "chunk"); a dict; or legacy VibeKit
+        (session_id, agent_type, mode, prompt, stream_data, sandbox_id, repo_url, metadata).
+        """
+        if isinstance(session_id, Mapping):
+            return self.track({"event_type": "stream", **session_id})
+        category = action = None
+        if legacy:
+            if len(legacy) < 3:
+                return self._fail(ValidationError(
+                    "track_stream", "(session_id, stream_data) or the legacy (session_id, agent_type, mode, "
+                    "prompt, stream_data, …)"))
+            category, action, stream_data = stream_data, legacy[0], legacy[2]
+            metadata = legacy[5] if len(legacy) > 5 else metadata
+        if self._disabled:
+            return False
+        if type(session_id) is not str or type(stream_data) is not str:
+            return self._fail(ValidationError(
+                "session_id" if type(session_id) is not str else "stream_data", "a string",
+                session_id if type(session_id) is not str else stream_data))
+        if category is None:
+            known = self._sessions.get(session_id)
+            if known is not None:
+                category, action = known
+        event = TelemetryEvent("stream", category, session_id, action, None, None, stream_data,
+                               timestamp=timestamp or 0,
+                               metadata=dict(metadata) if metadata is not None else None)
+        if timestamp is not None or metadata is not None:
+            try:
+                validate_event(event)
+            except TelemetryError as exc:
+                return self._fail(exc)
+        return self._enqueue(event)
+
+    def track_end(self, session_id: str | Mapping[str, Any], status: str = "completed", *legacy: Any,
+                  metadata: Mapping[str, Any] | None = None, duration: float | None = None,
+                  timestamp: int | None = None) -> bool:
+        """End a session as completed (default), error or cancelled.
+
+        Styles: track_end(session_id, "completed"); a dict; or legacy VibeKit
+        (session_id, agent_type, mode, prompt, sandbox_id, repo_url, metadata).
+        """
+        category = action = None
+        if isinstance(session_id, Mapping):
+            values = dict(session_id)
+            meta = dict(values.pop("metadata", None) or {})
+            status = str(values.pop("status", meta.get("status", status)))
+            session_id = values.pop("session_id", values.pop("sessionId", None))
+            category = values.pop("category", values.pop("agentType", values.pop("agent_type", None)))
+            action = values.pop("action", values.pop("mode", None))
+            metadata = meta
+            if values:
+                return self._fail(ValidationError(next(iter(values)), "a known end-event field"))
+        elif legacy:
+            category, action = status, legacy[0]
+            metadata = legacy[3] if len(legacy) > 3 else metadata
+            status = str((metadata or {}).get("status", "completed"))
+        normalised = END_STATUS_ALIASES.get(str(status).lower())
+        if normalised is None:
+            return self._fail(ValidationError("status", "one of completed, error, cancelled", status))
+        meta = {**(metadata or {}), "status": normalised}
+        return self.track(TelemetryEvent(
+            "end", category, session_id, action, metadata=meta, duration=duration, timestamp=timestamp or 0))
+
+    def track_error(self, session_id: str | Mapping[str, Any], error: BaseException | str | None = None,
+                    *legacy: Any, metadata: Mapping[str, Any] | None = None,
+                    timestamp: int | None = None) -> bool:
+        """Record an error in a session (an exception or a message).
+
+        Styles: track_error(session_id, exc); a dict with `error`; or legacy VibeKit
+        (session_id, agent_type, mode, prompt, error, sandbox_id, repo_url, metadata).
+        """
+        category = action = None
+        if isinstance(session_id, Mapping):
+            return self.track({"event_type": "error", **session_id})
+        if legacy:
+            if len(legacy) < 3:
+                return self._fail(ValidationError("track_error", "(session_id, error) or the legacy form"))
+            category, action, error = error, legacy[0], legacy[2]  # type: ignore[assignment]
+            metadata = legacy[5] if len(legacy) > 5 else metadata
+        meta = dict(metadata or {})
+        if isinstance(error, BaseException):
+            meta.setdefault("error", {"type": type(error).__name__, "message": str(error)})
+            label = f"{type(error).__name__}: {error}"
+        elif isinstance(error, str):
+            label = error
+        else:
+            return self._fail(ValidationError("error", "an exception or a message string", error))
+        return self.track(TelemetryEvent("error", category, session_id, action, label, metadata=meta or None,
+                                         timestamp=timestamp or 0))
+
+    def session(self, agent_type: str, mode: str | None = None, prompt: str | None = None, *,
+                metadata: Mapping[str, Any] | None = None, session_id: str | None = None,
+                sandbox_id: str | None = None, repo_url: str | None = None) -> SessionContext:
+        """A context manager (sync or async) for one session: ends completed, or error on exception."""
+        return SessionContext(self, agent_type, mode, prompt, metadata=metadata, session_id=session_id,
+                              sandbox_id=sandbox_id, repo_url=repo_url)
+
+    # -- the writer thread ------------------------------------------------------------------------
+
+    def _write_batch(self, events: list[TelemetryEvent]) -> None:
+        self._ensure_process()
+        assert self._pipeline is not None
+        self._pipeline.process(events)
+        if time.monotonic() - self._last_maintenance > self.config.maintenance_interval_s:
+            self._last_maintenance = time.monotonic()
+            self._maintain()
+
+    def _maintain(self) -> None:
+        """Apply prune_days and max_size_mb on stores that support it (runs on the writer thread)."""
+        for provider in self._providers:
+            prune = getattr(provider, "prune", None)
+            if callable(prune):
+                try:
+                    prune()
+                except Exception as exc:
+                    logger.warning("telemetry pruning failed: %s", exc)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Wait until every event recorded so far is written; False if the timeout passed first."""
+        if self._worker is None:
+            return True
+        done = self._worker.flush(timeout)
+        for provider in self._providers:
+            try:
+                provider.flush()
+            except Exception as exc:
+                logger.warning("telemetry store flush failed: %s", exc)
+        return done
+
+    def shutdown(self, timeout: float | None = 10.0) -> bool:
+        """Write what is queued, stop the writer and close the stores; safe to call twice."""
+        if self._shut_down:
+            return True
+        self._shut_down = True
+        finished = True
+        if self._worker is not None:
+            assert self._pipeline is not None
+            finished = self._worker.flush(timeout)
+            self._pipeline.stopping.set()
+            finished = self._worker.shutdown(timeout) and finished
+        for provider in self._providers:
+            try:
+                provider.shutdown()
+            except Exception as exc:
+                logger.warning("telemetry store shutdown failed: %s", exc)
+        self._emitter.emit("shutdown")
+        return finished
+
+    def __enter__(self) -> Telemetry:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    def on(self, event: str, handler: Handler) -> None:
+        """Listen to `event:tracked`, `flush`, `error`, `dropped` or `shutdown` (handlers run on the writer)."""
+        self._emitter.on(event, handler)
+
+    def off(self, event: str, handler: Handler | None = None) -> None:
+        """Stop listening (one handler, or all handlers of the event)."""
+        self._emitter.off(event, handler)
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def query(self, filter: Any = None, **filters: Any) -> list[TelemetryEvent]:
+        """Return stored events matching the filters (see docs/query.md for every filter)."""
+        return self.store.query(parse_query(filter, **filters))
+
+    def get_session(self, session_id: str, *, with_events: bool = False) -> Session | None:
+        """Return one session (with its events if asked), or None."""
+        if not isinstance(session_id, str) or not session_id:
+            raise ValidationError("session_id", "a non-empty string", session_id)
+        return self.store.get_session(session_id, with_events=with_events)
+
+    def get_sessions(self, filter: Any = None, **filters: Any) -> list[Session]:
+        """Return sessions filtered by status, category, time and errors."""
+        return self.store.get_sessions(parse_session_filter(filter, **filters))
+
+    def get_stats(self, filter: Any = None, **filters: Any) -> Stats:
+        """Return totals, agent shares, date range, size, average duration and an optional breakdown."""
+        return self.store.get_stats(parse_stats_filter(filter, **filters))
+
+    def clean(self, retention_days: float | None = None, *, older_than: Any = None,
+              session_ids: Sequence[str] = (), categories: Sequence[str] = ()) -> int:
+        """Delete events older than retention_days (or matching the filters); return how many went."""
+        from .timeparse import parse_time
+
+        cutoff: int | None = None
+        if retention_days is not None:
+            if isinstance(retention_days, bool) or not isinstance(retention_days, int | float) \
+                    or retention_days < 0:
+                raise ValidationError("retention_days", "a number of days >= 0", retention_days)
+            cutoff = now_ms() - int(retention_days * 86_400_000)
+        if older_than is not None:
+            cutoff = parse_time(older_than, "older_than")
+        if cutoff is None and not session_ids and not categories:
+            raise ValidationError("retention_days", "retention_days, older_than, session_ids or categories")
+        self.flush()
+        return self.store.clean(older_than_ms=cutoff, session_ids=list(session_ids),
+                                categories=list(categories))
+
+    def get_health_status(self) -> dict[str, Any]:
+        """Return the writer's, the queue's and the stores' health, with every drop counted."""
+        if self._disabled:
+            return {"status": "disabled", "reason": "TELEMETRY_DISABLED / DO_NOT_TRACK or disabled=True"}
+        assert self._worker is not None and self._pipeline is not None
+        stats, counters = self._worker.stats, self._pipeline.counters
+        dropped = {
+            "queue_full": stats.dropped_newest + stats.dropped_block_timeout,
+            "oldest_evicted": stats.dropped_oldest,
+            "at_shutdown": stats.dropped_at_shutdown,
+            "invalid": self._caller_invalid + counters.invalid,
+            "rejected_by_store": counters.rejected,
+            "store_failures": counters.lost_after_retries,
+        }
+        stores: list[dict[str, Any]] = []
+        for provider in self._providers:
+            health = getattr(provider, "health", None)
+            try:
+                stores.append(health() if callable(health) else {"name": getattr(provider, "name", "custom")})
+            except Exception as exc:
+                stores.append({"name": getattr(provider, "name", "?"), "reachable": False, "error": str(exc)})
+        healthy_store = bool(self._providers) and all(s.get("reachable", True) for s in stores)
+        status = "healthy"
+        if not self._worker.is_alive() or not healthy_store:
+            status = "unhealthy"
+        elif sum(dropped.values()) or self._worker.depth() > 0.8 * self._worker.capacity():
+            status = "degraded"
+        batches = stats.batches or 1
+        return {
+            "status": status,
+            "service": {"name": self.config.service_name, "version": self.config.service_version},
+            "queue": {"depth": self._worker.depth(), "capacity": self._worker.capacity(),
+                      "policy": self.config.backpressure},
+            "writer": {"alive": self._worker.is_alive(), "batches": stats.batches,
+                       "events_processed": stats.processed, "last_batch_ms": round(stats.last_batch_ms, 3),
+                       "avg_batch_ms": round(stats.total_batch_ms / batches, 3),
+                       "batch_errors": stats.batch_errors},
+            "events": {"submitted": stats.submitted, "written": counters.written,
+                       "duplicates": counters.duplicates, "truncated": self._truncated,
+                       "retries": counters.retries, "store_errors": counters.store_errors},
+            "dropped": dropped,
+            "dropped_total": sum(dropped.values()),
+            "rejected_reasons": dict(counters.rejected_reasons),
+            "stores": stores,
+            "store_error": self._store_error,
+            "last_error": counters.last_error,
+        }
+
+
+def _shutdown_at_exit(ref: Callable[[], Telemetry | None]) -> None:
+    """Flush at interpreter exit so nothing recorded in the last interval is lost."""
+    telemetry = ref()
+    if telemetry is not None and not telemetry._shut_down:
+        telemetry.shutdown(timeout=10.0)
+
+
+TelemetryService = Telemetry
+
+__all__ = ["EVENT_TYPES", "Telemetry", "TelemetryService"]

@@ -1,0 +1,75 @@
+"""Build storage providers from configuration entries."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ..config import StorageConfig, TelemetryConfig
+from ..errors import ValidationError
+from .base import StorageProvider
+
+_SQLITE_OPTIONS = {"path", "enable_indexes", "busy_timeout_ms", "prune_days", "max_size_mb", "wal",
+                   "enable_wal", "stream_batch_size", "stream_flush_interval", "stream_flush_interval_ms"}
+
+
+def _load_object(spec: Any, field: str) -> Any:
+    if isinstance(spec, str):
+        module_name, _, attr = spec.partition(":")
+        if not attr:
+            raise ValidationError(field, "'package.module:ClassName'", spec)
+        try:
+            target = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ValidationError(field, f"an importable provider ({exc})", spec) from None
+        return target() if isinstance(target, type) else target
+    return spec
+
+
+def build_provider(entry: StorageConfig, index: int) -> StorageProvider:
+    """Create the provider one storage entry describes (not yet initialized)."""
+    options = dict(entry.options)
+    field = f"storage[{index}]"
+    if entry.type == "sqlite":
+        unknown = set(options) - _SQLITE_OPTIONS
+        if unknown:
+            raise ValidationError(f"{field}.options.{sorted(unknown)[0]}",
+                                  "one of " + ", ".join(sorted(_SQLITE_OPTIONS)))
+        from .sql import SQLStore
+
+        return SQLStore(
+            str(options.get("path") or ".vibekit/telemetry.db"),
+            enable_indexes=bool(options.get("enable_indexes", True)),
+            busy_timeout_ms=int(options.get("busy_timeout_ms", 5000)),
+            prune_days=options.get("prune_days"),
+            max_size_mb=options.get("max_size_mb"),
+            wal=bool(options.get("wal", options.get("enable_wal", True))),
+        )
+    if entry.type in ("postgres", "postgresql"):
+        url = options.get("url") or options.get("dsn")
+        if not isinstance(url, str) or not url:
+            raise ValidationError(f"{field}.options.url", "a postgresql:// URL", url)
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        from .sql import SQLStore
+
+        return SQLStore(url, prune_days=options.get("prune_days"))
+    if entry.type == "memory":
+        from .memory import MemoryStore
+
+        return MemoryStore()
+    provider = _load_object(options.get("provider") or options.get("class"), f"{field}.options.provider")
+    if provider is None or not callable(getattr(provider, "store_batch", None)):
+        raise ValidationError(f"{field}.options.provider", "an object with a store_batch(events) method",
+                              provider)
+    return provider  # type: ignore[no-any-return]
+
+
+def build_providers(config: TelemetryConfig) -> list[StorageProvider]:
+    """Create every enabled provider of a config, in order; the first queryable one answers reads."""
+    providers = [build_provider(entry, i) for i, entry in enumerate(config.storage_entries())]
+    for obj in config.providers:
+        if not callable(getattr(obj, "store_batch", None)):
+            raise ValidationError("storage", "provider objects with a store_batch(events) method", obj)
+        providers.append(obj)
+    return providers

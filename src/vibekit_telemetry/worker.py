@@ -1,0 +1,222 @@
+"""A generic background batch worker: bounded queue, one daemon thread, flush, shutdown, fork safety."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+logger = logging.getLogger("vibekit_telemetry")
+
+Policy = Literal["block", "drop_newest", "drop_oldest"]
+POLICIES: Final = ("block", "drop_newest", "drop_oldest")
+
+
+class _FlushMarker:
+    """Put in the queue by flush(); set once everything queued before it has been processed."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """Counters a worker keeps; read them through BatchWorker.stats()."""
+
+    submitted: int = 0
+    processed: int = 0
+    batches: int = 0
+    dropped_newest: int = 0
+    dropped_oldest: int = 0
+    dropped_block_timeout: int = 0
+    dropped_at_shutdown: int = 0
+    batch_errors: int = 0
+    last_batch_ms: float = 0.0
+    total_batch_ms: float = 0.0
+
+
+class BatchWorker:
+    """Queue items from any thread; a daemon thread hands them to `process` in batches."""
+
+    def __init__(self, process: Callable[[list[Any]], None], *, batch_size: int = 50,
+                 interval_s: float = 1.0, max_batch: int = 5000, max_queue: int = 100_000,
+                 policy: Policy = "block", block_timeout_s: float = 0.1,
+                 name: str = "vibekit-telemetry-writer") -> None:
+        """Create and start the worker.
+
+        Args:
+            process: called on the worker thread with each batch; exceptions are logged and counted.
+            batch_size: wake the thread as soon as this many items wait.
+            interval_s: otherwise wake it this often.
+            max_batch: hand at most this many items to one `process` call.
+            max_queue: items allowed to wait; past it `policy` applies.
+            policy: block (up to block_timeout_s, then drop the new item), drop_newest or drop_oldest.
+            block_timeout_s: how long `submit` may block under the block policy.
+            name: the thread's name.
+        """
+        if policy not in POLICIES:
+            raise ValueError(f"policy: expected one of {', '.join(POLICIES)}, got {policy!r}")
+        self._process = process
+        self._batch_size = batch_size
+        self._interval_s = interval_s
+        self._max_batch = max_batch
+        self._max_queue = max_queue
+        self._policy: Policy = policy
+        self._block_timeout_s = block_timeout_s
+        self._name = name
+        self.stats = WorkerStats()
+        self._setup_threading()
+        # Rebuild the thread in a forked child: threads do not survive fork, and the parent's
+        # queued items are the parent's to write. A weakref lets the worker be collected.
+        ref = weakref.WeakMethod(self._after_fork_in_child)
+        os.register_at_fork(after_in_child=lambda: (m := ref()) and m())
+
+    def _setup_threading(self) -> None:
+        self._queue: deque[Any] = deque()
+        self._wake = threading.Event()
+        self._space = threading.Condition(threading.Lock())
+        self._shutdown = False
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        self.stats = WorkerStats()
+        self._setup_threading()
+
+    # -- called from application threads ------------------------------------------------------
+
+    def submit(self, item: Any) -> bool:
+        """Queue one item; return False when it was dropped (queue full or worker shut down)."""
+        queue = self._queue
+        if self._shutdown:
+            return False
+        if len(queue) >= self._max_queue and not self._make_room():
+            return False
+        queue.append(item)
+        self.stats.submitted += 1
+        if len(queue) >= self._batch_size:
+            self._wake.set()
+        return True
+
+    def _make_room(self) -> bool:
+        if self._policy == "drop_newest":
+            self.stats.dropped_newest += 1
+            return False
+        if self._policy == "drop_oldest":
+            try:
+                oldest = self._queue.popleft()
+            except IndexError:
+                return True
+            if isinstance(oldest, _FlushMarker):
+                # Never drop a flush request: keep it and drop the new item instead.
+                self._queue.appendleft(oldest)
+                self.stats.dropped_newest += 1
+                return False
+            self.stats.dropped_oldest += 1
+            return True
+        deadline = time.monotonic() + self._block_timeout_s
+        self._wake.set()
+        with self._space:
+            while len(self._queue) >= self._max_queue:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._shutdown:
+                    self.stats.dropped_block_timeout += 1
+                    return False
+                self._space.wait(remaining)
+        return True
+
+    def depth(self) -> int:
+        """Return how many items wait in the queue."""
+        return len(self._queue)
+
+    def capacity(self) -> int:
+        """Return the queue's bound."""
+        return self._max_queue
+
+    def is_alive(self) -> bool:
+        """Return whether the worker thread runs."""
+        return self._thread.is_alive()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued before this call is processed; False on timeout."""
+        if not self._thread.is_alive():
+            self._drain()
+            return not self._queue
+        if threading.current_thread() is self._thread:
+            self._drain()
+            return True
+        marker = _FlushMarker()
+        self._queue.append(marker)
+        self._wake.set()
+        return marker.done.wait(timeout)
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Process what is queued and stop the thread; safe to call twice. False if time ran out."""
+        if self._shutdown:
+            return not self._thread.is_alive()
+        self._shutdown = True
+        self._wake.set()
+        with self._space:
+            self._space.notify_all()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        finished = not self._thread.is_alive()
+        if not finished:
+            left = sum(1 for item in self._queue if not isinstance(item, _FlushMarker))
+            self.stats.dropped_at_shutdown += left
+            logger.warning("telemetry writer did not finish within %ss; %d events not written", timeout, left)
+        return finished
+
+    # -- the worker thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._shutdown:
+            self._wake.wait(self._interval_s)
+            self._wake.clear()
+            self._drain()
+        self._drain()
+
+    def _drain(self) -> None:
+        """Process everything queued, in batches of at most max_batch."""
+        queue = self._queue
+        while queue:
+            batch: list[Any] = []
+            markers: list[_FlushMarker] = []
+            try:
+                while queue and len(batch) < self._max_batch:
+                    item = queue.popleft()
+                    if isinstance(item, _FlushMarker):
+                        markers.append(item)
+                        break  # items after a marker belong to the next batch
+                    batch.append(item)
+            except IndexError:
+                pass
+            self._notify_space()
+            if batch:
+                started = time.perf_counter()
+                try:
+                    self._process(batch)
+                except Exception:
+                    self.stats.batch_errors += 1
+                    logger.exception("telemetry batch of %d events failed", len(batch))
+                finally:
+                    elapsed = (time.perf_counter() - started) * 1000
+                    self.stats.batches += 1
+                    self.stats.processed += len(batch)
+                    self.stats.last_batch_ms = elapsed
+                    self.stats.total_batch_ms += elapsed
+            for marker in markers:
+                marker.done.set()
+
+    def _notify_space(self) -> None:
+        if self._policy == "block":
+            with self._space:
+                self._space.notify_all()
