@@ -66,9 +66,9 @@ class LocalStoreConfig(_Section):
     stream_batch_size: int | None = None
     stream_flush_interval_ms: int | None = None
     prune_days: int | None = None
-    max_size_mb: float | None = None
+    max_size_mb: float | None = Field(None, alias="maxSizeMB")
     enable_indexes: bool = True
-    enable_wal: bool = True
+    enable_wal: bool = Field(True, alias="enableWAL")
 
 
 class StreamingConfig(_Section):
@@ -139,6 +139,14 @@ class TelemetryConfig(_Section):
     api: ApiConfig = Field(default_factory=ApiConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     plugins: list[Any] = Field(default_factory=list)
+
+    def model_post_init(self, __context: Any) -> None:
+        """Let seed 003's localStore batching options set the writer's batching."""
+        if self.local_store is not None:
+            if self.local_store.stream_batch_size is not None:
+                self.stream_batch_size = self.local_store.stream_batch_size
+            if self.local_store.stream_flush_interval_ms is not None:
+                self.stream_flush_interval_ms = self.local_store.stream_flush_interval_ms
 
     def storage_entries(self) -> list[StorageConfig]:
         """Return the enabled storage entries, with the SQLite default filled in."""

@@ -320,7 +320,9 @@ class Telemetry:
                 return self._fail(ValidationError(next(iter(values)), "a known end-event field"))
         elif legacy:
             category, action = status, legacy[0]
-            metadata = legacy[3] if len(legacy) > 3 else metadata
+            metadata = legacy[4] if len(legacy) > 4 else metadata
+            if metadata is not None and not isinstance(metadata, Mapping):
+                return self._fail(ValidationError("metadata", "a dict", metadata))
             status = str((metadata or {}).get("status", "completed"))
         normalised = END_STATUS_ALIASES.get(str(status).lower())
         if normalised is None:

@@ -1,0 +1,45 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vibekit_telemetry import Telemetry
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Run every test in its own directory with no TELEMETRY_* variables from the outer shell."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("TELEMETRY_") or name == "DO_NOT_TRACK":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """A fresh SQLite file path (not yet created)."""
+    return tmp_path / "data" / "telemetry.db"
+
+
+@pytest.fixture
+def make_telemetry(db_path: Path) -> Iterator[Callable[..., Telemetry]]:
+    """Create Telemetry instances on the test's database; all are shut down afterwards."""
+    made: list[Telemetry] = []
+
+    def make(**options: Any) -> Telemetry:
+        options.setdefault("db_path", str(db_path))
+        options.setdefault("stream_flush_interval_ms", 50)
+        telemetry = Telemetry(**options)
+        made.append(telemetry)
+        return telemetry
+
+    yield make
+    for telemetry in made:
+        telemetry.shutdown()

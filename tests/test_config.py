@@ -1,0 +1,90 @@
+"""Configuration: keyword arguments over environment over TOML file over defaults; bad values named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vibekit_telemetry import TelemetryConfig, ValidationError
+from vibekit_telemetry.config import DEFAULT_DB_PATH, default_config_toml, load_config
+
+
+def test_defaults_store_in_vibekit_dir() -> None:
+    config = load_config()
+    [entry] = config.storage_entries()
+    assert entry.type == "sqlite" and entry.options["path"] == DEFAULT_DB_PATH
+    assert config.stream_batch_size == 50 and config.stream_flush_interval_ms == 1000
+
+
+def test_camel_case_dict_like_the_seeds() -> None:
+    config = load_config({"serviceName": "my-ai-app", "serviceVersion": "1.0.0",
+                          "storage": [{"type": "sqlite", "enabled": True,
+                                       "options": {"path": "x.db"}}],
+                          "analytics": {"enabled": True, "metrics": {"enabled": True}}})
+    assert config.service_name == "my-ai-app" and config.analytics.enabled
+    assert config.storage_entries()[0].options["path"] == "x.db"
+
+
+def test_local_store_block_of_seed_003() -> None:
+    config = load_config(localStore={"isEnabled": True, "path": "./t.db", "pruneDays": 7, "maxSizeMB": 100})
+    [entry] = config.storage_entries()
+    assert entry.options["path"] == "./t.db" and entry.options["prune_days"] == 7
+    assert entry.options["max_size_mb"] == 100
+
+
+def test_env_overrides_file_and_kwargs_override_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    file = tmp_path / "t.toml"
+    file.write_text(default_config_toml("from-file.db"))
+    assert load_config(config_file=file).db_path == "from-file.db"
+    monkeypatch.setenv("TELEMETRY_DB_PATH", "from-env.db")
+    monkeypatch.setenv("TELEMETRY_STREAM_BATCH_SIZE", "7")
+    config = load_config(config_file=file)
+    assert config.db_path == "from-env.db" and config.stream_batch_size == 7
+    assert load_config(config_file=file, db_path="from-kwarg.db").db_path == "from-kwarg.db"
+
+
+def test_config_file_found_by_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    file = tmp_path / "conf.toml"
+    file.write_text('[telemetry]\nservice_name = "svc-from-file"\n')
+    monkeypatch.setenv("TELEMETRY_CONFIG", str(file))
+    assert load_config().service_name == "svc-from-file"
+
+
+def test_bad_env_value_is_ignored_with_a_warning(monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("TELEMETRY_STREAM_BATCH_SIZE", "lots")
+    config = load_config()
+    assert config.stream_batch_size == 50
+    assert "TELEMETRY_STREAM_BATCH_SIZE" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["TELEMETRY_DISABLED", "DO_NOT_TRACK"])
+def test_opt_out_variables(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv(name, "1")
+    assert load_config().disabled
+
+
+@pytest.mark.parametrize(("options", "field"), [
+    ({"stream_batch_size": 0}, "stream_batch_size"),
+    ({"backpressure": "panic"}, "backpressure"),
+    ({"storage": [{"type": "mongodb"}]}, "storage.0.type"),
+    ({"max_queue_size": "big"}, "max_queue_size"),
+])
+def test_bad_options_name_the_field(options: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        load_config(**options)
+    assert info.value.field == field
+
+
+def test_bad_toml_file(tmp_path: Path) -> None:
+    file = tmp_path / "bad.toml"
+    file.write_text("[telemetry\nservice_name=")
+    with pytest.raises(ValidationError) as info:
+        load_config(config_file=file)
+    assert info.value.field == "config_file"
+
+
+def test_typed_config_object() -> None:
+    config = load_config(TelemetryConfig(service_name="typed", stream_batch_size=5))
+    assert config.service_name == "typed" and config.stream_batch_size == 5

@@ -1,0 +1,399 @@
+"""The Telemetry facade end to end, on a real SQLite file and on the memory store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vibekit_telemetry import (
+    EventBuilder,
+    StoreError,
+    Telemetry,
+    TelemetryEvent,
+    TelemetryService,
+    UnknownSessionError,
+    ValidationError,
+)
+from vibekit_telemetry.store.base import BaseStorageProvider, BatchResult
+
+MakeTelemetry = Callable[..., Telemetry]
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def telemetry(request: pytest.FixtureRequest, make_telemetry: MakeTelemetry) -> Telemetry:
+    if request.param == "memory":
+        return make_telemetry(storage=[{"type": "memory"}])
+    return make_telemetry()
+
+
+def test_issue_example(telemetry: Telemetry) -> None:
+    sid = telemetry.track_start("claude", "code", "Fix this bug", metadata={"model": "claude-3-sonnet"})
+    telemetry.track_stream(sid, "Here's the fix…")
+    telemetry.track_end(sid, "completed")
+    with telemetry.session("codex", mode="chat", prompt="hi") as s:
+        s.stream("chunk")
+    assert telemetry.flush(10)
+    streams = telemetry.query(category="claude", event_type="stream", since="1h", limit=100)
+    assert [e.stream_data for e in streams] == ["Here's the fix…"]
+    session = telemetry.get_session(sid)
+    assert session is not None and session.status == "completed"
+    assert session.event_count == 3 and session.stream_count == 1 and session.category == "claude"
+    assert session.label == "Fix this bug" and session.metadata == {"model": "claude-3-sonnet"}
+    assert session.duration is not None and session.duration >= 0
+    codex = telemetry.get_sessions(category="codex")
+    assert [c.id for c in codex] == [s.id] and codex[0].status == "completed"
+    assert telemetry.get_sessions(status="active") == []
+    stats = telemetry.get_stats(group_by="category")
+    assert stats.total_events == 6 and stats.total_sessions == 2
+    assert stats.agents == {"claude": 3, "codex": 3}
+    assert {g.key: g.events for g in stats.groups} == {"claude": 3, "codex": 3}
+
+
+def test_session_context_ends_with_error_on_exception(telemetry: Telemetry) -> None:
+    with pytest.raises(RuntimeError), telemetry.session("gemini", "code", "p") as s:
+        s.stream("partial")
+        raise RuntimeError("model overloaded")
+    telemetry.flush(10)
+    session = telemetry.get_session(s.id, with_events=True)
+    assert session is not None and session.status == "error" and session.error_count == 1
+    assert session.events is not None
+    assert [e.event_type for e in session.events] == ["start", "stream", "error", "end"]
+    assert session.events[2].label == "RuntimeError: model overloaded"
+
+
+def test_async_session_context(telemetry: Telemetry) -> None:
+    async def agent() -> str:
+        async with telemetry.session("claude", "chat", "hi") as s:
+            s.stream("a")
+            await asyncio.sleep(0)
+            s.stream("b")
+        return s.id
+
+    sid = asyncio.run(agent())
+    telemetry.flush(10)
+    session = telemetry.get_session(sid)
+    assert session is not None and session.stream_count == 2 and session.status == "completed"
+
+
+def test_calling_styles(telemetry: Telemetry) -> None:
+    # Seed 003 object style with camelCase names.
+    telemetry.track_start({"sessionId": "obj-1", "agentType": "claude", "mode": "chat", "prompt": "Hello"})
+    telemetry.track_stream({"sessionId": "obj-1", "agentType": "claude", "streamData": "hey"})
+    telemetry.track_end({"sessionId": "obj-1", "agentType": "claude", "metadata": {"status": "success"}})
+    # Legacy positional style.
+    telemetry.track_start("legacy-1", "codex", "code", "Hello", "sandbox-789", "https://github.com/u/r",
+                          {"userId": "user-456"})
+    telemetry.track_end("legacy-1", "codex", "code", "Hello", "sandbox-789", "https://github.com/u/r", {})
+    telemetry.flush(10)
+    obj = telemetry.get_session("obj-1")
+    assert obj is not None and obj.status == "completed" and obj.stream_count == 1
+    legacy = telemetry.get_session("legacy-1")
+    assert legacy is not None and legacy.category == "codex" and legacy.sandbox_id == "sandbox-789"
+    assert legacy.repo_url == "https://github.com/u/r" and legacy.status == "completed"
+
+
+def test_event_builder_and_custom_events(telemetry: Telemetry) -> None:
+    event = (EventBuilder().with_category("user-action").with_action("button-click").with_label("submit-form")
+             .with_value(1).with_metadata({"formId": "prefs"}).build())
+    assert telemetry.track(event)
+    assert telemetry.track({"eventType": "custom", "category": "metrics", "action": "token_usage",
+                            "value": 1500})
+    telemetry.flush(10)
+    events = telemetry.query(event_type="custom", order="asc")
+    assert [(e.category, e.action, e.value) for e in events] == [("user-action", "button-click", 1),
+                                                                 ("metrics", "token_usage", 1500)]
+    assert events[0].metadata == {"formId": "prefs"}
+    assert events[0].event_id is not None and events[0].service_name == "vibekit-telemetry"
+
+
+def test_query_filters_end_to_end(telemetry: Telemetry) -> None:
+    base = int(time.time() * 1000) - 10_000
+    sid = telemetry.track_start("claude", "code", "search me", metadata={"team": "red"}, timestamp=base)
+    for i in range(5):
+        telemetry.track_stream(sid, f"chunk number {i} with needle{i}", timestamp=base + i + 1)
+    other = telemetry.track_start("codex", "chat", "other", metadata={"team": "blue"}, timestamp=base + 10)
+    telemetry.flush(10)
+    assert len(telemetry.query(session_id=sid)) == 6
+    assert [e.stream_data for e in telemetry.query(contains="needle3")] == ["chunk number 3 with needle3"]
+    assert [e.session_id for e in telemetry.query(metadata={"team": "blue"})] == [other]
+    page = telemetry.query(session_id=sid, event_type="stream", limit=2, offset=1, order="asc")
+    assert [e.stream_data for e in page] == ["chunk number 1 with needle1", "chunk number 2 with needle2"]
+    newest = telemetry.query(limit=1, order="desc")
+    assert newest[0].session_id == other
+    assert telemetry.query(since=base + 3, until=base + 4, event_type="stream")[0].stream_data.startswith(
+        "chunk number 2")
+
+
+def test_duplicate_event_id_stored_once(telemetry: Telemetry) -> None:
+    event = {"event_id": "0190a000-0000-7000-8000-000000000001", "event_type": "custom", "category": "x"}
+    telemetry.track(event)
+    telemetry.flush(10)
+    telemetry.track(event)
+    telemetry.flush(10)
+    assert len(telemetry.query(event_type="custom")) == 1
+    assert telemetry.get_health_status()["events"]["duplicates"] == 1
+
+
+@pytest.mark.parametrize(("bad", "field"), [
+    ({"event_type": "bogus", "category": "x"}, "event_type"),
+    ({"event_type": "custom"}, "category"),
+    ({"event_type": "custom", "category": "x", "metadata": {"when": object()}}, "metadata.when"),
+    ({"event_type": "custom", "category": "x", "value": math.nan}, "value"),
+    ({"event_type": "custom", "category": "x", "metadata": {"v": math.inf}}, "metadata.v"),
+    ({"event_type": "custom", "category": "x", "timestamp": 1_700_000_000}, "timestamp"),
+])
+def test_bad_input_raises_in_strict_mode_and_stores_nothing(make_telemetry: MakeTelemetry,
+                                                            bad: dict[str, Any], field: str) -> None:
+    telemetry = make_telemetry(raise_on_error=True)
+    with pytest.raises(ValidationError) as info:
+        telemetry.track(bad)
+    assert info.value.field == field
+    telemetry.flush(10)
+    assert telemetry.query() == []
+
+
+@pytest.mark.parametrize("bad", [
+    {"event_type": "bogus", "category": "x"},
+    {"event_type": "custom", "category": "x", "metadata": {"when": object()}},
+    {"event_type": "custom", "category": "x", "value": math.inf},
+])
+def test_bad_input_is_logged_and_counted_by_default(make_telemetry: MakeTelemetry, bad: dict[str, Any],
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    telemetry = make_telemetry()
+    errors: list[Any] = []
+    telemetry.on("error", lambda exc, event: errors.append(exc))
+    assert telemetry.track({"event_type": "custom", "category": "ok"})
+    telemetry.track(bad)  # must not raise into the application
+    telemetry.flush(10)
+    assert [e.category for e in telemetry.query()] == ["ok"]
+    health = telemetry.get_health_status()
+    assert health["dropped"]["invalid"] == 1 and health["status"] == "degraded"
+    assert "telemetry event dropped" in caplog.text
+    assert len(errors) == 1
+
+
+def test_long_strings_are_truncated_and_flagged(make_telemetry: MakeTelemetry) -> None:
+    telemetry = make_telemetry(max_field_length=100)
+    sid = telemetry.track_start("claude", "code", "p")
+    telemetry.track_stream(sid, "y" * 1000)
+    telemetry.flush(10)
+    [chunk] = telemetry.query(event_type="stream")
+    assert chunk.stream_data == "y" * 100
+    assert chunk.metadata == {"_truncated": ["stream_data"]}
+    assert telemetry.get_health_status()["events"]["truncated"] == 1
+
+
+def test_end_of_unknown_session(make_telemetry: MakeTelemetry) -> None:
+    strict = make_telemetry(raise_on_error=True)
+    with pytest.raises(UnknownSessionError) as info:
+        strict.track_end("never-started", "completed")
+    assert info.value.field == "session_id"
+    strict.shutdown()
+    lenient = make_telemetry()
+    assert lenient.track_end("never-started", "completed")  # accepted for now, rejected by the writer
+    lenient.flush(10)
+    assert lenient.get_session("never-started") is None
+    assert lenient.query() == []
+    assert lenient.get_health_status()["dropped"]["rejected_by_store"] == 1
+
+
+def test_end_of_session_started_by_another_process(make_telemetry: MakeTelemetry) -> None:
+    first = make_telemetry()
+    sid = first.track_start("claude", "code", "p")
+    first.shutdown()
+    second = make_telemetry(raise_on_error=True)
+    assert second.track_end(sid, "error")
+    second.flush(10)
+    session = second.get_session(sid)
+    assert session is not None and session.status == "error"
+
+
+def test_bad_status_and_bad_session_id(make_telemetry: MakeTelemetry) -> None:
+    telemetry = make_telemetry(raise_on_error=True)
+    sid = telemetry.track_start("claude", "code", "p")
+    with pytest.raises(ValidationError) as info:
+        telemetry.track_end(sid, "exploded")
+    assert info.value.field == "status"
+    with pytest.raises(ValidationError) as info:
+        telemetry.track_stream(42, "x")  # type: ignore[arg-type]
+    assert info.value.field == "session_id"
+
+
+def test_disabled_by_env_is_a_no_op(monkeypatch: pytest.MonkeyPatch, db_path: Path) -> None:
+    monkeypatch.setenv("DO_NOT_TRACK", "1")
+    telemetry = Telemetry(db_path=str(db_path))
+    sid = telemetry.track_start("claude", "code", "p")
+    assert isinstance(sid, str)
+    assert telemetry.track_stream(sid, "x") is False
+    assert telemetry.get_health_status()["status"] == "disabled"
+    telemetry.shutdown()
+    assert not db_path.exists()
+
+
+def test_events_emitted(make_telemetry: MakeTelemetry) -> None:
+    telemetry = make_telemetry()
+    tracked: list[TelemetryEvent] = []
+    flushes: list[dict[str, int]] = []
+    shutdowns: list[bool] = []
+    telemetry.on("event:tracked", tracked.append)
+    telemetry.on("flush", flushes.append)
+    telemetry.on("shutdown", lambda: shutdowns.append(True))
+    sid = telemetry.track_start("claude", "code", "p")
+    telemetry.flush(10)
+    assert [e.session_id for e in tracked] == [sid]
+    assert sum(f["count"] for f in flushes) == 1
+    telemetry.off("event:tracked", tracked.append)
+    telemetry.track_stream(sid, "more")
+    telemetry.flush(10)
+    assert len(tracked) == 1
+    telemetry.shutdown()
+    assert shutdowns == [True]
+
+
+def test_thread_safety(make_telemetry: MakeTelemetry) -> None:
+    telemetry = make_telemetry()
+
+    def agent(n: int) -> None:
+        with telemetry.session(f"agent-{n % 3}", "code", "p") as s:
+            for i in range(100):
+                s.stream(f"{n}-{i}")
+
+    threads = [threading.Thread(target=agent, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    telemetry.flush(20)
+    stats = telemetry.get_stats()
+    assert stats.total_events == 8 * 102 and stats.total_sessions == 8
+    assert all(s.stream_count == 100 for s in telemetry.get_sessions())
+
+
+def test_clean_by_retention(make_telemetry: MakeTelemetry) -> None:
+    telemetry = make_telemetry()
+    old = int(time.time() * 1000) - 40 * 86_400_000
+    sid_old = telemetry.track_start("claude", "code", "old", timestamp=old)
+    telemetry.track_end(sid_old, "completed", timestamp=old + 1000)
+    sid_new = telemetry.track_start("claude", "code", "new")
+    telemetry.flush(10)
+    assert telemetry.clean(30) == 2
+    assert telemetry.get_session(sid_old) is None and telemetry.get_session(sid_new) is not None
+    with pytest.raises(ValidationError):
+        telemetry.clean(-1)
+
+
+def test_custom_provider_fan_out(make_telemetry: MakeTelemetry) -> None:
+    class Collect(BaseStorageProvider):
+        def __init__(self) -> None:
+            self.events: list[TelemetryEvent] = []
+
+        def store_batch(self, events: Any) -> BatchResult:
+            self.events.extend(events)
+            return BatchResult(stored=len(events))
+
+    extra = Collect()
+    telemetry = make_telemetry(storage=[{"type": "sqlite", "options": {"path": "fan.db"}}, extra])
+    sid = telemetry.track_start("claude", "code", "p")
+    telemetry.flush(10)
+    assert [e.session_id for e in extra.events] == [sid]
+    assert telemetry.get_session(sid) is not None
+
+
+def test_service_alias() -> None:
+    assert TelemetryService is Telemetry
+
+
+def test_non_sqlite_file_gives_one_line_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "not-a-db.db"
+    bogus.write_bytes(b"this is not sqlite" * 200)
+    with pytest.raises(StoreError) as info:
+        Telemetry(db_path=str(bogus), raise_on_error=True)
+    assert "\n" not in str(info.value) and "not-a-db.db" in str(info.value)
+    lenient = Telemetry(db_path=str(bogus))  # never crashes the host application
+    assert lenient.track_start("claude", "code", "p")
+    health = lenient.get_health_status()
+    assert health["status"] == "unhealthy" and "not-a-db.db" in (health["store_error"] or "")
+    lenient.shutdown()
+
+
+def test_locked_database_is_retried_not_lost(make_telemetry: MakeTelemetry, db_path: Path) -> None:
+    telemetry = make_telemetry(storage=[{"type": "sqlite", "options": {"path": str(db_path),
+                                                                      "busy_timeout_ms": 50}}],
+                               retry_delay_ms=20)
+    telemetry.track_start("claude", "code", "warm-up")
+    telemetry.flush(10)
+    # Another process takes the write lock for a while.
+    locker = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time\n"
+        f"c = sqlite3.connect({str(db_path)!r}, isolation_level=None)\n"
+        "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(1.5); c.execute('COMMIT')\n")],
+        stdout=subprocess.PIPE, text=True)
+    assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
+    sids = [telemetry.track_start("claude", "code", f"during lock {i}") for i in range(20)]
+    assert telemetry.flush(20)
+    locker.wait(10)
+    assert all(telemetry.get_session(sid) is not None for sid in sids)
+    assert telemetry.get_health_status()["events"]["retries"] >= 1
+
+
+def test_survives_fork(make_telemetry: MakeTelemetry, db_path: Path) -> None:
+    telemetry = make_telemetry()
+    parent_sid = telemetry.track_start("claude", "code", "parent")
+    telemetry.flush(10)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            sid = telemetry.track_start("claude", "code", "child")
+            telemetry.track_end(sid, "completed")
+            code = 0 if telemetry.flush(10) else 3
+        except BaseException:
+            code = 4
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    telemetry.track_end(parent_sid, "completed")
+    telemetry.flush(10)
+    labels = sorted(s.label or "" for s in telemetry.get_sessions())
+    assert labels == ["child", "parent"]
+
+
+def test_flushes_at_interpreter_exit(db_path: Path) -> None:
+    script = (
+        "from vibekit_telemetry import Telemetry\n"
+        f"t = Telemetry(db_path={str(db_path)!r}, stream_flush_interval_ms=60000)\n"
+        "sid = t.track_start('claude', 'code', 'bye')\n"
+        "for i in range(500): t.track_stream(sid, f'c{i}')\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 501
+
+
+def test_import_is_light() -> None:
+    code = ("import sys, vibekit_telemetry\n"
+            "heavy = [m for m in ('sqlalchemy', 'pydantic', 'fastapi', 'pyarrow', 'numpy', 'rich') "
+            "if m in sys.modules]\n"
+            "print(json.dumps(heavy))")
+    out = subprocess.run([sys.executable, "-c", "import json\n" + code], capture_output=True, text=True,
+                         check=True)
+    assert json.loads(out.stdout) == []
+
+
+def test_health_shape(make_telemetry: MakeTelemetry) -> None:
+    telemetry = make_telemetry()
+    health = telemetry.get_health_status()
+    assert health["status"] == "healthy"
+    assert health["queue"]["capacity"] == 100_000 and health["writer"]["alive"]
+    assert health["stores"][0]["reachable"] is True
