@@ -32,7 +32,12 @@ _EXPORTS = {
     "Stats": "store.base", "StorageProvider": "store.base",
 }
 
-__all__ = [*sorted(_EXPORTS), "__version__"]
+__all__ = [
+    "BaseStorageProvider", "BatchResult", "EventBuilder", "QueryFilter", "Session", "SessionContext",
+    "SessionFilter", "Stats", "StatsFilter", "StorageConfig", "StorageProvider", "StoreError", "Telemetry",
+    "TelemetryConfig", "TelemetryError", "TelemetryEvent", "TelemetryService", "UnknownSessionError",
+    "ValidationError", "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

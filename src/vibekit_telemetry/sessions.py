@@ -17,8 +17,8 @@ class SessionContext:
                  metadata: Mapping[str, Any] | None = None, session_id: str | None = None,
                  sandbox_id: str | None = None, repo_url: str | None = None) -> None:
         self._telemetry = telemetry
-        self._start = dict(agent_type=agent_type, mode=mode, prompt=prompt, metadata=metadata,
-                           session_id=session_id, sandbox_id=sandbox_id, repo_url=repo_url)
+        self._mode, self._prompt, self._metadata = mode, prompt, metadata
+        self._session_id, self._sandbox_id, self._repo_url = session_id, sandbox_id, repo_url
         self.id: str = ""
         self.category = agent_type
         self.ended = False
@@ -26,7 +26,9 @@ class SessionContext:
     def start(self) -> SessionContext:
         """Record the start event (done by `with`); returns self."""
         if not self.id:
-            self.id = self._telemetry.track_start(**self._start)
+            self.id = self._telemetry.track_start(
+                self.category, self._mode, self._prompt, metadata=self._metadata, session_id=self._session_id,
+                sandbox_id=self._sandbox_id, repo_url=self._repo_url)
         return self
 
     def stream(self, data: str, metadata: Mapping[str, Any] | None = None) -> bool:

@@ -1,0 +1,200 @@
+"""Turn a batch of events into what a store writes: rows, per-session deltas, rollup deltas.
+
+Shared by the SQL and memory stores so both apply the same session rules. Everything is
+aggregated in Python: one delta per session and one per rollup bucket, however many events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ..errors import UnknownSessionError
+from ..events import END_STATUS_ALIASES, TelemetryEvent, encode_json, now_ms
+from ..ids import uuid7
+from .base import BatchResult
+
+# Rollup periods and their bucket widths in ms; here, not in schema.py, so MemoryStore needs no SQLAlchemy.
+ROLLUP_PERIODS: Final = {"minute": 60_000, "hour": 3_600_000}
+# (period, bucket_start, category, action ('' when none), event_type)
+RollupKey = tuple[str, int, str, str, str]
+CATEGORY_REASON: Final = ("category: expected a category, or the session_id of a started session "
+                          "that has one")
+
+
+@dataclass(slots=True)
+class KnownSession:
+    """What the planner needs to know about a session already stored."""
+
+    category: str | None
+    start_time: int
+
+
+@dataclass(slots=True)
+class SessionDelta:
+    """The change one batch makes to one session; `new` ones are inserted whole."""
+
+    id: str
+    new: bool
+    start_time: int
+    category: str | None = None
+    action: str | None = None
+    label: str | None = None
+    sandbox_id: str | None = None
+    repo_url: str | None = None
+    metadata_json: str | None = None
+    started: bool = False
+    event_count: int = 0
+    stream_count: int = 0
+    error_count: int = 0
+    last_event_time: int | None = None
+    status: str | None = None
+    end_time: int | None = None
+    duration: float | None = None
+
+
+@dataclass(slots=True)
+class RollupDelta:
+    """Counts and duration statistics to add to one rollup bucket."""
+
+    count: int = 0
+    error_count: int = 0
+    duration_sum: float = 0.0
+    duration_count: int = 0
+    duration_min: float | None = None
+    duration_max: float | None = None
+
+
+@dataclass(slots=True)
+class Plan:
+    """Everything one batch writes, in the order a store applies it."""
+
+    events: list[TelemetryEvent] = field(default_factory=list)
+    sessions: dict[str, SessionDelta] = field(default_factory=dict)
+    rollups: dict[RollupKey, RollupDelta] = field(default_factory=dict)
+    result: BatchResult = field(default_factory=BatchResult)
+
+    def event_rows(self) -> list[tuple[Any, ...]]:
+        """Return the events as tuples in schema.EVENT_COLUMNS order."""
+        return [(e.event_id, e.session_id, e.event_type, e.category, e.action, e.label, e.value,
+                 e.stream_data, e.sandbox_id, e.repo_url, e.timestamp, e.duration, e.metadata_json,
+                 e.context_json, e.service_name, e.service_version) for e in self.events]
+
+
+def prepare(event: TelemetryEvent) -> TelemetryEvent:
+    """Fill what the writer thread normally fills (id, timestamp, JSON text) when a caller did not."""
+    if event.event_id is None:
+        event.event_id = uuid7(event.timestamp or None)
+    if not event.timestamp:
+        event.timestamp = now_ms()
+    if event.metadata_json is None and event.metadata is not None:
+        event.metadata_json = encode_json("metadata", event.metadata)
+    if event.context_json is None and event.context is not None:
+        event.context_json = encode_json("context", event.context)
+    return event
+
+
+def end_status(event: TelemetryEvent) -> str:
+    """Return the stored status an end event asks for (completed when it names none)."""
+    raw = (event.metadata or {}).get("status")
+    if isinstance(raw, str):
+        return END_STATUS_ALIASES.get(raw.strip().lower(), "completed")
+    return "completed"
+
+
+def plan_batch(events: Sequence[TelemetryEvent], known: Mapping[str, KnownSession],
+               stored_ids: Container[str] = ()) -> Plan:
+    """Decide what a batch stores, given the sessions and event ids the store already holds."""
+    plan = Plan()
+    seen: set[str] = set()
+    sessions = plan.sessions
+    for event in events:
+        prepare(event)
+        event_id = event.event_id
+        assert event_id is not None
+        if event_id in seen or event_id in stored_ids:
+            plan.result.duplicates += 1
+            continue
+        sid = event.session_id
+        delta = sessions.get(sid) if sid is not None else None
+        stored = known.get(sid) if sid is not None and delta is None else None
+        if event.event_type == "end" and sid is not None and delta is None and stored is None:
+            plan.result.rejected.append((event, str(UnknownSessionError(sid))))
+            continue
+        category = event.category
+        if category is None:
+            category = delta.category if delta is not None else stored.category if stored else None
+            if category is None:
+                plan.result.rejected.append((event, CATEGORY_REASON))
+                continue
+            event.category = category
+        seen.add(event_id)
+        plan.events.append(event)
+        _add_rollups(plan.rollups, event, category)
+        if sid is None:
+            continue
+        if delta is None:
+            if stored is None:
+                delta = SessionDelta(sid, True, event.timestamp, category=category, action=event.action)
+            else:
+                delta = SessionDelta(sid, False, stored.start_time, category=stored.category)
+            sessions[sid] = delta
+        _apply(delta, event)
+    plan.result.stored = len(plan.events)
+    return plan
+
+
+def _apply(delta: SessionDelta, event: TelemetryEvent) -> None:
+    kind, ts = event.event_type, event.timestamp
+    delta.event_count += 1
+    if kind == "stream":
+        delta.stream_count += 1
+    elif kind == "error":
+        delta.error_count += 1
+    if delta.last_event_time is None or ts > delta.last_event_time:
+        delta.last_event_time = ts
+    if kind == "start":
+        # A start that arrives after the session was created implicitly still names it.
+        delta.started = True
+        delta.start_time = min(delta.start_time, ts)
+        delta.category = event.category
+        delta.action = event.action
+        delta.label = event.label
+        delta.sandbox_id = event.sandbox_id
+        delta.repo_url = event.repo_url
+        delta.metadata_json = event.metadata_json
+    elif kind == "end":
+        delta.status = end_status(event)
+        delta.end_time = ts
+        elapsed = float(max(0, ts - delta.start_time))
+        delta.duration = event.duration if event.duration is not None else elapsed
+
+
+def _add_rollups(rollups: dict[RollupKey, RollupDelta], event: TelemetryEvent, category: str) -> None:
+    action = event.action or ""
+    duration = event.duration
+    for period, size in ROLLUP_PERIODS.items():
+        key = (period, event.timestamp // size * size, category, action, event.event_type)
+        bucket = rollups.get(key)
+        if bucket is None:
+            bucket = rollups[key] = RollupDelta()
+        bucket.count += 1
+        if event.event_type == "error":
+            bucket.error_count += 1
+        if duration is not None:
+            bucket.duration_sum += duration
+            bucket.duration_count += 1
+            low, high = bucket.duration_min, bucket.duration_max
+            bucket.duration_min = duration if low is None else min(low, duration)
+            bucket.duration_max = duration if high is None else max(high, duration)
+
+
+def resolve_older_than(older_than_ms: int | None) -> int | None:
+    """Read clean()'s older_than_ms as a cutoff time, or as an age when it is too small to be one."""
+    from ..events import MIN_TIMESTAMP_MS
+
+    if older_than_ms is None:
+        return None
+    # Below 1e11 (March 1973) a value cannot be a timestamp this store holds: it is an age like 30 days.
+    return now_ms() - older_than_ms if older_than_ms < MIN_TIMESTAMP_MS else older_than_ms

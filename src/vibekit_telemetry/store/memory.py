@@ -1,0 +1,224 @@
+"""MemoryStore: the QueryableStore semantics in pure Python, for tests and `{"type": "memory"}`."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from ..events import TelemetryEvent, now_ms
+from ..query import QueryFilter, SessionFilter, StatsFilter
+from ._batch import KnownSession, plan_batch, resolve_older_than
+from .base import BatchResult, GroupStats, Session, Stats
+
+
+class MemoryStore:
+    """Events and sessions in dicts behind one lock; nothing survives the process."""
+
+    name = "memory"
+    supports_query = True
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._events: dict[str, TelemetryEvent] = {}
+        self._sessions: dict[str, Session] = {}
+        self._audit: list[dict[str, Any]] = []
+        self._closed = False
+
+    def initialize(self) -> None:
+        """Nothing to open."""
+
+    def store(self, event: TelemetryEvent) -> BatchResult:
+        """Store one event."""
+        return self.store_batch([event])
+
+    def store_batch(self, events: Sequence[TelemetryEvent]) -> BatchResult:
+        """Store a batch with the same session rules as the SQL store, all or nothing."""
+        with self._lock:
+            ids = {s for e in events if (s := e.session_id) is not None}
+            known = {s: KnownSession(self._sessions[s].category, self._sessions[s].start_time)
+                     for s in ids if s in self._sessions}
+            plan = plan_batch(events, known, self._events)
+            for event in plan.events:
+                assert event.event_id is not None
+                # A private copy: callers may reuse or mutate their event objects.
+                self._events[event.event_id] = replace(event, metadata=copy.deepcopy(event.metadata),
+                                                       context=copy.deepcopy(event.context))
+            for d in plan.sessions.values():
+                session = self._sessions.get(d.id)
+                if session is None:
+                    session = self._sessions[d.id] = Session(
+                        id=d.id, category=d.category, action=d.action, status="active",
+                        start_time=d.start_time)
+                if d.started:
+                    session.start_time = min(session.start_time, d.start_time)
+                    session.category, session.action, session.label = d.category, d.action, d.label
+                    session.sandbox_id, session.repo_url = d.sandbox_id, d.repo_url
+                    session.metadata = json.loads(d.metadata_json) if d.metadata_json else None
+                session.event_count += d.event_count
+                session.stream_count += d.stream_count
+                session.error_count += d.error_count
+                if d.last_event_time is not None:
+                    session.last_event_time = max(session.last_event_time or 0, d.last_event_time)
+                if d.status is not None:
+                    session.status, session.end_time, session.duration = d.status, d.end_time, d.duration
+            return plan.result
+
+    def query(self, filter_: QueryFilter) -> list[TelemetryEvent]:
+        """Return matching events ordered by (timestamp, event_id)."""
+        f = filter_
+        needle = f.contains.lower() if f.contains else None
+        with self._lock:
+            found = [copy.deepcopy(e) for e in self._events.values() if _matches(e, f, needle)]
+        found.sort(key=lambda e: (e.timestamp, e.event_id or ""), reverse=f.order == "desc")
+        end = None if f.limit is None else f.offset + f.limit
+        return found[f.offset:end]
+
+    def get_session(self, session_id: str, *, with_events: bool = False) -> Session | None:
+        """Return one session, with its events in time order when asked."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None:
+                return None
+            out = copy.deepcopy(session)
+        if with_events:
+            out.events = self.query(QueryFilter(session_ids=[session_id]))
+        return out
+
+    def get_sessions(self, filter_: SessionFilter) -> list[Session]:
+        """Return the sessions matching the filter, newest first by default."""
+        f = filter_
+        with self._lock:
+            found = [copy.deepcopy(s) for s in self._sessions.values() if _session_matches(s, f)]
+        found.sort(key=lambda s: (s.start_time, s.id), reverse=f.order == "desc")
+        end = None if f.limit is None else f.offset + f.limit
+        return found[f.offset:end]
+
+    def existing_sessions(self, session_ids: Sequence[str]) -> set[str]:
+        """Return which of these session ids are stored."""
+        with self._lock:
+            return {s for s in session_ids if s in self._sessions}
+
+    def get_stats(self, filter_: StatsFilter) -> Stats:
+        """Return totals and the requested breakdown over the filtered events."""
+        f = filter_
+        with self._lock:
+            events = [e for e in self._events.values() if _in_range(e.timestamp, f.since, f.until)
+                      and (not f.categories or e.category in f.categories)]
+            sessions = [s for s in self._sessions.values() if _session_matches(
+                s, SessionFilter(categories=f.categories, since=f.since, until=f.until))]
+        agents: dict[str, int] = {}
+        for e in events:
+            agents[e.category or ""] = agents.get(e.category or "", 0) + 1
+        durations = [s.duration for s in sessions if s.end_time is not None and s.duration is not None]
+        stamps = [e.timestamp for e in events]
+        groups: list[GroupStats] = []
+        if f.group_by:
+            by: dict[str | None, list[TelemetryEvent]] = {}
+            for e in events:
+                by.setdefault(getattr(e, f.group_by), []).append(e)
+            # As the SQL store: sessions per agent from the sessions, per action / type from the events.
+            per_category: dict[str | None, int] = {}
+            for s in sessions:
+                per_category[s.category] = per_category.get(s.category, 0) + 1
+            groups = [GroupStats(key, len(items), per_category.get(key, 0) if f.group_by == "category"
+                                 else len({e.session_id for e in items if e.session_id}),
+                                 sum(e.event_type == "error" for e in items)) for key, items in by.items()]
+            groups.sort(key=lambda g: (-g.events, g.key or ""))
+        return Stats(
+            total_events=len(events), total_sessions=len(sessions),
+            active_sessions=sum(s.status == "active" for s in sessions),
+            error_events=sum(e.event_type == "error" for e in events), agents=agents,
+            first_timestamp=min(stamps) if stamps else None, last_timestamp=max(stamps) if stamps else None,
+            database_size_bytes=None,
+            avg_session_duration_ms=sum(durations) / len(durations) if durations else None,
+            group_by=f.group_by, groups=groups)
+
+    def clean(self, *, older_than_ms: int | None = None, session_ids: Sequence[str] = (),
+              categories: Sequence[str] = ()) -> int:
+        """Delete events matching every given criterion (all when none is given); return the count."""
+        cutoff = resolve_older_than(older_than_ms)
+        with self._lock:
+            gone = [e for e in self._events.values()
+                    if (cutoff is None or e.timestamp < cutoff)
+                    and (not session_ids or e.session_id in session_ids)
+                    and (not categories or e.category in categories)]
+            for e in gone:
+                assert e.event_id is not None
+                del self._events[e.event_id]
+            touched = {e.session_id for e in gone if e.session_id}
+            alive = {e.session_id for e in self._events.values() if e.session_id in touched}
+            for sid in touched - alive:
+                self._sessions.pop(sid, None)
+            return len(gone)
+
+    def record_audit(self, actor: str, action: str, target: str | None = None,
+                     details: dict[str, Any] | None = None) -> None:
+        """Append one audit entry."""
+        with self._lock:
+            self._audit.append({"id": len(self._audit) + 1, "timestamp": now_ms(), "actor": actor,
+                                "action": action, "target": target, "details": details})
+
+    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Return the newest audit entries first."""
+        with self._lock:
+            return [dict(a) for a in reversed(self._audit[-limit:])] if limit else []
+
+    def compact(self) -> None:
+        """Nothing to reclaim."""
+
+    def flush(self) -> None:
+        """Nothing buffered."""
+
+    def health(self) -> dict[str, Any]:
+        """Return counts; a memory store is always reachable."""
+        with self._lock:
+            return {"ok": not self._closed, "backend": "memory", "events": len(self._events),
+                    "sessions": len(self._sessions), "size_bytes": None}
+
+    def shutdown(self) -> None:
+        """Mark closed; data stays readable until the object goes."""
+        self._closed = True
+
+
+def _in_range(ts: int, since: int | None, until: int | None) -> bool:
+    return (since is None or ts >= since) and (until is None or ts <= until)
+
+
+def _matches(e: TelemetryEvent, f: QueryFilter, needle: str | None) -> bool:
+    if not _in_range(e.timestamp, f.since, f.until):
+        return False
+    if (f.session_ids and e.session_id not in f.session_ids) or (
+            f.event_types and e.event_type not in f.event_types) or (
+            f.categories and e.category not in f.categories) or (f.actions and e.action not in f.actions):
+        return False
+    if needle is not None and needle not in (e.label or "").lower() and needle not in (
+            e.stream_data or "").lower():
+        return False
+    meta = e.metadata or {}
+    return all(meta_equal(meta, k, v) for k, v in f.metadata.items())
+
+
+def meta_equal(meta: dict[str, Any], key: str, value: Any) -> bool:
+    """Compare one metadata value the way the SQL stores do: JSON types must agree, numbers by value."""
+    got = meta.get(key)
+    if value is None:
+        return got is None  # a missing key matches None, as JSON null and absence both read as NULL
+    if isinstance(value, bool) or isinstance(got, bool):
+        return got is value
+    if isinstance(value, int | float):
+        return isinstance(got, int | float) and got == value
+    return bool(got == value)
+
+
+def _session_matches(s: Session, f: SessionFilter) -> bool:
+    if f.statuses and s.status not in f.statuses:
+        return False
+    if f.categories and s.category not in f.categories:
+        return False
+    if not _in_range(s.start_time, f.since, f.until):
+        return False
+    return f.with_errors is None or (s.error_count > 0) == f.with_errors

@@ -1,0 +1,1 @@
+"""Migration scripts; Alembic loads them by path and skips this file."""

@@ -1,0 +1,119 @@
+"""The current schema as SQLAlchemy Core tables: what reads are built from (migrations own the DDL)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from ._batch import ROLLUP_PERIODS
+
+__all__ = ["EVENT_COLUMNS", "EVENT_INDEXES", "ROLLUP_PERIODS", "audit_log", "events", "metadata", "rollups",
+           "sessions"]
+
+metadata = MetaData()
+
+sessions = Table(
+    "sessions", metadata,
+    Column("id", Text, primary_key=True),
+    Column("category", Text),
+    Column("action", Text),
+    # active | completed | error | cancelled
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger),
+    Column("duration", Float),
+    Column("event_count", Integer, nullable=False, server_default="0"),
+    Column("stream_count", Integer, nullable=False, server_default="0"),
+    Column("error_count", Integer, nullable=False, server_default="0"),
+    Column("last_event_time", BigInteger),
+    Column("label", Text),
+    Column("sandbox_id", Text),
+    Column("repo_url", Text),
+    Column("metadata", Text),
+    Index("ix_sessions_start_time", "start_time"),
+    Index("ix_sessions_status", "status"),
+    Index("ix_sessions_category", "category"),
+)
+
+# Column order of an events row: the write fast path builds tuples in exactly this order.
+EVENT_COLUMNS: Final = (
+    "event_id", "session_id", "event_type", "category", "action", "label", "value", "stream_data",
+    "sandbox_id", "repo_url", "timestamp", "duration", "metadata", "context", "service_name",
+    "service_version",
+)
+
+events = Table(
+    "events", metadata,
+    # UUIDv7 text: the idempotency key, so a replayed batch stores each event once.
+    Column("event_id", Text, primary_key=True),
+    Column("session_id", Text, ForeignKey("sessions.id", ondelete="CASCADE")),
+    Column("event_type", String(16), nullable=False),
+    Column("category", Text),
+    Column("action", Text),
+    Column("label", Text),
+    Column("value", Float),
+    Column("stream_data", Text),
+    Column("sandbox_id", Text),
+    Column("repo_url", Text),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("duration", Float),
+    Column("metadata", Text),
+    Column("context", Text),
+    Column("service_name", Text),
+    Column("service_version", Text),
+)
+
+# Only the indexes queries need: a session's events in order, time ranges, one agent over time.
+# Kept outside the Table so `enable_indexes=False` can drop them for ingest-only stores.
+EVENT_INDEXES: Final = (
+    Index("ix_events_session_ts", events.c.session_id, events.c.timestamp),
+    Index("ix_events_timestamp", events.c.timestamp),
+    Index("ix_events_category_ts", events.c.category, events.c.timestamp),
+)
+
+
+rollups = Table(
+    "rollups", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("period", String(8), nullable=False),
+    Column("bucket_start", BigInteger, nullable=False),
+    # Empty string, not NULL, for a missing action: NULLs never conflict in a unique index.
+    Column("category", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("event_type", String(16), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("error_count", Integer, nullable=False),
+    Column("duration_sum", Float, nullable=False),
+    Column("duration_count", Integer, nullable=False),
+    Column("duration_min", Float),
+    Column("duration_max", Float),
+    UniqueConstraint("period", "bucket_start", "category", "action", "event_type", name="uq_rollups_key"),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("target", Text),
+    Column("details", Text),
+    Index("ix_audit_log_timestamp", "timestamp"),
+)
+
+# What migration 0003 creates: the FTS5 table (SQLite) or trigram GIN indexes (PostgreSQL).
+FTS_TABLE: Final = "events_fts"
+PG_TRGM_INDEXES: Final = ("ix_events_label_trgm", "ix_events_stream_data_trgm")

@@ -1,0 +1,508 @@
+"""SQLStore: the SQLite / PostgreSQL store. Core selects for reads, a compiled DBAPI fast path for writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final
+
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Float,
+    Integer,
+    Text,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+from sqlalchemy.sql.elements import ColumnElement
+
+from ..errors import StoreError
+from ..events import TelemetryEvent, now_ms
+from ..query import QueryFilter, SessionFilter, StatsFilter
+from . import _sql_read as reads
+from . import dialects, migrate
+from ._batch import KnownSession, Plan, plan_batch, resolve_older_than
+from .base import BatchResult, Session, Stats
+from .schema import EVENT_COLUMNS, EVENT_INDEXES, ROLLUP_PERIODS, audit_log, events, rollups, sessions
+
+_CHUNK: Final = 500  # ids per IN (...) list: well under SQLite's 32766 host-parameter limit
+
+
+class SQLStore:
+    """Events, sessions, rollups and the audit log in SQLite (a path or sqlite:/// URL) or PostgreSQL.
+
+    Args:
+        url_or_path: a file path, a `sqlite:///` URL, or a `postgresql+psycopg://` URL.
+        enable_indexes: keep the three secondary event indexes (drop them for ingest-only stores).
+        busy_timeout_ms: how long SQLite waits for another writer before "database is locked".
+        prune_days: `prune()` deletes events older than this many days.
+        max_size_mb: `prune()` deletes the oldest events until the database is under this size.
+        wal: SQLite write-ahead logging (leave on unless the file lives on a network share).
+    """
+
+    supports_query = True
+
+    def __init__(self, url_or_path: str | os.PathLike[str], *, enable_indexes: bool = True,
+                 busy_timeout_ms: int = 5000, prune_days: float | None = None,
+                 max_size_mb: float | None = None, wal: bool = True) -> None:
+        self.url = dialects.to_url(url_or_path)
+        self.dialect = make_url(self.url).get_backend_name()
+        if self.dialect not in (dialects.SQLITE, dialects.POSTGRESQL):
+            raise StoreError(f"unsupported database URL {make_url(self.url)!r}: "
+                             "expected sqlite or postgresql")
+        self.name = self.dialect
+        self.path = dialects.sqlite_path(self.url)
+        self.enable_indexes, self.busy_timeout_ms, self.wal = enable_indexes, busy_timeout_ms, wal
+        self.prune_days, self.max_size_mb = prune_days, max_size_mb
+        self._engine: Engine | None = None
+        self._writer: Any = None
+        # The writer connection is used by one thread at a time: the service's writer thread, or
+        # maintenance (clean, prune, compact) called from another thread.
+        self._lock = threading.RLock()
+        self._fts = False
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def initialize(self) -> None:
+        """Create the parent directory, migrate to the head version and open the writer connection."""
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"store {self._where()} was shut down")
+            if self._engine is not None:
+                return
+            if self.path is not None:
+                os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+                dialects.check_sqlite_file(self.path)
+            engine = dialects.make_engine(self.url, busy_timeout_ms=self.busy_timeout_ms, wal=self.wal)
+            try:
+                migrate.upgrade(engine)
+                with engine.begin() as conn:
+                    for index in EVENT_INDEXES:
+                        (index.create if self.enable_indexes else index.drop)(conn, checkfirst=True)
+                    self._fts = self.dialect == dialects.SQLITE and conn.exec_driver_sql(
+                        "SELECT 1 FROM sqlite_master WHERE name = 'events_fts'").first() is not None
+                self._writer = self._open_writer(engine)
+            except sa_exc.OperationalError as exc:
+                engine.dispose()
+                reason = str(exc.orig).strip().splitlines()[0]
+                raise StoreError(f"cannot open {self._where()}: {reason}") from exc
+            self._statements = _Statements(self.dialect)
+            self._engine = engine
+
+    def _where(self) -> str:
+        return self.path or make_url(self.url).render_as_string(hide_password=True)
+
+    def _open_writer(self, engine: Engine) -> Any:
+        if self.path is None or self.dialect != dialects.SQLITE:
+            raw = engine.raw_connection()
+            return raw
+        import sqlite3
+
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                               timeout=self.busy_timeout_ms / 1000)
+        dialects.apply_sqlite_pragmas(conn, self.busy_timeout_ms, self.wal)
+        # 32 MB of page cache keeps the hot index pages of a growing table in memory while ingesting.
+        conn.execute("PRAGMA cache_size = -32000")
+        return conn
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine reads use (initialising the store on first use)."""
+        if self._engine is None:
+            self.initialize()
+        assert self._engine is not None
+        return self._engine
+
+    def shutdown(self) -> None:
+        """Close the writer and the engine; safe to call twice."""
+        with self._lock:
+            self._closed = True
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+
+    def flush(self) -> None:
+        """Checkpoint the SQLite WAL (fsyncing it); PostgreSQL commits are already durable."""
+        with self._lock:
+            if self._writer is not None and self.dialect == dialects.SQLITE:
+                self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def store(self, event: TelemetryEvent) -> BatchResult:
+        """Store one event."""
+        return self.store_batch([event])
+
+    def store_batch(self, events_: Sequence[TelemetryEvent]) -> BatchResult:
+        """Store a batch in one transaction: duplicates skipped, sessions and rollups updated."""
+        if not events_:
+            return BatchResult()
+        self.engine  # noqa: B018 - initialise on first use
+        with self._lock:
+            integrity_error = self._engine.dialect.dbapi.IntegrityError  # type: ignore[union-attr]
+            try:
+                # SQLite: optimistic, replays are rare, so ids are looked up only when the insert says so.
+                # PostgreSQL: look up first; a failed executemany aborts psycopg's pipeline noisily.
+                return self._write(events_, check_ids=self.dialect != dialects.SQLITE)
+            except integrity_error:
+                return self._write(events_, check_ids=True)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        conn = self._writer
+        cur = conn.cursor()
+        if self.dialect == dialects.SQLITE:
+            # IMMEDIATE takes the write lock up front, so the session lookups below see what we update.
+            cur.execute("BEGIN IMMEDIATE")
+        try:
+            yield cur
+        except BaseException:
+            conn.rollback() if self.dialect != dialects.SQLITE else cur.execute("ROLLBACK")
+            raise
+        else:
+            conn.commit() if self.dialect != dialects.SQLITE else cur.execute("COMMIT")
+        finally:
+            cur.close()
+
+    def _write(self, batch: Sequence[TelemetryEvent], *, check_ids: bool) -> BatchResult:
+        st = self._statements
+        with self._transaction() as cur:
+            sids = list({s for e in batch if (s := e.session_id) is not None})
+            known: dict[str, KnownSession] = {}
+            for chunk in _chunks(sids):
+                cur.execute(st.known_sessions(len(chunk)), chunk)
+                known.update((sid, KnownSession(cat, start)) for sid, cat, start in cur.fetchall())
+            stored: set[str] = set()
+            if check_ids:
+                for chunk in _chunks([e.event_id for e in batch if e.event_id]):
+                    cur.execute(st.stored_ids(len(chunk)), chunk)
+                    stored.update(row[0] for row in cur.fetchall())
+            plan = plan_batch(batch, known, stored)
+            new = [d for d in plan.sessions.values() if d.new]
+            if new:
+                cur.executemany(st.insert_session, [st.session_row(d) for d in new])
+            if plan.events:
+                cur.executemany(st.insert_events, plan.event_rows())
+            old = [d for d in plan.sessions.values() if not d.new]
+            if old:
+                cur.executemany(st.update_session, [st.update_row(d) for d in old])
+            if plan.rollups:
+                cur.executemany(st.upsert_rollup, st.rollup_rows(plan))
+        return plan.result
+
+    @contextmanager
+    def _maintenance(self) -> Iterator[Connection]:
+        """A Core connection in one write transaction, serialised with the writer thread."""
+        with self._lock, self.engine.connect() as conn:
+            if self.dialect == dialects.SQLITE:
+                conn = conn.execution_options(sqlite_immediate=True)
+            with conn.begin():
+                yield conn
+
+    def clean(self, *, older_than_ms: int | None = None, session_ids: Sequence[str] = (),
+              categories: Sequence[str] = ()) -> int:
+        """Delete events matching every given criterion (all events when none is given).
+
+        older_than_ms is a cutoff in epoch ms, or an age in ms when below 1e11 (e.g. 30 days).
+        Sessions left without events go too. Counts, errors and duration sums in the rollups are
+        corrected; their per-bucket min and max are not (they stay as bounds of what arrived).
+        """
+        e, r = events.c, rollups.c
+        cutoff = resolve_older_than(older_than_ms)
+        where: list[ColumnElement[bool]] = [true()]
+        if cutoff is not None:
+            where.append(e.timestamp < cutoff)
+        if session_ids:
+            where.append(e.session_id.in_(list(session_ids)))
+        if categories:
+            where.append(e.category.in_(list(categories)))
+        with self._maintenance() as conn:
+            touched = list(conn.execute(select(e.session_id).distinct().where(
+                *where, e.session_id.is_not(None))).scalars())
+            for period, size in ROLLUP_PERIODS.items():
+                bucket = (e.timestamp // size) * size
+                action = func.coalesce(e.action, "")
+                for start, cat, act, kind, n, errs, dsum, dcount in conn.execute(select(
+                        bucket, e.category, action, e.event_type, func.count(),
+                        func.sum(case((e.event_type == "error", 1), else_=0)),
+                        func.coalesce(func.sum(e.duration), 0.0), func.count(e.duration))
+                        .where(*where).group_by(bucket, e.category, action, e.event_type)):
+                    conn.execute(update(rollups).where(
+                        r.period == period, r.bucket_start == start, r.category == (cat or ""),
+                        r.action == act, r.event_type == kind).values(
+                        count=r.count - n, error_count=r.error_count - errs,
+                        duration_sum=r.duration_sum - dsum, duration_count=r.duration_count - dcount))
+            removed = conn.execute(delete(events).where(*where)).rowcount
+            conn.execute(delete(rollups).where(r.count <= 0))
+            for chunk in _chunks(touched):
+                conn.execute(delete(sessions).where(
+                    sessions.c.id.in_(chunk), ~exists().where(e.session_id == sessions.c.id)))
+        return int(removed)
+
+    def prune(self) -> int:
+        """Apply prune_days and max_size_mb: delete the oldest events, then VACUUM; return the count."""
+        removed = 0
+        if self.prune_days is not None:
+            removed += self.clean(older_than_ms=now_ms() - int(self.prune_days * 86_400_000))
+        if self.max_size_mb is None:
+            return removed
+        limit = int(self.max_size_mb * 1024 * 1024)
+        # Aim 10 % under the limit so the next batches do not trigger another prune at once.
+        target = int(0.9 * limit)
+        for _ in range(10):
+            if self.size_bytes() <= limit:
+                break
+            used = self._used_bytes()
+            if used > target:
+                with self.engine.connect() as conn:
+                    total = conn.execute(select(func.count()).select_from(events)).scalar_one()
+                    if not total:
+                        break
+                    n = max(1, min(total, int(total * (used - target) / used) + 1))
+                    cutoff = conn.execute(select(events.c.timestamp).order_by(events.c.timestamp)
+                                          .offset(n - 1).limit(1)).scalar_one()
+                removed += self.clean(older_than_ms=cutoff + 1)
+            self.compact()
+            if self.dialect != dialects.SQLITE:
+                break  # PostgreSQL files do not shrink without VACUUM FULL: one pass by row share
+        return removed
+
+    def compact(self) -> None:
+        """VACUUM: give the space of deleted rows back to the file system."""
+        self.engine  # noqa: B018
+        with self._lock:
+            if self.dialect == dialects.SQLITE:
+                # VACUUM may renumber the implicit rowids the FTS index points at, so the index is
+                # emptied first (its pages are then reclaimed too) and rebuilt afterwards.
+                if self._fts:
+                    self._writer.execute("INSERT INTO events_fts(events_fts) VALUES ('delete-all')")
+                self._writer.execute("VACUUM")
+                if self._fts:
+                    self._writer.execute("INSERT INTO events_fts(events_fts) VALUES ('rebuild')")
+                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                return
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE events, sessions, rollups")
+
+    def reindex(self) -> None:
+        """Rebuild every index (and the FTS index)."""
+        with self._maintenance() as conn:
+            if self.dialect == dialects.SQLITE:
+                conn.exec_driver_sql("REINDEX")
+                if self._fts:
+                    conn.exec_driver_sql("INSERT INTO events_fts(events_fts) VALUES ('rebuild')")
+            else:
+                for table in ("events", "sessions", "rollups", "audit_log"):
+                    conn.exec_driver_sql(f"REINDEX TABLE {table}")
+
+    def record_audit(self, actor: str, action: str, target: str | None = None,
+                     details: dict[str, Any] | None = None) -> None:
+        """Append one audit entry: who did what to what, when."""
+        with self._maintenance() as conn:
+            conn.execute(insert(audit_log).values(
+                timestamp=now_ms(), actor=actor, action=action, target=target,
+                details=json.dumps(details, default=str) if details is not None else None))
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def query(self, filter_: QueryFilter) -> list[TelemetryEvent]:
+        """Return the events matching the filter, ordered by (timestamp, event_id)."""
+        with self.engine.connect() as conn:
+            return reads.query_events(conn, filter_, self.dialect, self._fts)
+
+    def get_session(self, session_id: str, *, with_events: bool = False) -> Session | None:
+        """Return one session, with its events in time order when asked."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(sessions).where(sessions.c.id == session_id)).first()
+            if row is None:
+                return None
+            session = reads.row_to_session(row)
+            if with_events:
+                session.events = reads.query_events(conn, QueryFilter(session_ids=[session_id]),
+                                                    self.dialect, self._fts)
+        return session
+
+    def get_sessions(self, filter_: SessionFilter) -> list[Session]:
+        """Return the sessions matching the filter."""
+        with self.engine.connect() as conn:
+            return reads.query_sessions(conn, filter_)
+
+    def existing_sessions(self, session_ids: Sequence[str]) -> set[str]:
+        """Return which of these session ids the store holds."""
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(session_ids)):
+                found.update(conn.execute(select(sessions.c.id).where(sessions.c.id.in_(chunk))).scalars())
+        return found
+
+    def get_stats(self, filter_: StatsFilter) -> Stats:
+        """Return totals, agents, date range, size, average duration and the requested breakdown."""
+        with self.engine.connect() as conn:
+            return reads.stats(conn, filter_, self.size_bytes())
+
+    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Return the newest audit entries first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)).all()
+        return [{**row._mapping, "details": json.loads(row.details) if row.details else None} for row in rows]
+
+    def size_bytes(self) -> int:
+        """Return the bytes the store occupies (SQLite file and WAL; PostgreSQL tables and indexes)."""
+        if self.path is not None:
+            return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
+        if self.dialect == dialects.SQLITE:
+            return 0
+        with self.engine.connect() as conn:
+            return int(conn.exec_driver_sql(
+                "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                "WHERE c.relkind = 'r' AND c.relname IN ('events', 'sessions', 'rollups', 'audit_log') "
+                "AND pg_table_is_visible(c.oid)").scalar_one())
+
+    def _used_bytes(self) -> int:
+        """Bytes in use, not counting free pages: what deleting rows reduces before a VACUUM."""
+        if self.dialect != dialects.SQLITE:
+            return self.size_bytes()
+        with self.engine.connect() as conn:
+            pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+            free = conn.exec_driver_sql("PRAGMA freelist_count").scalar_one()
+            size = conn.exec_driver_sql("PRAGMA page_size").scalar_one()
+        return int((pages - free) * size)
+
+    def check(self) -> list[str]:
+        """Run integrity checks; return the problems found ([] when the database is sound)."""
+        problems: list[str] = []
+        with self.engine.connect() as conn:
+            if self.dialect != dialects.SQLITE:
+                conn.exec_driver_sql("SELECT 1")
+                return problems
+            problems += [str(r[0]) for r in conn.exec_driver_sql("PRAGMA integrity_check") if r[0] != "ok"]
+            problems += [f"foreign key: {table} row {rowid} refers to a missing {parent} row"
+                         for table, rowid, parent, _ in conn.exec_driver_sql("PRAGMA foreign_key_check")]
+            if self._fts:
+                try:
+                    conn.exec_driver_sql(
+                        "INSERT INTO events_fts(events_fts, rank) VALUES ('integrity-check', 1)")
+                except sa_exc.DatabaseError as exc:
+                    problems.append(f"text search index: {exc.orig}")
+        return problems
+
+    def health(self) -> dict[str, Any]:
+        """Return reachability, schema version, size and counts (event count from rollups, no scan)."""
+        try:
+            with self.engine.connect() as conn:
+                n_events = conn.execute(select(func.coalesce(func.sum(rollups.c.count), 0))
+                                        .where(rollups.c.period == "hour")).scalar_one()
+                n_sessions = conn.execute(select(func.count()).select_from(sessions)).scalar_one()
+            return {"ok": True, "backend": self.dialect, "location": self._where(),
+                    "schema_version": migrate.current_version(self.engine), "events": int(n_events),
+                    "sessions": int(n_sessions), "size_bytes": self.size_bytes(), "text_search": self._fts
+                    or self.dialect == dialects.POSTGRESQL}
+        except Exception as exc:  # health reports failures, it never raises them
+            return {"ok": False, "backend": self.dialect, "location": self._where(), "error": str(exc)}
+
+
+def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield list(items[start:start + _CHUNK])
+
+
+class _Statements:
+    """The write path's statements, compiled once per store to positional DBAPI SQL."""
+
+    def __init__(self, dialect: str) -> None:
+        d = dialects.writer_dialect(dialect)
+        self.ph = "?" if dialect == dialects.SQLITE else "%s"
+        self.insert_events, names = dialects.compile_positional(insert(events), d)
+        assert names == EVENT_COLUMNS, names  # Plan.event_rows builds tuples in this order
+        self.insert_session, self._session_names = dialects.compile_positional(insert(sessions), d)
+        s = sessions.c
+
+        def b(name: str, type_: Any) -> Any:
+            # Prefixed: SQLAlchemy reserves a column's own name for the automatic SET parameter.
+            return bindparam("b_" + name, type_=type_)
+
+        one: Any = literal_column("1")  # inline, not a bind: only named parameters map to plan values
+        started = b("started", Integer) == one
+        last = b("last_event_time", BigInteger)
+        start_time = b("start_time", BigInteger)
+        self.update_session, self._update_names = dialects.compile_positional(
+            update(sessions).where(s.id == b("sid", Text)).values(
+                event_count=s.event_count + b("event_count", Integer),
+                stream_count=s.stream_count + b("stream_count", Integer),
+                error_count=s.error_count + b("error_count", Integer),
+                last_event_time=case((or_(s.last_event_time.is_(None), s.last_event_time < last), last),
+                                     else_=s.last_event_time),
+                status=func.coalesce(b("status", Text), s.status),
+                end_time=func.coalesce(b("end_time", BigInteger), s.end_time),
+                duration=case((b("ended", Integer) == one, b("duration", Float)), else_=s.duration),
+                start_time=case((started & (start_time < s.start_time), start_time), else_=s.start_time),
+                **{col: case((started, b(col, Text)), else_=s[col])
+                   for col in ("category", "action", "label", "sandbox_id", "repo_url", "metadata")}), d)
+        cols = [c.name for c in rollups.c if c.name != "id"]
+        ins = dialects.upsert_insert(dialect)(rollups).values({c: b(c, rollups.c[c].type) for c in cols})
+        x, r = ins.excluded, rollups.c
+        self.upsert_rollup, self._rollup_names = dialects.compile_positional(ins.on_conflict_do_update(
+            index_elements=["period", "bucket_start", "category", "action", "event_type"],
+            set_={"count": r.count + x.count, "error_count": r.error_count + x.error_count,
+                  "duration_sum": r.duration_sum + x.duration_sum,
+                  "duration_count": r.duration_count + x.duration_count,
+                  "duration_min": dialects.least(dialect, r.duration_min, x.duration_min),
+                  "duration_max": dialects.greatest(dialect, r.duration_max, x.duration_max)}), d)
+
+    def known_sessions(self, n: int) -> str:
+        """SELECT of the stored sessions among n ids."""
+        return f"SELECT id, category, start_time FROM sessions WHERE id IN ({', '.join([self.ph] * n)})"
+
+    def stored_ids(self, n: int) -> str:
+        """SELECT of the stored event ids among n ids."""
+        return f"SELECT event_id FROM events WHERE event_id IN ({', '.join([self.ph] * n)})"
+
+    def session_row(self, d: Any) -> tuple[Any, ...]:
+        """Parameters inserting a session first seen in this batch."""
+        values = {"id": d.id, "category": d.category, "action": d.action, "status": d.status or "active",
+                  "start_time": d.start_time, "end_time": d.end_time, "duration": d.duration,
+                  "event_count": d.event_count, "stream_count": d.stream_count, "error_count": d.error_count,
+                  "last_event_time": d.last_event_time, "label": d.label, "sandbox_id": d.sandbox_id,
+                  "repo_url": d.repo_url, "metadata": d.metadata_json}
+        return tuple(values[n] for n in self._session_names)
+
+    def update_row(self, d: Any) -> tuple[Any, ...]:
+        """Parameters adding one batch's delta to a stored session."""
+        values = {"sid": d.id, "event_count": d.event_count, "stream_count": d.stream_count,
+                  "error_count": d.error_count, "last_event_time": d.last_event_time, "status": d.status,
+                  "ended": 1 if d.status is not None else 0, "end_time": d.end_time, "duration": d.duration,
+                  "started": 1 if d.started else 0, "start_time": d.start_time, "category": d.category,
+                  "action": d.action, "label": d.label, "sandbox_id": d.sandbox_id, "repo_url": d.repo_url,
+                  "metadata": d.metadata_json}
+        return tuple(values[n[2:]] for n in self._update_names)
+
+    def rollup_rows(self, plan: Plan) -> list[tuple[Any, ...]]:
+        """Parameters adding the batch's rollup deltas."""
+        out = []
+        for (period, bucket, category, action, kind), v in plan.rollups.items():
+            values = {"period": period, "bucket_start": bucket, "category": category, "action": action,
+                      "event_type": kind, "count": v.count, "error_count": v.error_count,
+                      "duration_sum": v.duration_sum, "duration_count": v.duration_count,
+                      "duration_min": v.duration_min, "duration_max": v.duration_max}
+            out.append(tuple(values[n[2:]] for n in self._rollup_names))
+        return out
