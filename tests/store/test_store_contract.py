@@ -208,7 +208,7 @@ def test_clean_older_than_small_value_is_an_age(store: QueryableStore) -> None:
 def test_health_and_shutdown_twice(store: QueryableStore) -> None:
     _seed(store)
     health = store.health()
-    assert health["ok"] is True and health["events"] == 7 and health["sessions"] == 2
+    assert health["reachable"] is True and health["events"] == 7 and health["sessions"] == 2
     store.flush()
     store.shutdown()
     store.shutdown()

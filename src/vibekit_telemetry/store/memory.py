@@ -176,7 +176,7 @@ class MemoryStore:
     def health(self) -> dict[str, Any]:
         """Return counts; a memory store is always reachable."""
         with self._lock:
-            return {"ok": not self._closed, "backend": "memory", "events": len(self._events),
+            return {"reachable": not self._closed, "name": "memory", "backend": "memory", "events": len(self._events),
                     "sessions": len(self._sessions), "size_bytes": None}
 
     def shutdown(self) -> None:

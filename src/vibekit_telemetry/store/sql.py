@@ -413,12 +413,12 @@ class SQLStore:
                 n_events = conn.execute(select(func.coalesce(func.sum(rollups.c.count), 0))
                                         .where(rollups.c.period == "hour")).scalar_one()
                 n_sessions = conn.execute(select(func.count()).select_from(sessions)).scalar_one()
-            return {"ok": True, "backend": self.dialect, "location": self._where(),
+            return {"reachable": True, "name": self.name, "backend": self.dialect, "location": self._where(),
                     "schema_version": migrate.current_version(self.engine), "events": int(n_events),
                     "sessions": int(n_sessions), "size_bytes": self.size_bytes(), "text_search": self._fts
                     or self.dialect == dialects.POSTGRESQL}
         except Exception as exc:  # health reports failures, it never raises them
-            return {"ok": False, "backend": self.dialect, "location": self._where(), "error": str(exc)}
+            return {"reachable": False, "name": self.name, "backend": self.dialect, "location": self._where(), "error": str(exc)}
 
 
 def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
