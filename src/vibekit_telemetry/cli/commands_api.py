@@ -1,0 +1,75 @@
+"""`api`: serve the REST API, batch ingest and live streams on the selected database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .context import TelemetryCommand, database_label, open_telemetry
+from .options import console, database_options
+
+
+@click.command(cls=TelemetryCommand)
+@click.option("--port", "-p", type=click.IntRange(0, 65535), default=None,
+              help="Port to listen on (0: any free port) [default: 3000, or api.port in the config].")
+@click.option("--host", default=None,
+              help="Address to bind [default: 127.0.0.1; 0.0.0.0 for every interface].")
+@click.option("--auth/--no-auth", default=None,
+              help="Require an API key or bearer token [env TELEMETRY_AUTH_ENABLED; on with keys].")
+@click.option("--api-key", "api_keys", multiple=True, metavar="KEY[:SCOPES]",
+              help="Accept this X-API-Key (repeatable); SCOPES like ingest+read [env TELEMETRY_API_KEYS].")
+@click.option("--bearer-token", "bearer_tokens", multiple=True, metavar="TOKEN[:SCOPES]",
+              help="Accept this bearer token (repeatable) [env TELEMETRY_BEARER_TOKENS].")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="Allow browser calls from this origin (repeatable) [env TELEMETRY_ALLOWED_ORIGINS].")
+@click.option("--rate-limit", type=click.Choice(["default", "strict", "off"]), default=None,
+              help="default: 600 read + 6,000 ingest requests/min per client; strict: 100 per 15 min.")
+@click.option("--redis-url", metavar="URL", default=None,
+              help="Share rate limits between replicas through Redis [env TELEMETRY_REDIS_URL].")
+@click.option("--max-body-mb", type=click.FloatRange(0.001, 1024), default=None,
+              help="Largest request body accepted [default: 10].")
+@click.option("--dashboard", is_flag=True, help="Also serve the web dashboard (when installed).")
+@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+              default="info", show_default=True)
+@database_options
+def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[str, ...],
+        bearer_tokens: tuple[str, ...], cors_origins: tuple[str, ...], rate_limit: str | None,
+        redis_url: str | None, max_body_mb: float | None, dashboard: bool, log_level: str) -> None:
+    """Serve the HTTP API: events, sessions, stats, live streams (/ws, /api/stream), /metrics.
+
+    \b
+    Examples:
+      telemetry api --port 3000
+      telemetry api --port 3000 --auth --api-key "$KEY"
+      curl -H "X-API-Key: $KEY" 'localhost:3000/api/events?category=claude&limit=10'
+    Stop with Ctrl-C: pending events are written before the server exits.
+    """
+    try:
+        from ..server.runner import run_api_server
+        from ..server.settings import ServerSettings
+    except ImportError as exc:
+        raise click.ClickException(f"the API server needs the server extra: pip install "
+                                   f"'vibekit-telemetry[server]' ({exc.name} is missing)") from None
+    options: dict[str, Any] = {"auth": auth, "api_keys": list(api_keys) or None,
+                               "bearer_tokens": list(bearer_tokens) or None,
+                               "cors_origins": list(cors_origins) or None, "rate_limit": rate_limit,
+                               "redis_url": redis_url}
+    if max_body_mb is not None:
+        options["max_body_bytes"] = int(max_body_mb * 1024 * 1024)
+    err = console(stderr=True)
+    if dashboard:
+        err.print("[yellow]note:[/] the dashboard is not available yet; serving the API only")
+    # The server's pipeline never raises into request handlers: bad events are answered with 400
+    # before they are queued, and the writer counts anything the store refuses.
+    with open_telemetry(must_exist=False, raise_on_error=False) as telemetry:
+        config = telemetry.config.api
+        settings = ServerSettings.resolve(config, **{k: v for k, v in options.items() if v is not None})
+
+        def ready(url: str) -> None:
+            err.print(f"Serving [bold]{database_label()}[/] at [bold]{url}[/] (docs {url}/docs, auth "
+                      f"{'on' if settings.auth_enabled else 'off'}); Ctrl-C to stop")
+
+        run_api_server(telemetry, port if port is not None else config.port,
+                       host if host is not None else config.host, settings=settings, log_level=log_level,
+                       access_log=log_level in ("info", "debug"), on_ready=ready)

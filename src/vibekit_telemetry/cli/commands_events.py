@@ -1,0 +1,214 @@
+"""`dump` and `query`: events out of the store, filtered, in a table, JSON or CSV."""
+
+from __future__ import annotations
+
+import sqlite3
+import urllib.parse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..query import parse_query, parse_session_filter
+from .context import TelemetryCommand, open_store, raw_engine, require_existing_db, resolve_store, sqlite_file
+from .options import (
+    EVENT_ALIASES,
+    EVENT_FIELDS,
+    EVENT_TABLE_FIELDS,
+    SESSION_ALIASES,
+    SESSION_FIELDS,
+    SESSION_TABLE_FIELDS,
+    build_query_kwargs,
+    database_options,
+    effective_limit,
+    emit_rows,
+    event_filter_options,
+    output_options,
+    select_columns,
+)
+
+ERROR_GROUPS = ("label", "category", "action", "session_id")
+
+
+def _emit_events(filters: dict[str, Any], fmt: str, fields: Sequence[str], exclude: Sequence[str]) -> None:
+    query_filter = parse_query(**filters)
+    columns = select_columns(EVENT_FIELDS, fields, exclude, aliases=EVENT_ALIASES,
+                             table_default=EVENT_TABLE_FIELDS, fmt=fmt)
+    with open_store() as store:
+        events = store.query(query_filter)
+    rows = [event.to_dict() for event in events]
+    emit_rows(rows, columns, fmt, empty="No events match.")
+
+
+@click.command(cls=TelemetryCommand)
+@event_filter_options
+@output_options
+@database_options
+def dump(fmt: str, fields: tuple[str, ...], exclude: tuple[str, ...], limit: int | None,
+         **filter_options: Any) -> None:
+    """Print or export events, filtered by time, session, agent, type, mode, text or metadata."""
+    filters = build_query_kwargs(limit=effective_limit(limit, fmt), **filter_options)
+    _emit_events(filters, fmt, fields, exclude)
+
+
+def _read_only_sql(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run one SQL statement on a read-only connection; return column names and rows."""
+    store = resolve_store()
+    path = sqlite_file(store)
+    if path is not None:
+        require_existing_db(store)
+        uri = "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            conn.execute("PRAGMA query_only = ON")
+            cursor = conn.execute(sql)
+            columns = [d[0] for d in cursor.description or ()]
+            return columns, [tuple(r) for r in cursor.fetchall()]
+        finally:
+            conn.close()
+    with raw_engine() as engine, engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            raise click.ClickException("read-only SQL needs a database file, not an in-memory database")
+        connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+        result = connection.exec_driver_sql(sql)
+        columns = list(result.keys()) if result.returns_rows else []
+        rows = [tuple(r) for r in result.fetchall()] if result.returns_rows else []
+        connection.rollback()
+        return columns, rows
+
+
+def _unique_columns(names: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for name in names:
+        candidate, n = name, 2
+        while candidate in out:
+            candidate, n = f"{name}_{n}", n + 1
+        out.append(candidate)
+    return out
+
+
+def _run_sql(sql: str, fmt: str, fields: Sequence[str], exclude: Sequence[str]) -> None:
+    try:
+        names, raw_rows = _read_only_sql(sql)
+    except sqlite3.Error as exc:
+        message = " ".join(str(exc).split())
+        if "readonly" in message or "query_only" in message or "read-only" in message:
+            message += " (telemetry query runs SQL read-only)"
+        raise click.ClickException(f"SQL failed: {message}") from None
+    columns = _unique_columns(names)
+    rows = [dict(zip(columns, row, strict=False)) for row in raw_rows]
+    shown = select_columns(columns, fields, exclude, fmt=fmt)
+    emit_rows(rows, shown, fmt, empty="The query returned no rows.")
+
+
+def _session_rows(store: Any, filters: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s.to_dict() for s in store.get_sessions(parse_session_filter(**filters))]
+
+
+def _longest_sessions(filters: dict[str, Any], limit: int, fmt: str, fields: Sequence[str],
+                      exclude: Sequence[str]) -> None:
+    session_filter = {k: v for k, v in filters.items() if k in ("since", "until", "categories")}
+    with open_store() as store:
+        rows = _session_rows(store, session_filter)
+    rows = [r for r in rows if r.get("duration") is not None]
+    rows.sort(key=lambda r: float(r["duration"]), reverse=True)
+    columns = select_columns(SESSION_FIELDS, fields, exclude, aliases=SESSION_ALIASES,
+                             table_default=SESSION_TABLE_FIELDS, fmt=fmt)
+    emit_rows(rows[:limit], columns, fmt, title="Longest sessions", empty="No finished sessions.")
+
+
+def _sessions_with_errors(filters: dict[str, Any], limit: int | None, fmt: str, fields: Sequence[str],
+                          exclude: Sequence[str]) -> None:
+    session_filter = {k: v for k, v in filters.items() if k in ("since", "until", "categories", "offset")}
+    with open_store() as store:
+        rows = _session_rows(store, {**session_filter, "with_errors": True, "limit": limit})
+    columns = select_columns(SESSION_FIELDS, fields, exclude, aliases=SESSION_ALIASES,
+                             table_default=SESSION_TABLE_FIELDS, fmt=fmt)
+    emit_rows(rows, columns, fmt, title="Sessions with errors", empty="No sessions with errors.")
+
+
+def _error_groups(filters: dict[str, Any], group_by: str, limit: int | None, fmt: str,
+                  fields: Sequence[str], exclude: Sequence[str]) -> None:
+    filters = {**filters, "event_types": ["error"]}
+    filters.pop("limit", None)
+    filters.pop("offset", None)
+    with open_store() as store:
+        events = store.query(parse_query(**filters))
+    groups: dict[Any, dict[str, Any]] = {}
+    for event in events:
+        key = getattr(event, group_by)
+        group = groups.setdefault(key, {group_by: key, "count": 0, "sessions": set(),
+                                        "first_seen": event.timestamp, "last_seen": event.timestamp})
+        group["count"] += 1
+        if event.session_id:
+            group["sessions"].add(event.session_id)
+        group["first_seen"] = min(group["first_seen"], event.timestamp)
+        group["last_seen"] = max(group["last_seen"], event.timestamp)
+    rows = sorted(groups.values(), key=lambda g: (-g["count"], str(g[group_by])))
+    for row in rows:
+        row["sessions"] = len(row["sessions"])
+    if limit is not None:
+        rows = rows[:limit]
+    available = [group_by, "count", "sessions", "first_seen", "last_seen"]
+    columns = select_columns(available, fields, exclude, aliases=EVENT_ALIASES, fmt=fmt)
+    emit_rows(rows, columns, fmt, title=f"Errors by {group_by}", empty="No errors match.")
+
+
+@click.command(cls=TelemetryCommand)
+@click.argument("sql", required=False)
+@event_filter_options
+@click.option("--sessions-with-errors", is_flag=True, help="List sessions that recorded errors.")
+@click.option("--longest-sessions", is_flag=True, help="List finished sessions, longest first.")
+@click.option("--errors", "errors", is_flag=True, help="Error events; with --group-by, counted per group.")
+@click.option("--group-by", "group_by", metavar="FIELD",
+              help="With --errors: group by " + ", ".join(ERROR_GROUPS) + " (prompt and agent accepted).")
+@output_options
+@database_options
+def query(sql: str | None, fmt: str, fields: tuple[str, ...], exclude: tuple[str, ...], limit: int | None,
+          sessions_with_errors: bool, longest_sessions: bool, errors: bool, group_by: str | None,
+          **filter_options: Any) -> None:
+    """Query events with filters, run read-only SQL, or ask a canned question.
+
+    \b
+    Examples:
+      telemetry query --agent claude --type stream --limit 20
+      telemetry query "SELECT category, COUNT(*) AS n FROM events GROUP BY category"
+      telemetry query --longest-sessions
+      telemetry query --errors --group-by label
+      telemetry query --sessions-with-errors --format json
+    """
+    modes = [name for name, on in (("SQL", sql is not None), ("--sessions-with-errors", sessions_with_errors),
+                                   ("--longest-sessions", longest_sessions), ("--errors", errors)) if on]
+    if len(modes) > 1:
+        raise click.UsageError(f"use only one of {', '.join(modes)}")
+    if group_by is not None and not errors:
+        raise click.UsageError("--group-by goes with --errors (use `telemetry stats --group-by` for totals)")
+    if sql is not None:
+        if not sql.strip():
+            raise click.BadParameter("an SQL statement", param_hint="SQL")
+        _run_sql(sql, fmt, fields, exclude)
+        return
+    filters = build_query_kwargs(limit=limit, **filter_options)
+    if longest_sessions:
+        _longest_sessions(filters, limit if limit is not None else 10, fmt, fields, exclude)
+    elif sessions_with_errors:
+        _sessions_with_errors(filters, effective_limit(limit, fmt), fmt, fields, exclude)
+    elif errors and group_by is not None:
+        aliases = {"prompt": "label", "message": "label", "error": "label", "agent": "category",
+                   "agent_type": "category", "agenttype": "category", "mode": "action",
+                   "session": "session_id", "sessionid": "session_id"}
+        key = aliases.get(group_by.lower(), group_by.lower())
+        if key not in ERROR_GROUPS:
+            raise click.BadParameter(f"expected one of {', '.join(ERROR_GROUPS)}, got {group_by!r}",
+                                     param_hint="--group-by")
+        _error_groups(filters, key, limit, fmt, fields, exclude)
+    else:
+        if errors:
+            if filters.get("event_types") not in (None, ["error"]):
+                raise click.UsageError("--errors selects error events; drop --type")
+            filters["event_types"] = ["error"]
+        filters["limit"] = effective_limit(limit, fmt)
+        if filters["limit"] is None:
+            filters.pop("limit")
+        _emit_events(filters, fmt, fields, exclude)

@@ -1,0 +1,246 @@
+"""`init`, `clear`/`clean`, `vacuum`, `reindex` and `check`: setting up and looking after the database."""
+
+from __future__ import annotations
+
+import getpass
+import inspect
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.text import Text
+
+from ..events import now_ms
+from ..timeparse import duration_ms
+from .context import DEFAULT_DB_PATH, TelemetryCommand, database_label, get_state, open_store, open_telemetry
+from .options import (
+    console,
+    database_options,
+    echo_json,
+    format_bytes,
+    format_option,
+    split_list,
+)
+
+
+def _local_user() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:
+        return "cli"
+
+
+def record_audit(store: Any, action: str, target: str | None, details: dict[str, Any]) -> None:
+    """Write an audit entry when the store keeps an audit log (best effort, never fails the command)."""
+    method = getattr(store, "record_audit", None)
+    if not callable(method):
+        return
+    values = {"actor": _local_user(), "action": action, "target": target, "details": details}
+    try:
+        params = inspect.signature(method).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            method(**values)
+        else:
+            method(**{k: v for k, v in values.items() if k in params})
+    except Exception as exc:  # the deletion happened; a missing audit row must not hide that
+        click.echo(f"Warning: could not record the audit entry: {exc}", err=True)
+
+
+def _database_file_size(store: Any) -> int | None:
+    size = getattr(store, "size_bytes", None)
+    return int(size()) if callable(size) else None
+
+
+# --- init ----------------------------------------------------------------------------------------
+
+def _config_template(db_path: str) -> str:
+    from .. import config
+
+    template = getattr(config, "default_config_toml", None)
+    if callable(template):
+        return str(template(db_path))
+    return f'[telemetry]\ndb_path = "{db_path}"\n'  # pragma: no cover - config.py provides it
+
+
+@click.command(cls=TelemetryCommand)
+@click.option("--path", "config_path", metavar="FILE", default=".vibekit/telemetry.toml", show_default=True,
+              type=click.Path(dir_okay=False), help="Where to write the config file.")
+@click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+@database_options
+def init(config_path: str, force: bool) -> None:
+    """Write a commented TOML config file and create the database (runs the migrations)."""
+    state = get_state()
+    target = Path(config_path)
+    if target.exists() and not force:
+        raise click.ClickException(f"{config_path} already exists (use --force to overwrite it)")
+    db = state.db or DEFAULT_DB_PATH
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(_config_template(db), encoding="utf-8")
+    with open_telemetry(must_exist=False) as telemetry:
+        store = telemetry.store
+        record_audit(store, "init", db, {"config_file": str(target)})
+    click.echo(f"Wrote {config_path}")
+    click.echo(f"Database ready at {db}")
+
+
+# --- clear / clean -------------------------------------------------------------------------------
+
+def _describe(older_than: str | None, sessions: list[str], agents: list[str]) -> str:
+    parts = []
+    if older_than:
+        parts.append(f"older than {older_than}")
+    if sessions:
+        parts.append("in session " + ", ".join(sessions))
+    if agents:
+        parts.append("from agent " + ", ".join(agents))
+    return "events " + " and ".join(parts) if parts else "ALL events"
+
+
+def _clear(older_than: str | None, days: float | None, sessions: tuple[str, ...], agents: tuple[str, ...],
+           force: bool, vacuum: bool, fmt: str, command: str) -> None:
+    if older_than is not None and days is not None:
+        raise click.UsageError("use --older-than or --days, not both")
+    if days is not None:
+        older_than = f"{days:g} days"
+    cutoff: int | None = None
+    if older_than is not None:
+        cutoff = now_ms() - duration_ms(older_than, "--older-than")
+    session_ids, categories = split_list(sessions), split_list(agents)
+    what = _describe(older_than, session_ids, categories)
+    with open_store() as store:
+        if not force:
+            click.confirm(f"Delete {what} from {database_label()}?", abort=True, err=True)
+        # No criterion at all deletes every event (the store's documented meaning of clean()).
+        deleted = store.clean(older_than_ms=cutoff, session_ids=session_ids, categories=categories)
+        details: dict[str, Any] = {"deleted": deleted, "older_than": older_than, "session_ids": session_ids,
+                                   "categories": categories}
+        record_audit(store, "delete", command, details)
+        before = after = None
+        if vacuum:
+            before = _database_file_size(store)
+            store.compact()
+            after = _database_file_size(store)
+    if fmt == "json":
+        echo_json({"deleted": deleted, "vacuumed": vacuum, "size_before": before, "size_after": after})
+        return
+    click.echo(f"Deleted {deleted:,} event{'s' if deleted != 1 else ''}.")
+    if vacuum:
+        click.echo(f"Vacuumed: {format_bytes(before)} -> {format_bytes(after)}.")
+
+
+def _clear_options(func: Any) -> Any:
+    decorators = [
+        click.option("--older-than", "older_than", metavar="AGE",
+                     help="Only events older than AGE: 7d, 12h, '1 month', '2 weeks'."),
+        click.option("--days", type=click.FloatRange(min=0), default=None,
+                     help="Only events older than this many days (same as --older-than Nd)."),
+        click.option("--session", "sessions", multiple=True, metavar="ID",
+                     help="Only these sessions (repeatable or comma-separated)."),
+        click.option("--agent", "--category", "agents", multiple=True, metavar="NAME",
+                     help="Only these agents (repeatable or comma-separated)."),
+        click.option("--force", "-f", is_flag=True, help="Do not ask for confirmation."),
+        click.option("--vacuum", is_flag=True, help="Reclaim the freed space afterwards (VACUUM)."),
+        format_option(("table", "json")),
+        database_options,
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+@click.command(cls=TelemetryCommand)
+@_clear_options
+def clear(older_than: str | None, days: float | None, sessions: tuple[str, ...], agents: tuple[str, ...],
+          force: bool, vacuum: bool, fmt: str) -> None:
+    """Delete events (all, or by age, session or agent); asks first unless --force."""
+    _clear(older_than, days, sessions, agents, force, vacuum, fmt, "clear")
+
+
+@click.command(cls=TelemetryCommand)
+@_clear_options
+def clean(older_than: str | None, days: float | None, sessions: tuple[str, ...], agents: tuple[str, ...],
+          force: bool, vacuum: bool, fmt: str) -> None:
+    """Delete old data, as in `clean --days 30`; the same command as clear."""
+    _clear(older_than, days, sessions, agents, force, vacuum, fmt, "clean")
+
+
+# --- vacuum / reindex / check --------------------------------------------------------------------
+
+@click.command(cls=TelemetryCommand)
+@format_option(("table", "json"))
+@database_options
+def vacuum(fmt: str) -> None:
+    """Reclaim unused space in the database file (VACUUM)."""
+    with open_store() as store:
+        before = _database_file_size(store)
+        store.compact()
+        after = _database_file_size(store)
+        record_audit(store, "vacuum", None, {"size_before": before, "size_after": after})
+    if fmt == "json":
+        echo_json({"size_before": before, "size_after": after})
+    else:
+        click.echo(f"Vacuumed: {format_bytes(before)} -> {format_bytes(after)}.")
+
+
+@click.command(cls=TelemetryCommand)
+@format_option(("table", "json"))
+@database_options
+def reindex(fmt: str) -> None:
+    """Rebuild the database's indexes."""
+    with open_store() as store:
+        method = getattr(store, "reindex", None)
+        if not callable(method):
+            raise click.ClickException("this store cannot rebuild indexes")
+        method()
+    if fmt == "json":
+        echo_json({"reindexed": True})
+    else:
+        click.echo("Indexes rebuilt.")
+
+
+def _problems(result: Any) -> list[str]:
+    """Normalise what a store's check() returns into a list of problems (empty when all is well)."""
+    if result is None or result is True:
+        return []
+    if result is False:
+        return ["integrity check failed"]
+    if isinstance(result, dict):
+        found = result.get("problems", result.get("issues", result.get("errors")))
+        if found is None:
+            return [] if result.get("ok", True) else ["integrity check failed"]
+        return _problems(found)
+    if isinstance(result, str):
+        return [] if result.lower() == "ok" else [result]
+    return [str(item) for item in result if str(item).lower() != "ok"]
+
+
+def _sqlite_integrity(store: Any) -> list[str]:
+    engine = getattr(store, "engine", None)
+    if engine is None or engine.dialect.name != "sqlite":
+        return []
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql("PRAGMA integrity_check").fetchall()
+        problems = [str(r[0]) for r in rows if str(r[0]).lower() != "ok"]
+        for row in connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall():
+            problems.append(f"foreign key violation in {row[0]} row {row[1]} (references {row[2]})")
+    return problems
+
+
+@click.command(cls=TelemetryCommand)
+@format_option(("table", "json"))
+@database_options
+def check(fmt: str) -> None:
+    """Check the database's integrity; exits 1 when problems are found."""
+    with open_store() as store:
+        method = getattr(store, "check", None)
+        problems = _problems(method()) if callable(method) else _sqlite_integrity(store)
+    if fmt == "json":
+        echo_json({"ok": not problems, "problems": problems})
+    elif problems:
+        out = console()
+        for problem in problems:
+            out.print(Text.assemble(("✗ ", "red"), problem))
+    else:
+        click.echo("OK: no problems found.")
+    if problems:
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,219 @@
+"""Where the CLI's commands get their database from, and how errors become exit codes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import click
+
+from ..errors import StoreError, TelemetryError, ValidationError
+
+if TYPE_CHECKING:
+    from ..service import Telemetry
+    from ..store.base import QueryableStore
+
+DEFAULT_DB_PATH: Final = ".vibekit/telemetry.db"
+ENV_DB_PATH: Final = "TELEMETRY_DB_PATH"
+ENV_CONFIG: Final = "TELEMETRY_CONFIG"
+ENV_DEBUG: Final = "TELEMETRY_DEBUG"
+
+
+@dataclass
+class CliState:
+    """The global options, gathered from every group and command on the way to the one that runs."""
+
+    db: str | None = None
+    config: str | None = None
+
+    def config_kwargs(self) -> dict[str, Any]:
+        """Return the keyword arguments that point Telemetry or load_config at this database."""
+        kwargs: dict[str, Any] = {}
+        if self.db is not None:
+            if "://" in self.db:
+                kwargs["database_url"] = self.db
+            else:
+                kwargs["db_path"] = self.db
+        if self.config is not None:
+            kwargs["config_file"] = self.config
+        return kwargs
+
+    def describe(self) -> str:
+        """Return the database as the user named it, for messages."""
+        return self.db or DEFAULT_DB_PATH
+
+
+def database_label() -> str:
+    """Return where the selected database lives (file path or URL without password), for messages."""
+    store = resolve_store()
+    path = sqlite_file(store)
+    if path is not None:
+        return path
+    url = getattr(store, "url", None)
+    if url is None:
+        return str(getattr(store, "name", "store"))
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def get_state() -> CliState:
+    """Return the CliState of the running command, creating it at the root context."""
+    ctx = click.get_current_context()
+    return ctx.find_root().ensure_object(CliState)
+
+
+def _debug() -> bool:
+    return os.environ.get(ENV_DEBUG, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.Error | OSError | StoreError):
+        return True
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError:  # pragma: no cover - sqlalchemy is a core dependency
+        return False
+    return isinstance(exc, SQLAlchemyError)
+
+
+def _database_message(exc: BaseException) -> str:
+    """Phrase a database failure for one line, pointing at the usual causes."""
+    text = _one_line(getattr(exc, "orig", None) or exc)
+    if "file is not a database" in text or "malformed" in text:
+        return f"the database file is not a valid SQLite database ({text})"
+    return text
+
+
+class TelemetryCommand(click.Command):
+    """A click command that turns package errors into clean one-line errors and exit codes."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; ValidationError exits 2, store and other failures exit 1, no tracebacks."""
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.Abort, click.ClickException):
+            raise
+        except ValidationError as exc:
+            raise click.UsageError(str(exc), ctx) from None
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+        except Exception as exc:
+            if _debug():
+                raise
+            if _is_database_error(exc):
+                raise click.ClickException(_database_message(exc)) from None
+            if isinstance(exc, TelemetryError):
+                raise click.ClickException(_one_line(exc)) from None
+            raise click.ClickException(
+                f"unexpected {type(exc).__name__}: {_one_line(exc)} "
+                f"(set {ENV_DEBUG}=1 for a traceback)") from None
+
+
+class TelemetryGroup(click.Group):
+    """A click group whose commands are TelemetryCommands and whose subgroups are TelemetryGroups."""
+
+    command_class = TelemetryCommand
+    group_class = type
+
+
+def _check_sqlite_file(path: str) -> None:
+    """Fail with a clear message when a path exists but is not a SQLite database."""
+    file = Path(path)
+    if not file.exists():
+        return
+    if file.is_dir():
+        raise click.ClickException(f"{path} is a directory, not a database file")
+    with file.open("rb") as handle:
+        head = handle.read(16)
+    if head and head != b"SQLite format 3\x00":
+        raise click.ClickException(f"{path} is not a SQLite database (bad file header)")
+
+
+def resolve_store() -> Any:
+    """Return the primary store the configuration names, built but not opened (no migration run)."""
+    from ..config import load_config
+    from ..store.factory import build_providers
+
+    config = load_config(**get_state().config_kwargs())
+    providers = build_providers(config)
+    for provider in providers:
+        if getattr(provider, "supports_query", False):
+            return provider
+    raise click.ClickException("the configuration names no queryable store (sqlite, postgresql or memory)")
+
+
+def sqlite_file(store: Any) -> str | None:
+    """Return the database file of a SQLite store, or None for other stores."""
+    path = getattr(store, "path", None)
+    return str(path) if path else None
+
+
+def require_existing_db(store: Any | None = None) -> None:
+    """Exit 1 with a hint when a reading command is pointed at a SQLite file that does not exist."""
+    path = sqlite_file(store if store is not None else resolve_store())
+    if path is None:
+        return
+    if not Path(path).exists():
+        raise click.ClickException(
+            f"no telemetry database at {path} (run `telemetry init` or `telemetry demo`, "
+            "or point --db at one)")
+    _check_sqlite_file(path)
+
+
+@contextlib.contextmanager
+def open_telemetry(*, must_exist: bool = True, **extra: Any) -> Iterator[Telemetry]:
+    """Open the SDK facade on the selected database, raising on errors, and shut it down after."""
+    from ..service import Telemetry
+
+    state = get_state()
+    store = resolve_store()
+    if must_exist:
+        require_existing_db(store)
+    elif sqlite_file(store):
+        _check_sqlite_file(str(sqlite_file(store)))
+    kwargs = {**state.config_kwargs(), "raise_on_error": True, **extra}
+    telemetry = Telemetry(**kwargs)
+    try:
+        yield telemetry
+    finally:
+        telemetry.shutdown()
+
+
+@contextlib.contextmanager
+def open_store(*, must_exist: bool = True) -> Iterator[QueryableStore]:
+    """Open the primary queryable store of the selected database (schema migrated to head)."""
+    with open_telemetry(must_exist=must_exist) as telemetry:
+        yield telemetry.store
+
+
+@contextlib.contextmanager
+def raw_engine(*, must_exist: bool = True) -> Iterator[Any]:
+    """Yield a SQLAlchemy engine on the selected SQL database without migrating it (for `db`, SQL)."""
+    from ..store import dialects
+
+    store = resolve_store()
+    if not hasattr(store, "url"):
+        raise click.ClickException("the configured store is not a SQL database")
+    path = sqlite_file(store)
+    if must_exist:
+        require_existing_db(store)
+    if path is not None:
+        _check_sqlite_file(path)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = dialects.make_engine(store.url, busy_timeout_ms=getattr(store, "busy_timeout_ms", 5000),
+                                  wal=getattr(store, "wal", True))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
