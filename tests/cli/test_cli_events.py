@@ -147,6 +147,13 @@ def test_query_runs_read_only_sql(run: Run, seeded: Dataset) -> None:
     assert csv_rows == [["a", "a_2"], ["1", "2"]]
 
 
+def test_seed_003_sql_on_the_legacy_telemetry_view(run: Run, seeded: Dataset) -> None:
+    sql = "SELECT agentType, COUNT(*) AS n FROM telemetry GROUP BY agentType ORDER BY agentType"
+    rows = as_json(run("query", sql, "--format", "json"))
+    assert rows == [{"agentType": "claude", "n": 7}, {"agentType": "codex", "n": 4},
+                    {"agentType": "gemini", "n": 3}]
+
+
 def test_query_sql_cannot_write(run: Run, seeded: Dataset, db_file: Path) -> None:
     result = run("query", "DELETE FROM events")
     assert result.exit_code == 1

@@ -49,11 +49,11 @@ def test_head_constant_matches_the_scripts() -> None:
 
 def test_upgrade_step_by_step_and_status(engine: Engine) -> None:
     assert migrate.current_version(engine) is None
-    assert migrate.status(engine) == {"current": None, "head": "0003", "pending": ["0001", "0002", "0003"]}
+    assert migrate.status(engine) == {"current": None, "head": "0004", "pending": ["0001", "0002", "0003", "0004"]}
     migrate.upgrade(engine, "0001")
     assert {"events", "sessions", "audit_log"} <= _tables(engine) and "rollups" not in _tables(engine)
     migrate.upgrade(engine)
-    assert migrate.status(engine) == {"current": "0003", "head": "0003", "pending": []}
+    assert migrate.status(engine) == {"current": "0004", "head": "0004", "pending": []}
     assert "rollups" in _tables(engine)
 
 
@@ -104,3 +104,17 @@ def test_opening_a_current_database_does_not_import_alembic(tmp_path: Path) -> N
     code = (f"import sys; from vibekit_telemetry.store.sql import SQLStore; s = SQLStore({str(path)!r}); "
             "s.initialize(); assert 'alembic' not in sys.modules, 'alembic imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_legacy_view_keeps_seed_003_sql_working(url: str) -> None:
+    store = SQLStore(url)
+    store.initialize()
+    store.store_batch([ev("start", action="code", label="p", event_id="e1"),
+                       ev("stream", at=1, stream_data="chunk", event_id="e2")])
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT agentType, COUNT(*), MAX(streamData) FROM telemetry GROUP BY agentType").fetchall()
+        assert [tuple(r) for r in rows] == [("claude", 2, "chunk")]
+    migrate.downgrade(store.engine, "0003")
+    assert "telemetry" not in set(inspect(store.engine).get_view_names())
+    store.shutdown()
