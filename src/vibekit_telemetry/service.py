@@ -5,19 +5,20 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import threading
 import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import TelemetryConfig, load_config
 from .emitter import Emitter, Handler
 from .errors import StoreError, TelemetryError, UnknownSessionError, ValidationError
 from .events import (
+    _FOLDED_KEYS,
     END_STATUS_ALIASES,
     EVENT_TYPES,
+    FIELD_ALIASES,
     TelemetryEvent,
     coerce_event,
     encode_json,
@@ -32,7 +33,13 @@ from .sessions import SessionContext
 from .store.base import QueryableStore, Session, Stats, StorageProvider
 from .worker import BatchWorker
 
+if TYPE_CHECKING:
+    from .server.runner import ServerHandle
+
 logger = logging.getLogger("vibekit_telemetry")
+_time_ns = time.time_ns
+# Every key a dict event may have (each field's spellings, and the folded `status` / `error`).
+_DICT_KEYS = frozenset(FIELD_ALIASES) | _FOLDED_KEYS
 
 _MAX_KNOWN_SESSIONS = 100_000
 _LEGACY_MIN_ARGS = 4  # 4+ positional arguments means the legacy VibeKit signature (session id first)
@@ -80,7 +87,7 @@ class Telemetry:
         self._last_maintenance = time.monotonic()
         ref = weakref.ref(self)
         atexit.register(_shutdown_at_exit, ref)
-        os.register_at_fork(after_in_child=lambda: (t := ref()) is not None and t._after_fork())
+        os.register_at_fork(after_in_child=lambda: _after_fork_in_child(ref))
 
     # -- set-up ------------------------------------------------------------------------------------
 
@@ -145,18 +152,18 @@ class Telemetry:
 
     def _enqueue(self, event: TelemetryEvent) -> bool:
         if not event.timestamp:
-            event.timestamp = now_ms()
-        if self._limit and truncate_fields(event, self._limit):
-            self._truncated += 1
+            event.timestamp = _time_ns() // 1_000_000
         if self._raise:
-            # Strict mode pays for JSON encoding here so the caller sees the error.
+            # Strict mode pays for truncation and JSON encoding here so the caller sees the error;
+            # by default the writer does both (_settle, pipeline.prepare).
+            if self._limit and truncate_fields(event, self._limit):
+                self._truncated += 1
             event.metadata_json = encode_json("metadata", event.metadata)
             event.context_json = encode_json("context", event.context)
         worker = self._worker
         if worker is None:
             return False
-        if self._pid != os.getpid():
-            self._after_fork()
+        # No os.getpid() check here: the at-fork hooks registered in __init__ reset a forked child.
         if not worker.submit(event):
             if self._emitter.has("dropped"):
                 self._emitter.emit("dropped", event)
@@ -164,8 +171,32 @@ class Telemetry:
         return True
 
     def track(self, event: TelemetryEvent | Mapping[str, Any]) -> bool:
-        """Record one event (a TelemetryEvent or a dict); return False if it was not accepted."""
+        """Record one event (a TelemetryEvent or a dict); return False if it was not accepted.
+
+        By default a dict's field names and event type are checked here (False when one is bad) and the
+        rest (value checks, aliases, ids, session bookkeeping) runs on the writer thread, where a bad
+        value is counted, logged and announced (`error`): True means "queued". With
+        raise_on_error=True every check runs here and raises.
+        """
         if self._disabled:
+            return False
+        if (type(event) is dict and not self._raise and event.keys() <= _DICT_KEYS
+                and (event.get("event_type") or event.get("eventType") or event.get("type")) in EVENT_TYPES):
+            # The fast path (DESIGN.md performance budget): field names and type checked here (a bad
+            # one takes the full path below, False at once); values are checked on the writer. Copy
+            # what the caller may reuse (shallow, as validation did: metadata and context too), stamp
+            # the time, queue.
+            data = event.copy()
+            meta = data.get("metadata")
+            if type(meta) is dict:
+                data["metadata"] = meta.copy()
+            if "context" in data and type(data["context"]) is dict:
+                data["context"] = data["context"].copy()
+            worker = self._worker
+            if worker is not None and worker.submit((data, _time_ns())):
+                return True
+            if self._emitter.has("dropped"):
+                self._emitter.emit("dropped", _event_or_dict(data))
             return False
         try:
             item = validate_event(coerce_event(event))
@@ -207,7 +238,14 @@ class Telemetry:
         return accepted
 
     def _remember(self, event: TelemetryEvent) -> None:
-        """Keep the category and action of open sessions so stream/end calls need only the id."""
+        """Keep the category and action of open sessions so stream/end calls need only the id.
+
+        On the caller's thread in strict mode; otherwise the writer does it, in queue order (_settle).
+        """
+        if self._raise:
+            self._note_session(event)
+
+    def _note_session(self, event: TelemetryEvent) -> None:
         sid = event.session_id
         if sid is None:
             return
@@ -223,6 +261,8 @@ class Telemetry:
                 event.action = known[1]
 
     def _check_end(self, event: TelemetryEvent) -> None:
+        if not self._raise:
+            return  # the writer forgets the session, after the events queued before this end
         sid = event.session_id
         assert sid is not None
         if self._sessions.pop(sid, None) is not None:
@@ -253,7 +293,7 @@ class Telemetry:
             return str(sid)
         if legacy:
             session_id, agent_type, mode, prompt = agent_type, mode, prompt, legacy[0]
-            sandbox_id, repo_url, metadata = (list(legacy[1:4]) + [None, None, None])[:3]
+            sandbox_id, repo_url, metadata = [*legacy[1:4], None, None, None][:3]
         sid = session_id or uuid7()
         self.track(TelemetryEvent(
             event_type="start", category=agent_type, action=mode, label=prompt, session_id=sid,
@@ -269,6 +309,12 @@ class Telemetry:
         Styles: track_stream(session_id, "chunk"); a dict; or legacy VibeKit
         (session_id, agent_type, mode, prompt, stream_data, sandbox_id, repo_url, metadata).
         """
+        if (type(session_id) is str and type(stream_data) is str and not legacy and metadata is None
+                and timestamp is None and not self._raise and not self._disabled):
+            # The common call, kept short (positional arguments, no ABC isinstance): the writer
+            # fills in the session's category and action (_settle).
+            return self._enqueue(TelemetryEvent("stream", None, session_id, None, None, None, stream_data,
+                                                None, None, _time_ns() // 1_000_000))
         if isinstance(session_id, Mapping):
             return self.track({"event_type": "stream", **session_id})
         category = action = None
@@ -285,7 +331,7 @@ class Telemetry:
             return self._fail(ValidationError(
                 "session_id" if type(session_id) is not str else "stream_data", "a string",
                 session_id if type(session_id) is not str else stream_data))
-        if category is None:
+        if category is None and self._raise:  # by default the writer fills them in (_settle)
             known = self._sessions.get(session_id)
             if known is not None:
                 category, action = known
@@ -328,8 +374,9 @@ class Telemetry:
         if normalised is None:
             return self._fail(ValidationError("status", "one of completed, error, cancelled", status))
         meta = {**(metadata or {}), "status": normalised}
+        sid: Any = session_id  # a bad type is reported by validation, naming session_id
         return self.track(TelemetryEvent(
-            "end", category, session_id, action, metadata=meta, duration=duration, timestamp=timestamp or 0))
+            "end", category, sid, action, metadata=meta, duration=duration, timestamp=timestamp or 0))
 
     def track_error(self, session_id: str | Mapping[str, Any], error: BaseException | str | None = None,
                     *legacy: Any, metadata: Mapping[str, Any] | None = None,
@@ -355,7 +402,8 @@ class Telemetry:
             label = error
         else:
             return self._fail(ValidationError("error", "an exception or a message string", error))
-        return self.track(TelemetryEvent("error", category, session_id, action, label, metadata=meta or None,
+        agent: Any = category  # the legacy form passes the agent type where the error usually goes
+        return self.track(TelemetryEvent("error", agent, session_id, action, label, metadata=meta or None,
                                          timestamp=timestamp or 0))
 
     def session(self, agent_type: str, mode: str | None = None, prompt: str | None = None, *,
@@ -367,13 +415,44 @@ class Telemetry:
 
     # -- the writer thread ------------------------------------------------------------------------
 
-    def _write_batch(self, events: list[TelemetryEvent]) -> None:
+    def _write_batch(self, items: list[Any]) -> None:
         self._ensure_process()
         assert self._pipeline is not None
+        events = items if self._raise else self._settle(items)
         self._pipeline.process(events)
         if time.monotonic() - self._last_maintenance > self.config.maintenance_interval_s:
             self._last_maintenance = time.monotonic()
             self._maintain()
+
+    def _settle(self, items: list[Any]) -> list[TelemetryEvent]:
+        """Finish, in queue order, what track() left to the writer in the default mode.
+
+        Raw dicts become validated events (a bad one is counted and logged as at the caller); every
+        event gets its session's category and action, long fields are cut and flagged.
+        """
+        ready: list[TelemetryEvent] = []
+        limit = self._limit
+        for item in items:
+            if type(item) is tuple:
+                data, stamped_ns = item
+                try:
+                    event = validate_event(coerce_event(data))
+                except TelemetryError as exc:
+                    self._fail(exc)
+                    continue
+                if not event.timestamp:
+                    event.timestamp = stamped_ns // 1_000_000
+                if event.event_type == "start" and event.session_id is None:
+                    event.session_id = uuid7(event.timestamp)
+            else:
+                event = item
+            self._note_session(event)
+            if event.event_type == "end" and event.session_id is not None:
+                self._sessions.pop(event.session_id, None)
+            if limit and truncate_fields(event, limit):
+                self._truncated += 1
+            ready.append(event)
+        return ready
 
     def _maintain(self) -> None:
         """Apply prune_days and max_size_mb on stores that support it (runs on the writer thread)."""
@@ -423,6 +502,12 @@ class Telemetry:
 
     def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
+
+    def start_api_server(self, port: int = 3000, host: str = "127.0.0.1", **options: Any) -> ServerHandle:
+        """Serve the HTTP API in a background thread; return a handle with `url` and `stop()` (port=0: any)."""
+        from .server.runner import start_api_server
+
+        return start_api_server(self, port, host, **options)
 
     def on(self, event: str, handler: Handler) -> None:
         """Listen to `event:tracked`, `flush`, `error`, `dropped` or `shutdown` (handlers run on the writer)."""
@@ -518,6 +603,20 @@ class Telemetry:
             "store_error": self._store_error,
             "last_error": counters.last_error,
         }
+
+
+def _event_or_dict(data: dict[str, Any]) -> TelemetryEvent | dict[str, Any]:
+    """What a `dropped` handler gets for a queued dict: the event, or the dict if it is not one."""
+    try:
+        return coerce_event(data)
+    except TelemetryError:
+        return data
+
+
+def _after_fork_in_child(ref: Callable[[], Telemetry | None]) -> None:
+    telemetry = ref()
+    if telemetry is not None:
+        telemetry._after_fork()
 
 
 def _shutdown_at_exit(ref: Callable[[], Telemetry | None]) -> None:

@@ -98,11 +98,14 @@ class BatchWorker:
         queue = self._queue
         if self._shutdown:
             return False
-        if len(queue) >= self._max_queue and not self._make_room():
+        depth = len(queue)
+        if depth >= self._max_queue and not self._make_room():
             return False
         queue.append(item)
         self.stats.submitted += 1
-        if len(queue) >= self._batch_size:
+        # Event.set() takes a lock and notifies: only pay for it when the writer is not already woken
+        # (until the writer gets the GIL, every submit past batch_size would otherwise set it again).
+        if depth >= self._batch_size - 1 and not self._wake.is_set():
             self._wake.set()
         return True
 

@@ -418,7 +418,8 @@ class SQLStore:
                     "sessions": int(n_sessions), "size_bytes": self.size_bytes(), "text_search": self._fts
                     or self.dialect == dialects.POSTGRESQL}
         except Exception as exc:  # health reports failures, it never raises them
-            return {"reachable": False, "name": self.name, "backend": self.dialect, "location": self._where(), "error": str(exc)}
+            return {"reachable": False, "name": self.name, "backend": self.dialect, "location": self._where(),
+                    "error": str(exc)}
 
 
 def _chunks(items: Sequence[str]) -> Iterator[list[str]]:

@@ -1,0 +1,206 @@
+"""Shared helpers for the benchmarks: timing, percentiles, peak RSS, machine facts, the workload.
+
+Every benchmark prints one JSON line (its results) and then a short human summary, so
+`run_all.py` can collect the JSON and people can read the rest.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import random
+import resource
+import sqlite3
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+CACHE_DIR = BENCH_DIR / ".cache"
+RESULTS_DIR = BENCH_DIR / "results"
+
+CATEGORIES = ("claude", "codex", "gemini", "opencode")
+ACTIONS = ("code", "chat", "ask")
+CHUNK_CHARS = 80
+STREAMS_PER_SESSION = 20  # each session: 1 start, ~20 stream chunks (18..22), 1 end; 5% also an error
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Return the q-th percentile (0..100) of already sorted values, nearest-rank."""
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values) + 0.5) - 1))
+    return float(sorted_values[index])
+
+
+def summarize_ns(samples_ns: Sequence[int]) -> dict[str, float]:
+    """p50, p90, p99, p99.9 and mean of per-call nanosecond samples, in microseconds."""
+    values = sorted(samples_ns)
+    return {
+        "n": len(values),
+        "p50_us": percentile(values, 50) / 1000,
+        "p90_us": percentile(values, 90) / 1000,
+        "p99_us": percentile(values, 99) / 1000,
+        "p999_us": percentile(values, 99.9) / 1000,
+        "mean_us": sum(values) / len(values) / 1000 if values else float("nan"),
+    }
+
+
+def timer_overhead_ns(n: int = 200_000) -> float:
+    """Median cost of two back-to-back perf_counter_ns calls (what every per-call sample includes)."""
+    from time import perf_counter_ns
+
+    samples = []
+    for _ in range(n):
+        a = perf_counter_ns()
+        b = perf_counter_ns()
+        samples.append(b - a)
+    samples.sort()
+    return float(samples[len(samples) // 2])
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process, in MB (Linux reports ru_maxrss in KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine() -> dict[str, Any]:
+    """The facts a result needs next to it: cores, CPU model, Python and SQLite versions, date."""
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "sqlite": sqlite3.sqlite_version,
+        "platform": platform.platform(),
+        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def emit(name: str, results: dict[str, Any], summary: list[str]) -> None:
+    """Print the JSON line first (run_all.py reads it), then the human summary."""
+    print(json.dumps({"bench": name, **results}, default=str), flush=True)
+    for line in summary:
+        print(line)
+    sys.stdout.flush()
+
+
+def ratio(ours: float, peer: float) -> float:
+    """ours / peer, guarding against a zero peer."""
+    return ours / peer if peer else float("nan")
+
+
+# -- the workload -----------------------------------------------------------------------------------
+
+class Workload:
+    """A deterministic agent workload: sessions of start, ~20 stream chunks of 80 chars, some errors, end.
+
+    Text comes from pre-built pools so generating a call costs next to nothing next to tracking it.
+    """
+
+    def __init__(self, seed: int = 1234) -> None:
+        rng = random.Random(seed)
+        alphabet = "abcdefghijklmnopqrstuvwxyz      ,.()=:_0123456789"
+        self.chunks = ["".join(rng.choice(alphabet) for _ in range(CHUNK_CHARS)) for _ in range(4096)]
+        self.prompts = [f"Fix the bug in module {i}: " + self.chunks[i][:40] for i in range(512)]
+        self.rng = rng
+
+    def sessions(self, total_events: int) -> Iterator[list[tuple[str, Any]]]:
+        """Yield sessions as lists of (kind, payload) until total_events events have been produced."""
+        rng, chunks, prompts = self.rng, self.chunks, self.prompts
+        produced = 0
+        n = 0
+        while produced < total_events:
+            category = CATEGORIES[n % len(CATEGORIES)]
+            action = ACTIONS[n % len(ACTIONS)]
+            calls: list[tuple[str, Any]] = [("start", (category, action, prompts[n % len(prompts)],
+                                                       {"model": f"{category}-model", "attempt": n % 3}))]
+            streams = STREAMS_PER_SESSION + rng.randint(-2, 2)
+            failed = n % 20 == 7
+            for i in range(streams):
+                calls.append(("stream", chunks[(n * 31 + i) % len(chunks)]))
+                if failed and i == streams // 2:
+                    calls.append(("error", "RateLimitError: 429 Too Many Requests"))
+            calls.append(("end", "error" if failed else "completed"))
+            left = total_events - produced
+            if len(calls) > left:
+                calls = calls[:left]
+            produced += len(calls)
+            n += 1
+            yield calls
+
+
+def sqlite_files(path: Path) -> list[Path]:
+    """The database file and its WAL and shared-memory companions."""
+    return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+
+
+def remove_db(path: Path) -> None:
+    """Delete a SQLite database and its companions."""
+    for p in sqlite_files(path):
+        if p.exists():
+            p.unlink()
+
+
+Row = tuple[Any, ...]
+
+
+def iter_rows(events: int, first_ts: int, step_ms: int = 1) -> Iterator[tuple[Row, list[Row]]]:
+    """Yield (session row, event rows) per session: what the pipeline stores for the same workload.
+
+    Session rows are final states in `sessions` column order; event rows are in schema.EVENT_COLUMNS
+    order with ids and JSON made, as the writer makes them. Timestamps advance step_ms per event.
+    """
+    from vibekit_telemetry.events import END_STATUS_ALIASES
+    from vibekit_telemetry.ids import uuid7
+
+    ts = first_ts
+    for calls in Workload().sessions(events):
+        sid = uuid7(ts)
+        category, action, prompt, metadata = calls[0][1]
+        meta_json = json.dumps(metadata, separators=(",", ":"))
+        start = ts
+        streams = errors = 0
+        status, end_time = "active", None
+        rows: list[tuple[Any, ...]] = []
+        for kind, payload in calls:
+            ts += step_ms
+            label = stream_data = meta = None
+            if kind == "start":
+                label, meta = prompt, meta_json
+            elif kind == "stream":
+                stream_data = payload
+                streams += 1
+            elif kind == "error":
+                label = payload
+                errors += 1
+            else:
+                status, end_time = END_STATUS_ALIASES[payload], ts
+                meta = json.dumps({"status": status}, separators=(",", ":"))
+            rows.append((uuid7(ts), sid, kind, category, action, label, None, stream_data, None, None,
+                         ts, None, meta, None, "vibekit-telemetry", "0.0.0"))
+        session = (sid, category, action, status, start, end_time,
+                   float(end_time - start) if end_time else None, len(calls), streams, errors, ts, prompt,
+                   None, None, meta_json)
+        yield session, rows
+
+
+SESSION_COLUMNS = ("id", "category", "action", "status", "start_time", "end_time", "duration", "event_count",
+                   "stream_count", "error_count", "last_event_time", "label", "sandbox_id", "repo_url",
+                   "metadata")
+INSERT_SESSION = f"INSERT INTO sessions ({', '.join(SESSION_COLUMNS)}) VALUES ({', '.join('?' * 15)})"
+INSERT_EVENT = ("INSERT INTO events (event_id, session_id, event_type, category, action, label, value, "
+                "stream_data, sandbox_id, repo_url, timestamp, duration, metadata, context, service_name, "
+                f"service_version) VALUES ({', '.join('?' * 16)})")

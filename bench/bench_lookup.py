@@ -1,0 +1,198 @@
+"""Session lookup and stats latency on databases of 1M and 10M events.
+
+The databases are built once and cached under bench/.cache/ (gitignored): SQLStore.initialize()
+creates the schema; then, for speed, the three secondary event indexes and the FTS triggers are
+dropped, the rows of the usual workload (spread over the last 30 days) are inserted raw together
+with their final session rows and the minute/hour rollups the store maintains, and the indexes,
+triggers and the FTS index are rebuilt from their own DDL, so the file ends up exactly as the
+store would have left it. Then, through a fresh SQLStore (as the CLI and API read):
+
+- get_session(id) on random stored ids (p50/p99), with and without its events,
+- get_stats() with the default filter (totals, agents, range, size, avg duration).
+
+Target (DESIGN.md): session lookup on 10M events p50 <= 1 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from _util import (
+    CACHE_DIR,
+    INSERT_EVENT,
+    INSERT_SESSION,
+    emit,
+    iter_rows,
+    machine,
+    peak_rss_mb,
+    remove_db,
+    summarize_ns,
+)
+
+ROLLUP_PERIODS = {"minute": 60_000, "hour": 3_600_000}
+SPAN_MS = 30 * 86_400_000
+
+
+def build(path: Path, events: int) -> dict[str, Any]:
+    """Build the database of `events` events at path (see the module docstring)."""
+    from vibekit_telemetry.store.sql import SQLStore
+
+    started = time.perf_counter()
+    tmp = path.with_name(path.name + ".building")
+    remove_db(tmp)
+    store = SQLStore(str(tmp))
+    store.initialize()
+    store.shutdown()
+    conn = sqlite3.connect(str(tmp), isolation_level=None)
+    deferred = conn.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND "
+        "((type = 'index' AND tbl_name = 'events') OR (type = 'trigger' AND tbl_name = 'events'))").fetchall()
+    for kind, name, _ in deferred:
+        conn.execute(f"DROP {kind.upper()} {name}")
+    conn.execute("PRAGMA journal_mode = OFF")
+    conn.execute("PRAGMA synchronous = OFF")
+    conn.execute("PRAGMA cache_size = -262144")
+    rollups: dict[tuple[str, int, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    step = max(1, SPAN_MS // max(1, events))
+    first_ts = int(time.time() * 1000) - SPAN_MS
+    session_batch: list[tuple[Any, ...]] = []
+    event_batch: list[tuple[Any, ...]] = []
+
+    def write() -> None:
+        conn.execute("BEGIN")
+        conn.executemany(INSERT_SESSION, session_batch)
+        conn.executemany(INSERT_EVENT, event_batch)
+        conn.execute("COMMIT")
+        session_batch.clear()
+        event_batch.clear()
+
+    for session, rows in iter_rows(events, first_ts, step):
+        session_batch.append(session)
+        event_batch.extend(rows)
+        for row in rows:
+            kind, category, action, ts = row[2], row[3], row[4] or "", row[10]
+            for period, size in ROLLUP_PERIODS.items():
+                bucket = rollups[(period, ts // size * size, category, action, kind)]
+                bucket[0] += 1
+                bucket[1] += kind == "error"
+        if len(event_batch) >= 200_000:
+            write()
+    if event_batch or session_batch:
+        write()
+    conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT INTO rollups (period, bucket_start, category, action, event_type, count, error_count, "
+        "duration_sum, duration_count, duration_min, duration_max) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, NULL, NULL)",
+        [(*key, c, e) for key, (c, e) in rollups.items()])
+    conn.execute("COMMIT")
+    inserted = time.perf_counter() - started
+    for kind, _, sql in deferred:
+        if kind == "index":
+            conn.execute(sql)
+    for kind, _, sql in deferred:
+        if kind == "trigger":
+            conn.execute(sql)
+    has_fts = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events_fts'").fetchone() is not None
+    if has_fts:
+        conn.execute("INSERT INTO events_fts(events_fts) VALUES ('rebuild')")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("ANALYZE")
+    conn.close()
+    tmp.rename(path)
+    return {"build_s": time.perf_counter() - started, "insert_s": inserted, "fts": has_fts}
+
+
+def measure(path: Path, lookups: int) -> dict[str, Any]:
+    from vibekit_telemetry.query import StatsFilter
+    from vibekit_telemetry.store.sql import SQLStore
+
+    conn = sqlite3.connect(str(path))
+    total_sessions = conn.execute("SELECT MAX(rowid) FROM sessions").fetchone()[0]
+    rng = random.Random(7)
+    ids = [r[0] for r in conn.execute(
+        "SELECT id FROM sessions WHERE rowid IN (" + ",".join(
+            str(rng.randint(1, total_sessions)) for _ in range(lookups)) + ")")]
+    conn.close()
+    rng.shuffle(ids)
+    store = SQLStore(str(path))
+    store.initialize()
+    for sid in ids[:50]:  # warm the connection pool and the statement caches
+        store.get_session(sid)
+    plain: list[int] = []
+    pc = time.perf_counter_ns
+    for sid in ids:
+        t0 = pc()
+        found = store.get_session(sid)
+        plain.append(pc() - t0)
+        assert found is not None
+    with_events: list[int] = []
+    for sid in ids[: max(1, len(ids) // 5)]:
+        t0 = pc()
+        found = store.get_session(sid, with_events=True)
+        with_events.append(pc() - t0)
+        assert found is not None and found.events
+    stats_ns: list[int] = []
+    stats = None
+    for _ in range(11):
+        t0 = pc()
+        stats = store.get_stats(StatsFilter())
+        stats_ns.append(pc() - t0)
+    assert stats is not None
+    store.shutdown()
+    s = sorted(stats_ns)
+    return {
+        "get_session": summarize_ns(plain),
+        "get_session_with_events": summarize_ns(with_events),
+        "get_stats_ms": {"median": s[len(s) // 2] / 1e6, "max": s[-1] / 1e6, "first": stats_ns[0] / 1e6},
+        "stats_total_events": stats.total_events,
+        "stats_total_sessions": stats.total_sessions,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000000,10000000", help="comma-separated event counts")
+    parser.add_argument("--lookups", type=int, default=5000)
+    parser.add_argument("--rebuild", action="store_true", help="ignore cached databases")
+    parser.add_argument("--build-only", action="store_true")
+    args = parser.parse_args(argv)
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"machine": machine(), "sizes": {}}
+    summary = []
+    for size in (int(s) for s in args.sizes.split(",") if s.strip()):
+        path = CACHE_DIR / f"lookup-{size}.db"
+        built = None
+        if args.rebuild or not path.exists():
+            remove_db(path)
+            built = build(path, size)
+        entry: dict[str, Any] = {"db_bytes": path.stat().st_size, "build": built or "cached"}
+        if not args.build_only:
+            entry.update(measure(path, args.lookups))
+            g, st = entry["get_session"], entry["get_stats_ms"]
+            summary.append(f"  {size:>11,} events ({entry['db_bytes'] / 1e9:.2f} GB): get_session p50 "
+                           f"{g['p50_us']:.0f} us p99 {g['p99_us']:.0f} us; with events p50 "
+                           f"{entry['get_session_with_events']['p50_us']:.0f} us; get_stats median "
+                           f"{st['median']:.1f} ms")
+        results["sizes"][str(size)] = entry
+    results["peak_rss_mb"] = peak_rss_mb()
+    largest = max(results["sizes"], key=int) if results["sizes"] else None
+    if largest and "get_session" in results["sizes"][largest]:
+        big = results["sizes"][largest]
+        results["targets_met"] = {
+            f"session_lookup_p50_le_1ms_at_{largest}": big["get_session"]["p50_us"] <= 1000,
+            f"stats_le_20ms_at_{largest}": big["get_stats_ms"]["median"] <= 20,
+        }
+        summary.append(f"  targets: {results['targets_met']}")
+    emit("lookup", results, ["session lookup and stats", *summary])
+    return results
+
+
+if __name__ == "__main__":
+    main()
