@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError as PydanticValidationError
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_camel
 
 from .errors import ValidationError
@@ -41,6 +42,14 @@ ENV_STORE_OPTIONS: Final = {
     "TELEMETRY_PRUNE_DAYS": "prune_days",
     "TELEMETRY_MAX_SIZE_MB": "max_size_mb",
 }
+# The API server's variables (read by vibekit_telemetry.server.settings, over the `api` section).
+ENV_AUTH_ENABLED: Final = "TELEMETRY_AUTH_ENABLED"
+ENV_API_KEYS: Final = "TELEMETRY_API_KEYS"
+ENV_BEARER_TOKENS: Final = "TELEMETRY_BEARER_TOKENS"
+ENV_ALLOWED_ORIGINS: Final = "TELEMETRY_ALLOWED_ORIGINS"
+ENV_RATE_LIMIT: Final = "TELEMETRY_RATE_LIMIT"
+ENV_REDIS_URL: Final = "TELEMETRY_REDIS_URL"
+ENV_MAX_BODY_BYTES: Final = "TELEMETRY_MAX_BODY_BYTES"
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 
 
@@ -92,12 +101,50 @@ class AnalyticsConfig(_Section):
     enabled: bool = False
 
 
+class ApiAuthConfig(_Section):
+    """API authentication: keys (`X-API-Key`) and bearer tokens, each `SECRET` or `SECRET:scope+scope`."""
+
+    enabled: bool = False
+    api_keys: list[str] = Field(default_factory=list)
+    bearer_tokens: list[str] = Field(default_factory=list)
+    public_health: bool = True
+    public_metrics: bool = False
+
+
+class ApiCorsConfig(_Section):
+    """CORS: the origins allowed to call the API from a browser (seed 001 `api.cors`)."""
+
+    origins: list[str] = Field(default_factory=list)
+    credentials: bool = True
+
+
+class ApiRateLimitConfig(_Section):
+    """Rate limits per client IP or API key, with separate read and ingest budgets."""
+
+    enabled: bool = True
+    preset: Literal["default", "strict", "off"] = "default"
+    read_per_window: int | None = Field(default=None, ge=1)
+    ingest_per_window: int | None = Field(default=None, ge=1)
+    window_s: float | None = Field(default=None, gt=0)
+    strategy: Literal["fixed", "sliding"] = "sliding"
+    redis_url: str | None = None
+
+
 class ApiConfig(_Section):
-    """The API server (filled by the API server issue)."""
+    """The API server: address, auth, CORS, rate limits, body limit and live streams."""
 
     enabled: bool = False
     port: int = 3000
     host: str = "127.0.0.1"
+    auth: ApiAuthConfig = Field(default_factory=ApiAuthConfig)
+    cors: ApiCorsConfig = Field(default_factory=ApiCorsConfig)
+    rate_limit: ApiRateLimitConfig = Field(default_factory=ApiRateLimitConfig)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_json_depth: int = Field(default=32, ge=2, le=1000)
+    stream_buffer: int = Field(default=1000, ge=1)
+    heartbeat_s: float = Field(default=15.0, gt=0)
+    hsts: bool | None = None
+    trust_proxy_headers: bool = False
 
 
 class DashboardConfig(_Section):

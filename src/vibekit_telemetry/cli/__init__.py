@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .commands_api import api
 from .commands_db import db
 from .commands_demo import demo
 from .commands_events import dump, query
@@ -42,6 +43,7 @@ def cli() -> None:
 for _command in (init, demo, dump, query, sessions, session, stats, health, clear, clean, vacuum, reindex,
                  check, db):
     cli.add_command(_command)
+cli.add_command(api)  # the API server (issue 3)
 
 
 @click.group(cls=TelemetryGroup, context_settings=CONTEXT_SETTINGS)

@@ -1,0 +1,144 @@
+"""Request bodies: size limit (413), accepted content types (415), JSON parsing and nesting depth (400)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import ApiError, error_body, json_response
+
+# curl's `-d @file` sends application/x-www-form-urlencoded: accepted when the body is JSON, so the
+# README's one-liner works; form fields are never parsed.
+JSON_TYPES: Final = frozenset({"", "application/json", "text/json", "text/plain",
+                               "application/x-www-form-urlencoded"})
+NDJSON_TYPES: Final = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl",
+                                 "application/x-jsonlines", "application/jsonlines"})
+
+
+class BodyTooLarge(ApiError):
+    """The request body is over the configured limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, "Payload Too Large", f"request body over the {limit:,}-byte limit",
+                         [{"field": "body", "message": f"at most {limit} bytes"}])
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over `limit` bytes: by Content-Length up front, else while they are read."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check Content-Length, then count the bytes as the app reads them."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await json_response(error_body("Bad Request", "invalid Content-Length header"), 400)(
+                        scope, receive, send)
+                    return
+                if declared > limit:
+                    await BodyTooLarge(limit).response()(scope, receive, send)
+                    return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge as exc:
+            # Raised outside an endpoint (the app's handlers answer it inside one).
+            if not started:
+                await exc.response()(scope, receive, send)
+
+
+def media_type(content_type: str | None) -> str:
+    """Return the bare media type of a Content-Type header, lower-cased."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _bad_body(message: str) -> ApiError:
+    return ApiError(400, "Validation Error", "Invalid body", [{"field": "body", "message": message}])
+
+
+def loads(raw: bytes, max_depth: int) -> Any:
+    """Parse one JSON document; 400 for malformed JSON, NaN/Infinity, bad UTF-8 or deep nesting."""
+    try:
+        value = json.loads(raw, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise _bad_body(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except UnicodeDecodeError:
+        raise _bad_body("not UTF-8 text") from None
+    except RecursionError:
+        raise _bad_body(f"nested more than {max_depth} levels deep") from None
+    except ValueError as exc:
+        raise _bad_body(str(exc)) from None
+    check_depth(value, max_depth)
+    return value
+
+
+def check_depth(value: Any, max_depth: int) -> None:
+    """Raise 400 when containers nest deeper than max_depth (iterative: no recursion on hostile input)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > max_depth:
+            raise _bad_body(f"nested more than {max_depth} levels deep")
+        if type(item) is dict:
+            children: Any = item.values()
+        elif type(item) is list:
+            children = item
+        else:
+            continue
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+
+
+def parse_body(raw: bytes, content_type: str | None, max_depth: int) -> Any:
+    """Parse a request body by its content type: JSON, or NDJSON as a list; 415 for anything else."""
+    kind = media_type(content_type)
+    if kind in NDJSON_TYPES:
+        items = []
+        for number, line in enumerate(raw.splitlines(), 1):
+            if line.strip():
+                try:
+                    items.append(loads(line, max_depth))
+                except ApiError as exc:
+                    exc.details = [{"field": f"line {number}", "message": d["message"]} for d in exc.details]
+                    raise
+        return items
+    if kind in JSON_TYPES or kind.endswith("+json"):
+        if not raw.strip():
+            raise _bad_body("empty body: send one event, an array of events, or {\"events\": [...]}")
+        return loads(raw, max_depth)
+    raise ApiError(415, "Unsupported Media Type", f"unsupported content type {kind!r}",
+                   [{"field": "Content-Type", "message": "application/json or application/x-ndjson"}])

@@ -1,0 +1,194 @@
+"""/api/events: query, batch ingest, export (NDJSON) and deletion."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any, Final, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import Response, StreamingResponse
+
+from ...events import EVENT_TYPES
+from ...query import parse_query
+from ..auth import Principal, require
+from ..body import parse_body
+from ..errors import dumps, json_response, validation_error
+from ..ingest import enqueue, prepare, unpack
+from ._common import DEFAULT_PAGE, MAX_PAGE, audit, check_params, compact, get_telemetry, split_values
+
+router = APIRouter(tags=["events"])
+
+QUERY_PARAMS: Final = ("since", "until", "session_id", "event_type", "category", "action", "contains",
+                       "limit", "offset", "order")
+EXPORT_PAGE: Final = 2000
+
+_EVENT_SCHEMA: Final[dict[str, Any]] = {
+    "type": "object",
+    "description": "One event. snake_case, the seeds' camelCase and VibeKit names (agentType, mode, "
+                   "prompt) are all accepted.",
+    "required": ["event_type"],
+    "properties": {
+        "event_type": {"type": "string", "enum": sorted(EVENT_TYPES)},
+        "category": {"type": "string", "description": "the agent type, e.g. claude"},
+        "session_id": {"type": "string"},
+        "action": {"type": "string"},
+        "label": {"type": "string"},
+        "value": {"type": "number"},
+        "stream_data": {"type": "string"},
+        "sandbox_id": {"type": "string"},
+        "repo_url": {"type": "string"},
+        "timestamp": {"type": "integer", "description": "epoch milliseconds"},
+        "duration": {"type": "number", "minimum": 0},
+        "metadata": {"type": "object"},
+        "context": {"type": "object"},
+        "event_id": {"type": "string", "description": "idempotency key; assigned (UUIDv7) when absent"},
+    },
+}
+INGEST_BODY: Final[dict[str, Any]] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"oneOf": [
+                _EVENT_SCHEMA,
+                {"type": "array", "items": _EVENT_SCHEMA, "minItems": 1},
+                {"type": "object", "required": ["events"],
+                 "properties": {"events": {"type": "array", "items": _EVENT_SCHEMA, "minItems": 1}}},
+            ]}},
+            "application/x-ndjson": {"schema": {"type": "string", "description": "one event per line"}},
+        },
+    },
+}
+ERRORS: Final[dict[int | str, dict[str, Any]]] = {
+    400: {"description": "Validation Error: `{error, message, details: [{field, message}]}`"},
+    401: {"description": "No valid credential"},
+    403: {"description": "The credential lacks the scope"},
+    429: {"description": "Rate limit exceeded; see Retry-After"},
+}
+
+Since = Annotated[str | None, Query(description="epoch ms, ISO 8601, `1h`, `yesterday` …")]
+Until = Annotated[str | None, Query(description="epoch ms, ISO 8601, `now` …")]
+Strings = Annotated[list[str] | None, Query(description="repeat or comma-separate for several")]
+Order = Annotated[Literal["asc", "desc"] | None, Query()]
+
+
+def _filters(since: str | None, until: str | None, session_id: list[str] | None, event_type: list[str] | None,
+             category: list[str] | None, action: list[str] | None, contains: str | None,
+             meta: dict[str, Any]) -> dict[str, Any]:
+    return compact({"since": since, "until": until, "session_id": session_id, "event_type": event_type,
+                    "category": category, "action": action, "contains": contains, "metadata": meta or None})
+
+
+@router.get("/api/events", operation_id="queryEvents", summary="Query stored events", responses=ERRORS)
+def query_events(
+    request: Request,
+    _principal: Annotated[Principal, Depends(require("read"))],
+    since: Since = None, until: Until = None, session_id: Strings = None, event_type: Strings = None,
+    category: Strings = None, action: Strings = None,
+    contains: Annotated[str | None, Query(description="text search in label and stream data")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    order: Order = None,
+) -> Response:
+    """Return events matching every filter given, oldest first (order=desc for newest first)."""
+    meta = check_params(request, QUERY_PARAMS, metadata=True)
+    filters = _filters(since, until, session_id, event_type, category, action, contains, meta)
+    parsed = parse_query(**filters, limit=limit, offset=offset, order=order)
+    events = get_telemetry(request).store.query(parsed)
+    body: dict[str, Any] = {"events": [e.to_dict() for e in events], "count": len(events), "limit": limit,
+                            "offset": offset}
+    if len(events) == limit:
+        body["next_offset"] = offset + limit
+    return json_response(body)
+
+
+@router.post("/api/events", operation_id="ingestEvents", summary="Send one event or a batch",
+             status_code=202, openapi_extra=INGEST_BODY,
+             responses={**ERRORS, 202: {"description": "Queued: `{accepted, event_ids}`"},
+                        413: {"description": "Body over the size limit"},
+                        415: {"description": "Not JSON or NDJSON"},
+                        503: {"description": "Ingest queue full; retry with the same event ids"}})
+async def ingest_events(
+    request: Request,
+    _principal: Annotated[Principal, Depends(require("ingest"))],
+    wait: Annotated[bool, Query(description="flush to the store before answering")] = False,
+) -> Response:
+    """Validate every event (400 lists each bad one and nothing is stored), then queue them all."""
+    check_params(request, ("wait",))
+    raw = await request.body()
+    settings = request.app.state.settings
+    telemetry = get_telemetry(request)
+    metrics = request.app.state.metrics
+
+    def work() -> dict[str, Any]:
+        items, single = unpack(parse_body(raw, request.headers.get("content-type"), settings.max_json_depth))
+        try:
+            prepared = prepare(items, single)
+        except Exception:
+            metrics.http_rejected.inc(len(items))
+            raise
+        result = enqueue(telemetry, prepared, wait=wait)
+        metrics.http_events.inc(result["accepted"])
+        return result
+
+    # Parsing and validating a 1,000-event batch takes milliseconds: off the event loop.
+    return json_response(await run_in_threadpool(work), 202)
+
+
+@router.get("/api/events/export", operation_id="exportEvents", summary="Export events as NDJSON",
+            responses={**ERRORS, 200: {"content": {"application/x-ndjson": {}},
+                                       "description": "one JSON event per line"}})
+def export_events(
+    request: Request,
+    principal: Annotated[Principal, Depends(require("read"))],
+    since: Since = None, until: Until = None, session_id: Strings = None, event_type: Strings = None,
+    category: Strings = None, action: Strings = None,
+    contains: Annotated[str | None, Query()] = None,
+    limit: Annotated[int | None, Query(ge=1, le=100_000_000)] = None,
+) -> Response:
+    """Stream matching events as NDJSON in pages (constant memory); recorded in the audit log."""
+    meta = check_params(request, (*QUERY_PARAMS, "limit"), metadata=True)
+    filters = _filters(since, until, session_id, event_type, category, action, contains, meta)
+    parse_query(**filters)  # 400 now rather than halfway through the stream
+    store = get_telemetry(request).store
+    audit(request, principal, "export", "events", {"filters": filters, "limit": limit})
+
+    def lines() -> Iterator[bytes]:
+        offset = 0
+        while limit is None or offset < limit:
+            page = EXPORT_PAGE if limit is None else min(EXPORT_PAGE, limit - offset)
+            events = store.query(parse_query(**filters, limit=page, offset=offset))
+            if not events:
+                return
+            yield b"".join(dumps(e.to_dict()) + b"\n" for e in events)
+            offset += len(events)
+            if len(events) < page:
+                return
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson",
+                             headers={"Content-Disposition": 'attachment; filename="events.ndjson"'})
+
+
+@router.delete("/api/events", operation_id="deleteEvents", summary="Delete events (admin)",
+               responses=ERRORS)
+async def delete_events(
+    request: Request,
+    principal: Annotated[Principal, Depends(require("admin"))],
+    older_than: Annotated[str | None, Query(description="delete events before this time (`30d`, ISO …)")]
+    = None,
+    session_id: Strings = None, category: Strings = None,
+) -> Response:
+    """Delete events older than a time, or of sessions or categories; recorded in the audit log."""
+    check_params(request, ("older_than", "session_id", "category"))
+    sessions, categories = split_values(session_id), split_values(category)
+    if older_than is None and not sessions and not categories:
+        detail = {"field": "older_than", "message": "give older_than, session_id or category"}
+        raise validation_error([detail],
+                               "Nothing to delete")
+    telemetry = get_telemetry(request)
+    deleted = await run_in_threadpool(lambda: telemetry.clean(older_than=older_than, session_ids=sessions,
+                                                              categories=categories))
+    audit(request, principal, "delete", "events",
+          compact({"older_than": older_than, "session_ids": sessions, "categories": categories,
+                   "deleted": deleted}))
+    return json_response({"deleted": deleted})

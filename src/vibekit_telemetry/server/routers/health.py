@@ -1,0 +1,54 @@
+"""/health (liveness), /health/ready (store reachable) and /api/health (everything the SDK knows)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from ..auth import Principal, require
+from ..errors import json_response
+from ._common import get_telemetry
+
+router = APIRouter(tags=["health"])
+
+
+def _public_health(settings: Any) -> bool:
+    return bool(settings.public_health)
+
+
+@router.get("/health", operation_id="liveness", summary="Liveness: the process answers")
+def liveness(request: Request,
+             _principal: Annotated[Principal, Depends(require("read", public=_public_health))]) -> Response:
+    """Answer 200 while the server runs."""
+    return json_response({"status": "ok", "uptime_s": round(time.monotonic() - request.app.state.started, 3)})
+
+
+@router.get("/health/ready", operation_id="readiness", summary="Readiness: store reachable, writer alive",
+            responses={503: {"description": "Not ready"}})
+def readiness(request: Request,
+              _principal: Annotated[Principal, Depends(require("read", public=_public_health))]) -> Response:
+    """Answer 200 when the store answers and the writer runs, else 503."""
+    telemetry = get_telemetry(request)
+    checks: dict[str, Any] = {}
+    try:
+        store = telemetry.store.health()
+        checks["store"] = bool(store.get("ok", store.get("reachable", True)))
+    except Exception as exc:
+        checks["store"] = False
+        checks["store_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    worker = getattr(telemetry, "_worker", None)
+    checks["writer"] = bool(worker is not None and worker.is_alive())
+    ready = checks["store"] is True and checks["writer"]
+    return json_response({"status": "ready" if ready else "unavailable", "checks": checks},
+                         200 if ready else 503)
+
+
+@router.get("/api/health", operation_id="health", summary="Pipeline and store health in detail")
+def health(request: Request, _principal: Annotated[Principal, Depends(require("read"))]) -> Response:
+    """Return queue, writer, drops and stores, as `telemetry health` shows them."""
+    status = get_telemetry(request).get_health_status()
+    status["streams"] = request.app.state.hub.stats()
+    return json_response(status)
