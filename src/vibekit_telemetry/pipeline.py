@@ -117,6 +117,7 @@ class WritePipeline:
 
     def process(self, items: list[TelemetryEvent]) -> None:
         """Write one batch to every provider; the first provider's verdict decides what is announced."""
+        started = time.perf_counter()
         events = self.prepare(items)
         if not events:
             return
@@ -141,4 +142,5 @@ class WritePipeline:
             for event in stored:
                 self.emitter.emit("event:tracked", event)
         if self.emitter.has("flush"):
-            self.emitter.emit("flush", {"count": len(stored)})
+            self.emitter.emit("flush", {"count": len(stored),
+                                        "duration_ms": (time.perf_counter() - started) * 1000})

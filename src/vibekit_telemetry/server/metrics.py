@@ -33,7 +33,6 @@ class ServerMetrics:
         self._ingested: dict[tuple[str, str], int] = {}
         self._categories: set[str] = set()
         self._errors = 0
-        self._seen_batches = 0
         self._telemetry: Telemetry | None = None
         self._hub: StreamHub | None = None
         self.http_events = Counter("telemetry_http_events_accepted", "Events accepted by POST /api/events",
@@ -74,23 +73,11 @@ class ServerMetrics:
         key = (event.event_type, category)
         self._ingested[key] = self._ingested.get(key, 0) + 1
 
-    def _on_flush(self, *_: Any) -> None:
-        self.observe_batches()
+    def _on_flush(self, info: dict[str, Any]) -> None:
+        self.flush_latency.observe(float(info.get("duration_ms", 0.0)) / 1000)
 
     def _on_error(self, *_: Any) -> None:
         self._errors += 1
-
-    def observe_batches(self) -> None:
-        """Feed the flush histogram from the writer's per-batch timing (one batch behind while it runs)."""
-        worker = getattr(self._telemetry, "_worker", None)
-        stats = getattr(worker, "stats", None)
-        if stats is None:
-            return
-        batches = stats.batches
-        if batches > self._seen_batches:
-            # Only the last batch's time is kept by the writer: one observation per new batch seen.
-            self.flush_latency.observe(stats.last_batch_ms / 1000)
-            self._seen_batches = batches
 
     def collect_pipeline(self) -> Iterator[Metric]:
         """Yield the scrape-time families: ingested events, errors, queue, drops, streams."""
@@ -102,7 +89,6 @@ class ServerMetrics:
         telemetry = self._telemetry
         health: dict[str, Any] = {}
         if telemetry is not None:
-            self.observe_batches()
             try:
                 health = telemetry.get_health_status()
             except Exception:

@@ -35,12 +35,11 @@ def readiness(request: Request,
     checks: dict[str, Any] = {}
     try:
         store = telemetry.store.health()
-        checks["store"] = bool(store.get("ok", store.get("reachable", True)))
+        checks["store"] = bool(store.get("reachable", False))
     except Exception as exc:
         checks["store"] = False
         checks["store_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    worker = getattr(telemetry, "_worker", None)
-    checks["writer"] = bool(worker is not None and worker.is_alive())
+    checks["writer"] = bool(telemetry.get_health_status().get("writer", {}).get("alive", False))
     ready = checks["store"] is True and checks["writer"]
     return json_response({"status": "ready" if ready else "unavailable", "checks": checks},
                          200 if ready else 503)
