@@ -397,3 +397,26 @@ def test_health_shape(make_telemetry: MakeTelemetry) -> None:
     assert health["status"] == "healthy"
     assert health["queue"]["capacity"] == 100_000 and health["writer"]["alive"]
     assert health["stores"][0]["reachable"] is True
+
+
+def test_seed_003_performance_and_health_helpers(make_telemetry: MakeTelemetry) -> None:
+    telemetry = make_telemetry()
+    telemetry.initialize()  # seed 001 code calls it; harmless
+    sid = telemetry.track_start("claude", "code", "p")
+    for i in range(10):
+        telemetry.track_stream(sid, f"c{i}")
+    assert telemetry.flush_buffers(10)
+    metrics = telemetry.get_performance_metrics()
+    assert metrics["total_events_written"] == 11 and metrics["total_buffered_events"] == 0
+    assert metrics["flushes"] >= 1 and metrics["average_flush_time_ms"] > 0
+    check = telemetry.health_check()
+    assert check["database"] is True and check["buffer"] is True
+    assert check["disk_space_mb"] is not None and check["disk_space_mb"] > 0
+
+
+def test_health_check_reports_a_broken_database(tmp_path: Path) -> None:
+    bogus = tmp_path / "broken.db"
+    bogus.write_bytes(b"garbage" * 500)
+    telemetry = Telemetry(db_path=str(bogus))
+    assert telemetry.health_check()["database"] is False
+    telemetry.shutdown()

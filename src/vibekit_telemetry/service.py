@@ -466,6 +466,51 @@ class Telemetry:
 
     # -- lifecycle --------------------------------------------------------------------------------
 
+    def initialize(self) -> None:
+        """Kept for seed 001 code (`await telemetry.initialize()`): the constructor already opened everything."""
+
+    def flush_buffers(self, timeout: float | None = 10.0) -> bool:
+        """Seed 003's name for flush()."""
+        return self.flush(timeout)
+
+    def get_performance_metrics(self) -> dict[str, Any]:
+        """Seed 003's writer metrics: buffered events, events written, flush counts and times."""
+        if self._worker is None or self._pipeline is None:
+            return {"active_buffers": 0, "total_buffered_events": 0, "total_events_written": 0, "flushes": 0,
+                    "average_flush_time_ms": 0.0, "last_flush_time_ms": 0.0, "dropped_events": 0}
+        stats = self._worker.stats
+        health = self.get_health_status()
+        return {
+            "active_buffers": 1 if self._worker.depth() else 0,
+            "total_buffered_events": self._worker.depth(),
+            "total_events_written": self._pipeline.counters.written,
+            "flushes": stats.batches,
+            "average_flush_time_ms": round(stats.total_batch_ms / stats.batches, 3) if stats.batches else 0.0,
+            "last_flush_time_ms": round(stats.last_batch_ms, 3),
+            "dropped_events": health["dropped_total"],
+        }
+
+    def health_check(self) -> dict[str, Any]:
+        """Seed 003's health summary: database reachable, buffer below capacity, free disk space in MB."""
+        import shutil
+
+        health = self.get_health_status()
+        stores = health.get("stores", [])
+        location = next((s.get("location") for s in stores if s.get("location")), None)
+        directory = os.path.dirname(os.path.abspath(str(location))) if location and "://" not in str(location) \
+            else os.getcwd()
+        try:
+            free_mb: float | None = round(shutil.disk_usage(directory).free / 1_048_576, 1)
+        except OSError:
+            free_mb = None
+        queue = health.get("queue", {})
+        return {
+            "database": bool(stores) and all(s.get("reachable", False) for s in stores),
+            "buffer": health["status"] != "disabled" and queue.get("depth", 0) < queue.get("capacity", 1),
+            "disk_space_mb": free_mb,
+            "status": health["status"],
+        }
+
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until every event recorded so far is written; False if the timeout passed first."""
         if self._worker is None:
