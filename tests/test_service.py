@@ -323,8 +323,10 @@ def test_non_sqlite_file_gives_one_line_error(tmp_path: Path) -> None:
     assert "\n" not in str(info.value) and "not-a-db.db" in str(info.value)
     lenient = Telemetry(db_path=str(bogus))  # never crashes the host application
     assert lenient.track_start("claude", "code", "p")
+    lenient.flush(10)
     health = lenient.get_health_status()
     assert health["status"] == "unhealthy" and "not-a-db.db" in (health["store_error"] or "")
+    assert health["dropped"]["no_store"] == 1 and health["events"]["written"] == 0
     lenient.shutdown()
 
 

@@ -29,6 +29,7 @@ class PipelineCounters:
     store_errors: int = 0
     retries: int = 0
     lost_after_retries: int = 0
+    no_store: int = 0
     last_error: str | None = None
     last_error_at: int | None = None
     rejected_reasons: dict[str, int] = field(default_factory=dict)
@@ -120,6 +121,10 @@ class WritePipeline:
         started = time.perf_counter()
         events = self.prepare(items)
         if not events:
+            return
+        if not self.providers:
+            # Every store failed to open: these events go nowhere, and health must say so.
+            self.counters.no_store += len(events)
             return
         primary: BatchResult | None = None
         primary_ok = True

@@ -27,7 +27,7 @@ from .events import (
     validate_event,
 )
 from .ids import uuid7
-from .pipeline import WritePipeline
+from .pipeline import WritePipeline, is_transient
 from .query import parse_query, parse_session_filter, parse_stats_filter
 from .sessions import SessionContext
 from .store.base import QueryableStore, Session, Stats, StorageProvider
@@ -99,8 +99,17 @@ class Telemetry:
         for provider in providers:
             try:
                 provider.initialize()
-            except (StoreError, OSError) as exc:
+            except Exception as exc:
                 message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                if is_transient(exc):
+                    # Another process holds the database (often: migrating it right now). Keep the
+                    # provider; the writer opens it on first use, waiting the lock out like any write.
+                    logger.info("telemetry store %s busy at start-up; opening it on first write: %s",
+                                getattr(provider, "name", provider), message)
+                    opened.append(provider)
+                    continue
+                if not isinstance(exc, StoreError | OSError):
+                    raise
                 if self._raise:
                     raise StoreError(message) from None
                 # Never crash the host application over telemetry: record the failure, keep going.
@@ -614,6 +623,7 @@ class Telemetry:
             "invalid": self._caller_invalid + counters.invalid,
             "rejected_by_store": counters.rejected,
             "store_failures": counters.lost_after_retries,
+            "no_store": counters.no_store,
         }
         stores: list[dict[str, Any]] = []
         for provider in self._providers:
