@@ -11,12 +11,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .calling_styles import end_event, error_event, start_event, stream_event
 from .config import TelemetryConfig, load_config
 from .emitter import Emitter, Handler
 from .errors import StoreError, TelemetryError, UnknownSessionError, ValidationError
 from .events import (
     _FOLDED_KEYS,
-    END_STATUS_ALIASES,
     EVENT_TYPES,
     FIELD_ALIASES,
     TelemetryEvent,
@@ -292,22 +292,14 @@ class Telemetry:
         Styles: track_start("claude", "code", "Fix this bug", metadata={...}); a dict with the seeds'
         names; or the legacy (session_id, agent_type, mode, prompt, sandbox_id, repo_url, metadata).
         """
-        if isinstance(agent_type, Mapping):
-            values = dict(agent_type)
-            values.setdefault("event_type", "start")
-            sid = values.get("session_id") or values.get("sessionId") or uuid7()
-            values.pop("sessionId", None)
-            values["session_id"] = sid
-            self.track(values)
-            return str(sid)
-        if legacy:
-            session_id, agent_type, mode, prompt = agent_type, mode, prompt, legacy[0]
-            sandbox_id, repo_url, metadata = [*legacy[1:4], None, None, None][:3]
-        sid = session_id or uuid7()
-        self.track(TelemetryEvent(
-            event_type="start", category=agent_type, action=mode, label=prompt, session_id=sid,
-            sandbox_id=sandbox_id, repo_url=repo_url, metadata=dict(metadata) if metadata else None,
-            timestamp=timestamp or 0, context=dict(context) if context else None))
+        try:
+            sid, event = start_event(agent_type, mode, prompt, legacy, session_id=session_id,
+                                     sandbox_id=sandbox_id, repo_url=repo_url, metadata=metadata,
+                                     timestamp=timestamp, context=context)
+        except ValidationError as exc:
+            self._fail(exc)
+            return session_id or uuid7()
+        self.track(event)
         return sid
 
     def track_stream(self, session_id: str | Mapping[str, Any], stream_data: str | None = None,
@@ -324,35 +316,13 @@ class Telemetry:
             # fills in the session's category and action (_settle).
             return self._enqueue(TelemetryEvent("stream", None, session_id, None, None, None, stream_data,
                                                 None, None, _time_ns() // 1_000_000))
-        if isinstance(session_id, Mapping):
-            return self.track({"event_type": "stream", **session_id})
-        category = action = None
-        if legacy:
-            if len(legacy) < 3:
-                return self._fail(ValidationError(
-                    "track_stream", "(session_id, stream_data) or the legacy (session_id, agent_type, mode, "
-                    "prompt, stream_data, …)"))
-            category, action, stream_data = stream_data, legacy[0], legacy[2]
-            metadata = legacy[5] if len(legacy) > 5 else metadata
         if self._disabled:
             return False
-        if type(session_id) is not str or type(stream_data) is not str:
-            return self._fail(ValidationError(
-                "session_id" if type(session_id) is not str else "stream_data", "a string",
-                session_id if type(session_id) is not str else stream_data))
-        if category is None and self._raise:  # by default the writer fills them in (_settle)
-            known = self._sessions.get(session_id)
-            if known is not None:
-                category, action = known
-        event = TelemetryEvent("stream", category, session_id, action, None, None, stream_data,
-                               timestamp=timestamp or 0,
-                               metadata=dict(metadata) if metadata is not None else None)
-        if timestamp is not None or metadata is not None:
-            try:
-                validate_event(event)
-            except TelemetryError as exc:
-                return self._fail(exc)
-        return self._enqueue(event)
+        try:
+            event = stream_event(session_id, stream_data, legacy, metadata=metadata, timestamp=timestamp)
+        except ValidationError as exc:
+            return self._fail(exc)
+        return self.track(event)
 
     def track_end(self, session_id: str | Mapping[str, Any], status: str = "completed", *legacy: Any,
                   metadata: Mapping[str, Any] | None = None, duration: float | None = None,
@@ -362,30 +332,12 @@ class Telemetry:
         Styles: track_end(session_id, "completed"); a dict; or legacy VibeKit
         (session_id, agent_type, mode, prompt, sandbox_id, repo_url, metadata).
         """
-        category = action = None
-        if isinstance(session_id, Mapping):
-            values = dict(session_id)
-            meta = dict(values.pop("metadata", None) or {})
-            status = str(values.pop("status", meta.get("status", status)))
-            session_id = values.pop("session_id", values.pop("sessionId", None))
-            category = values.pop("category", values.pop("agentType", values.pop("agent_type", None)))
-            action = values.pop("action", values.pop("mode", None))
-            metadata = meta
-            if values:
-                return self._fail(ValidationError(next(iter(values)), "a known end-event field"))
-        elif legacy:
-            category, action = status, legacy[0]
-            metadata = legacy[4] if len(legacy) > 4 else metadata
-            if metadata is not None and not isinstance(metadata, Mapping):
-                return self._fail(ValidationError("metadata", "a dict", metadata))
-            status = str((metadata or {}).get("status", "completed"))
-        normalised = END_STATUS_ALIASES.get(str(status).lower())
-        if normalised is None:
-            return self._fail(ValidationError("status", "one of completed, error, cancelled", status))
-        meta = {**(metadata or {}), "status": normalised}
-        sid: Any = session_id  # a bad type is reported by validation, naming session_id
-        return self.track(TelemetryEvent(
-            "end", category, sid, action, metadata=meta, duration=duration, timestamp=timestamp or 0))
+        try:
+            event = end_event(session_id, status, legacy, metadata=metadata, duration=duration,
+                              timestamp=timestamp)
+        except ValidationError as exc:
+            return self._fail(exc)
+        return self.track(event)
 
     def track_error(self, session_id: str | Mapping[str, Any], error: BaseException | str | None = None,
                     *legacy: Any, metadata: Mapping[str, Any] | None = None,
@@ -395,25 +347,11 @@ class Telemetry:
         Styles: track_error(session_id, exc); a dict with `error`; or legacy VibeKit
         (session_id, agent_type, mode, prompt, error, sandbox_id, repo_url, metadata).
         """
-        category = action = None
-        if isinstance(session_id, Mapping):
-            return self.track({"event_type": "error", **session_id})
-        if legacy:
-            if len(legacy) < 3:
-                return self._fail(ValidationError("track_error", "(session_id, error) or the legacy form"))
-            category, action, error = error, legacy[0], legacy[2]  # type: ignore[assignment]
-            metadata = legacy[5] if len(legacy) > 5 else metadata
-        meta = dict(metadata or {})
-        if isinstance(error, BaseException):
-            meta.setdefault("error", {"type": type(error).__name__, "message": str(error)})
-            label = f"{type(error).__name__}: {error}"
-        elif isinstance(error, str):
-            label = error
-        else:
-            return self._fail(ValidationError("error", "an exception or a message string", error))
-        agent: Any = category  # the legacy form passes the agent type where the error usually goes
-        return self.track(TelemetryEvent("error", agent, session_id, action, label, metadata=meta or None,
-                                         timestamp=timestamp or 0))
+        try:
+            event = error_event(session_id, error, legacy, metadata=metadata, timestamp=timestamp)
+        except ValidationError as exc:
+            return self._fail(exc)
+        return self.track(event)
 
     def session(self, agent_type: str, mode: str | None = None, prompt: str | None = None, *,
                 metadata: Mapping[str, Any] | None = None, session_id: str | None = None,
