@@ -422,3 +422,25 @@ def test_health_check_reports_a_broken_database(tmp_path: Path) -> None:
     telemetry = Telemetry(db_path=str(bogus))
     assert telemetry.health_check()["database"] is False
     telemetry.shutdown()
+
+
+@pytest.mark.parametrize(("call", "field"), [
+    (lambda t: t.track_stream("s", "claude", "code"), "track_stream"),            # legacy form cut short
+    (lambda t: t.track_error("s", 42), "error"),
+    (lambda t: t.track_error("s", "claude", "code"), "track_error"),
+    (lambda t: t.track_end({"sessionId": "s", "colour": "red"}), "colour"),
+    (lambda t: t.track_end("s", "claude", "code", "p", None, None, "not-a-dict"), "metadata"),
+    (lambda t: t.track_start("claude", "code", "p", metadata=["not", "a", "dict"]), "metadata"),
+    (lambda t: t.track_stream("s", 12), "stream_data"),
+])
+def test_bad_calls_name_the_argument(make_telemetry: MakeTelemetry, call: Callable[[Telemetry], object],
+                                     field: str) -> None:
+    strict = make_telemetry(raise_on_error=True)
+    strict.track_start("claude", "code", "p", session_id="s")
+    with pytest.raises(ValidationError) as info:
+        call(strict)
+    assert info.value.field == field
+    lenient = make_telemetry()
+    call(lenient)  # logged and counted, never raised
+    lenient.flush(10)
+    assert lenient.get_health_status()["dropped"]["invalid"] == 1
