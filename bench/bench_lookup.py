@@ -3,9 +3,10 @@
 The databases are built once and cached under bench/.cache/ (gitignored): SQLStore.initialize()
 creates the schema; then, for speed, the three secondary event indexes and the FTS triggers are
 dropped, the rows of the usual workload (spread over the last 30 days) are inserted raw together
-with their final session rows and the minute/hour rollups the store maintains, and the indexes,
-triggers and the FTS index are rebuilt from their own DDL, so the file ends up exactly as the
-store would have left it. Then, through a fresh SQLStore (as the CLI and API read):
+with their final session rows, the minute/hour/day rollups and the per-category session_totals
+the store maintains, and the indexes, triggers and the FTS index (with its watermark) are rebuilt
+from their own DDL, so the file ends up exactly as the store would have left it after flush().
+Then, through a fresh SQLStore (as the CLI and API read):
 
 - get_session(id) on random stored ids (p50/p99), with and without its events,
 - get_stats() with the default filter (totals, agents, range, size, avg duration).
@@ -35,7 +36,7 @@ from _util import (
     summarize_ns,
 )
 
-ROLLUP_PERIODS = {"minute": 60_000, "hour": 3_600_000}
+ROLLUP_PERIODS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
 SPAN_MS = 30 * 86_400_000
 
 
@@ -59,6 +60,8 @@ def build(path: Path, events: int) -> dict[str, Any]:
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("PRAGMA cache_size = -262144")
     rollups: dict[tuple[str, int, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    # category -> events, error_events, sessions, active, ended, duration_sum, duration_count
+    totals: dict[str, list[Any]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0.0, 0])
     step = max(1, SPAN_MS // max(1, events))
     first_ts = int(time.time() * 1000) - SPAN_MS
     session_batch: list[tuple[Any, ...]] = []
@@ -75,8 +78,18 @@ def build(path: Path, events: int) -> dict[str, Any]:
     for session, rows in iter_rows(events, first_ts, step):
         session_batch.append(session)
         event_batch.extend(rows)
+        t = totals[session[1] or ""]
+        t[2] += 1
+        t[3] += session[3] == "active"
+        if session[5] is not None:
+            t[4] += 1
+            if session[6] is not None:
+                t[5] += session[6]
+                t[6] += 1
         for row in rows:
             kind, category, action, ts = row[2], row[3], row[4] or "", row[10]
+            totals[category or ""][0] += 1
+            totals[category or ""][1] += kind == "error"
             for period, size in ROLLUP_PERIODS.items():
                 bucket = rollups[(period, ts // size * size, category, action, kind)]
                 bucket[0] += 1
@@ -91,6 +104,9 @@ def build(path: Path, events: int) -> dict[str, Any]:
         "duration_sum, duration_count, duration_min, duration_max) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, NULL, NULL)",
         [(*key, c, e) for key, (c, e) in rollups.items()])
+    conn.executemany(
+        "INSERT INTO session_totals (category, events, error_events, sessions, active_sessions, ended_sessions, "
+        "duration_sum, duration_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(k, *v) for k, v in totals.items()])
     conn.execute("COMMIT")
     inserted = time.perf_counter() - started
     for kind, _, sql in deferred:
@@ -102,6 +118,8 @@ def build(path: Path, events: int) -> dict[str, Any]:
     has_fts = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'events_fts'").fetchone() is not None
     if has_fts:
         conn.execute("INSERT INTO events_fts(events_fts) VALUES ('rebuild')")
+        conn.execute("UPDATE store_meta SET value = (SELECT MAX(rowid) FROM events) "
+                     "WHERE key = 'fts_indexed_rowid'")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("ANALYZE")
     conn.close()
@@ -145,9 +163,30 @@ def measure(path: Path, lookups: int) -> dict[str, Any]:
         stats = store.get_stats(StatsFilter())
         stats_ns.append(pc() - t0)
     assert stats is not None
+    # Dashboard-style windows: the last 24 hours and the last 7 days by agent (day + hour rollups, raw
+    # events only for the partial hours at the edges); and a text search (FTS up to the watermark).
+    now = int(time.time() * 1000)
+    windowed: dict[str, float] = {}
+    for name, f in (("last_24h", StatsFilter(since=now - 86_400_000)),
+                    ("last_7d_by_category", StatsFilter(since=now - 7 * 86_400_000, group_by="category"))):
+        runs = []
+        for _ in range(7):
+            t0 = pc()
+            store.get_stats(f)
+            runs.append(pc() - t0)
+        windowed[name] = sorted(runs)[len(runs) // 2] / 1e6
+    from vibekit_telemetry.query import QueryFilter
+
+    contains_runs = []
+    for needle in ("abc", "Fix the bug in module 42", "xyz(", "429 Too"):
+        t0 = pc()
+        store.query(QueryFilter(contains=needle, limit=100))
+        contains_runs.append(pc() - t0)
     store.shutdown()
     s = sorted(stats_ns)
     return {
+        "get_stats_window_ms_median": windowed,
+        "query_contains_limit100_ms": [round(x / 1e6, 2) for x in contains_runs],
         "get_session": summarize_ns(plain),
         "get_session_with_events": summarize_ns(with_events),
         "get_stats_ms": {"median": s[len(s) // 2] / 1e6, "max": s[-1] / 1e6, "first": stats_ns[0] / 1e6},

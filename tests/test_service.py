@@ -397,7 +397,7 @@ def test_health_shape(make_telemetry: MakeTelemetry) -> None:
     telemetry = make_telemetry()
     health = telemetry.get_health_status()
     assert health["status"] == "healthy"
-    assert health["queue"]["capacity"] == 100_000 and health["writer"]["alive"]
+    assert health["queue"]["capacity"] == 50_000 and health["writer"]["alive"]
     assert health["stores"][0]["reachable"] is True
 
 

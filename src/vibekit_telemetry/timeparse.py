@@ -54,7 +54,7 @@ def parse_time(value: int | float | str | datetime | None, field: str = "from",
     phrase = value.strip().lower()
     if not phrase:
         raise ValidationError(field, EXPECTED, value)
-    if phrase.isdigit():
+    if phrase.isdecimal():  # not isdigit(): "¹" is a digit that int() refuses
         return int(phrase)
     if phrase == "now":
         return now

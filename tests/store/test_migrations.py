@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _store_helpers import ev
@@ -49,11 +50,12 @@ def test_head_constant_matches_the_scripts() -> None:
 
 def test_upgrade_step_by_step_and_status(engine: Engine) -> None:
     assert migrate.current_version(engine) is None
-    assert migrate.status(engine) == {"current": None, "head": "0004", "pending": ["0001", "0002", "0003", "0004"]}
+    head = migrate.HEAD
+    assert migrate.status(engine) == {"current": None, "head": head, "pending": list(migrate.REVISIONS)}
     migrate.upgrade(engine, "0001")
     assert {"events", "sessions", "audit_log"} <= _tables(engine) and "rollups" not in _tables(engine)
     migrate.upgrade(engine)
-    assert migrate.status(engine) == {"current": "0004", "head": "0004", "pending": []}
+    assert migrate.status(engine) == {"current": head, "head": head, "pending": []}
     assert "rollups" in _tables(engine)
 
 
@@ -117,4 +119,77 @@ def test_legacy_view_keeps_seed_003_sql_working(url: str) -> None:
         assert [tuple(r) for r in rows] == [("claude", 2, "chunk")]
     migrate.downgrade(store.engine, "0003")
     assert "telemetry" not in set(inspect(store.engine).get_view_names())
+    store.shutdown()
+
+
+def _schema(engine: Engine) -> dict[str, Any]:
+    """Everything that makes up the schema, comparable between two databases."""
+    insp = inspect(engine)
+    out: dict[str, Any] = {}
+    for table in sorted(insp.get_table_names()):
+        out[table] = {
+            "columns": [(c["name"], str(c["type"]), c["nullable"], c.get("default"))
+                        for c in insp.get_columns(table)],
+            "pk": insp.get_pk_constraint(table),
+            "fks": insp.get_foreign_keys(table),
+            "indexes": sorted((i["name"], tuple(i["column_names"]), i["unique"]) for i in insp.get_indexes(table)),
+            "unique": sorted((u["name"], tuple(u["column_names"])) for u in insp.get_unique_constraints(table)),
+        }
+    out["views"] = {v: insp.get_view_definition(v) for v in insp.get_view_names()}
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            out["master"] = sorted(tuple(r) for r in conn.exec_driver_sql(
+                "SELECT type, name, tbl_name, sql FROM sqlite_master"))
+        else:
+            out["pg_indexes"] = sorted(tuple(r) for r in conn.exec_driver_sql(
+                "SELECT tablename, indexname, regexp_replace(indexdef, 'vk_test_[0-9a-f]+\\.', '') "
+                "FROM pg_indexes WHERE schemaname = current_schema()"))
+        out["version"] = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
+        out["store_meta"] = sorted(tuple(r) for r in conn.exec_driver_sql("SELECT key, value FROM store_meta"))
+    return out
+
+
+def test_fresh_database_created_at_head_equals_one_upgraded_from_0001(
+        url: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    fresh = create_engine(url)
+    migrate.upgrade(fresh)  # empty: created from schema.py metadata at the head, no migration replay
+    assert migrate.current_version(fresh) == migrate.HEAD
+    created = _schema(fresh)
+    fresh.dispose()
+    other_url = (request.getfixturevalue("pg_url") if url.startswith("postgresql")
+                 else f"sqlite:///{tmp_path / 'replayed.db'}")
+    replayed = create_engine(other_url)
+    migrate.upgrade(replayed, "0001")
+    migrate.upgrade(replayed)  # 0002 .. head through Alembic
+    upgraded = _schema(replayed)
+    replayed.dispose()
+    assert created == upgraded
+
+
+def test_creating_a_fresh_database_does_not_import_alembic(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    code = (f"import sys; from vibekit_telemetry.store.sql import SQLStore; s = SQLStore({str(path)!r}); "
+            "s.initialize(); "
+            "assert 'alembic' not in sys.modules, 'alembic imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert migrate.current_version(create_engine(f"sqlite:///{path}")) == migrate.HEAD
+
+
+def test_upgrade_to_0006_backfills_day_rollups_and_totals(url: str, engine: Engine) -> None:
+    store = SQLStore(url)
+    store.store_batch([ev("start", "a"), ev("stream", "a", at=1), ev("error", "a", at=2),
+                       ev("end", "a", at=90), ev("start", "b", "codex", at=86_400_000)])
+    expected = store.get_stats(StatsFilter(group_by="category"))
+    expected.database_size_bytes = None
+    store.shutdown()
+    migrate.downgrade(engine, "0005")
+    assert "session_totals" not in _tables(engine)
+    migrate.upgrade(engine)
+    store = SQLStore(url)
+    got = store.get_stats(StatsFilter(group_by="category"))
+    got.database_size_bytes = None
+    assert got == expected and got.total_sessions == 2 and got.avg_session_duration_ms == 90.0
+    with store.engine.connect() as conn:
+        days = conn.exec_driver_sql("SELECT COUNT(*), SUM(count) FROM rollups WHERE period = 'day'").one()
+    assert tuple(days) == (5, 5)  # claude's start/stream/error/end on day 1, codex's start on day 2
     store.shutdown()

@@ -126,6 +126,11 @@ def test_prune_by_max_size_deletes_oldest_and_vacuums(tmp_path: Path) -> None:
     assert oldest_left > T0  # the oldest went first
     assert store.check() == []
     assert store.query(QueryFilter(contains="xxxx", limit=1))  # FTS rebuilt after VACUUM
+    # The running totals were corrected by the deletes: they agree with a recount of a time range.
+    totals, recount = store.get_stats(StatsFilter()), store.get_stats(StatsFilter(since=0, until=T0 * 2))
+    assert totals.total_events == recount.total_events == len(left)
+    assert (totals.total_sessions, totals.agents) == (recount.total_sessions, recount.agents)
+    assert totals.total_sessions == len({e.session_id for e in left})
     store.shutdown()
 
 

@@ -16,7 +16,7 @@ from ..ids import uuid7
 from .base import BatchResult
 
 # Rollup periods and their bucket widths in ms; here, not in schema.py, so MemoryStore needs no SQLAlchemy.
-ROLLUP_PERIODS: Final = {"minute": 60_000, "hour": 3_600_000}
+ROLLUP_PERIODS: Final = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
 # (period, bucket_start, category, action ('' when none), event_type)
 RollupKey = tuple[str, int, str, str, str]
 CATEGORY_REASON: Final = ("category: expected a category, or the session_id of a started session "
@@ -29,6 +29,51 @@ class KnownSession:
 
     category: str | None
     start_time: int
+    status: str = "active"
+    end_time: int | None = None
+    duration: float | None = None
+
+
+@dataclass(slots=True)
+class TotalsDelta:
+    """What one batch adds to one category's running totals (the session_totals table).
+
+    Sessions count by their state after the batch: a session that ends, or is renamed to another
+    category by a late start, moves between the counters (the planner subtracts its state before).
+    """
+
+    events: int = 0
+    error_events: int = 0
+    sessions: int = 0
+    active_sessions: int = 0
+    ended_sessions: int = 0
+    duration_sum: float = 0.0
+    duration_count: int = 0
+
+    def is_zero(self) -> bool:
+        """True when applying this delta would change nothing."""
+        return not (self.events or self.error_events or self.sessions or self.active_sessions
+                    or self.ended_sessions or self.duration_sum or self.duration_count)
+
+
+# A session's contribution to the totals: (category, status, end_time, duration).
+SessionState = tuple[str | None, str, int | None, float | None]
+
+
+def add_session_state(totals: dict[str, TotalsDelta], state: SessionState, sign: int) -> None:
+    """Add (sign 1) or remove (sign -1) one session in the state given to its category's totals."""
+    category, status, end_time, duration = state
+    t = totals.get(category or "")
+    if t is None:
+        t = totals[category or ""] = TotalsDelta()
+    t.sessions += sign
+    if status == "active":
+        t.active_sessions += sign
+    if end_time is not None:
+        t.ended_sessions += sign
+        if duration is not None:
+            t.duration_sum += sign * duration
+            t.duration_count += sign
 
 
 @dataclass(slots=True)
@@ -73,6 +118,7 @@ class Plan:
     events: list[TelemetryEvent] = field(default_factory=list)
     sessions: dict[str, SessionDelta] = field(default_factory=dict)
     rollups: dict[RollupKey, RollupDelta] = field(default_factory=dict)
+    totals: dict[str, TotalsDelta] = field(default_factory=dict)
     result: BatchResult = field(default_factory=BatchResult)
 
     def event_rows(self) -> list[tuple[Any, ...]]:
@@ -142,7 +188,34 @@ def plan_batch(events: Sequence[TelemetryEvent], known: Mapping[str, KnownSessio
             sessions[sid] = delta
         _apply(delta, event)
     plan.result.stored = len(plan.events)
+    _plan_totals(plan, known)
     return plan
+
+
+def _plan_totals(plan: Plan, known: Mapping[str, KnownSession]) -> None:
+    """Per-category deltas of the running totals: events and errors, sessions by their new state."""
+    totals = plan.totals
+    for (period, _, category, _, _), v in plan.rollups.items():
+        if period == "hour":  # every event is in exactly one hour bucket
+            t = totals.get(category)
+            if t is None:
+                t = totals[category] = TotalsDelta()
+            t.events += v.count
+            t.error_events += v.error_count
+    for d in plan.sessions.values():
+        stored = None if d.new else known.get(d.id)
+        if stored is not None:
+            before: SessionState = (stored.category, stored.status, stored.end_time, stored.duration)
+            add_session_state(totals, before, -1)
+            after: SessionState = (
+                d.category if d.started else stored.category, d.status or stored.status,
+                d.end_time if d.end_time is not None else stored.end_time,
+                d.duration if d.status is not None else stored.duration)
+        else:
+            after = (d.category, d.status or "active", d.end_time, d.duration)
+        add_session_state(totals, after, 1)
+    for key in [k for k, t in totals.items() if t.is_zero()]:
+        del totals[key]
 
 
 def _apply(delta: SessionDelta, event: TelemetryEvent) -> None:

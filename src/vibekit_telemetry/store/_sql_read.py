@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, and_, case, distinct, func, select, true
+from sqlalchemy import Connection, Row, Select, and_, case, distinct, func, literal_column, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..events import TelemetryEvent
 from ..query import QueryFilter, SessionFilter, StatsFilter
 from . import dialects
 from .base import GroupStats, Session, Stats
-from .schema import EVENT_COLUMNS, events, rollups, sessions
+from .schema import EVENT_COLUMNS, ROLLUP_PERIODS, events, rollups, session_totals, sessions
 
 
 def _loads(text: str | None) -> dict[str, Any] | None:
@@ -100,34 +100,120 @@ def query_sessions(conn: Connection, f: SessionFilter) -> list[Session]:
     return [row_to_session(row) for row in conn.execute(stmt)]
 
 
+_HOUR, _DAY = ROLLUP_PERIODS["hour"], ROLLUP_PERIODS["day"]
+# A source of event counts over a half-open time range [lo, hi) (None: unbounded).
+Piece = tuple[str, int | None, int | None]
+
+
+def time_pieces(since: int | None, until: int | None) -> list[Piece]:
+    """Cover [since, until] with day rollups, hour rollups at the edges and raw events for partial hours.
+
+    Each piece is (source, lo, hi): source "day" / "hour" (rollup buckets starting in [lo, hi)) or
+    "raw" (events with timestamp in [lo, hi)). Whole days and hours lie inside the range, so the
+    pieces add up exactly; at most two raw pieces, each under an hour.
+    """
+    lo, hi = since, None if until is None else until + 1
+
+    def up(x: int, size: int) -> int:
+        return -(-x // size) * size
+
+    def down(x: int, size: int) -> int:
+        return x // size * size
+
+    d0 = None if lo is None else up(lo, _DAY)
+    d1 = None if hi is None else down(hi, _DAY)
+    pieces: list[Piece] = []
+    if d0 is None or d1 is None or d0 < d1:
+        pieces.append(("day", d0, d1))
+        if lo is not None and d0 is not None:
+            h0 = up(lo, _HOUR)
+            pieces += [("raw", lo, h0), ("hour", h0, d0)]
+        if hi is not None and d1 is not None:
+            h1 = down(hi, _HOUR)
+            pieces += [("hour", d1, h1), ("raw", h1, hi)]
+    else:
+        assert lo is not None and hi is not None
+        h0, h1 = up(lo, _HOUR), down(hi, _HOUR)
+        if h0 < h1:
+            pieces += [("raw", lo, h0), ("hour", h0, h1), ("raw", h1, hi)]
+        else:
+            pieces.append(("raw", lo, hi))
+    return [p for p in pieces if p[1] is None or p[2] is None or p[1] < p[2]]
+
+
+def event_counts(conn: Connection, by: str, f: StatsFilter) -> dict[str | None, tuple[int, int]]:
+    """Events and error events per value of `by` (category, action or event_type) in the filter's range.
+
+    From rollups for whole days and hours, from raw events (by index) only for the partial hours at
+    the edges. Rollups key a missing action as '': it is reported as None, as events do.
+    """
+    e, r = events.c, rollups.c
+    counts: dict[str | None, list[int]] = {}
+    for source, lo, hi in time_pieces(f.since, f.until):
+        rows: Any
+        if source == "raw":
+            where = [*([e.timestamp >= lo] if lo is not None else []),
+                     *([e.timestamp < hi] if hi is not None else []),
+                     *([e.category.in_(f.categories)] if f.categories else [])]
+            rows = conn.execute(select(e[by], func.count(), func.sum(case((e.event_type == "error", 1), else_=0)))
+                                .where(*where).group_by(e[by])).all()
+        else:
+            where = [r.period == source, *([r.bucket_start >= lo] if lo is not None else []),
+                     *([r.bucket_start < hi] if hi is not None else []),
+                     *([r.category.in_(f.categories)] if f.categories else [])]
+            rows = [((k or None), n, err) for k, n, err in conn.execute(
+                select(r[by], func.sum(r.count), func.sum(r.error_count)).where(*where).group_by(r[by]))]
+        for k, n, err in rows:
+            acc = counts.setdefault(k, [0, 0])
+            acc[0] += int(n or 0)
+            acc[1] += int(err or 0)
+    return {k: (n, err) for k, (n, err) in counts.items() if n > 0}
+
+
 def stats(conn: Connection, f: StatsFilter, size_bytes: int | None) -> Stats:
-    """Compute Stats: from hour rollups when there is no time filter, else from indexed events."""
-    e, r, s = events.c, rollups.c, sessions.c
-    ev_where = [*( [e.timestamp >= f.since] if f.since is not None else []),
+    """Compute Stats from maintained aggregates: session_totals, or rollups and sessions for a time range."""
+    e, s, t = events.c, sessions.c, session_totals.c
+    ev_where = [*([e.timestamp >= f.since] if f.since is not None else []),
                 *([e.timestamp <= f.until] if f.until is not None else []),
                 *([e.category.in_(f.categories)] if f.categories else [])]
-    from_rollups = f.since is None and f.until is None
-    if from_rollups:
-        # Hour rollups hold every event once: totals without touching the raw events.
-        r_where = [r.period == "hour", *([r.category.in_(f.categories)] if f.categories else [])]
-        agent_rows = conn.execute(select(r.category, func.sum(r.count), func.sum(r.error_count))
-                                  .where(*r_where).group_by(r.category)).all()
+    s_filter = SessionFilter(categories=f.categories, since=f.since, until=f.until)
+    unfiltered = f.since is None and f.until is None
+    by_category: dict[str | None, tuple[int, int]]
+    if unfiltered:
+        # One row per agent, kept by every batch and by clean().
+        rows = conn.execute(select(t.category, t.events, t.error_events, t.sessions, t.active_sessions,
+                                   t.duration_sum, t.duration_count).where(
+            *([t.category.in_(f.categories)] if f.categories else []))).all()
+        by_category = {(cat or None): (int(n), int(err)) for cat, n, err, *_ in rows if n > 0}
+        sessions_per = {(cat or None): int(n_s) for cat, _, _, n_s, *_ in rows if n_s > 0}
+        total_s = sum(int(row[3]) for row in rows)
+        active_s = sum(int(row[4]) for row in rows)
+        dsum, dcount = sum(float(row[5]) for row in rows), sum(int(row[6]) for row in rows)
+        avg_d = dsum / dcount if dcount else None
     else:
-        agent_rows = conn.execute(select(e.category, func.count(), func.sum(
-            case((e.event_type == "error", 1), else_=0))).where(*ev_where).group_by(e.category)).all()
-    agents = {str(cat or ""): int(n or 0) for cat, n, _ in agent_rows}
-    error_events = sum(int(err or 0) for _, _, err in agent_rows)
+        by_category = event_counts(conn, "category", f)
+        # One pass over the sessions started in the range (ix_sessions_start_time), grouped by an
+        # expression so the planner keeps the range scan instead of walking ix_sessions_category.
+        ended_duration = case((s.end_time.is_not(None), s.duration), else_=None)
+        key = func.coalesce(s.category, literal_column("''"))  # inline: the same text in SELECT and GROUP BY
+        srows = conn.execute(select(
+            key, func.count(), func.sum(case((s.status == "active", 1), else_=0)),
+            func.sum(ended_duration), func.count(ended_duration),
+        ).where(*session_conditions(s_filter)).group_by(key)).all()
+        sessions_per = {(cat or None): int(n) for cat, n, *_ in srows}
+        total_s = sum(int(row[1]) for row in srows)
+        active_s = sum(int(row[2] or 0) for row in srows)
+        dsum, dcount = sum(float(row[3] or 0) for row in srows), sum(int(row[4]) for row in srows)
+        avg_d = dsum / dcount if dcount else None
+    agents = {str(cat or ""): n for cat, (n, _) in by_category.items()}
+    error_events = sum(err for _, err in by_category.values())
     # min/max are each one probe of ix_events_timestamp (or ix_events_category_ts for one category).
     first = conn.execute(select(func.min(e.timestamp)).where(*ev_where)).scalar()
     last = conn.execute(select(func.max(e.timestamp)).where(*ev_where)).scalar()
-    s_filter = SessionFilter(categories=f.categories, since=f.since, until=f.until)
-    total_s, active_s, avg_d = conn.execute(select(
-        func.count(), func.sum(case((s.status == "active", 1), else_=0)),
-        func.avg(case((s.end_time.is_not(None), s.duration), else_=None)),
-    ).where(*session_conditions(s_filter))).one()
     groups: list[GroupStats] = []
     if f.group_by:
-        groups = _groups(conn, f.group_by, from_rollups, f, ev_where, s_filter)
+        counts = by_category if f.group_by == "category" else event_counts(conn, f.group_by, f)
+        groups = _groups(conn, f.group_by, counts, sessions_per, ev_where)
     return Stats(
         total_events=sum(agents.values()), total_sessions=int(total_s or 0),
         active_sessions=int(active_s or 0),
@@ -136,32 +222,16 @@ def stats(conn: Connection, f: StatsFilter, size_bytes: int | None) -> Stats:
         group_by=f.group_by, groups=groups)
 
 
-def _groups(conn: Connection, by: str, from_rollups: bool, f: StatsFilter,
-            ev_where: list[ColumnElement[bool]], s_filter: SessionFilter) -> list[GroupStats]:
-    """Events and errors per key (rollups or events); sessions per key (see GroupStats)."""
-    e, r = events.c, rollups.c
-    counts: dict[str | None, tuple[int, int]] = {}
-    if from_rollups:
-        r_where = [r.period == "hour", *([r.category.in_(f.categories)] if f.categories else [])]
-        col = r[by]
-        rows = conn.execute(select(col, func.sum(r.count), func.sum(r.error_count)).where(*r_where)
-                            .group_by(col)).all()
-        # Rollups key a missing action as '': report it as None, as events do.
-        counts = {(k or None): (int(n), int(err)) for k, n, err in rows}
-    else:
-        col = e[by]
-        rows = conn.execute(select(col, func.count(), func.sum(case((e.event_type == "error", 1), else_=0)))
-                            .where(*ev_where).group_by(col)).all()
-        counts = {k: (int(n), int(err or 0)) for k, n, err in rows}
+def _groups(conn: Connection, by: str, counts: dict[str | None, tuple[int, int]],
+            sessions_per_category: dict[str | None, int], ev_where: list[ColumnElement[bool]]) -> list[GroupStats]:
+    """Events and errors per key (from event_counts); sessions per key (see GroupStats)."""
+    e = events.c
     if by == "category":
-        # Sessions per agent come from the sessions table: no scan of events.
-        srows = conn.execute(select(sessions.c.category, func.count()).where(
-            *session_conditions(s_filter)).group_by(sessions.c.category)).all()
+        per_key = sessions_per_category  # from session_totals or the sessions in the range: no event scan
     else:
         # Sessions per action or event type need the events themselves (one grouped scan).
-        srows = conn.execute(select(e[by], func.count(distinct(e.session_id))).where(
-            and_(true(), *ev_where)).group_by(e[by])).all()
-    per_key = {k: int(n) for k, n in srows}
+        per_key = {k: int(n) for k, n in conn.execute(select(e[by], func.count(distinct(e.session_id))).where(
+            and_(true(), *ev_where)).group_by(e[by]))}
     groups = [GroupStats(k, n, per_key.get(k, 0), err) for k, (n, err) in counts.items()]
     groups.sort(key=lambda g: (-g.events, g.key or ""))
     return groups

@@ -29,6 +29,7 @@ from ..errors import StoreError
 from .schema import events
 
 SQLITE: Final = "sqlite"
+_WATERMARK: Final = "SELECT value FROM store_meta WHERE key = 'fts_indexed_rowid'"
 POSTGRESQL: Final = "postgresql"
 
 
@@ -175,10 +176,15 @@ def contains(name: str, text: str, *, fts: bool) -> ColumnElement[bool]:
                    events.c.stream_data.ilike(pattern, escape="\\"))
     if fts and len(text) >= 3:
         # The trigram tokenizer answers a quoted phrase as a case-insensitive substring match; it needs
-        # at least three characters, so shorter needles fall back to LIKE.
+        # at least three characters, so shorter needles fall back to LIKE. The index covers the rows up
+        # to the watermark (migration 0005); the few newer rows are scanned with LIKE, so the answer is
+        # exact and complete whether or not the writer has indexed them yet.
         phrase = '"' + text.replace('"', '""') + '"'
-        matches = sql_text("SELECT rowid FROM events_fts WHERE events_fts MATCH :fts_phrase").bindparams(
-            fts_phrase=phrase)
+        matches = sql_text(
+            f"SELECT rowid FROM events_fts WHERE events_fts MATCH :fts_phrase AND rowid <= ({_WATERMARK}) "
+            f"UNION ALL SELECT rowid FROM events WHERE rowid > ({_WATERMARK}) "
+            "AND (label LIKE :fts_like ESCAPE '\\' OR stream_data LIKE :fts_like ESCAPE '\\')"
+        ).bindparams(fts_phrase=phrase, fts_like=pattern)
         return literal_column("events.rowid").in_(matches)
     # SQLite's LIKE is case-insensitive for ASCII.
     return or_(events.c.label.like(pattern, escape="\\"), events.c.stream_data.like(pattern, escape="\\"))

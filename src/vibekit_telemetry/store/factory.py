@@ -9,7 +9,7 @@ from ..config import StorageConfig, TelemetryConfig
 from ..errors import ValidationError
 from .base import StorageProvider
 
-_SQLITE_OPTIONS = {"path", "enable_indexes", "busy_timeout_ms", "prune_days", "max_size_mb", "wal",
+_SQLITE_OPTIONS = {"path", "enable_indexes", "text_index", "busy_timeout_ms", "prune_days", "max_size_mb", "wal",
                    "enable_wal", "stream_batch_size", "stream_flush_interval", "stream_flush_interval_ms"}
 
 
@@ -44,6 +44,7 @@ def build_provider(entry: StorageConfig, index: int) -> StorageProvider:
             prune_days=options.get("prune_days"),
             max_size_mb=options.get("max_size_mb"),
             wal=bool(options.get("wal", options.get("enable_wal", True))),
+            text_index=options.get("text_index"),
         )
     if entry.type in ("postgres", "postgresql"):
         url = options.get("url") or options.get("dsn")

@@ -39,8 +39,8 @@ class MemoryStore:
         """Store a batch with the same session rules as the SQL store, all or nothing."""
         with self._lock:
             ids = {s for e in events if (s := e.session_id) is not None}
-            known = {s: KnownSession(self._sessions[s].category, self._sessions[s].start_time)
-                     for s in ids if s in self._sessions}
+            known = {s: KnownSession(x.category, x.start_time, x.status, x.end_time, x.duration)
+                     for s in ids if (x := self._sessions.get(s)) is not None}
             plan = plan_batch(events, known, self._events)
             for event in plan.events:
                 assert event.event_id is not None
@@ -169,6 +169,10 @@ class MemoryStore:
 
     def compact(self) -> None:
         """Nothing to reclaim."""
+
+    def index_text(self, max_rows: int | None = None) -> int:
+        """Nothing to index: searches scan the events."""
+        return 0
 
     def flush(self) -> None:
         """Nothing buffered."""

@@ -21,7 +21,7 @@ from sqlalchemy import (
 from ._batch import ROLLUP_PERIODS
 
 __all__ = ["EVENT_COLUMNS", "EVENT_INDEXES", "ROLLUP_PERIODS", "audit_log", "events", "metadata", "rollups",
-           "sessions"]
+           "session_totals", "sessions", "store_meta"]
 
 metadata = MetaData()
 
@@ -103,6 +103,29 @@ rollups = Table(
     UniqueConstraint("period", "bucket_start", "category", "action", "event_type", name="uq_rollups_key"),
 )
 
+# Running totals per category (migration 0006), kept by the same batch plan as sessions and rollups:
+# unfiltered stats read one row per agent instead of scanning sessions or grouping rollups.
+session_totals = Table(
+    "session_totals", metadata,
+    # Empty string, not NULL, for events without a category (as in rollups).
+    Column("category", Text, primary_key=True),
+    Column("events", BigInteger, nullable=False, server_default="0"),
+    Column("error_events", BigInteger, nullable=False, server_default="0"),
+    Column("sessions", BigInteger, nullable=False, server_default="0"),
+    Column("active_sessions", BigInteger, nullable=False, server_default="0"),
+    # Sessions with an end_time, and the sum / count of their non-NULL durations (the average).
+    Column("ended_sessions", BigInteger, nullable=False, server_default="0"),
+    Column("duration_sum", Float, nullable=False, server_default="0"),
+    Column("duration_count", BigInteger, nullable=False, server_default="0"),
+)
+
+# Small key/value state of the store itself (migration 0005): on SQLite the text-search watermark.
+store_meta = Table(
+    "store_meta", metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", BigInteger),
+)
+
 audit_log = Table(
     "audit_log", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -116,4 +139,6 @@ audit_log = Table(
 
 # What migration 0003 creates: the FTS5 table (SQLite) or trigram GIN indexes (PostgreSQL).
 FTS_TABLE: Final = "events_fts"
+# store_meta key: every events row with rowid <= this value is in events_fts (migration 0005).
+FTS_WATERMARK: Final = "fts_indexed_rowid"
 PG_TRGM_INDEXES: Final = ("ix_events_label_trgm", "ix_events_stream_data_trgm")

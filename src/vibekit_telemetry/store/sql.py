@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
@@ -37,11 +38,31 @@ from ..events import TelemetryEvent, now_ms
 from ..query import QueryFilter, SessionFilter, StatsFilter
 from . import _sql_read as reads
 from . import dialects, migrate
-from ._batch import KnownSession, Plan, plan_batch, resolve_older_than
+from ._batch import KnownSession, Plan, SessionState, TotalsDelta, add_session_state, plan_batch, resolve_older_than
 from .base import BatchResult, Session, Stats
-from .schema import EVENT_COLUMNS, EVENT_INDEXES, ROLLUP_PERIODS, audit_log, events, rollups, sessions
+from .schema import (
+    EVENT_COLUMNS,
+    EVENT_INDEXES,
+    FTS_WATERMARK,
+    ROLLUP_PERIODS,
+    audit_log,
+    events,
+    rollups,
+    session_totals,
+    sessions,
+)
 
 _CHUNK: Final = 500  # ids per IN (...) list: well under SQLite's 32766 host-parameter limit
+WRITER_CACHE_KB: Final = 8000
+_TOTAL_COLUMNS: Final = ("events", "error_events", "sessions", "active_sessions", "ended_sessions",
+                         "duration_sum", "duration_count")
+# Text indexing (SQLite FTS5): the store inserts events unindexed and indexes them in bulk afterwards.
+_WATERMARK_SQL: Final = "SELECT value FROM store_meta WHERE key = 'fts_indexed_rowid'"
+_SET_WATERMARK: Final = ("INSERT INTO store_meta (key, value) VALUES ('fts_indexed_rowid', ?) "
+                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+_INDEX_RANGE: Final = ("INSERT INTO events_fts(rowid, label, stream_data) SELECT rowid, label, stream_data "
+                       "FROM events WHERE rowid > ? AND rowid <= ? "
+                       "AND (label IS NOT NULL OR stream_data IS NOT NULL)")
 
 
 class SQLStore:
@@ -54,13 +75,19 @@ class SQLStore:
         prune_days: `prune()` deletes events older than this many days.
         max_size_mb: `prune()` deletes the oldest events until the database is under this size.
         wal: SQLite write-ahead logging (leave on unless the file lives on a network share).
+        text_index: keep the SQLite trigram text index for `contains` up to date (default: enable_indexes).
+        text_index_rows: SQLite text search is indexed in bulk after the events are written: once this
+            many rows wait, the writer indexes up to this many after a batch (one transaction).
+        text_index_delay_s: ... or once the oldest unindexed row has waited this long. Searches are
+            exact meanwhile (the unindexed tail is scanned); flush() indexes everything.
     """
 
     supports_query = True
 
     def __init__(self, url_or_path: str | os.PathLike[str], *, enable_indexes: bool = True,
                  busy_timeout_ms: int = 5000, prune_days: float | None = None,
-                 max_size_mb: float | None = None, wal: bool = True) -> None:
+                 max_size_mb: float | None = None, wal: bool = True, text_index: bool | None = None,
+                 text_index_rows: int = 20_000, text_index_delay_s: float = 2.0) -> None:
         self.url = dialects.to_url(url_or_path)
         self.dialect = make_url(self.url).get_backend_name()
         if self.dialect not in (dialects.SQLITE, dialects.POSTGRESQL):
@@ -77,6 +104,12 @@ class SQLStore:
         self._lock = threading.RLock()
         self._fts = False
         self._closed = False
+        self.text_index_rows, self.text_index_delay_s = max(1, text_index_rows), text_index_delay_s
+        # The trigram index is most of the cost of a write (bench/RESULTS.md): write-heavy stores that
+        # turn indexes off skip it too, and `contains` then scans (still exact, slower on big stores).
+        self.text_index = enable_indexes if text_index is None else text_index
+        self._unindexed = 0  # rows above the watermark, as of the last write
+        self._unindexed_since: float | None = None  # monotonic time the oldest of them was written
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -118,8 +151,14 @@ class SQLStore:
         conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                timeout=self.busy_timeout_ms / 1000)
         dialects.apply_sqlite_pragmas(conn, self.busy_timeout_ms, self.wal)
-        # 32 MB of page cache keeps the hot index pages of a growing table in memory while ingesting.
-        conn.execute("PRAGMA cache_size = -32000")
+        # 8 MB of page cache holds the hot index pages of a growing table while ingesting (measured as
+        # fast as 32 MB with 1M events, at 24 MB less resident memory).
+        conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KB}")
+        # The writer sorts nothing big; its temporary storage is statement journals, mostly of the bulk
+        # text-index inserts (FTS5 segment merges). In memory they peaked at ~50 MB while ingesting 1M
+        # events (sqlite3_memory_highwater); in a temp file (spilled past 64 KB, kept in the OS cache)
+        # peak RSS went from 130 to 94 MB at 2-3 % of ingest rate, within this machine's noise.
+        conn.execute("PRAGMA temp_store = FILE")
         return conn
 
     @property
@@ -142,10 +181,74 @@ class SQLStore:
                 self._engine = None
 
     def flush(self) -> None:
-        """Checkpoint the SQLite WAL (fsyncing it); PostgreSQL commits are already durable."""
+        """Bring the text index up to date and checkpoint the SQLite WAL; PostgreSQL is already durable."""
         with self._lock:
             if self._writer is not None and self.dialect == dialects.SQLITE:
+                self.index_text()
                 self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    # -- deferred text indexing (SQLite FTS5) ----------------------------------------------------
+
+    def index_text(self, max_rows: int | None = None) -> int:
+        """Add the events stored since the last call to the text index; return how many rowids it covered.
+
+        Works in transactions of at most `text_index_rows` rows, so a concurrent reader or writer
+        waits for one chunk at most. max_rows bounds the work of this call (None: everything).
+        """
+        if self.dialect != dialects.SQLITE:
+            return 0
+        self.engine  # noqa: B018
+        done = 0
+        with self._lock:
+            if not self._fts or not self.text_index:
+                return 0
+            while max_rows is None or done < max_rows:
+                step = self.text_index_rows if max_rows is None else min(self.text_index_rows, max_rows - done)
+                covered, left = self._index_chunk(step)
+                done += covered
+                if not left:
+                    break
+        return done
+
+    def _index_chunk(self, max_rows: int) -> tuple[int, int]:
+        """Index up to max_rows rowids above the watermark in one transaction: (covered, still left)."""
+        with self._transaction() as cur:
+            mark, top = self._watermark(cur)
+            upto = min(top, mark + max_rows)
+            if upto > mark:
+                cur.execute(_INDEX_RANGE, (mark, upto))
+                cur.execute(_SET_WATERMARK, (upto,))
+        self._unindexed = top - upto
+        if not self._unindexed:
+            self._unindexed_since = None
+        return upto - mark, top - upto
+
+    @staticmethod
+    def _watermark(cur: Any) -> tuple[int, int]:
+        """(watermark, max rowid) inside a write transaction, lowering the watermark past deleted rows.
+
+        Rowids are max(rowid) + 1: when the newest rows were deleted, new rows would reuse rowids at or
+        below the watermark and never be indexed, so the watermark follows max(rowid) down.
+        """
+        cur.execute(f"SELECT ({_WATERMARK_SQL}), (SELECT COALESCE(MAX(rowid), 0) FROM events)")
+        mark, top = cur.fetchone()
+        if mark is None or top < mark:
+            mark = min(top, mark or 0)
+            cur.execute(_SET_WATERMARK, (mark,))
+        return int(mark), int(top)
+
+    def _catch_up_text(self, written: int) -> None:
+        """After a write: index one chunk when enough rows wait, or the oldest has waited long enough.
+
+        A chunk is text_index_rows, or the batch just written when that is bigger, so the index keeps
+        up with any batch size while each call's extra work stays bounded by one chunk.
+        """
+        if not self._unindexed or not self.text_index:
+            return
+        since = self._unindexed_since
+        if self._unindexed >= self.text_index_rows or (
+                since is not None and time.monotonic() - since >= self.text_index_delay_s):
+            self._index_chunk(max(self.text_index_rows, written))
 
     # -- writes ----------------------------------------------------------------------------------
 
@@ -163,9 +266,12 @@ class SQLStore:
             try:
                 # SQLite: optimistic, replays are rare, so ids are looked up only when the insert says so.
                 # PostgreSQL: look up first; a failed executemany aborts psycopg's pipeline noisily.
-                return self._write(events_, check_ids=self.dialect != dialects.SQLITE)
+                result = self._write(events_, check_ids=self.dialect != dialects.SQLITE)
             except integrity_error:
-                return self._write(events_, check_ids=True)
+                result = self._write(events_, check_ids=True)
+            if self._fts:
+                self._catch_up_text(result.stored)
+            return result
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
@@ -187,11 +293,13 @@ class SQLStore:
     def _write(self, batch: Sequence[TelemetryEvent], *, check_ids: bool) -> BatchResult:
         st = self._statements
         with self._transaction() as cur:
+            # Before inserting, so new rows never take rowids at or below a stale watermark.
+            mark = self._watermark(cur)[0] if self._fts else None
             sids = list({s for e in batch if (s := e.session_id) is not None})
             known: dict[str, KnownSession] = {}
             for chunk in _chunks(sids):
                 cur.execute(st.known_sessions(len(chunk)), chunk)
-                known.update((sid, KnownSession(cat, start)) for sid, cat, start in cur.fetchall())
+                known.update((row[0], KnownSession(*row[1:])) for row in cur.fetchall())
             stored: set[str] = set()
             if check_ids:
                 for chunk in _chunks([e.event_id for e in batch if e.event_id]):
@@ -208,6 +316,13 @@ class SQLStore:
                 cur.executemany(st.update_session, [st.update_row(d) for d in old])
             if plan.rollups:
                 cur.executemany(st.upsert_rollup, st.rollup_rows(plan))
+            if plan.totals:
+                cur.executemany(st.upsert_totals, st.totals_rows(plan.totals))
+            if mark is not None:
+                cur.execute("SELECT COALESCE(MAX(rowid), 0) FROM events")
+                self._unindexed = cur.fetchone()[0] - mark
+                if self._unindexed and self._unindexed_since is None:
+                    self._unindexed_since = time.monotonic()
         return plan.result
 
     @contextmanager
@@ -239,25 +354,65 @@ class SQLStore:
         with self._maintenance() as conn:
             touched = list(conn.execute(select(e.session_id).distinct().where(
                 *where, e.session_id.is_not(None))).scalars())
-            for period, size in ROLLUP_PERIODS.items():
-                bucket = (e.timestamp // size) * size
-                action = func.coalesce(e.action, "")
-                for start, cat, act, kind, n, errs, dsum, dcount in conn.execute(select(
-                        bucket, e.category, action, e.event_type, func.count(),
-                        func.sum(case((e.event_type == "error", 1), else_=0)),
-                        func.coalesce(func.sum(e.duration), 0.0), func.count(e.duration))
-                        .where(*where).group_by(bucket, e.category, action, e.event_type)):
-                    conn.execute(update(rollups).where(
-                        r.period == period, r.bucket_start == start, r.category == (cat or ""),
-                        r.action == act, r.event_type == kind).values(
-                        count=r.count - n, error_count=r.error_count - errs,
-                        duration_sum=r.duration_sum - dsum, duration_count=r.duration_count - dcount))
+            # One grouped read at minute resolution, summed up here into every period and the totals.
+            minute = ROLLUP_PERIODS["minute"]
+            per_bucket: dict[tuple[str, int, str, str, str], list[Any]] = {}
+            totals: dict[str, TotalsDelta] = {}
+            keys = ((e.timestamp // minute) * minute, e.category, func.coalesce(e.action, ""), e.event_type)
+            for start, cat, act, kind, n, errs, dsum, dcount in conn.execute(select(
+                    *keys, func.count(), func.sum(case((e.event_type == "error", 1), else_=0)),
+                    func.coalesce(func.sum(e.duration), 0.0), func.count(e.duration))
+                    .where(*where).group_by(*keys)):
+                cat = cat or ""
+                for period, size in ROLLUP_PERIODS.items():
+                    acc = per_bucket.setdefault((period, int(start) // size * size, cat, act, kind), [0, 0, 0.0, 0])
+                    acc[0] += n
+                    acc[1] += errs or 0
+                    acc[2] += dsum or 0.0
+                    acc[3] += dcount
+                t = totals.setdefault(cat, TotalsDelta())
+                t.events -= n
+                t.error_events -= errs or 0
+            if per_bucket:
+                conn.execute(update(rollups).where(
+                    r.period == bindparam("b_period"), r.bucket_start == bindparam("b_start"),
+                    r.category == bindparam("b_category"), r.action == bindparam("b_action"),
+                    r.event_type == bindparam("b_kind")).values(
+                    count=r.count - bindparam("b_n"), error_count=r.error_count - bindparam("b_errs"),
+                    duration_sum=r.duration_sum - bindparam("b_dsum"),
+                    duration_count=r.duration_count - bindparam("b_dcount")),
+                    [{"b_period": k[0], "b_start": k[1], "b_category": k[2], "b_action": k[3], "b_kind": k[4],
+                      "b_n": v[0], "b_errs": v[1], "b_dsum": v[2], "b_dcount": v[3]} for k, v in per_bucket.items()])
             removed = conn.execute(delete(events).where(*where)).rowcount
             conn.execute(delete(rollups).where(r.count <= 0))
+            sc = sessions.c
             for chunk in _chunks(touched):
-                conn.execute(delete(sessions).where(
-                    sessions.c.id.in_(chunk), ~exists().where(e.session_id == sessions.c.id)))
+                empty = [sc.id.in_(chunk), ~exists().where(e.session_id == sc.id)]
+                for cat, status, end_time, duration in conn.execute(
+                        select(sc.category, sc.status, sc.end_time, sc.duration).where(*empty)):
+                    state: SessionState = (cat, status, end_time, duration)
+                    add_session_state(totals, state, -1)
+                conn.execute(delete(sessions).where(*empty))
+            self._apply_totals(conn, totals)
+            if self._fts:
+                # Deleting the newest rows frees their rowids for reuse: keep the watermark at most
+                # max(rowid), so rows that take those rowids again are indexed.
+                conn.exec_driver_sql(
+                    "UPDATE store_meta SET value = (SELECT COALESCE(MAX(rowid), 0) FROM events) "
+                    f"WHERE key = '{FTS_WATERMARK}' AND value > (SELECT COALESCE(MAX(rowid), 0) FROM events)")
         return int(removed)
+
+    @staticmethod
+    def _apply_totals(conn: Connection, totals: dict[str, TotalsDelta]) -> None:
+        """Add (negative) deltas to session_totals rows that exist; drop rows left at zero."""
+        rows = [{"b_category": cat, **{"b_" + c: getattr(v, c) for c in _TOTAL_COLUMNS}}
+                for cat, v in totals.items() if not v.is_zero()]
+        if not rows:
+            return
+        t = session_totals.c
+        conn.execute(update(session_totals).where(t.category == bindparam("b_category")).values(
+            {c: t[c] + bindparam("b_" + c) for c in _TOTAL_COLUMNS}), rows)
+        conn.execute(delete(session_totals).where(t.events <= 0, t.sessions <= 0))
 
     def prune(self) -> int:
         """Apply prune_days and max_size_mb: delete the oldest events, then VACUUM; return the count."""
@@ -293,27 +448,40 @@ class SQLStore:
         with self._lock:
             if self.dialect == dialects.SQLITE:
                 # VACUUM may renumber the implicit rowids the FTS index points at, so the index is
-                # emptied first (its pages are then reclaimed too) and rebuilt afterwards.
+                # emptied first (its pages are then reclaimed too; searches scan meanwhile, the
+                # watermark being 0) and rebuilt afterwards, the watermark moving with it.
                 if self._fts:
-                    self._writer.execute("INSERT INTO events_fts(events_fts) VALUES ('delete-all')")
+                    with self._transaction() as cur:
+                        cur.execute("INSERT INTO events_fts(events_fts) VALUES ('delete-all')")
+                        cur.execute(_SET_WATERMARK, (0,))
                 self._writer.execute("VACUUM")
                 if self._fts:
-                    self._writer.execute("INSERT INTO events_fts(events_fts) VALUES ('rebuild')")
+                    self._rebuild_text_index()
                 self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 return
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.exec_driver_sql("VACUUM ANALYZE events, sessions, rollups")
 
+    def _rebuild_text_index(self) -> None:
+        """Rebuild the FTS index from every events row and set the watermark to the newest (one transaction)."""
+        with self._transaction() as cur:
+            cur.execute("INSERT INTO events_fts(events_fts) VALUES ('rebuild')")
+            cur.execute("SELECT COALESCE(MAX(rowid), 0) FROM events")
+            cur.execute(_SET_WATERMARK, (cur.fetchone()[0],))
+        self._unindexed, self._unindexed_since = 0, None
+
     def reindex(self) -> None:
         """Rebuild every index (and the FTS index)."""
-        with self._maintenance() as conn:
-            if self.dialect == dialects.SQLITE:
-                conn.exec_driver_sql("REINDEX")
+        if self.dialect == dialects.SQLITE:
+            self.engine  # noqa: B018
+            with self._lock:
+                self._writer.execute("REINDEX")
                 if self._fts:
-                    conn.exec_driver_sql("INSERT INTO events_fts(events_fts) VALUES ('rebuild')")
-            else:
-                for table in ("events", "sessions", "rollups", "audit_log"):
-                    conn.exec_driver_sql(f"REINDEX TABLE {table}")
+                    self._rebuild_text_index()
+            return
+        with self._maintenance() as conn:
+            for table in ("events", "sessions", "rollups", "session_totals", "audit_log"):
+                conn.exec_driver_sql(f"REINDEX TABLE {table}")
 
     def record_audit(self, actor: str, action: str, target: str | None = None,
                      details: dict[str, Any] | None = None) -> None:
@@ -398,21 +566,28 @@ class SQLStore:
             problems += [str(r[0]) for r in conn.exec_driver_sql("PRAGMA integrity_check") if r[0] != "ok"]
             problems += [f"foreign key: {table} row {rowid} refers to a missing {parent} row"
                          for table, rowid, parent, _ in conn.exec_driver_sql("PRAGMA foreign_key_check")]
-            if self._fts:
+        if self._fts:
+            # Compared with the events table, the index must be complete: index the tail first, in
+            # the same write transaction, so no row can arrive unindexed in between.
+            with self._lock:
                 try:
-                    conn.exec_driver_sql(
-                        "INSERT INTO events_fts(events_fts, rank) VALUES ('integrity-check', 1)")
-                except sa_exc.DatabaseError as exc:
-                    problems.append(f"text search index: {exc.orig}")
+                    with self._transaction() as cur:
+                        mark, top = self._watermark(cur)
+                        cur.execute(_INDEX_RANGE, (mark, top))
+                        cur.execute(_SET_WATERMARK, (top,))
+                        cur.execute("INSERT INTO events_fts(events_fts, rank) VALUES ('integrity-check', 1)")
+                    self._unindexed, self._unindexed_since = 0, None
+                except self._engine.dialect.dbapi.DatabaseError as exc:  # type: ignore[union-attr]
+                    problems.append(f"text search index: {exc}")
         return problems
 
     def health(self) -> dict[str, Any]:
-        """Return reachability, schema version, size and counts (event count from rollups, no scan)."""
+        """Return reachability, schema version, size and counts (from session_totals, no scan)."""
         try:
             with self.engine.connect() as conn:
-                n_events = conn.execute(select(func.coalesce(func.sum(rollups.c.count), 0))
-                                        .where(rollups.c.period == "hour")).scalar_one()
-                n_sessions = conn.execute(select(func.count()).select_from(sessions)).scalar_one()
+                n_events, n_sessions = conn.execute(select(
+                    func.coalesce(func.sum(session_totals.c.events), 0),
+                    func.coalesce(func.sum(session_totals.c.sessions), 0))).one()
             return {"reachable": True, "name": self.name, "backend": self.dialect, "location": self._where(),
                     "schema_version": migrate.current_version(self.engine), "events": int(n_events),
                     "sessions": int(n_sessions), "size_bytes": self.size_bytes(), "text_search": self._fts
@@ -469,10 +644,16 @@ class _Statements:
                   "duration_count": r.duration_count + x.duration_count,
                   "duration_min": dialects.least(dialect, r.duration_min, x.duration_min),
                   "duration_max": dialects.greatest(dialect, r.duration_max, x.duration_max)}), d)
+        ins = dialects.upsert_insert(dialect)(session_totals).values(
+            {c: b(c, session_totals.c[c].type) for c in ("category", *_TOTAL_COLUMNS)})
+        x, t = ins.excluded, session_totals.c
+        self.upsert_totals, self._totals_names = dialects.compile_positional(ins.on_conflict_do_update(
+            index_elements=["category"], set_={c: t[c] + x[c] for c in _TOTAL_COLUMNS}), d)
 
     def known_sessions(self, n: int) -> str:
         """SELECT of the stored sessions among n ids."""
-        return f"SELECT id, category, start_time FROM sessions WHERE id IN ({', '.join([self.ph] * n)})"
+        return ("SELECT id, category, start_time, status, end_time, duration FROM sessions "
+                f"WHERE id IN ({', '.join([self.ph] * n)})")
 
     def stored_ids(self, n: int) -> str:
         """SELECT of the stored event ids among n ids."""
@@ -496,6 +677,11 @@ class _Statements:
                   "action": d.action, "label": d.label, "sandbox_id": d.sandbox_id, "repo_url": d.repo_url,
                   "metadata": d.metadata_json}
         return tuple(values[n[2:]] for n in self._update_names)
+
+    def totals_rows(self, totals: dict[str, TotalsDelta]) -> list[tuple[Any, ...]]:
+        """Parameters adding per-category deltas to session_totals."""
+        return [tuple(category if n == "b_category" else getattr(v, n[2:]) for n in self._totals_names)
+                for category, v in totals.items()]
 
     def rollup_rows(self, plan: Plan) -> list[tuple[Any, ...]]:
         """Parameters adding the batch's rollup deltas."""

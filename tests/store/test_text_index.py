@@ -1,0 +1,156 @@
+"""SQLite's deferred text index (migration 0005): exact searches before, during and after indexing."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from _store_helpers import ev
+from sqlalchemy import create_engine
+
+from vibekit_telemetry.query import QueryFilter
+from vibekit_telemetry.store import migrate
+from vibekit_telemetry.store.sql import SQLStore
+
+
+def _mark(store: SQLStore) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.exec_driver_sql(
+            "SELECT value FROM store_meta WHERE key = 'fts_indexed_rowid'").scalar_one())
+
+
+def _top(store: SQLStore) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.exec_driver_sql("SELECT MAX(rowid) FROM events").scalar_one())
+
+
+def _fts_rows(store: SQLStore, needle: str) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.exec_driver_sql("SELECT COUNT(*) FROM events_fts WHERE events_fts MATCH ?",
+                                        ('"' + needle + '"',)).scalar_one())
+
+
+def _labels(store: SQLStore, needle: str, **kw: object) -> list[str | None]:
+    return [e.label or e.stream_data for e in store.query(QueryFilter(contains=needle, **kw))]  # type: ignore[arg-type]
+
+
+def _lazy(path: Path, **kw: object) -> SQLStore:
+    store = SQLStore(path, text_index_rows=kw.pop("rows", 1000), text_index_delay_s=kw.pop("delay", 3600.0))  # type: ignore[arg-type]
+    store.initialize()
+    return store
+
+
+def test_no_insert_trigger_and_searches_are_exact_before_and_after_indexing(tmp_path: Path) -> None:
+    store = _lazy(tmp_path / "t.db")
+    triggers = {r[0] for r in sqlite3.connect(tmp_path / "t.db").execute(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    assert "events_fts_ai" not in triggers and {"events_fts_ad", "events_fts_au"} <= triggers
+    store.store_batch([ev("start", label="alpha needle one"), ev("stream", at=1, stream_data="no match"),
+                       ev("stream", at=2, stream_data="second NEEDLE here")])
+    assert _mark(store) == 0 and _fts_rows(store, "needle") == 0  # nothing indexed yet
+    assert _labels(store, "eedl") == ["alpha needle one", "second NEEDLE here"]
+    assert store.index_text(max_rows=2) == 2  # bounded: rows 1 and 2
+    assert _mark(store) == 2 and _fts_rows(store, "needle") == 1
+    store.store_batch([ev("stream", at=3, stream_data="third needle")])
+    # Index up to the watermark, scan above it: each hit once, ordered, limit and offset applied.
+    assert _labels(store, "needle") == ["alpha needle one", "second NEEDLE here", "third needle"]
+    assert _labels(store, "needle", order="desc", limit=2) == ["third needle", "second NEEDLE here"]
+    assert _labels(store, "needle", offset=1, limit=1) == ["second NEEDLE here"]
+    assert store.index_text() == 2 and _mark(store) == 4
+    assert _labels(store, "needle") == ["alpha needle one", "second NEEDLE here", "third needle"]
+    assert store.check() == []
+    store.shutdown()
+
+
+def test_writer_catches_up_one_chunk_per_batch(tmp_path: Path) -> None:
+    store = _lazy(tmp_path / "t.db", rows=10)
+    marks = []
+    for b in range(3):
+        store.store_batch([ev("stream", at=b * 10 + i, stream_data=f"chunk {i}") for i in range(6)])
+        marks.append(_mark(store))
+    assert marks == [0, 10, 10]  # backlog 6: wait; 12 >= 10: one chunk of 10; 8: wait
+    # A chunk is at least the batch just written, so the index keeps up with big batches too.
+    store.store_batch([ev("stream", at=100 + i, stream_data="x") for i in range(25)])
+    assert _mark(store) == 35
+    store.flush()  # flush indexes the rest
+    assert _mark(store) == 43
+    store.shutdown()
+    timed = _lazy(tmp_path / "d.db", rows=1000, delay=0.0)  # the age rule: anything waiting is due
+    timed.store_batch([ev("start", label="hello")])
+    assert _mark(timed) == 1
+    timed.shutdown()
+
+
+def test_deletes_keep_the_index_exact_and_rowids_reused_after_a_tail_delete_get_indexed(tmp_path: Path) -> None:
+    store = _lazy(tmp_path / "t.db")
+    store.store_batch([ev("start", "a", label="keep needle"), ev("start", "b", at=1, label="drop needle"),
+                       ev("start", "c", at=2, label="tail needle")])
+    store.index_text()
+    assert _mark(store) == 3
+    store.store_batch([ev("stream", "c", at=3, stream_data="unindexed needle")])
+    assert store.clean(session_ids=["b"]) == 1  # indexed row: the delete trigger removes it
+    assert store.clean(session_ids=["c"]) == 2  # the newest rows, indexed and not
+    assert _labels(store, "needle") == ["keep needle"]
+    assert _mark(store) == 1  # followed max(rowid) down: rowids 2.. will be reused
+    store.store_batch([ev("start", "d", at=5, label="reused needle")])
+    assert _labels(store, "needle") == ["keep needle", "reused needle"]
+    store.index_text()
+    assert _fts_rows(store, "needle") == 2 and store.check() == []
+    store.shutdown()
+
+
+def test_compact_and_reindex_rebuild_and_move_the_watermark(tmp_path: Path) -> None:
+    store = _lazy(tmp_path / "t.db")
+    store.store_batch([ev("start", f"s{i}", at=i, label=f"needle {i}") for i in range(50)])
+    store.clean(older_than_ms=ev("start", at=25).timestamp)
+    store.store_batch([ev("start", "late", at=60, label="late needle")])
+    store.compact()  # VACUUM may renumber rowids: the index is rebuilt, the watermark is max(rowid)
+    assert _mark(store) == _top(store) and _fts_rows(store, "needle") == 26
+    assert len(_labels(store, "needle")) == 26
+    store.store_batch([ev("start", "later", at=70, label="later needle")])
+    store.reindex()
+    assert _mark(store) == _top(store) and _fts_rows(store, "needle") == 27 and store.check() == []
+    store.shutdown()
+
+
+def test_upgrade_from_0004_indexes_everything_and_downgrade_indexes_the_tail(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    store = _lazy(path)
+    store.store_batch([ev("start", label="first needle")])
+    store.index_text()
+    store.store_batch([ev("stream", at=1, stream_data="tail needle")])  # above the watermark
+    store.shutdown()
+    engine = create_engine(f"sqlite:///{path}")
+    migrate.downgrade(engine, "0004")
+    raw = sqlite3.connect(path)
+    names = {r[0] for r in raw.execute("SELECT name FROM sqlite_master")}
+    assert "events_fts_ai" in names and "store_meta" not in names
+    # 0004's triggers index what arrives; the tail was indexed by the downgrade.
+    raw.execute("INSERT INTO events (event_id, session_id, event_type, category, timestamp, label) "
+                "VALUES ('raw1', 's1', 'custom', 'claude', 1700000000009, 'raw needle')")
+    raw.commit()
+    assert raw.execute("SELECT COUNT(*) FROM events_fts WHERE events_fts MATCH '\"needle\"'").fetchone()[0] == 3
+    raw.execute("INSERT INTO events_fts(events_fts, rank) VALUES ('integrity-check', 1)")
+    raw.close()
+    migrate.upgrade(engine)
+    engine.dispose()
+    store = _lazy(path)
+    assert _mark(store) == 3
+    assert _labels(store, "needle") == ["first needle", "tail needle", "raw needle"]
+    assert store.check() == []
+    store.shutdown()
+
+
+def test_write_heavy_store_skips_text_indexing_and_still_finds_text(tmp_path: Path) -> None:
+    store = SQLStore(tmp_path / "w.db", enable_indexes=False, text_index_rows=1, text_index_delay_s=0.0)
+    store.initialize()
+    store.store_batch([ev("start", label="find the needle"), ev("stream", at=1, stream_data="haystack")])
+    store.flush()
+    assert _mark(store) == 0 and _fts_rows(store, "needle") == 0  # nothing indexed, ever
+    assert _labels(store, "eedl") == ["find the needle"]          # `contains` scans instead
+    store.shutdown()
+    reindexed = SQLStore(tmp_path / "w.db", enable_indexes=False, text_index=True)
+    reindexed.initialize()
+    reindexed.flush()
+    assert _mark(reindexed) == _top(reindexed) and _fts_rows(reindexed, "needle") == 1
+    reindexed.shutdown()
