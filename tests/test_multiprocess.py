@@ -38,4 +38,7 @@ def test_three_processes_share_one_database(tmp_path: Path) -> None:
         assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 3 * 20 * 52
         rows = conn.execute("SELECT category, COUNT(*), SUM(stream_count), MIN(status), MAX(status) "
                             "FROM sessions GROUP BY category ORDER BY category").fetchall()
+        # Each writer recorded its own metrics row at shutdown.
+        runs = conn.execute("SELECT pid, events_written, dropped FROM writer_runs").fetchall()
     assert rows == [(f"agent{n}", 20, 1000, "completed", "completed") for n in range(3)]
+    assert sorted(r[1:] for r in runs) == [(1040, 0)] * 3 and len({r[0] for r in runs}) == 3

@@ -365,10 +365,62 @@ def test_survives_fork(make_telemetry: MakeTelemetry, db_path: Path) -> None:
         os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+    # The child recorded its own writer run (new run id, its pid, only its own events).
+    runs = {r["pid"]: r for r in telemetry.store.writer_runs()}  # type: ignore[attr-defined]
+    assert runs[pid]["events_written"] == 2 and runs[os.getpid()]["events_written"] == 1
+    assert runs[pid]["run_id"] != runs[os.getpid()]["run_id"]
     telemetry.track_end(parent_sid, "completed")
     telemetry.flush(10)
     labels = sorted(s.label or "" for s in telemetry.get_sessions())
     assert labels == ["child", "parent"]
+
+
+def test_writer_records_its_metrics_at_most_every_interval_and_at_shutdown(make_telemetry: MakeTelemetry) -> None:
+    slow = make_telemetry(storage=[{"type": "memory"}], writer_stats_interval_s=3600)
+    store: Any = slow.store
+    slow.track_start("claude", "code", "p")
+    assert slow.flush(10)
+    (first,) = store.writer_runs()  # the first batch records the run at once
+    assert first["events_written"] == 1 and first["service_name"] == slow.config.service_name
+    slow.track_batch([{"event_type": "custom", "category": "claude"}] * 5)
+    assert slow.flush(10)
+    assert store.writer_runs()[0]["events_written"] == 1  # within the interval: not recorded again
+    slow.shutdown()
+    (last,) = store.writer_runs()  # the memory store stays readable after shutdown
+    assert last["run_id"] == first["run_id"] and last["events_written"] == 6 and last["batches"] == 2
+    assert last["max_batch_ms"] > 0 and last["queue_capacity"] == 50_000
+
+
+def test_reading_only_records_no_writer_run(make_telemetry: MakeTelemetry) -> None:
+    reader = make_telemetry(storage=[{"type": "memory"}])
+    store: Any = reader.store
+    reader.get_stats()
+    reader.shutdown()
+    assert store.writer_runs() == []
+
+
+def test_failing_metrics_record_never_reaches_the_writer(make_telemetry: MakeTelemetry,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    telemetry = make_telemetry(storage=[{"type": "memory"}], writer_stats_interval_s=0.1)
+    store: Any = telemetry.store
+
+    def broken(run: dict[str, Any]) -> None:
+        raise RuntimeError("metrics table gone")
+
+    store.record_writer_run = broken
+    sid = telemetry.track_start("claude", "code", "p")
+    assert telemetry.flush(10)
+    telemetry.track_end(sid, "completed")
+    assert telemetry.flush(10)
+    health = telemetry.get_health_status()
+    assert health["writer"]["metrics_record_errors"] >= 1 and health["writer"]["batch_errors"] == 0
+    assert health["events"]["written"] == 2 and health["dropped_total"] == 0
+    assert "metrics table gone" in caplog.text
+
+
+def test_writer_stats_interval_is_validated() -> None:
+    with pytest.raises(ValidationError):
+        Telemetry(storage=[{"type": "memory"}], writer_stats_interval_s=0.01)
 
 
 def test_flushes_at_interpreter_exit(db_path: Path) -> None:

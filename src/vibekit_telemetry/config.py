@@ -176,6 +176,8 @@ class TelemetryConfig(_Section):
     retry_attempts: int = Field(5, ge=0, le=1000)
     retry_delay_ms: int = Field(100, ge=0, le=60_000)
     maintenance_interval_s: float = Field(300.0, gt=0)
+    # How often the writer saves its metrics in the store (writer_runs) for `telemetry stats --performance`.
+    writer_stats_interval_s: float = Field(5.0, ge=0.1)
     raise_on_error: bool = False
     disabled: bool = False
     debug: bool = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import socket
 import time
 import weakref
 from collections import OrderedDict
@@ -85,6 +86,8 @@ class Telemetry:
             max_queue=self.config.max_queue_size, policy=self.config.backpressure,
             block_timeout_s=self.config.block_timeout_ms / 1000)
         self._last_maintenance = time.monotonic()
+        self._new_run()
+        self._run_record_errors = 0
         ref = weakref.ref(self)
         atexit.register(_shutdown_at_exit, ref)
         os.register_at_fork(after_in_child=lambda: _after_fork_in_child(ref))
@@ -124,6 +127,7 @@ class Telemetry:
         self._pid = os.getpid()
         self._sessions = OrderedDict()
         self._reopen_pending = True
+        self._new_run()
 
     def _ensure_process(self) -> None:
         if getattr(self, "_reopen_pending", False):
@@ -370,6 +374,9 @@ class Telemetry:
         if time.monotonic() - self._last_maintenance > self.config.maintenance_interval_s:
             self._last_maintenance = time.monotonic()
             self._maintain()
+        last = self._last_run_record
+        if last is None or time.monotonic() - last >= self.config.writer_stats_interval_s:
+            self._record_run()
 
     def _settle(self, items: list[Any]) -> list[TelemetryEvent]:
         """Finish, in queue order, what track() left to the writer in the default mode.
@@ -400,6 +407,47 @@ class Telemetry:
                 self._truncated += 1
             ready.append(event)
         return ready
+
+    def _new_run(self) -> None:
+        """Start a new writer_runs record: at construction, and in a forked child (its own writer)."""
+        self._run_id = uuid7()
+        self._run_started = now_ms()
+        self._last_run_record: float | None = None  # monotonic time of the last record; None: record soon
+        # A forked child inherits the parent's pipeline counters: its run counts from here.
+        pipeline = getattr(self, "_pipeline", None)
+        self._run_base = (pipeline.counters.written, sum(self._dropped().values())) if pipeline else (0, 0)
+
+    def _record_run(self, *, final: bool = False) -> None:
+        """Save this writer's counters in the primary store (writer_runs), if it keeps them; never raises.
+
+        Runs on the writer thread after a batch (at most every writer_stats_interval_s) and once more
+        in shutdown() (final), so `telemetry stats --performance` in another process can show them.
+        A writer that never wrote a batch (a CLI command that only reads) records nothing.
+        """
+        if self._worker is None or self._pipeline is None or getattr(self, "_reopen_pending", False):
+            return  # disabled, or a forked child that has not opened its own stores (nothing written)
+        if final and self._last_run_record is None and not self._worker.stats.batches:
+            return
+        self._last_run_record = time.monotonic()
+        try:
+            provider = next((p for p in self._providers if getattr(p, "supports_query", False)), None)
+            record = getattr(provider, "record_writer_run", None)
+            if not callable(record):
+                return
+            stats = self._worker.stats
+            record({
+                "run_id": self._run_id, "service_name": self.config.service_name,
+                "service_version": self.config.service_version, "host": socket.gethostname(),
+                "pid": os.getpid(), "started_at": self._run_started, "updated_at": now_ms(),
+                "events_written": self._pipeline.counters.written - self._run_base[0], "batches": stats.batches,
+                "total_batch_ms": stats.total_batch_ms, "last_batch_ms": stats.last_batch_ms,
+                "max_batch_ms": stats.max_batch_ms, "dropped": sum(self._dropped().values()) - self._run_base[1],
+                "queue_depth": self._worker.depth(), "queue_capacity": self._worker.capacity(),
+            })
+        except Exception as exc:  # metrics must never break the writer
+            self._run_record_errors += 1
+            log = logger.warning if self._run_record_errors == 1 else logger.debug
+            log("telemetry writer metrics not recorded: %s", exc)
 
     def _maintain(self) -> None:
         """Apply prune_days and max_size_mb on stores that support it (runs on the writer thread)."""
@@ -481,6 +529,7 @@ class Telemetry:
             finished = self._worker.flush(timeout)
             self._pipeline.stopping.set()
             finished = self._worker.shutdown(timeout) and finished
+            self._record_run(final=True)
         for provider in self._providers:
             try:
                 provider.shutdown()
@@ -548,13 +597,11 @@ class Telemetry:
         return self.store.clean(older_than_ms=cutoff, session_ids=list(session_ids),
                                 categories=list(categories))
 
-    def get_health_status(self) -> dict[str, Any]:
-        """Return the writer's, the queue's and the stores' health, with every drop counted."""
-        if self._disabled:
-            return {"status": "disabled", "reason": "TELEMETRY_DISABLED / DO_NOT_TRACK or disabled=True"}
+    def _dropped(self) -> dict[str, int]:
+        """Every event lost so far, by reason (the health report's `dropped`)."""
         assert self._worker is not None and self._pipeline is not None
         stats, counters = self._worker.stats, self._pipeline.counters
-        dropped = {
+        return {
             "queue_full": stats.dropped_newest + stats.dropped_block_timeout,
             "oldest_evicted": stats.dropped_oldest,
             "at_shutdown": stats.dropped_at_shutdown,
@@ -563,6 +610,14 @@ class Telemetry:
             "store_failures": counters.lost_after_retries,
             "no_store": counters.no_store,
         }
+
+    def get_health_status(self) -> dict[str, Any]:
+        """Return the writer's, the queue's and the stores' health, with every drop counted."""
+        if self._disabled:
+            return {"status": "disabled", "reason": "TELEMETRY_DISABLED / DO_NOT_TRACK or disabled=True"}
+        assert self._worker is not None and self._pipeline is not None
+        stats, counters = self._worker.stats, self._pipeline.counters
+        dropped = self._dropped()
         stores: list[dict[str, Any]] = []
         for provider in self._providers:
             health = getattr(provider, "health", None)
@@ -585,7 +640,8 @@ class Telemetry:
             "writer": {"alive": self._worker.is_alive(), "batches": stats.batches,
                        "events_processed": stats.processed, "last_batch_ms": round(stats.last_batch_ms, 3),
                        "avg_batch_ms": round(stats.total_batch_ms / batches, 3),
-                       "batch_errors": stats.batch_errors},
+                       "max_batch_ms": round(stats.max_batch_ms, 3), "batch_errors": stats.batch_errors,
+                       "metrics_record_errors": self._run_record_errors},
             "events": {"submitted": stats.submitted, "written": counters.written,
                        "duplicates": counters.duplicates, "truncated": self._truncated,
                        "retries": counters.retries, "store_errors": counters.store_errors},

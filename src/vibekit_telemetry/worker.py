@@ -41,6 +41,7 @@ class WorkerStats:
     batch_errors: int = 0
     last_batch_ms: float = 0.0
     total_batch_ms: float = 0.0
+    max_batch_ms: float = 0.0
 
 
 class BatchWorker:
@@ -216,6 +217,8 @@ class BatchWorker:
                     self.stats.processed += len(batch)
                     self.stats.last_batch_ms = elapsed
                     self.stats.total_batch_ms += elapsed
+                    if elapsed > self.stats.max_batch_ms:
+                        self.stats.max_batch_ms = elapsed
             for marker in markers:
                 marker.done.set()
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 from cli_support import Dataset, Run, as_json
+
+from vibekit_telemetry.service import Telemetry
 
 
 def test_stats_table_looks_like_the_seed(run: Run, seeded: Dataset) -> None:
@@ -38,11 +44,48 @@ def test_stats_filters_and_group_by(run: Run, seeded: Dataset) -> None:
     assert table.exit_code == 0 and "By action" in table.stdout and "chat" in table.stdout
 
 
-def test_stats_performance(run: Run, seeded: Dataset) -> None:
-    stats = as_json(run("stats", "--performance", "--format", "json"))
-    assert "stats_query_ms" in stats["performance"] and "writer" in stats["performance"]
+def test_stats_performance_shows_what_another_process_wrote(run: Run, db_file: Path) -> None:
+    db_file.parent.mkdir(parents=True)
+    telemetry = Telemetry(db_path=str(db_file), writer_stats_interval_s=0.1, stream_flush_interval_ms=20,
+                          service_name="perf-agent", service_version="2.0")
+    sid = telemetry.track_start("claude", "code", "p")
+    for i in range(40):
+        telemetry.track_stream(sid, f"chunk {i}")
+        if i == 20:
+            assert telemetry.flush(10)
+            time.sleep(0.15)  # past writer_stats_interval_s: the next batch records the run again
+    telemetry.track_end(sid)
+    telemetry.shutdown()
+
+    perf = as_json(run("stats", "--performance", "--format", "json"))["performance"]
+    (writer,) = perf["writer_runs"]
+    assert writer["service_name"] == "perf-agent" and writer["service_version"] == "2.0"
+    assert writer["events_written"] == 42 and writer["dropped"] == 0
+    assert writer["pid"] == os.getpid() and writer["host"]
+    assert writer["batches"] >= 2 and writer["max_batch_ms"] >= writer["avg_batch_ms"] > 0
+    assert writer["queue_capacity"] == 50_000 and writer["queue_depth"] == 0
+    assert writer["updated_at"] - writer["started_at"] >= 150 and writer["events_per_s"] > 0
+    assert perf["store"]["database_size_bytes"] > 0 and perf["store"]["stats_query_ms"] > 0
+    assert perf["store"]["queries_per_s"] > 0
+    # The stats command's own writer wrote nothing, so it recorded no run.
+    assert len(as_json(run("stats", "--performance", "--format", "json"))["performance"]["writer_runs"]) == 1
+
     table = run("stats", "--performance")
-    assert table.exit_code == 0 and "Performance" in table.stdout and "writer.batches" in table.stdout
+    assert table.exit_code == 0, table.output
+    out = table.stdout
+    assert "Performance" in out and "perf-agent 2.0" in out and f"/{os.getpid()}" in out
+    assert "max flush ms" in out and "0/50,000" in out and "queries/s" in out
+
+
+def test_stats_performance_window(run: Run, seeded: Dataset) -> None:
+    # `seeded` wrote its events through a writer a moment ago: it is in the last 24 h.
+    (writer,) = as_json(run("stats", "--performance", "--format", "json"))["performance"]["writer_runs"]
+    assert writer["events_written"] == 14
+    # --from narrows the writers too (and the events): a window in the future holds none of them.
+    later = as_json(run("stats", "--performance", "--from", "2099-01-01", "--format", "json"))
+    assert later["performance"]["writer_runs"] == []
+    table = run("stats", "--performance", "--from", "2099-01-01")
+    assert table.exit_code == 0 and "no writer has recorded metrics in this window" in table.stdout
 
 
 def test_stats_bad_input(run: Run, seeded: Dataset) -> None:

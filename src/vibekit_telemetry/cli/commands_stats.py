@@ -9,6 +9,7 @@ from typing import Any
 import click
 from rich.text import Text
 
+from ..events import now_ms
 from ..query import GROUP_BY_FIELDS, parse_stats_filter
 from ..store.base import Stats
 from .context import TelemetryCommand, open_telemetry
@@ -20,11 +21,15 @@ from .options import (
     format_date,
     format_duration,
     format_option,
+    format_time,
     print_key_values,
     print_table,
     split_list,
     time_option_value,
 )
+
+_DAY_MS = 86_400_000
+NO_RUNS = "no writer has recorded metrics in this window"
 
 
 def agent_shares_text(stats: Stats) -> str:
@@ -57,13 +62,53 @@ def stats_lines(stats: Stats) -> list[tuple[str, str]]:
     ]
 
 
-def _performance(health: Mapping[str, Any], query_ms: float) -> dict[str, Any]:
-    """Pick the writer and store metrics out of a health report."""
-    perf: dict[str, Any] = {"stats_query_ms": round(query_ms, 3)}
-    for key in ("queue", "writer", "events", "dropped", "stores"):
-        if key in health:
-            perf[key] = health[key]
-    return perf
+def _writer_run(run: Mapping[str, Any]) -> dict[str, Any]:
+    """One writer_runs row with its rates: events/s over the run's lifetime, average flush time."""
+    out = dict(run)
+    seconds = (run["updated_at"] - run["started_at"]) / 1000
+    out["events_per_s"] = round(run["events_written"] / seconds, 3) if seconds > 0 else None
+    out["avg_batch_ms"] = round(run["total_batch_ms"] / run["batches"], 3) if run["batches"] else None
+    return out
+
+
+def _performance(runs: list[dict[str, Any]] | None, since_ms: int, size: int | None,
+                 query_ms: float) -> dict[str, Any]:
+    """The writers' metrics recorded in the store since since_ms (None: the store keeps none), and the store's."""
+    return {
+        "since": since_ms,
+        "writer_runs": None if runs is None else [_writer_run(r) for r in runs],
+        "store": {"database_size_bytes": size, "stats_query_ms": round(query_ms, 3),
+                  "queries_per_s": round(1000 / query_ms, 1) if query_ms > 0 else None},
+    }
+
+
+def _ms(value: Any) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def _print_performance(perf: Mapping[str, Any]) -> None:
+    out = console()
+    out.print()
+    out.print(Text("Performance", style="bold underline"))
+    runs = perf["writer_runs"]
+    since = format_time(perf["since"])
+    if runs is None:
+        out.print(Text("Writers: this store does not record writer metrics"))
+    elif not runs:
+        out.print(Text(f"Writers: {NO_RUNS} (since {since} UTC)"))
+    else:
+        rows = [{"service": " ".join(p for p in (r["service_name"], r["service_version"]) if p),
+                 "host/pid": f"{r['host']}/{r['pid']}", "started": format_time(r["started_at"]),
+                 "last seen": format_time(r["updated_at"]), "events": f"{r['events_written']:,}",
+                 "events/s": _ms(r["events_per_s"]), "batches": f"{r['batches']:,}",
+                 "avg flush ms": _ms(r["avg_batch_ms"]), "max flush ms": _ms(r["max_batch_ms"]),
+                 "dropped": f"{r['dropped']:,}", "queue": f"{r['queue_depth']:,}/{r['queue_capacity']:,}"}
+                for r in runs]
+        print_table(rows, list(rows[0]), title=f"Writers seen since {since} UTC")
+    store = perf["store"]
+    qps = store["queries_per_s"]
+    out.print(Text(f"Store: {format_bytes(store['database_size_bytes'])}, stats query "
+                   f"{store['stats_query_ms']:,.1f} ms" + (f" ({qps:,.0f} queries/s)" if qps else "")))
 
 
 def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
@@ -91,7 +136,8 @@ def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
 @click.option("--to", "--until", "until", metavar="TIME", help="Only events at or before TIME.")
 @click.option("--group-by", "group_by", metavar="FIELD",
               help="Break down by " + ", ".join(GROUP_BY_FIELDS) + " (agent, mode, type accepted).")
-@click.option("--performance", is_flag=True, help="Add writer, queue and store metrics.")
+@click.option("--performance", is_flag=True,
+              help="Add the metrics writers recorded in the store (last 24 h, or since --from) and the store's.")
 @format_option(("table", "json"))
 @database_options
 def stats(agents: tuple[str, ...], since: str | None, until: str | None, group_by: str | None,
@@ -108,11 +154,17 @@ def stats(agents: tuple[str, ...], since: str | None, until: str | None, group_b
         started = time.perf_counter()
         result = telemetry.store.get_stats(stats_filter)
         query_ms = (time.perf_counter() - started) * 1000
-        health = telemetry.get_health_status() if performance else {}
+        perf: dict[str, Any] = {}
+        if performance:
+            # Writers run in other processes: read what they recorded, not this command's own writer.
+            since_ms = stats_filter.since if stats_filter.since is not None else now_ms() - _DAY_MS
+            reader = getattr(telemetry.store, "writer_runs", None)
+            runs = reader(since_ms=since_ms) if callable(reader) else None
+            perf = _performance(runs, since_ms, result.database_size_bytes, query_ms)
     if fmt == "json":
         document = result.to_dict()
         if performance:
-            document["performance"] = _performance(health, query_ms)
+            document["performance"] = perf
         echo_json(document)
         return
     print_key_values(stats_lines(result))
@@ -123,10 +175,7 @@ def stats(agents: tuple[str, ...], since: str | None, until: str | None, group_b
         print_table(rows, [result.group_by, "events", "sessions", "errors"],
                     title=f"By {result.group_by}", empty="No groups.")
     if performance:
-        lines: list[tuple[str, str]] = []
-        _flatten("", _performance(health, query_ms), lines)
-        console().print()
-        print_key_values(lines, title="Performance")
+        _print_performance(perf)
 
 
 @click.command(cls=TelemetryCommand)

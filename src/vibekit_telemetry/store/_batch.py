@@ -271,3 +271,30 @@ def resolve_older_than(older_than_ms: int | None) -> int | None:
         return None
     # Below 1e11 (March 1973) a value cannot be a timestamp this store holds: it is an age like 30 days.
     return now_ms() - older_than_ms if older_than_ms < MIN_TIMESTAMP_MS else older_than_ms
+
+
+# The columns of a writer_runs row (schema.writer_runs, migration 0007), in table order.
+WRITER_RUN_COLUMNS: Final = (
+    "run_id", "service_name", "service_version", "host", "pid", "started_at", "updated_at",
+    "events_written", "batches", "total_batch_ms", "last_batch_ms", "max_batch_ms", "dropped",
+    "queue_depth", "queue_capacity",
+)
+_RUN_COUNTERS: Final = WRITER_RUN_COLUMNS[7:]
+
+
+def writer_run_row(run: Mapping[str, Any]) -> dict[str, Any]:
+    """A complete writer_runs row from a run dict: counters default to 0, updated_at to now, started_at to it."""
+    if not run.get("run_id"):
+        raise ValueError("a writer run needs a run_id")
+    unknown = set(run) - set(WRITER_RUN_COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown writer run fields: {', '.join(sorted(unknown))}")
+    row: dict[str, Any] = {c: run.get(c) for c in WRITER_RUN_COLUMNS}
+    for name in _RUN_COUNTERS:
+        if row[name] is None:
+            row[name] = 0
+    if row["updated_at"] is None:
+        row["updated_at"] = now_ms()
+    if row["started_at"] is None:
+        row["started_at"] = row["updated_at"]
+    return row

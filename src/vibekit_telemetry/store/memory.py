@@ -11,7 +11,7 @@ from typing import Any
 
 from ..events import TelemetryEvent, now_ms
 from ..query import QueryFilter, SessionFilter, StatsFilter
-from ._batch import KnownSession, plan_batch, resolve_older_than
+from ._batch import KnownSession, plan_batch, resolve_older_than, writer_run_row
 from .base import BatchResult, GroupStats, Session, Stats
 
 
@@ -26,6 +26,7 @@ class MemoryStore:
         self._events: dict[str, TelemetryEvent] = {}
         self._sessions: dict[str, Session] = {}
         self._audit: list[dict[str, Any]] = []
+        self._runs: dict[str, dict[str, Any]] = {}
         self._closed = False
 
     def initialize(self) -> None:
@@ -166,6 +167,22 @@ class MemoryStore:
         """Return the newest audit entries first."""
         with self._lock:
             return [dict(a) for a in reversed(self._audit[-limit:])] if limit else []
+
+    def record_writer_run(self, run: dict[str, Any]) -> None:
+        """Insert or update one writer's metrics (keyed by run_id); started_at stays as first recorded."""
+        row = writer_run_row(run)
+        with self._lock:
+            old = self._runs.get(row["run_id"])
+            if old is not None:
+                row["started_at"] = old["started_at"]
+            self._runs[row["run_id"]] = row
+
+    def writer_runs(self, since_ms: int | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Return the writers' metrics updated at or after since_ms, the most recently updated first."""
+        with self._lock:
+            runs = [dict(r) for r in self._runs.values() if since_ms is None or r["updated_at"] >= since_ms]
+        runs.sort(key=lambda r: (r["updated_at"], r["run_id"]), reverse=True)
+        return runs[:limit]
 
     def compact(self) -> None:
         """Nothing to reclaim."""

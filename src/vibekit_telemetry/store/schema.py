@@ -21,7 +21,7 @@ from sqlalchemy import (
 from ._batch import ROLLUP_PERIODS
 
 __all__ = ["EVENT_COLUMNS", "EVENT_INDEXES", "ROLLUP_PERIODS", "audit_log", "events", "metadata", "rollups",
-           "session_totals", "sessions", "store_meta"]
+           "session_totals", "sessions", "store_meta", "writer_runs"]
 
 metadata = MetaData()
 
@@ -124,6 +124,28 @@ store_meta = Table(
     "store_meta", metadata,
     Column("key", Text, primary_key=True),
     Column("value", BigInteger),
+)
+
+# One row per Telemetry writer (migration 0007): its counters, upserted every writer_stats_interval_s,
+# so `telemetry stats --performance` in another process can show how the writers are doing.
+writer_runs = Table(
+    "writer_runs", metadata,
+    Column("run_id", Text, primary_key=True),
+    Column("service_name", Text),
+    Column("service_version", Text),
+    Column("host", Text),
+    Column("pid", Integer),
+    Column("started_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("events_written", BigInteger, nullable=False, server_default="0"),
+    Column("batches", BigInteger, nullable=False, server_default="0"),
+    Column("total_batch_ms", Float, nullable=False, server_default="0"),
+    Column("last_batch_ms", Float, nullable=False, server_default="0"),
+    Column("max_batch_ms", Float, nullable=False, server_default="0"),
+    Column("dropped", BigInteger, nullable=False, server_default="0"),
+    Column("queue_depth", Integer, nullable=False, server_default="0"),
+    Column("queue_capacity", Integer, nullable=False, server_default="0"),
+    Index("ix_writer_runs_updated_at", "updated_at"),
 )
 
 audit_log = Table(

@@ -38,7 +38,17 @@ from ..events import TelemetryEvent, now_ms
 from ..query import QueryFilter, SessionFilter, StatsFilter
 from . import _sql_read as reads
 from . import dialects, migrate
-from ._batch import KnownSession, Plan, SessionState, TotalsDelta, add_session_state, plan_batch, resolve_older_than
+from ._batch import (
+    WRITER_RUN_COLUMNS,
+    KnownSession,
+    Plan,
+    SessionState,
+    TotalsDelta,
+    add_session_state,
+    plan_batch,
+    resolve_older_than,
+    writer_run_row,
+)
 from .base import BatchResult, Session, Stats
 from .schema import (
     EVENT_COLUMNS,
@@ -50,6 +60,7 @@ from .schema import (
     rollups,
     session_totals,
     sessions,
+    writer_runs,
 )
 
 _CHUNK: Final = 500  # ids per IN (...) list: well under SQLite's 32766 host-parameter limit
@@ -250,6 +261,32 @@ class SQLStore:
                 since is not None and time.monotonic() - since >= self.text_index_delay_s):
             self._index_chunk(max(self.text_index_rows, written))
 
+    # -- writer metrics --------------------------------------------------------------------------
+
+    def record_writer_run(self, run: dict[str, Any]) -> None:
+        """Insert or update one writer's metrics row (keyed by run_id), in its own short transaction.
+
+        Missing counters are stored as 0, a missing updated_at as now and started_at as updated_at;
+        started_at is kept from the first record of the run.
+        """
+        row = writer_run_row(run)
+        self.engine  # noqa: B018 - initialise on first use
+        with self._lock:
+            if self._writer is None:
+                raise StoreError(f"store {self._where()} was shut down")
+            st = self._statements
+            with self._transaction() as cur:
+                cur.execute(st.upsert_run, tuple(row[n[2:]] for n in st._run_names))
+
+    def writer_runs(self, since_ms: int | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Return the writers' metrics rows updated at or after since_ms, the most recently updated first."""
+        w = writer_runs.c
+        stmt = select(writer_runs).order_by(w.updated_at.desc(), w.run_id.desc()).limit(limit)
+        if since_ms is not None:
+            stmt = stmt.where(w.updated_at >= since_ms)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(stmt)]
+
     # -- writes ----------------------------------------------------------------------------------
 
     def store(self, event: TelemetryEvent) -> BatchResult:
@@ -418,7 +455,10 @@ class SQLStore:
         """Apply prune_days and max_size_mb: delete the oldest events, then VACUUM; return the count."""
         removed = 0
         if self.prune_days is not None:
-            removed += self.clean(older_than_ms=now_ms() - int(self.prune_days * 86_400_000))
+            cutoff = now_ms() - int(self.prune_days * 86_400_000)
+            removed += self.clean(older_than_ms=cutoff)
+            with self._maintenance() as conn:
+                conn.execute(delete(writer_runs).where(writer_runs.c.updated_at < cutoff))
         if self.max_size_mb is None:
             return removed
         limit = int(self.max_size_mb * 1024 * 1024)
@@ -649,6 +689,13 @@ class _Statements:
         x, t = ins.excluded, session_totals.c
         self.upsert_totals, self._totals_names = dialects.compile_positional(ins.on_conflict_do_update(
             index_elements=["category"], set_={c: t[c] + x[c] for c in _TOTAL_COLUMNS}), d)
+
+        cols = [c.name for c in writer_runs.c]
+        assert tuple(cols) == WRITER_RUN_COLUMNS, cols
+        ins = dialects.upsert_insert(dialect)(writer_runs).values({c: b(c, writer_runs.c[c].type) for c in cols})
+        self.upsert_run, self._run_names = dialects.compile_positional(ins.on_conflict_do_update(
+            index_elements=["run_id"],
+            set_={c: ins.excluded[c] for c in cols if c not in ("run_id", "started_at")}), d)
 
     def known_sessions(self, n: int) -> str:
         """SELECT of the stored sessions among n ids."""
