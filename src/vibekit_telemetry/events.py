@@ -23,6 +23,11 @@ END_STATUS_ALIASES: Final = {
 
 # Anything below this is taken for seconds: 1e11 ms is March 1973, 1e11 s is the year 5138.
 MIN_TIMESTAMP_MS: Final = 100_000_000_000
+# The last millisecond of the year 9999: later values are typos (or microseconds), and past 2**63
+# they would not even fit the store's integer column.
+MAX_TIMESTAMP_MS: Final = 253_402_300_799_999
+# Numbers are stored as 64-bit floats: a larger int would overflow (math.isfinite raises on it).
+MAX_NUMBER: Final = 1.7e308
 DEFAULT_MAX_FIELD_LENGTH: Final = 65_536
 
 
@@ -108,6 +113,8 @@ def _check_number(name: str, value: Any, *, minimum: float | None = None) -> flo
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(name, "a number", value)
+    if isinstance(value, int) and abs(value) > MAX_NUMBER:
+        raise ValidationError(name, "a number that fits a 64-bit float", value)
     if not math.isfinite(value):
         raise ValidationError(name, "a finite number (NaN and Infinity are not allowed)", value)
     if minimum is not None and value < minimum:
@@ -119,12 +126,15 @@ def check_timestamp(value: Any, name: str = "timestamp") -> int:
     """Validate an epoch-milliseconds timestamp, rejecting values that are plainly seconds."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(name, "epoch milliseconds as a number", value)
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise ValidationError(name, "a finite number of epoch milliseconds", value)
     if value < MIN_TIMESTAMP_MS:
         raise ValidationError(
             name, "epoch milliseconds (this value looks like seconds: multiply by 1000)", value
         )
+    if value > MAX_TIMESTAMP_MS:
+        raise ValidationError(name, "epoch milliseconds before the year 10000 (microseconds? divide by 1000)",
+                              value)
     return int(value)
 
 
@@ -145,31 +155,28 @@ def encode_json(name: str, value: dict[str, Any] | None) -> str | None:
         return None
     try:
         return json.dumps(value, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(_find_bad_path(name, value), "JSON-serialisable values without NaN or "
-                              f"Infinity ({exc})") from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValidationError(_find_bad_path(name, value), "JSON-serialisable values without NaN, "
+                              f"Infinity or cycles ({exc})") from None
 
 
-def _find_bad_path(path: str, value: Any) -> str:
-    """Return the dotted path of the first value json cannot encode."""
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            found = _find_bad_path(f"{path}.{key}", item)
-            if found != f"{path}.{key}" or not _json_ok(item):
-                return found
+def _find_bad_path(path: str, value: Any, seen: frozenset[int] = frozenset()) -> str:
+    """Return the dotted path of the first value json cannot encode (a cycle ends at its first repeat)."""
+    if not isinstance(value, Mapping | list | tuple) or id(value) in seen or len(seen) > 64:
         return path
-    if isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            found = _find_bad_path(f"{path}[{index}]", item)
-            if found != f"{path}[{index}]" or not _json_ok(item):
-                return found
+    seen = seen | {id(value)}
+    items = value.items() if isinstance(value, Mapping) else enumerate(value)
+    for key, item in items:
+        sub = f"{path}.{key}" if isinstance(value, Mapping) else f"{path}[{key}]"
+        if not _json_ok(item):
+            return _find_bad_path(sub, item, seen)
     return path
 
 
 def _json_ok(value: Any) -> bool:
     try:
         json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return False
     return True
 
@@ -191,7 +198,7 @@ def truncate_fields(event: TelemetryEvent, limit: int) -> list[str]:
 
 def validate_event(event: TelemetryEvent, *, require_session: bool = True) -> TelemetryEvent:
     """Check every field of an event in place and return it; raise ValidationError naming the field."""
-    if event.event_type not in EVENT_TYPES:
+    if not isinstance(event.event_type, str) or event.event_type not in EVENT_TYPES:
         raise ValidationError("event_type", "one of " + ", ".join(sorted(EVENT_TYPES)), event.event_type)
     # Stream, end and error events may leave category empty: the session's category is used.
     _check_str("category", event.category, required=event.event_type in ("start", "custom"))

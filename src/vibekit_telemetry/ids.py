@@ -14,19 +14,25 @@ _counter = 0
 def uuid7(timestamp_ms: int | None = None) -> str:
     """Return a UUIDv7 string; ids made in one process sort by creation time."""
     global _last_ms, _counter
-    ms = int(time.time() * 1000) if timestamp_ms is None else int(timestamp_ms)
-    # A 12-bit counter in rand_a keeps ids made in the same millisecond ordered (RFC 9562 §6.2, method 1).
-    with _lock:
-        if ms <= _last_ms:
-            _counter += 1
-            if _counter > 0xFFF:
-                _last_ms += 1
+    now = int(time.time() * 1000)
+    ms = now if timestamp_ms is None else int(timestamp_ms)
+    if ms > now + 1000:
+        # A caller-supplied time in the future gets an id of its own time, but must not drag the
+        # process clock along: every later id would carry that future time.
+        counter = int.from_bytes(os.urandom(2), "big") & 0xFFF
+    else:
+        # A 12-bit counter in rand_a keeps ids made in the same millisecond ordered (RFC 9562 §6.2, method 1).
+        with _lock:
+            if ms <= _last_ms:
+                _counter += 1
+                if _counter > 0xFFF:
+                    _last_ms += 1
+                    _counter = 0
+                ms = _last_ms
+            else:
+                _last_ms = ms
                 _counter = 0
-            ms = _last_ms
-        else:
-            _last_ms = ms
-            _counter = 0
-        counter = _counter
+            counter = _counter
     rand_b = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
     value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand_b
     # Formatted by hand: the same text as str(uuid.UUID(int=value)) at a third of the cost (writer hot path).

@@ -76,9 +76,10 @@ class WritePipeline:
             try:
                 event.metadata_json = encode_json("metadata", event.metadata)
                 event.context_json = encode_json("context", event.context)
-            except ValidationError as exc:
+            except Exception as exc:  # cycles, overflows: anything that cannot be stored is invalid
                 self.counters.invalid += 1
-                self.reject(event, str(exc))
+                self.reject(event, str(exc) if isinstance(exc, ValidationError)
+                            else f"metadata: {type(exc).__name__}: {exc}")
                 continue
             ready.append(event)
         return ready

@@ -6,6 +6,7 @@ import atexit
 import logging
 import os
 import socket
+import threading
 import time
 import weakref
 from collections import OrderedDict
@@ -126,15 +127,28 @@ class Telemetry:
         """In a forked child, open fresh store connections on first use (the parent's are not ours)."""
         self._pid = os.getpid()
         self._sessions = OrderedDict()
+        self._reopen_lock = threading.Lock()
+        for provider in self._providers:
+            # Disown the parent's connections without closing them: closing a shared socket (a
+            # PostgreSQL Terminate message) would end the parent's session too.
+            disown = getattr(provider, "after_fork", None)
+            if callable(disown):
+                try:
+                    disown()
+                except Exception as exc:
+                    logger.debug("telemetry store after_fork failed: %s", exc)
         self._reopen_pending = True
         self._new_run()
 
     def _ensure_process(self) -> None:
-        if getattr(self, "_reopen_pending", False):
-            self._reopen_pending = False
-            self._open_providers()
-            if self._pipeline is not None:
-                self._pipeline.providers = list(self._providers)
+        if not getattr(self, "_reopen_pending", False):
+            return
+        with self._reopen_lock:  # a reader thread and the writer may both get here first
+            if self._reopen_pending:
+                self._open_providers()
+                if self._pipeline is not None:
+                    self._pipeline.providers = list(self._providers)
+                self._reopen_pending = False
 
     @property
     def store(self) -> QueryableStore:
@@ -152,9 +166,14 @@ class Telemetry:
 
     # -- recording (caller's thread: validate, enrich, enqueue) -----------------------------------
 
-    def _fail(self, exc: TelemetryError) -> bool:
+    def _fail(self, error: Exception) -> bool:
+        """Bad input: raise it in strict mode; otherwise count, log and announce it, and return False."""
+        # Anything unexpected (an int too large for a float, a cyclic dict …) is bad input too: it
+        # must never escape into the application in the default mode.
+        exc = error if isinstance(error, TelemetryError) else ValidationError(
+            "event", "valid event values", message=f"event: {type(error).__name__}: {error}")
         if self._raise:
-            raise exc
+            raise exc from (None if exc is error else error)
         self._caller_invalid += 1
         if self._pipeline is not None:
             self._pipeline._note_error(str(exc))
@@ -194,7 +213,8 @@ class Telemetry:
         if self._disabled:
             return False
         if (type(event) is dict and not self._raise and event.keys() <= _DICT_KEYS
-                and (event.get("event_type") or event.get("eventType") or event.get("type")) in EVENT_TYPES):
+                and type(kind := event.get("event_type") or event.get("eventType") or event.get("type")) is str
+                and kind in EVENT_TYPES):
             # The fast path (DESIGN.md performance budget): field names and type checked here (a bad
             # one takes the full path below, False at once); values are checked on the writer. Copy
             # what the caller may reuse (shallow, as validation did: metadata and context too), stamp
@@ -219,7 +239,7 @@ class Telemetry:
             if item.event_type == "end":
                 self._check_end(item)
             return self._enqueue(item)
-        except TelemetryError as exc:
+        except Exception as exc:
             return self._fail(exc)
 
     def track_batch(self, events: Iterable[TelemetryEvent | Mapping[str, Any]]) -> int:
@@ -238,6 +258,10 @@ class Telemetry:
                     raise named from None
                 self._fail(named)
                 continue
+            except Exception as exc:
+                self._fail(ValidationError(f"events[{index}]", "valid event values",
+                                           message=f"events[{index}]: {type(exc).__name__}: {exc}"))
+                continue
             prepared.append(item)
         accepted = 0
         for item in prepared:
@@ -246,7 +270,7 @@ class Telemetry:
                 if item.event_type == "end":
                     self._check_end(item)
                 accepted += self._enqueue(item)
-            except TelemetryError as exc:
+            except Exception as exc:
                 self._fail(exc)
         return accepted
 
@@ -300,7 +324,7 @@ class Telemetry:
             sid, event = start_event(agent_type, mode, prompt, legacy, session_id=session_id,
                                      sandbox_id=sandbox_id, repo_url=repo_url, metadata=metadata,
                                      timestamp=timestamp, context=context)
-        except ValidationError as exc:
+        except Exception as exc:
             self._fail(exc)
             return session_id or uuid7()
         self.track(event)
@@ -324,7 +348,7 @@ class Telemetry:
             return False
         try:
             event = stream_event(session_id, stream_data, legacy, metadata=metadata, timestamp=timestamp)
-        except ValidationError as exc:
+        except Exception as exc:
             return self._fail(exc)
         return self.track(event)
 
@@ -339,7 +363,7 @@ class Telemetry:
         try:
             event = end_event(session_id, status, legacy, metadata=metadata, duration=duration,
                               timestamp=timestamp)
-        except ValidationError as exc:
+        except Exception as exc:
             return self._fail(exc)
         return self.track(event)
 
@@ -353,7 +377,7 @@ class Telemetry:
         """
         try:
             event = error_event(session_id, error, legacy, metadata=metadata, timestamp=timestamp)
-        except ValidationError as exc:
+        except Exception as exc:
             return self._fail(exc)
         return self.track(event)
 
@@ -391,7 +415,7 @@ class Telemetry:
                 data, stamped_ns = item
                 try:
                     event = validate_event(coerce_event(data))
-                except TelemetryError as exc:
+                except Exception as exc:
                     self._fail(exc)
                     continue
                 if not event.timestamp:
@@ -530,7 +554,8 @@ class Telemetry:
             self._pipeline.stopping.set()
             finished = self._worker.shutdown(timeout) and finished
             self._record_run(final=True)
-        for provider in self._providers:
+        # A forked child that never wrote still holds its parent's providers: not its to close.
+        for provider in [] if getattr(self, "_reopen_pending", False) else self._providers:
             try:
                 provider.shutdown()
             except Exception as exc:

@@ -89,6 +89,8 @@ class BatchWorker:
         self._thread.start()
 
     def _after_fork_in_child(self) -> None:
+        if self._shutdown:
+            return  # a worker shut down in the parent stays shut down in the child
         self.stats = WorkerStats()
         self._setup_threading()
 
@@ -173,10 +175,20 @@ class BatchWorker:
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
         finished = not self._thread.is_alive()
+        # What is still queued now was either not reached in time, or appended by a producer that
+        # passed the shutdown check just before the final drain: either way it will not be written.
+        left = 0
+        while finished and self._queue:
+            item = self._queue.popleft()
+            if isinstance(item, _FlushMarker):
+                item.done.set()
+            else:
+                left += 1
         if not finished:
             left = sum(1 for item in self._queue if not isinstance(item, _FlushMarker))
-            self.stats.dropped_at_shutdown += left
-            logger.warning("telemetry writer did not finish within %ss; %d events not written", timeout, left)
+        self.stats.dropped_at_shutdown += left
+        if left:
+            logger.warning("telemetry writer stopped with %d events not written", left)
         return finished
 
     # -- the worker thread ------------------------------------------------------------------------

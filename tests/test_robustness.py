@@ -1,0 +1,91 @@
+"""Hostile input never escapes into the application and never sinks the good events beside it."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from vibekit_telemetry import Telemetry, ValidationError
+
+MakeTelemetry = Callable[..., Telemetry]
+
+
+def _cyclic() -> dict[str, Any]:
+    meta: dict[str, Any] = {"ok": 1}
+    meta["self"] = meta
+    return meta
+
+
+HOSTILE: list[tuple[str, Callable[[Telemetry], object], str]] = [
+    ("huge int value", lambda t: t.track({"event_type": "custom", "category": "c", "value": 10**400}), "value"),
+    ("huge duration", lambda t: t.track_end(t.track_start("a", "b", "c"), duration=10**400), "duration"),
+    ("list event type", lambda t: t.track({"event_type": ["start"], "category": "c"}), "event_type"),
+    ("timestamp in microseconds", lambda t: t.track({"event_type": "custom", "category": "c",
+                                                     "timestamp": 10**20}), "timestamp"),
+    ("cyclic metadata", lambda t: t.track_start("claude", "code", "p", metadata=_cyclic()), "metadata.self"),
+    ("cyclic metadata in a dict", lambda t: t.track({"event_type": "custom", "category": "c",
+                                                      "metadata": _cyclic()}), "metadata.self"),
+]
+
+
+@pytest.mark.parametrize(("name", "call", "field"), HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_input_is_named_in_strict_mode(make_telemetry: MakeTelemetry, name: str,
+                                               call: Callable[[Telemetry], object], field: str) -> None:
+    strict = make_telemetry(raise_on_error=True)
+    with pytest.raises(ValidationError) as info:
+        call(strict)
+    # A cycle is named where it closes: metadata.self, or metadata.self.self when the SDK copied the
+    # outer dict (it copies what the caller may reuse).
+    assert info.value.field == field or info.value.field.startswith(field + ".")
+
+
+@pytest.mark.parametrize(("name", "call", "field"), HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_input_is_counted_and_the_rest_of_the_batch_is_stored(
+        make_telemetry: MakeTelemetry, name: str, call: Callable[[Telemetry], object], field: str) -> None:
+    telemetry = make_telemetry(stream_flush_interval_ms=60_000)  # everything lands in one batch
+    before = telemetry.track_start("claude", "code", "before")
+    call(telemetry)  # must not raise
+    after = telemetry.track_start("claude", "code", "after")
+    assert telemetry.flush(10)
+    assert telemetry.get_session(before) is not None and telemetry.get_session(after) is not None
+    health = telemetry.get_health_status()
+    assert health["dropped"]["invalid"] == 1, health
+    assert health["writer"]["batch_errors"] == 0 and health["dropped"]["store_failures"] == 0
+
+
+def test_ids_stay_time_ordered_after_a_far_future_timestamp(make_telemetry: MakeTelemetry) -> None:
+    from vibekit_telemetry.ids import uuid7
+
+    telemetry = make_telemetry()
+    telemetry.track({"event_type": "custom", "category": "c", "timestamp": 253_402_300_799_999})
+    telemetry.flush(10)
+    first, second = uuid7(), uuid7()
+    assert first < second
+    id_ms = int(first.replace("-", ""), 16) >> 80
+    assert abs(id_ms - time.time() * 1000) < 60_000  # the process clock was not dragged to the year 9999
+    assert telemetry.query(category="c")[0].event_id is not None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_shut_down_telemetry_stays_shut_down_in_a_forked_child(make_telemetry: MakeTelemetry) -> None:
+    telemetry = make_telemetry()
+    telemetry.shutdown()
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            import threading
+
+            writers = [t for t in threading.enumerate() if t.name == "vibekit-telemetry-writer"]
+            ok = telemetry.track_start("claude", "code", "p") and not writers
+            os.write(write_fd, b"1" if not telemetry._worker or not telemetry._worker.is_alive() else b"0")
+            del ok
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    assert os.read(read_fd, 1) == b"1"
+    os.waitpid(pid, 0)
