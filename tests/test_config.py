@@ -88,3 +88,20 @@ def test_bad_toml_file(tmp_path: Path) -> None:
 def test_typed_config_object() -> None:
     config = load_config(TelemetryConfig(service_name="typed", stream_batch_size=5))
     assert config.service_name == "typed" and config.stream_batch_size == 5
+
+
+def test_seed_001_storage_options_in_camel_case() -> None:
+    config = load_config(storage=[{"type": "sqlite", "enabled": True,
+                                   "options": {"path": ".vibekit/telemetry.db", "streamBatchSize": 100,
+                                               "streamFlushInterval": 1000, "maxSizeMB": 50, "pruneDays": 7}}])
+    assert config.stream_batch_size == 100 and config.stream_flush_interval_ms == 1000
+    [entry] = config.storage_entries()
+    assert entry.options == {"path": ".vibekit/telemetry.db", "max_size_mb": 50, "prune_days": 7}
+
+
+def test_unknown_sqlite_option_is_named(tmp_path: Path) -> None:
+    from vibekit_telemetry import Telemetry
+
+    with pytest.raises(ValidationError) as info:
+        Telemetry(storage=[{"type": "sqlite", "options": {"path": str(tmp_path / "x.db"), "colour": "red"}}])
+    assert info.value.field == "storage[0].options.colour"

@@ -89,3 +89,31 @@ def test_a_shut_down_telemetry_stays_shut_down_in_a_forked_child(make_telemetry:
     os.close(write_fd)
     assert os.read(read_fd, 1) == b"1"
     os.waitpid(pid, 0)
+
+
+def test_a_row_the_store_refuses_costs_only_that_row(make_telemetry: MakeTelemetry) -> None:
+    from vibekit_telemetry import BaseStorageProvider, BatchResult, TelemetryEvent
+
+    class Picky(BaseStorageProvider):
+        """Refuses a whole batch (as one transaction would) when any event in it is poisoned."""
+
+        def __init__(self) -> None:
+            self.stored: list[str | None] = []
+
+        def store_batch(self, events: Any) -> BatchResult:
+            if any(e.label == "poison" for e in events):
+                raise OverflowError("Python int too large to convert to SQLite INTEGER")
+            self.stored.extend(e.label for e in events)
+            return BatchResult(stored=len(events))
+
+    picky = Picky()
+    telemetry = make_telemetry(storage=[picky], stream_flush_interval_ms=60_000)
+    for i in range(9):
+        telemetry.track(TelemetryEvent("custom", "c", label=f"ok{i}"))
+        if i == 4:
+            telemetry.track(TelemetryEvent("custom", "c", label="poison"))
+    assert telemetry.flush(10)
+    assert sorted(label or "" for label in picky.stored) == [f"ok{i}" for i in range(9)]
+    health = telemetry.get_health_status()
+    assert health["dropped"]["rejected_by_store"] == 1 and health["rejected_reasons"] == {"store": 1}
+    assert health["dropped"]["store_failures"] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -35,12 +36,22 @@ def test_phrases(text: str, expected: int) -> None:
     assert parse_time(text, now_ms=NOW) == expected
 
 
-@pytest.mark.parametrize("bad", ["next blursday", "", "yesterdayish", "-5", "7 parsecs ago", "last fortnight"])
-def test_bad_phrases_name_the_field(bad: str) -> None:
+@pytest.mark.parametrize("bad", ["next blursday", "", "yesterdayish", "-5", "7 parsecs ago", "last fortnight",
+                                 "99999999999999999999999", 10**23, -1, float("nan")])
+def test_bad_phrases_name_the_field(bad: str | int | float) -> None:
     with pytest.raises(ValidationError) as info:
         parse_time(bad, "from", now_ms=NOW)
     assert info.value.field == "from"
     assert "yesterday" in str(info.value)  # the message shows what would have worked
+
+
+def test_huge_epoch_in_the_cli_is_a_usage_error(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from vibekit_telemetry.cli import cli
+
+    result = CliRunner().invoke(cli, ["--db", str(tmp_path / "t.db"), "dump", "--from", "99999999999999999999999"])
+    assert result.exit_code == 2 and "--from" in result.output
 
 
 def test_durations() -> None:

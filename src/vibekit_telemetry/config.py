@@ -11,7 +11,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
 from .errors import ValidationError
 
@@ -191,7 +191,16 @@ class TelemetryConfig(_Section):
     plugins: list[Any] = Field(default_factory=list)
 
     def model_post_init(self, __context: Any) -> None:
-        """Let seed 003's localStore batching options set the writer's batching."""
+        """Let batching options given inside a storage entry (seed 001) or localStore (seed 003) apply."""
+        for entry in self.storage:
+            # Storage options arrive in the seeds' camelCase (streamBatchSize, maxSizeMB) too.
+            entry.options = {to_snake(key): value for key, value in entry.options.items()}
+            batch = entry.options.pop("stream_batch_size", None)
+            interval = entry.options.pop("stream_flush_interval", entry.options.pop("stream_flush_interval_ms", None))
+            if batch is not None and "stream_batch_size" not in self.model_fields_set:
+                self.stream_batch_size = int(batch)
+            if interval is not None and "stream_flush_interval_ms" not in self.model_fields_set:
+                self.stream_flush_interval_ms = int(interval)
         if self.local_store is not None:
             if self.local_store.stream_batch_size is not None:
                 self.stream_batch_size = self.local_store.stream_batch_size

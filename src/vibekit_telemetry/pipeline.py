@@ -41,6 +41,23 @@ def is_transient(exc: BaseException) -> bool:
     return "locked" in text or "busy" in text
 
 
+def is_data_error(exc: BaseException) -> bool:
+    """Return whether a store refused the rows themselves, so the other rows of the batch can still go in."""
+    # sqlite3 raises OverflowError for an int past 64 bits; psycopg raises DataError subclasses.
+    return isinstance(exc, OverflowError | ValueError | TypeError) or any(
+        cls.__name__ in ("IntegrityError", "DataError") for cls in type(exc).__mro__)
+
+
+def _merge(parts: list[tuple[list[TelemetryEvent], BatchResult | None]]) -> BatchResult:
+    merged = BatchResult()
+    for events, result in parts:
+        result = result if result is not None else BatchResult(stored=len(events))
+        merged.stored += result.stored
+        merged.duplicates += result.duplicates
+        merged.rejected.extend(result.rejected)
+    return merged
+
+
 class WritePipeline:
     """Process one batch on the writer thread: ids, JSON, fan-out with retries, events for listeners."""
 
@@ -99,7 +116,7 @@ class WritePipeline:
         attempt = 0
         while True:
             try:
-                return True, provider.store_batch(events)
+                return True, self._store_bisecting(provider, events)
             except Exception as exc:
                 attempt += 1
                 self.counters.store_errors += 1
@@ -116,6 +133,23 @@ class WritePipeline:
                     return False, None
                 self.counters.retries += 1
                 self.stopping.wait(min(self.retry_delay_s * (2 ** min(attempt - 1, 6)), 5.0))
+
+    def _store_bisecting(self, provider: StorageProvider, events: list[TelemetryEvent]) -> BatchResult | None:
+        """Store a batch; when the store refuses a row, store the halves apart so only that row is lost.
+
+        Safe because a batch is one transaction and events are idempotent by event_id: a retry of the
+        whole batch after a half went in stores nothing twice.
+        """
+        try:
+            return provider.store_batch(events)
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            if len(events) == 1:
+                return BatchResult(rejected=[(events[0], f"store: refused the event ({type(exc).__name__}: {exc})")])
+            middle = len(events) // 2
+            halves = [events[:middle], events[middle:]]
+            return _merge([(half, self._store_bisecting(provider, half)) for half in halves])
 
     def process(self, items: list[TelemetryEvent]) -> None:
         """Write one batch to every provider; the first provider's verdict decides what is announced."""

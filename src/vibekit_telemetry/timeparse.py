@@ -19,6 +19,8 @@ _UNIT_MS: Final = {
     "mo": 2_592_000_000, "month": 2_592_000_000, "months": 2_592_000_000,
     "y": 31_536_000_000, "year": 31_536_000_000, "years": 31_536_000_000,
 }
+# Larger epoch values are not times (and overflow the store's 64-bit integers): 2**53 ms is year 285,000.
+MAX_MS: Final = 2**53
 _AGO: Final = re.compile(r"^(\d+(?:\.\d+)?|an?|one)\s*([a-z]+?)(?:\s+ago)?$")
 _LAST: Final = re.compile(r"^(?:last|past|previous)\s+(\d+\s*)?([a-z]+)$")
 EXPECTED: Final = ("epoch milliseconds, an ISO date such as 2024-01-31, or a phrase such as "
@@ -48,13 +50,15 @@ def parse_time(value: int | float | str | datetime | None, field: str = "from",
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValidationError(field, EXPECTED, value)
     if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
+        if (isinstance(value, float) and not math.isfinite(value)) or not 0 <= value <= MAX_MS:
             raise ValidationError(field, EXPECTED, value)
         return int(value)
     phrase = value.strip().lower()
     if not phrase:
         raise ValidationError(field, EXPECTED, value)
     if phrase.isdecimal():  # not isdigit(): "¹" is a digit that int() refuses
+        if len(phrase) > 16 or int(phrase) > MAX_MS:
+            raise ValidationError(field, EXPECTED, value)
         return int(phrase)
     if phrase == "now":
         return now

@@ -9,8 +9,9 @@ from ..config import StorageConfig, TelemetryConfig
 from ..errors import ValidationError
 from .base import StorageProvider
 
+# Batching options given in a storage entry were moved to the writer's settings by TelemetryConfig.
 _SQLITE_OPTIONS = {"path", "enable_indexes", "text_index", "busy_timeout_ms", "prune_days", "max_size_mb", "wal",
-                   "enable_wal", "stream_batch_size", "stream_flush_interval", "stream_flush_interval_ms"}
+                   "enable_wal"}
 
 
 def _load_object(spec: Any, field: str) -> Any:
