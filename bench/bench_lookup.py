@@ -3,9 +3,10 @@
 The databases are built once and cached under bench/.cache/ (gitignored): SQLStore.initialize()
 creates the schema; then, for speed, the three secondary event indexes and the FTS triggers are
 dropped, the rows of the usual workload (spread over the last 30 days) are inserted raw together
-with their final session rows, the minute/hour/day rollups and the per-category session_totals
-the store maintains, and the indexes, triggers and the FTS index (with its watermark) are rebuilt
-from their own DDL, so the file ends up exactly as the store would have left it after flush().
+with their final session rows, the minute/hour/day rollups, the per-category session_totals and
+the hour/day session_rollups the store maintains, and the indexes, triggers and the FTS index
+(with its watermark) are rebuilt from their own DDL, so the file ends up exactly as the store would
+have left it after flush().
 Then, through a fresh SQLStore (as the CLI and API read):
 
 - get_session(id) on random stored ids (p50/p99), with and without its events,
@@ -107,6 +108,14 @@ def build(path: Path, events: int) -> dict[str, Any]:
     conn.executemany(
         "INSERT INTO session_totals (category, events, error_events, sessions, active_sessions, ended_sessions, "
         "duration_sum, duration_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(k, *v) for k, v in totals.items()])
+    # Session counters by start time (session_rollups), counted as migration 0008 backfills them.
+    for period, size in (("hour", ROLLUP_PERIODS["hour"]), ("day", ROLLUP_PERIODS["day"])):
+        conn.execute(
+            "INSERT INTO session_rollups (period, bucket_start, category, sessions, active_sessions, "
+            f"ended_sessions, duration_sum, duration_count) SELECT '{period}', (start_time / {size}) * {size}, "
+            "COALESCE(category, ''), COUNT(*), SUM(CASE WHEN status = 'active' THEN 1 ELSE 0 END), "
+            "COUNT(end_time), COALESCE(SUM(CASE WHEN end_time IS NOT NULL THEN duration END), 0), "
+            "COUNT(CASE WHEN end_time IS NOT NULL THEN duration END) FROM sessions GROUP BY 2, 3")
     conn.execute("COMMIT")
     inserted = time.perf_counter() - started
     for kind, _, sql in deferred:

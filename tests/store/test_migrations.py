@@ -193,3 +193,30 @@ def test_upgrade_to_0006_backfills_day_rollups_and_totals(url: str, engine: Engi
         days = conn.exec_driver_sql("SELECT COUNT(*), SUM(count) FROM rollups WHERE period = 'day'").one()
     assert tuple(days) == (5, 5)  # claude's start/stream/error/end on day 1, codex's start on day 2
     store.shutdown()
+
+
+def test_upgrade_to_0008_backfills_session_rollups(url: str, engine: Engine) -> None:
+    day, hour = 86_400_000, 3_600_000
+    store = SQLStore(url)
+    store.store_batch([ev("stream", "a", at=day + 60_000), ev("start", "b", "codex", at=2 * hour),
+                       ev("end", "b", at=3 * hour, duration=4.0), ev("start", "c", at=2 * day)])
+    store.store_batch([ev("start", "a", "gemini", at=day - 60_000)])  # a late start moves a back a day
+    window = StatsFilter(since=ev("start").timestamp - hour // 2, until=ev("start").timestamp + 2 * day + 1,
+                         group_by="category")
+    expected = store.get_stats(window)
+    expected.database_size_bytes = None
+    rows_sql = "SELECT * FROM session_rollups WHERE sessions <> 0 ORDER BY period, bucket_start, category"
+    with store.engine.connect() as conn:
+        maintained = [tuple(r) for r in conn.exec_driver_sql(rows_sql)]
+    store.shutdown()
+    migrate.downgrade(engine, "0007")
+    assert "session_rollups" not in _tables(engine)
+    migrate.upgrade(engine)
+    store = SQLStore(url)
+    got = store.get_stats(window)
+    got.database_size_bytes = None
+    with store.engine.connect() as conn:
+        backfilled = [tuple(r) for r in conn.exec_driver_sql(rows_sql)]
+    assert backfilled == maintained and len(backfilled) == 6  # 3 sessions x (hour, day)
+    assert got == expected and got.total_sessions == 3 and got.avg_session_duration_ms == 4.0
+    store.shutdown()

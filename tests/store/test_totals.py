@@ -10,7 +10,7 @@ import pytest
 from _store_helpers import T0, ev
 
 from vibekit_telemetry.events import TelemetryEvent
-from vibekit_telemetry.query import StatsFilter
+from vibekit_telemetry.query import SessionFilter, StatsFilter
 from vibekit_telemetry.store import MemoryStore, QueryableStore
 from vibekit_telemetry.store._sql_read import time_pieces
 
@@ -125,3 +125,102 @@ def test_time_pieces_cover_the_range_exactly_once(since: int | None, until: int 
     assert covered[0][0] == start and covered[-1][1] == end
     assert all(a[1] == b[0] for a, b in itertools.pairwise(covered))
     assert sum(1 for s, *_ in time_pieces(since, until) if s == "raw") <= 2
+
+
+def _recount(store: QueryableStore, f: StatsFilter) -> dict[str, Any]:
+    """Brute force: the session part of windowed stats, recounted from every session in the range."""
+    found = store.get_sessions(SessionFilter(since=f.since, until=f.until, categories=f.categories))
+    durations = [s.duration for s in found if s.end_time is not None and s.duration is not None]
+    per: dict[str | None, int] = {}
+    for s in found:
+        per[s.category] = per.get(s.category, 0) + 1
+    return {"total": len(found), "active": sum(s.status == "active" for s in found),
+            "avg": sum(durations) / len(durations) if durations else None, "per": per}
+
+
+def _windowed(store: QueryableStore, f: StatsFilter) -> dict[str, Any]:
+    stats = store.get_stats(f)
+    return {"total": stats.total_sessions, "active": stats.active_sessions, "avg": stats.avg_session_duration_ms,
+            "per": {g.key: g.sessions for g in stats.groups}}
+
+
+def _windows(rng: random.Random) -> list[StatsFilter]:
+    out = [StatsFilter(since=T0 - DAY, group_by="category"), StatsFilter(until=T0 + DAY, group_by="category")]
+    for _ in range(30):
+        lo = T0 + rng.randint(-2 * HOUR, 3 * DAY) // rng.choice([1, 60_000, HOUR]) * rng.choice([1, 60_000, HOUR])
+        hi = lo + rng.choice([0, 1, 59_999, HOUR - 1, HOUR, 5 * HOUR + 3, DAY - 1, DAY, 2 * DAY + 7, 5 * DAY])
+        cats = rng.choice([(), ("claude",), ("codex", "gemini")])
+        out.append(StatsFilter(since=lo, until=hi, categories=list(cats), group_by="category"))
+    return out
+
+
+def _assert_windows(store: QueryableStore, ref: MemoryStore, rng: random.Random) -> None:
+    for f in _windows(rng):
+        got, want = _windowed(store, f), _recount(store, f)
+        # Groups are the agents with events in the range, each with its sessions started in the range.
+        want["per"] = {k: want["per"].get(k, 0) for k in got["per"]}
+        assert got == want == _windowed(ref, f), (f.since, f.until, f.categories)
+        assert _view(store, f) == _view(ref, f)
+
+
+def test_windowed_session_counts_follow_late_starts_second_ends_duplicates_and_clean(
+        store: QueryableStore) -> None:
+    """Sessions counted by start time from session_rollups (whole hours / days) equal a recount."""
+    ref = MemoryStore()
+    rng = random.Random(23)
+    first = []
+    for s in range(60):
+        at = rng.randint(0, 3 * DAY)
+        cat = ("claude", "codex", "gemini")[s % 3]
+        # Every third session is created implicitly by a stream and started later (below).
+        first.append(ev("stream" if s % 3 == 0 else "start", f"s{s}", cat, at=at, event_id=f"s{s}-0"))
+        first += [ev("stream", f"s{s}", cat, at=at + rng.randint(1, 2 * HOUR)) for _ in range(3)]
+        if s % 4 == 1:
+            first.append(ev("end", f"s{s}", cat, at=at + rng.randint(1, 3 * HOUR), duration=float(s)))
+    _both(store, ref, first)
+    _assert_windows(store, ref, rng)
+    second = [first[0], first[5]]  # replayed duplicates
+    for s in range(0, 60, 3):
+        # Late starts: earlier than the first event (across hour and day edges), renaming the agent.
+        back = rng.choice([1, 30 * 60_000, HOUR + 1, DAY])
+        start_at = next(e.timestamp for e in first if e.event_id == f"s{s}-0") - T0 - back
+        second.append(ev("start", f"s{s}", ("gemini", "claude")[s % 2], at=start_at))
+    for s in range(1, 60, 4):
+        # Second ends: status and duration replaced (duration from start when not given).
+        second.append(ev("end", f"s{s}", None, at=4 * DAY + s, metadata={"status": "error"},
+                         duration=None if s % 8 == 1 else 2.5 * s))
+    for s in range(2, 60, 6):
+        second.append(ev("end", f"s{s}", None, at=4 * DAY + s))
+    second.append(ev("start", "s3", "codex", at=5 * DAY))  # a later start leaves start_time alone
+    _both(store, ref, second)
+    _assert_windows(store, ref, rng)
+    for kwargs in ({"older_than_ms": T0 + DAY + 17 * 60_000}, {"categories": ["codex"]},
+                   {"session_ids": ["s4", "s10", "s11"]}, {"older_than_ms": T0 + 2 * DAY + 5 * HOUR}):
+        assert store.clean(**kwargs) == ref.clean(**kwargs), kwargs
+        _assert_windows(store, ref, rng)
+    assert store.clean() == ref.clean()
+    assert _windowed(store, StatsFilter(since=T0 - DAY, group_by="category"))["total"] == 0
+
+
+def test_session_rollups_equal_a_recount_from_sessions(store: QueryableStore) -> None:
+    """The SQL stores' buckets themselves: every (period, bucket, category) row equals a recount."""
+    if not hasattr(store, "engine"):
+        pytest.skip("session_rollups is an SQL table")
+    _both(store, MemoryStore(), [
+        ev("stream", "a", at=DAY + 5 * 60_000), ev("start", "b", "codex", at=2 * HOUR),
+        ev("start", "c", "codex", at=3 * HOUR), ev("end", "c", at=4 * HOUR, duration=3.0)])
+    _both(store, MemoryStore(), [
+        ev("start", "a", "gemini", at=DAY - 60_000),  # moves a to the previous day and hour, renames it
+        ev("end", "b", at=5 * HOUR), ev("end", "c", at=6 * HOUR, metadata={"status": "cancelled"})])
+    store.clean(session_ids=["b"])
+    sql = ("SELECT '{p}', (start_time / {n}) * {n}, COALESCE(category, ''), COUNT(*), "
+           "SUM(CASE WHEN status = 'active' THEN 1 ELSE 0 END), COUNT(end_time), "
+           "COALESCE(SUM(CASE WHEN end_time IS NOT NULL THEN duration END), 0), "
+           "COUNT(CASE WHEN end_time IS NOT NULL THEN duration END) FROM sessions GROUP BY 2, 3")
+    with store.engine.connect() as conn:  # type: ignore[attr-defined]
+        want = sorted(tuple(r) for p, n in (("hour", HOUR), ("day", DAY))
+                      for r in conn.exec_driver_sql(sql.format(p=p, n=n)))
+        got = sorted(tuple(r) for r in conn.exec_driver_sql(
+            "SELECT period, bucket_start, category, sessions, active_sessions, ended_sessions, duration_sum, "
+            "duration_count FROM session_rollups WHERE sessions <> 0"))
+    assert got == want and len(want) == 4  # a (gemini) and c (codex), each in one hour and one day

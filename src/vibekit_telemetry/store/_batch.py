@@ -19,6 +19,10 @@ from .base import BatchResult
 ROLLUP_PERIODS: Final = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
 # (period, bucket_start, category, action ('' when none), event_type)
 RollupKey = tuple[str, int, str, str, str]
+# Session counters bucketed by start time (session_rollups, migration 0008): hour and day only.
+SESSION_ROLLUP_PERIODS: Final = {"hour": ROLLUP_PERIODS["hour"], "day": ROLLUP_PERIODS["day"]}
+# (period, bucket_start of the session's start_time, category ('' when none))
+SessionRollupKey = tuple[str, int, str]
 CATEGORY_REASON: Final = ("category: expected a category, or the session_id of a started session "
                           "that has one")
 
@@ -62,10 +66,27 @@ SessionState = tuple[str | None, str, int | None, float | None]
 
 def add_session_state(totals: dict[str, TotalsDelta], state: SessionState, sign: int) -> None:
     """Add (sign 1) or remove (sign -1) one session in the state given to its category's totals."""
-    category, status, end_time, duration = state
-    t = totals.get(category or "")
+    category = state[0] or ""
+    t = totals.get(category)
     if t is None:
-        t = totals[category or ""] = TotalsDelta()
+        t = totals[category] = TotalsDelta()
+    _count(t, state, sign)
+
+
+def add_session_buckets(buckets: dict[SessionRollupKey, TotalsDelta], state: SessionState, start_time: int,
+                        sign: int) -> None:
+    """Add or remove one session in the hour and day session_rollups buckets of its start time."""
+    category = state[0] or ""
+    for period, size in SESSION_ROLLUP_PERIODS.items():
+        key = (period, start_time // size * size, category)
+        t = buckets.get(key)
+        if t is None:
+            t = buckets[key] = TotalsDelta()
+        _count(t, state, sign)
+
+
+def _count(t: TotalsDelta, state: SessionState, sign: int) -> None:
+    _, status, end_time, duration = state
     t.sessions += sign
     if status == "active":
         t.active_sessions += sign
@@ -119,6 +140,8 @@ class Plan:
     sessions: dict[str, SessionDelta] = field(default_factory=dict)
     rollups: dict[RollupKey, RollupDelta] = field(default_factory=dict)
     totals: dict[str, TotalsDelta] = field(default_factory=dict)
+    # The same session counters per start-time bucket (events and error_events stay 0).
+    session_rollups: dict[SessionRollupKey, TotalsDelta] = field(default_factory=dict)
     result: BatchResult = field(default_factory=BatchResult)
 
     def event_rows(self) -> list[tuple[Any, ...]]:
@@ -202,20 +225,28 @@ def _plan_totals(plan: Plan, known: Mapping[str, KnownSession]) -> None:
                 t = totals[category] = TotalsDelta()
             t.events += v.count
             t.error_events += v.error_count
+    buckets = plan.session_rollups
     for d in plan.sessions.values():
         stored = None if d.new else known.get(d.id)
         if stored is not None:
             before: SessionState = (stored.category, stored.status, stored.end_time, stored.duration)
-            add_session_state(totals, before, -1)
             after: SessionState = (
                 d.category if d.started else stored.category, d.status or stored.status,
                 d.end_time if d.end_time is not None else stored.end_time,
                 d.duration if d.status is not None else stored.duration)
+            # The stores apply a start only when it is earlier: d.start_time is min(stored, starts).
+            if after == before and d.start_time == stored.start_time:
+                continue  # the common case (more events of a running session): nothing moves
+            add_session_state(totals, before, -1)
+            add_session_buckets(buckets, before, stored.start_time, -1)
         else:
             after = (d.category, d.status or "active", d.end_time, d.duration)
         add_session_state(totals, after, 1)
+        add_session_buckets(buckets, after, d.start_time, 1)
     for key in [k for k, t in totals.items() if t.is_zero()]:
         del totals[key]
+    for bkey in [k for k, t in buckets.items() if t.is_zero()]:
+        del buckets[bkey]
 
 
 def _apply(delta: SessionDelta, event: TelemetryEvent) -> None:

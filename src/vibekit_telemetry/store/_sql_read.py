@@ -12,7 +12,7 @@ from ..events import TelemetryEvent
 from ..query import QueryFilter, SessionFilter, StatsFilter
 from . import dialects
 from .base import GroupStats, Session, Stats
-from .schema import EVENT_COLUMNS, ROLLUP_PERIODS, events, rollups, session_totals, sessions
+from .schema import EVENT_COLUMNS, ROLLUP_PERIODS, events, rollups, session_rollups, session_totals, sessions
 
 
 def _loads(text: str | None) -> dict[str, Any] | None:
@@ -170,13 +170,49 @@ def event_counts(conn: Connection, by: str, f: StatsFilter) -> dict[str | None, 
     return {k: (n, err) for k, (n, err) in counts.items() if n > 0}
 
 
+def session_counts(conn: Connection, f: StatsFilter) -> dict[str | None, tuple[int, int, float, int]]:
+    """Per category: sessions started in the filter's range, active ones, duration sum and count (ended).
+
+    From session_rollups (by start time) for whole days and hours, from the sessions table (by
+    ix_sessions_start_time) only for the partial hours at the edges.
+    """
+    s, r = sessions.c, session_rollups.c
+    counts: dict[str | None, list[Any]] = {}
+    for source, lo, hi in time_pieces(f.since, f.until):
+        rows: Any
+        if source == "raw":
+            # Grouped by an expression so the planner keeps the start_time range scan instead of
+            # walking ix_sessions_category.
+            ended_duration = case((s.end_time.is_not(None), s.duration), else_=None)
+            key = func.coalesce(s.category, literal_column("''"))  # inline: same text in SELECT and GROUP BY
+            where = [*([s.start_time >= lo] if lo is not None else []),
+                     *([s.start_time < hi] if hi is not None else []),
+                     *([s.category.in_(f.categories)] if f.categories else [])]
+            rows = conn.execute(select(
+                key, func.count(), func.sum(case((s.status == "active", 1), else_=0)),
+                func.sum(ended_duration), func.count(ended_duration)).where(*where).group_by(key)).all()
+        else:
+            where = [r.period == source, *([r.bucket_start >= lo] if lo is not None else []),
+                     *([r.bucket_start < hi] if hi is not None else []),
+                     *([r.category.in_(f.categories)] if f.categories else [])]
+            rows = conn.execute(select(
+                r.category, func.sum(r.sessions), func.sum(r.active_sessions), func.sum(r.duration_sum),
+                func.sum(r.duration_count)).where(*where).group_by(r.category)).all()
+        for cat, n, active, dsum, dcount in rows:
+            acc = counts.setdefault(cat or None, [0, 0, 0.0, 0])
+            acc[0] += int(n or 0)
+            acc[1] += int(active or 0)
+            acc[2] += float(dsum or 0)
+            acc[3] += int(dcount or 0)
+    return {k: (n, a, d, c) for k, (n, a, d, c) in counts.items() if n > 0}
+
+
 def stats(conn: Connection, f: StatsFilter, size_bytes: int | None) -> Stats:
-    """Compute Stats from maintained aggregates: session_totals, or rollups and sessions for a time range."""
-    e, s, t = events.c, sessions.c, session_totals.c
+    """Compute Stats from maintained aggregates: session_totals, or (session_)rollups for a time range."""
+    e, t = events.c, session_totals.c
     ev_where = [*([e.timestamp >= f.since] if f.since is not None else []),
                 *([e.timestamp <= f.until] if f.until is not None else []),
                 *([e.category.in_(f.categories)] if f.categories else [])]
-    s_filter = SessionFilter(categories=f.categories, since=f.since, until=f.until)
     unfiltered = f.since is None and f.until is None
     by_category: dict[str | None, tuple[int, int]]
     if unfiltered:
@@ -192,18 +228,11 @@ def stats(conn: Connection, f: StatsFilter, size_bytes: int | None) -> Stats:
         avg_d = dsum / dcount if dcount else None
     else:
         by_category = event_counts(conn, "category", f)
-        # One pass over the sessions started in the range (ix_sessions_start_time), grouped by an
-        # expression so the planner keeps the range scan instead of walking ix_sessions_category.
-        ended_duration = case((s.end_time.is_not(None), s.duration), else_=None)
-        key = func.coalesce(s.category, literal_column("''"))  # inline: the same text in SELECT and GROUP BY
-        srows = conn.execute(select(
-            key, func.count(), func.sum(case((s.status == "active", 1), else_=0)),
-            func.sum(ended_duration), func.count(ended_duration),
-        ).where(*session_conditions(s_filter)).group_by(key)).all()
-        sessions_per = {(cat or None): int(n) for cat, n, *_ in srows}
-        total_s = sum(int(row[1]) for row in srows)
-        active_s = sum(int(row[2] or 0) for row in srows)
-        dsum, dcount = sum(float(row[3] or 0) for row in srows), sum(int(row[4]) for row in srows)
+        per = session_counts(conn, f)
+        sessions_per = {cat: n for cat, (n, *_) in per.items()}
+        total_s = sum(n for n, *_ in per.values())
+        active_s = sum(a for _, a, _, _ in per.values())
+        dsum, dcount = sum(d for *_, d, _ in per.values()), sum(c for *_, c in per.values())
         avg_d = dsum / dcount if dcount else None
     agents = {str(cat or ""): n for cat, (n, _) in by_category.items()}
     error_events = sum(err for _, err in by_category.values())
@@ -227,7 +256,7 @@ def _groups(conn: Connection, by: str, counts: dict[str | None, tuple[int, int]]
     """Events and errors per key (from event_counts); sessions per key (see GroupStats)."""
     e = events.c
     if by == "category":
-        per_key = sessions_per_category  # from session_totals or the sessions in the range: no event scan
+        per_key = sessions_per_category  # from session_totals or session_rollups: no event scan
     else:
         # Sessions per action or event type need the events themselves (one grouped scan).
         per_key = {k: int(n) for k, n in conn.execute(select(e[by], func.count(distinct(e.session_id))).where(

@@ -18,10 +18,10 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from ._batch import ROLLUP_PERIODS
+from ._batch import ROLLUP_PERIODS, SESSION_ROLLUP_PERIODS
 
-__all__ = ["EVENT_COLUMNS", "EVENT_INDEXES", "ROLLUP_PERIODS", "audit_log", "events", "metadata", "rollups",
-           "session_totals", "sessions", "store_meta", "writer_runs"]
+__all__ = ["EVENT_COLUMNS", "EVENT_INDEXES", "ROLLUP_PERIODS", "SESSION_ROLLUP_PERIODS", "audit_log", "events",
+           "metadata", "rollups", "session_rollups", "session_totals", "sessions", "store_meta", "writer_runs"]
 
 metadata = MetaData()
 
@@ -114,6 +114,21 @@ session_totals = Table(
     Column("sessions", BigInteger, nullable=False, server_default="0"),
     Column("active_sessions", BigInteger, nullable=False, server_default="0"),
     # Sessions with an end_time, and the sum / count of their non-NULL durations (the average).
+    Column("ended_sessions", BigInteger, nullable=False, server_default="0"),
+    Column("duration_sum", Float, nullable=False, server_default="0"),
+    Column("duration_count", BigInteger, nullable=False, server_default="0"),
+)
+
+# The session counters of session_totals per hour and day of the sessions' start time (migration 0008),
+# kept by the same batch plan: time-filtered stats count the sessions started in whole hours and days
+# from here, and only those of the partial hours at the edges from the sessions table.
+session_rollups = Table(
+    "session_rollups", metadata,
+    Column("period", String(8), primary_key=True),  # hour | day
+    Column("bucket_start", BigInteger, primary_key=True),
+    Column("category", Text, primary_key=True),  # '' for sessions without a category
+    Column("sessions", BigInteger, nullable=False, server_default="0"),
+    Column("active_sessions", BigInteger, nullable=False, server_default="0"),
     Column("ended_sessions", BigInteger, nullable=False, server_default="0"),
     Column("duration_sum", Float, nullable=False, server_default="0"),
     Column("duration_count", BigInteger, nullable=False, server_default="0"),

@@ -44,6 +44,7 @@ from ._batch import (
     Plan,
     SessionState,
     TotalsDelta,
+    add_session_buckets,
     add_session_state,
     plan_batch,
     resolve_older_than,
@@ -58,6 +59,7 @@ from .schema import (
     audit_log,
     events,
     rollups,
+    session_rollups,
     session_totals,
     sessions,
     writer_runs,
@@ -67,6 +69,7 @@ _CHUNK: Final = 500  # ids per IN (...) list: well under SQLite's 32766 host-par
 WRITER_CACHE_KB: Final = 8000
 _TOTAL_COLUMNS: Final = ("events", "error_events", "sessions", "active_sessions", "ended_sessions",
                          "duration_sum", "duration_count")
+_SESSION_COLUMNS: Final = _TOTAL_COLUMNS[2:]  # the counters session_rollups keeps per start-time bucket
 # Text indexing (SQLite FTS5): the store inserts events unindexed and indexes them in bulk afterwards.
 _WATERMARK_SQL: Final = "SELECT value FROM store_meta WHERE key = 'fts_indexed_rowid'"
 _SET_WATERMARK: Final = ("INSERT INTO store_meta (key, value) VALUES ('fts_indexed_rowid', ?) "
@@ -355,6 +358,8 @@ class SQLStore:
                 cur.executemany(st.upsert_rollup, st.rollup_rows(plan))
             if plan.totals:
                 cur.executemany(st.upsert_totals, st.totals_rows(plan.totals))
+            if plan.session_rollups:
+                cur.executemany(st.upsert_session_rollup, st.session_rollup_rows(plan.session_rollups))
             if mark is not None:
                 cur.execute("SELECT COALESCE(MAX(rowid), 0) FROM events")
                 self._unindexed = cur.fetchone()[0] - mark
@@ -395,6 +400,7 @@ class SQLStore:
             minute = ROLLUP_PERIODS["minute"]
             per_bucket: dict[tuple[str, int, str, str, str], list[Any]] = {}
             totals: dict[str, TotalsDelta] = {}
+            buckets: dict[tuple[str, int, str], TotalsDelta] = {}
             keys = ((e.timestamp // minute) * minute, e.category, func.coalesce(e.action, ""), e.event_type)
             for start, cat, act, kind, n, errs, dsum, dcount in conn.execute(select(
                     *keys, func.count(), func.sum(case((e.event_type == "error", 1), else_=0)),
@@ -425,12 +431,14 @@ class SQLStore:
             sc = sessions.c
             for chunk in _chunks(touched):
                 empty = [sc.id.in_(chunk), ~exists().where(e.session_id == sc.id)]
-                for cat, status, end_time, duration in conn.execute(
-                        select(sc.category, sc.status, sc.end_time, sc.duration).where(*empty)):
+                for cat, status, end_time, duration, start_time in conn.execute(
+                        select(sc.category, sc.status, sc.end_time, sc.duration, sc.start_time).where(*empty)):
                     state: SessionState = (cat, status, end_time, duration)
                     add_session_state(totals, state, -1)
+                    add_session_buckets(buckets, state, int(start_time), -1)
                 conn.execute(delete(sessions).where(*empty))
             self._apply_totals(conn, totals)
+            self._apply_session_rollups(conn, buckets)
             if self._fts:
                 # Deleting the newest rows frees their rowids for reuse: keep the watermark at most
                 # max(rowid), so rows that take those rowids again are indexed.
@@ -450,6 +458,20 @@ class SQLStore:
         conn.execute(update(session_totals).where(t.category == bindparam("b_category")).values(
             {c: t[c] + bindparam("b_" + c) for c in _TOTAL_COLUMNS}), rows)
         conn.execute(delete(session_totals).where(t.events <= 0, t.sessions <= 0))
+
+    @staticmethod
+    def _apply_session_rollups(conn: Connection, buckets: dict[tuple[str, int, str], TotalsDelta]) -> None:
+        """Add (negative) deltas to session_rollups buckets; drop buckets left without sessions."""
+        rows = [{"b_period": p, "b_start": b, "b_category": cat, **{"b_" + c: getattr(v, c) for c in _SESSION_COLUMNS}}
+                for (p, b, cat), v in buckets.items() if not v.is_zero()]
+        if not rows:
+            return
+        r = session_rollups.c
+        conn.execute(update(session_rollups).where(
+            r.period == bindparam("b_period"), r.bucket_start == bindparam("b_start"),
+            r.category == bindparam("b_category")).values(
+            {c: r[c] + bindparam("b_" + c) for c in _SESSION_COLUMNS}), rows)
+        conn.execute(delete(session_rollups).where(r.sessions <= 0))
 
     def prune(self) -> int:
         """Apply prune_days and max_size_mb: delete the oldest events, then VACUUM; return the count."""
@@ -520,7 +542,7 @@ class SQLStore:
                     self._rebuild_text_index()
             return
         with self._maintenance() as conn:
-            for table in ("events", "sessions", "rollups", "session_totals", "audit_log"):
+            for table in ("events", "sessions", "rollups", "session_totals", "session_rollups", "audit_log"):
                 conn.exec_driver_sql(f"REINDEX TABLE {table}")
 
     def record_audit(self, actor: str, action: str, target: str | None = None,
@@ -689,6 +711,12 @@ class _Statements:
         x, t = ins.excluded, session_totals.c
         self.upsert_totals, self._totals_names = dialects.compile_positional(ins.on_conflict_do_update(
             index_elements=["category"], set_={c: t[c] + x[c] for c in _TOTAL_COLUMNS}), d)
+        ins = dialects.upsert_insert(dialect)(session_rollups).values(
+            {c: b(c, session_rollups.c[c].type) for c in ("period", "bucket_start", "category", *_SESSION_COLUMNS)})
+        x, sr = ins.excluded, session_rollups.c
+        self.upsert_session_rollup, self._session_rollup_names = dialects.compile_positional(
+            ins.on_conflict_do_update(index_elements=["period", "bucket_start", "category"],
+                                      set_={c: sr[c] + x[c] for c in _SESSION_COLUMNS}), d)
 
         cols = [c.name for c in writer_runs.c]
         assert tuple(cols) == WRITER_RUN_COLUMNS, cols
@@ -729,6 +757,15 @@ class _Statements:
         """Parameters adding per-category deltas to session_totals."""
         return [tuple(category if n == "b_category" else getattr(v, n[2:]) for n in self._totals_names)
                 for category, v in totals.items()]
+
+    def session_rollup_rows(self, buckets: dict[tuple[str, int, str], TotalsDelta]) -> list[tuple[Any, ...]]:
+        """Parameters adding per-(period, bucket, category) session deltas to session_rollups."""
+        out = []
+        for (period, bucket, category), v in buckets.items():
+            values = {"period": period, "bucket_start": bucket, "category": category}
+            out.append(tuple(values[n[2:]] if n[2:] in values else getattr(v, n[2:])
+                             for n in self._session_rollup_names))
+        return out
 
     def rollup_rows(self, plan: Plan) -> list[tuple[Any, ...]]:
         """Parameters adding the batch's rollup deltas."""
