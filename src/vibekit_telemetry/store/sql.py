@@ -65,7 +65,16 @@ from .schema import (
     writer_runs,
 )
 
-_CHUNK: Final = 500  # ids per IN (...) list: well under SQLite's 32766 host-parameter limit
+_CHUNK: Final = 500
+# Connections inherited across fork, kept referenced so they are never finalised (closed) in the child.
+_DISOWNED: list[Any] = []
+
+
+def _connection_lost(conn: Any) -> bool:
+    """Return whether a writer connection can no longer be used (PostgreSQL: closed or broken)."""
+    dbapi = getattr(conn, "dbapi_connection", conn)
+    return bool(getattr(dbapi, "closed", False) or getattr(dbapi, "broken", False))
+  # ids per IN (...) list: well under SQLite's 32766 host-parameter limit
 WRITER_CACHE_KB: Final = 8000
 _TOTAL_COLUMNS: Final = ("events", "error_events", "sessions", "active_sessions", "ended_sessions",
                          "duration_sum", "duration_count")
@@ -183,6 +192,26 @@ class SQLStore:
         assert self._engine is not None
         return self._engine
 
+    def _drop_writer(self) -> None:
+        conn, self._writer = self._writer, None
+        try:
+            invalidate = getattr(conn, "invalidate", None)
+            invalidate() if callable(invalidate) else conn.close()
+        except Exception:  # it is already broken; nothing more to release
+            pass
+
+    def after_fork(self) -> None:
+        """In a forked child: disown the parent's connections without closing them, and retire this store.
+
+        Closing them would act on the parent's sockets (a PostgreSQL Terminate ends its session); the
+        service opens a new store in the child instead.
+        """
+        with self._lock:
+            _DISOWNED.extend(c for c in (self._writer, self._engine) if c is not None)
+            if self._engine is not None:
+                self._engine.dispose(close=False)
+            self._writer, self._engine, self._closed = None, None, True
+
     def shutdown(self) -> None:
         """Close the writer and the engine; safe to call twice."""
         with self._lock:
@@ -275,7 +304,7 @@ class SQLStore:
         row = writer_run_row(run)
         self.engine  # noqa: B018 - initialise on first use
         with self._lock:
-            if self._writer is None:
+            if self._closed:
                 raise StoreError(f"store {self._where()} was shut down")
             st = self._statements
             with self._transaction() as cur:
@@ -315,6 +344,8 @@ class SQLStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
+        if self._writer is None and not self._closed and self._engine is not None:
+            self._writer = self._open_writer(self._engine)  # replaces one a dropped connection killed
         conn = self._writer
         cur = conn.cursor()
         if self.dialect == dialects.SQLITE:
@@ -323,7 +354,15 @@ class SQLStore:
         try:
             yield cur
         except BaseException:
-            conn.rollback() if self.dialect != dialects.SQLITE else cur.execute("ROLLBACK")
+            try:
+                conn.rollback() if self.dialect != dialects.SQLITE else cur.execute("ROLLBACK")
+            except Exception:
+                if not _connection_lost(conn):
+                    raise
+            if _connection_lost(conn):
+                # A PostgreSQL restart, failover or idle timeout: drop this connection so the retry
+                # of the batch (the pipeline's) opens a fresh one instead of failing forever.
+                self._drop_writer()
             raise
         else:
             conn.commit() if self.dialect != dialects.SQLITE else cur.execute("COMMIT")
