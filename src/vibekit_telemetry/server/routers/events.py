@@ -188,7 +188,8 @@ async def delete_events(
     telemetry = get_telemetry(request)
     deleted = await run_in_threadpool(lambda: telemetry.clean(older_than=older_than, session_ids=sessions,
                                                               categories=categories))
-    audit(request, principal, "delete", "events",
-          compact({"older_than": older_than, "session_ids": sessions, "categories": categories,
-                   "deleted": deleted}))
+    # The audit write may wait on a locked database: off the event loop, like the delete itself.
+    await run_in_threadpool(audit, request, principal, "delete", "events",
+                            compact({"older_than": older_than, "session_ids": sessions, "categories": categories,
+                                     "deleted": deleted}))
     return json_response({"deleted": deleted})

@@ -82,5 +82,5 @@ async def delete_session(
     if deleted is None:
         raise ApiError(404, "Not Found", f"no session {session_id!r}",
                        [{"field": "session_id", "message": "no such session"}])
-    audit(request, principal, "delete", f"session:{session_id}", {"deleted": deleted})
+    await run_in_threadpool(audit, request, principal, "delete", f"session:{session_id}", {"deleted": deleted})
     return json_response({"deleted": deleted, "session_id": session_id})
