@@ -155,3 +155,22 @@ def test_worker_is_collected_after_shutdown() -> None:
     del worker
     gc.collect()
     assert ref() is None
+
+
+def test_drops_from_many_threads_are_all_counted() -> None:
+    sink = Sink()
+    sink.gate.clear()  # the writer is stuck: nearly everything is dropped
+    worker = BatchWorker(sink, batch_size=1, interval_s=0.01, max_queue=50, max_batch=1, policy="drop_newest")
+    accepted: list[int] = []
+
+    def produce() -> None:
+        accepted.append(sum(worker.submit(i) for i in range(20_000)))
+
+    threads = [threading.Thread(target=produce) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(accepted) + worker.stats.dropped_newest == 4 * 20_000
+    sink.gate.set()
+    worker.shutdown(5)

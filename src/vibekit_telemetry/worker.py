@@ -84,6 +84,7 @@ class BatchWorker:
         self._queue: deque[Any] = deque()
         self._wake = threading.Event()
         self._space = threading.Condition(threading.Lock())
+        self._drop_lock = threading.Lock()
         self._shutdown = False
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
@@ -114,7 +115,7 @@ class BatchWorker:
 
     def _make_room(self) -> bool:
         if self._policy == "drop_newest":
-            self.stats.dropped_newest += 1
+            self._count_drop("dropped_newest")
             return False
         if self._policy == "drop_oldest":
             try:
@@ -124,9 +125,9 @@ class BatchWorker:
             if isinstance(oldest, _FlushMarker):
                 # Never drop a flush request: keep it and drop the new item instead.
                 self._queue.appendleft(oldest)
-                self.stats.dropped_newest += 1
+                self._count_drop("dropped_newest")
                 return False
-            self.stats.dropped_oldest += 1
+            self._count_drop("dropped_oldest")
             return True
         deadline = time.monotonic() + self._block_timeout_s
         self._wake.set()
@@ -134,10 +135,16 @@ class BatchWorker:
             while len(self._queue) >= self._max_queue:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._shutdown:
-                    self.stats.dropped_block_timeout += 1
+                    self._count_drop("dropped_block_timeout")
                     return False
                 self._space.wait(remaining)
         return True
+
+    def _count_drop(self, counter: str) -> None:
+        # Only on the full-queue path: `+=` on an attribute is not atomic between threads, and every
+        # drop must be counted.
+        with self._drop_lock:
+            setattr(self.stats, counter, getattr(self.stats, counter) + 1)
 
     def depth(self) -> int:
         """Return how many items wait in the queue."""
