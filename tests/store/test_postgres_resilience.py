@@ -9,8 +9,8 @@ import uuid
 from pathlib import Path
 
 import psycopg
-from conftest import PG_DSN
 
+from conftest import PG_DSN
 from vibekit_telemetry import Telemetry
 
 
