@@ -44,7 +44,6 @@ _time_ns = time.time_ns
 _DICT_KEYS = frozenset(FIELD_ALIASES) | _FOLDED_KEYS
 
 _MAX_KNOWN_SESSIONS = 100_000
-_LEGACY_MIN_ARGS = 4  # 4+ positional arguments means the legacy VibeKit signature (session id first)
 
 
 class Telemetry:
