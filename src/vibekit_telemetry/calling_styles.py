@@ -25,6 +25,18 @@ def _mapping_or_none(name: str, value: Any) -> dict[str, Any] | None:
     return dict(value)
 
 
+def _legacy_payload(call: str, what: str, agent_type: Any, legacy: Sequence[Any],
+                    metadata: Mapping[str, Any] | None) -> tuple[Any, Any, Any, Any]:
+    """Unpack VibeKit's (session_id, agent_type, mode, prompt, <what>, sandbox_id, repo_url, metadata).
+
+    Returns (category, action, the <what> value, metadata); the session id stays with the caller.
+    """
+    if len(legacy) < 3:
+        raise ValidationError(call, f"(session_id, {what}) or the legacy (session_id, agent_type, mode, "
+                              f"prompt, {what}, …)")
+    return agent_type, legacy[0], legacy[2], legacy[5] if len(legacy) > 5 else metadata
+
+
 def start_event(agent_type: Any, mode: Any, prompt: Any, legacy: Sequence[Any], *, session_id: str | None,
                 sandbox_id: str | None, repo_url: str | None, metadata: Mapping[str, Any] | None,
                 timestamp: int | None, context: Mapping[str, Any] | None) -> tuple[str, Event]:
@@ -51,12 +63,9 @@ def stream_event(session_id: Any, stream_data: Any, legacy: Sequence[Any], *,
     if isinstance(session_id, Mapping):
         return {"event_type": "stream", **session_id}
     category = action = None
-    if legacy:  # (session_id, agent_type, mode, prompt, stream_data, sandbox_id, repo_url, metadata)
-        if len(legacy) < 3:
-            raise ValidationError("track_stream", "(session_id, stream_data) or the legacy (session_id, "
-                                  "agent_type, mode, prompt, stream_data, …)")
-        category, action, stream_data = stream_data, legacy[0], legacy[2]
-        metadata = legacy[5] if len(legacy) > 5 else metadata
+    if legacy:
+        category, action, stream_data, metadata = _legacy_payload("track_stream", "stream_data", stream_data,
+                                                                   legacy, metadata)
     if type(session_id) is not str:
         raise ValidationError("session_id", "a string", session_id)
     if type(stream_data) is not str:
@@ -98,12 +107,8 @@ def error_event(session_id: Any, error: Any, legacy: Sequence[Any], *, metadata:
     if isinstance(session_id, Mapping):
         return {"event_type": "error", **session_id}
     category = action = None
-    if legacy:  # (session_id, agent_type, mode, prompt, error, sandbox_id, repo_url, metadata)
-        if len(legacy) < 3:
-            raise ValidationError("track_error", "(session_id, error) or the legacy (session_id, agent_type, "
-                                  "mode, prompt, error, …)")
-        category, action, error = error, legacy[0], legacy[2]
-        metadata = legacy[5] if len(legacy) > 5 else metadata
+    if legacy:
+        category, action, error, metadata = _legacy_payload("track_error", "error", error, legacy, metadata)
     meta = _mapping_or_none("metadata", metadata) or {}
     if isinstance(error, BaseException):
         meta.setdefault("error", {"type": type(error).__name__, "message": str(error)})

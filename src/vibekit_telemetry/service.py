@@ -127,15 +127,9 @@ class Telemetry:
         self._pid = os.getpid()
         self._sessions = OrderedDict()
         self._reopen_lock = threading.Lock()
-        for provider in self._providers:
-            # Disown the parent's connections without closing them: closing a shared socket (a
-            # PostgreSQL Terminate message) would end the parent's session too.
-            disown = getattr(provider, "after_fork", None)
-            if callable(disown):
-                try:
-                    disown()
-                except Exception as exc:
-                    logger.debug("telemetry store after_fork failed: %s", exc)
+        # Disown the parent's connections without closing them: closing a shared socket (a
+        # PostgreSQL Terminate message) would end the parent's session too.
+        self._call_providers("after_fork", self._providers, logging.DEBUG)
         self._reopen_pending = True
         self._new_run()
 
@@ -474,13 +468,19 @@ class Telemetry:
 
     def _maintain(self) -> None:
         """Apply prune_days and max_size_mb on stores that support it (runs on the writer thread)."""
-        for provider in self._providers:
-            prune = getattr(provider, "prune", None)
-            if callable(prune):
+        self._call_providers("prune", self._providers)
+
+    @staticmethod
+    def _call_providers(method: str, providers: Sequence[StorageProvider], level: int = logging.WARNING) -> None:
+        """Call `method` on every provider that has it; a failure is logged, never raised, and the rest run."""
+        for provider in providers:
+            call = getattr(provider, method, None)
+            if callable(call):
                 try:
-                    prune()
+                    call()
                 except Exception as exc:
-                    logger.warning("telemetry pruning failed: %s", exc)
+                    logger.log(level, "telemetry store %s %s failed: %s", getattr(provider, "name", provider),
+                               method, exc)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -497,7 +497,6 @@ class Telemetry:
             return {"active_buffers": 0, "total_buffered_events": 0, "total_events_written": 0, "flushes": 0,
                     "average_flush_time_ms": 0.0, "last_flush_time_ms": 0.0, "dropped_events": 0}
         stats = self._worker.stats
-        health = self.get_health_status()
         return {
             "active_buffers": 1 if self._worker.depth() else 0,
             "total_buffered_events": self._worker.depth(),
@@ -505,7 +504,7 @@ class Telemetry:
             "flushes": stats.batches,
             "average_flush_time_ms": round(stats.total_batch_ms / stats.batches, 3) if stats.batches else 0.0,
             "last_flush_time_ms": round(stats.last_batch_ms, 3),
-            "dropped_events": health["dropped_total"],
+            "dropped_events": sum(self._dropped().values()),  # counters only: no store I/O
         }
 
     def health_check(self) -> dict[str, Any]:
@@ -534,11 +533,7 @@ class Telemetry:
         if self._worker is None:
             return True
         done = self._worker.flush(timeout)
-        for provider in self._providers:
-            try:
-                provider.flush()
-            except Exception as exc:
-                logger.warning("telemetry store flush failed: %s", exc)
+        self._call_providers("flush", self._providers)
         return done
 
     def shutdown(self, timeout: float | None = 10.0) -> bool:
@@ -554,11 +549,8 @@ class Telemetry:
             finished = self._worker.shutdown(timeout) and finished
             self._record_run(final=True)
         # A forked child that never wrote still holds its parent's providers: not its to close.
-        for provider in [] if getattr(self, "_reopen_pending", False) else self._providers:
-            try:
-                provider.shutdown()
-            except Exception as exc:
-                logger.warning("telemetry store shutdown failed: %s", exc)
+        if not getattr(self, "_reopen_pending", False):
+            self._call_providers("shutdown", self._providers)
         self._emitter.emit("shutdown")
         return finished
 

@@ -103,13 +103,7 @@ def db_migrate(to_version: str, fmt: str) -> None:
                                    f"use `telemetry db rollback --to-version {target}`")
         migrate.upgrade(engine, target)
         info = _status_document(engine)
-    info["previous"] = before
-    if fmt == "json":
-        echo_json(info)
-    elif before == info["current"]:
-        click.echo(f"Nothing to do: already at version {info['current']}.")
-    else:
-        click.echo(f"Migrated {before or 'empty database'} -> {info['current']}.")
+    _report(info, before, fmt, f"Migrated {before or 'empty database'} -> {info['current']}.")
 
 
 @db.command("rollback")
@@ -139,13 +133,18 @@ def db_rollback(to_version: str, force: bool, fmt: str) -> None:
                               "Data in tables a newer version added is lost.", abort=True, err=True)
             migrate.downgrade(engine, target)
             info = _status_document(engine)
+    _report(info, before, fmt, f"Rolled back {before} -> {info['current'] or 'base'}.")
+
+
+def _report(info: dict[str, Any], before: str | None, fmt: str, moved: str) -> None:
+    """Print what a migrate or rollback did: the status document as JSON, or one line."""
     info["previous"] = before
     if fmt == "json":
         echo_json(info)
     elif before == info["current"]:
         click.echo(f"Nothing to do: already at version {before}.")
     else:
-        click.echo(f"Rolled back {before} -> {info['current'] or 'base'}.")
+        click.echo(moved)
 
 
 @db.command("health")
