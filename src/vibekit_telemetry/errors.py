@@ -37,3 +37,11 @@ class UnknownSessionError(ValidationError):
         super().__init__("session_id", "the id of a started session", session_id,
                          message=f"session_id: no session {session_id!r} was started")
         self.session_id = session_id
+
+
+class TransientStoreError(StoreError):
+    """A passing store condition (a lock held by another process, a dropped connection): wait it out, retry."""
+
+
+class RefusedRowError(StoreError):
+    """The store refused the rows themselves (a value it cannot hold); the other rows of a batch can go in."""

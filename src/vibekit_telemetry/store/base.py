@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -144,6 +144,90 @@ class QueryableStore(StorageProvider, Protocol):
 
     def health(self) -> dict[str, Any]:
         """Return the store's own health: reachable, size, counts."""
+
+
+# -- capability protocols: what a store can do beyond storing and answering queries ----------------
+# Callers check `isinstance(store, Maintainable)` (runtime_checkable) instead of probing with getattr.
+
+
+@runtime_checkable
+class EventIterable(Protocol):
+    """A store that streams any number of matching events in constant memory."""
+
+    def iter_events(self, filter_: QueryFilter, chunk_size: int = 1000) -> Iterator[TelemetryEvent]:
+        """Yield the matching events in the filter's order, reading chunk_size rows at a time."""
+
+
+@runtime_checkable
+class ChangeLog(Protocol):
+    """A durable store that exporters follow: committed events in commit order, by a position.
+
+    Positions are integers, strictly increasing in commit order and never reused (not even after
+    the newest rows are deleted), so a cursor saved at position p means "everything <= p was sent".
+    """
+
+    def committed_position(self) -> int:
+        """Return the position of the newest committed event (0 when there is none)."""
+
+    def read_committed(self, after: int, limit: int) -> list[tuple[int, TelemetryEvent]]:
+        """Return up to `limit` committed events with position > after, oldest first, with their positions."""
+
+    def load_cursor(self, name: str) -> int | None:
+        """Return the persisted position of exporter `name`, or None if it never saved one."""
+
+    def save_cursor(self, name: str, position: int) -> None:
+        """Persist exporter `name`'s position (everything at or below it was delivered)."""
+
+    def cursors(self) -> dict[str, int]:
+        """Return every persisted exporter position by name."""
+
+
+@runtime_checkable
+class Maintainable(Protocol):
+    """A store with periodic upkeep: retention, reclaiming space, text index catch-up, checks."""
+
+    def prune(self) -> int:
+        """Apply the store's own retention (prune_days, max_size_mb); return how many events went."""
+
+    def compact(self) -> None:
+        """Reclaim space (VACUUM)."""
+
+    def index_text(self, max_rows: int | None = None) -> int:
+        """Bring the text index up to date (at most max_rows rows); return how many rows it covered."""
+
+    def check(self) -> list[str]:
+        """Return integrity problems found (empty when healthy)."""
+
+
+@runtime_checkable
+class Auditable(Protocol):
+    """A store that keeps the audit trail: who did what, when."""
+
+    def record_audit(self, actor: str, action: str, target: str | None = None,
+                     details: dict[str, Any] | None = None) -> None:
+        """Append one audit record."""
+
+    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Return the newest audit records."""
+
+
+@runtime_checkable
+class WriterRunRecorder(Protocol):
+    """A store that keeps writers' metrics so another process (`telemetry stats --performance`) can read them."""
+
+    def record_writer_run(self, run: dict[str, Any]) -> None:
+        """Insert or update one writer's metrics row."""
+
+    def writer_runs(self, since_ms: int | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Return recent writers' metrics rows, newest first."""
+
+
+@runtime_checkable
+class ForkAware(Protocol):
+    """A store holding connections or locks that a forked child must not reuse."""
+
+    def after_fork(self) -> None:
+        """In the child: disown the parent's connections, re-create locks; reopen lazily."""
 
 
 class BaseStorageProvider:
