@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from vibekit_telemetry import Telemetry, TelemetryEvent
+from vibekit_telemetry import Telemetry
+from vibekit_telemetry.processing import DropNotice
 
 MakeTelemetry = Callable[..., Telemetry]
 
@@ -59,5 +60,6 @@ def test_dropped_handler_gets_the_event_when_the_queue_is_full(make_telemetry: M
     telemetry.on("dropped", dropped.append)
     results = [telemetry.track({"event_type": "custom", "category": "x", "value": i}) for i in range(5)]
     assert results.count(False) >= 1
-    assert all(isinstance(e, TelemetryEvent) and e.category == "x" for e in dropped)
+    # Listeners learn the ids, type and reason, never the raw content (redaction has not run on it).
+    assert all(isinstance(e, DropNotice) and e.event_type == "custom" and e.reason for e in dropped)
     assert len(dropped) == results.count(False)

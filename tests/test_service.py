@@ -23,7 +23,6 @@ from vibekit_telemetry import (
     Telemetry,
     TelemetryEvent,
     TelemetryService,
-    UnknownSessionError,
     ValidationError,
 )
 from vibekit_telemetry.store.base import BaseStorageProvider, BatchResult
@@ -195,18 +194,19 @@ def test_long_strings_are_truncated_and_flagged(make_telemetry: MakeTelemetry) -
     assert telemetry.get_health_status()["events"]["truncated"] == 1
 
 
-def test_end_of_unknown_session(make_telemetry: MakeTelemetry) -> None:
-    strict = make_telemetry(raise_on_error=True)
-    with pytest.raises(UnknownSessionError) as info:
-        strict.track_end("never-started", "completed")
-    assert info.value.field == "session_id"
-    strict.shutdown()
-    lenient = make_telemetry()
-    assert lenient.track_end("never-started", "completed")  # accepted for now, rejected by the writer
-    lenient.flush(10)
-    assert lenient.get_session("never-started") is None
-    assert lenient.query() == []
-    assert lenient.get_health_status()["dropped"]["rejected_by_store"] == 1
+def test_end_of_unknown_session_is_stored_not_rejected(make_telemetry: MakeTelemetry) -> None:
+    # A session whose start was lost (dropped, another process, a crash) still gets its end: one lost
+    # event costs one event, not the rest of the session.
+    for options in ({"raise_on_error": True}, {}):
+        telemetry = make_telemetry(**options)
+        assert telemetry.track_end("never-started", "completed")
+        assert telemetry.flush(10)
+        session = telemetry.get_session("never-started")
+        assert session is not None and session.status == "completed" and session.category == "unknown"
+        assert [e.event_type for e in telemetry.query()] == ["end"]
+        assert telemetry.get_health_status()["dropped_total"] == 0
+        telemetry.clean(session_ids=["never-started"])
+        telemetry.shutdown()
 
 
 def test_end_of_session_started_by_another_process(make_telemetry: MakeTelemetry) -> None:

@@ -119,3 +119,34 @@ def error_event(session_id: Any, error: Any, legacy: Sequence[Any], *, metadata:
         raise ValidationError("error", "an exception or a message string", error)
     return TelemetryEvent("error", category, session_id, action, label, metadata=meta or None,
                           timestamp=timestamp or 0)
+
+
+_FIRST_ARGUMENT = {"start": "category", "stream": "session_id", "end": "session_id", "error": "session_id"}
+_NAMED = {"mode": "action", "prompt": "label"}
+
+
+def keyword_fields(kind: str, first: Any, fields: Mapping[str, Any], **named: Any) -> dict[str, Any]:
+    """One dict event from a keyword call such as track_end(session_id=…, agent_type=…, metadata=…).
+
+    The seeds call the recording methods with their parameter objects spread as keywords, in
+    snake_case or camelCase; this folds them (and the method's own keyword arguments) into the dict
+    style, so aliases and checks are the chain's as for any dict event.
+    """
+    values: dict[str, Any] = {}
+    if isinstance(first, Mapping):
+        values.update(first)
+    elif first is not None:
+        values[_FIRST_ARGUMENT[kind]] = first
+    for name, value in named.items():
+        if value is not None:
+            values[_NAMED.get(name, name)] = value
+    for name, value in fields.items():
+        if name in ("event_type", "eventType", "type"):
+            if value != kind:
+                raise ValidationError(name, f"{kind!r} (this is track_{kind}) or nothing", value)
+            continue
+        values[name] = value
+    if kind == "end":
+        return values  # end_event knows its own keys (status folded into metadata)
+    values["event_type"] = kind
+    return values

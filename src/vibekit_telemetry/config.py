@@ -189,6 +189,8 @@ class TelemetryConfig(_Section):
     api: ApiConfig = Field(default_factory=ApiConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     plugins: list[Any] = Field(default_factory=list)
+    # Your own chain steps (objects with `name` and process(event) -> event | None), run before truncate.
+    processors: list[Any] = Field(default_factory=list)
 
     def model_post_init(self, __context: Any) -> None:
         """Let batching options given inside a storage entry (seed 001) or localStore (seed 003) apply."""

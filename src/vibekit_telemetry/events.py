@@ -105,6 +105,11 @@ def _check_str(name: str, value: Any, *, required: bool = False) -> str | None:
         raise ValidationError(name, "a string", value)
     if required and not value:
         raise ValidationError(name, "a non-empty string", value)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: a valid Python str that no store can hold
+            raise ValidationError(name, "text without lone surrogates (valid UTF-8)", value) from None
     return value
 
 
@@ -212,6 +217,10 @@ def validate_event(event: TelemetryEvent, *, require_session: bool = True) -> Te
     _check_str("sandbox_id", event.sandbox_id)
     _check_str("repo_url", event.repo_url)
     _check_str("event_id", event.event_id)
+    if event.event_id == "":
+        raise ValidationError("event_id", "a non-empty string (or none: one is assigned)", "")
+    if event.session_id == "":
+        raise ValidationError("session_id", "a non-empty string", "")
     _check_str("service_name", event.service_name)
     _check_str("service_version", event.service_version)
     _check_number("value", event.value)

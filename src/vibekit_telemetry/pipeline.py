@@ -1,4 +1,4 @@
-"""The writer-thread half of the pipeline: finish events, fan batches out to stores, retry, count."""
+"""The commit stage on the writer thread: store processed events in the primary store, wait out locks, count."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from .emitter import Emitter
-from .errors import ValidationError
-from .events import TelemetryEvent, encode_json
-from .ids import uuid7
+from .errors import RefusedRowError, TransientStoreError, ValidationError
+from .events import TelemetryEvent
 from .store.base import BatchResult, StorageProvider
 
 logger = logging.getLogger("vibekit_telemetry")
@@ -20,12 +18,11 @@ logger = logging.getLogger("vibekit_telemetry")
 
 @dataclass(slots=True)
 class PipelineCounters:
-    """What happened to events after they left the caller's thread."""
+    """What happened to processed events at the store (updated on the writer thread only)."""
 
     written: int = 0
     duplicates: int = 0
     rejected: int = 0
-    invalid: int = 0
     store_errors: int = 0
     retries: int = 0
     lost_after_retries: int = 0
@@ -35,14 +32,28 @@ class PipelineCounters:
     rejected_reasons: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class CommitOutcome:
+    """What one commit did: whether the primary store took the batch, and which events it refused."""
+
+    committed: bool
+    stored: list[TelemetryEvent]
+    refused_ids: set[str]
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Return whether a store error is worth waiting out (a lock held by another process)."""
+    """Return whether a store error is worth waiting out (a lock held by another process, a lost connection)."""
+    if isinstance(exc, TransientStoreError):
+        return True
+    # Stores that do not raise the typed error yet: their lock errors still say so.
     text = str(exc).lower()
     return "locked" in text or "busy" in text
 
 
 def is_data_error(exc: BaseException) -> bool:
     """Return whether a store refused the rows themselves, so the other rows of the batch can still go in."""
+    if isinstance(exc, RefusedRowError):
+        return True
     # sqlite3 raises OverflowError for an int past 64 bits; psycopg raises DataError subclasses.
     return isinstance(exc, OverflowError | ValueError | TypeError) or any(
         cls.__name__ in ("IntegrityError", "DataError") for cls in type(exc).__mro__)
@@ -58,57 +69,38 @@ def _merge(parts: list[tuple[list[TelemetryEvent], BatchResult | None]]) -> Batc
     return merged
 
 
-class WritePipeline:
-    """Process one batch on the writer thread: ids, JSON, fan-out with retries, events for listeners."""
+def _name(provider: object) -> str:
+    return str(getattr(provider, "name", type(provider).__name__))
 
-    def __init__(self, providers: Sequence[StorageProvider], emitter: Emitter, *, service_name: str,
-                 service_version: str, context: dict[str, Any], retry_attempts: int,
+
+class WritePipeline:
+    """Store one batch of processed events: the primary store decides; retries, bisection, counters."""
+
+    def __init__(self, providers: Sequence[StorageProvider], emitter: Emitter, *, retry_attempts: int,
                  retry_delay_ms: int) -> None:
         self.providers = list(providers)
         self.emitter = emitter
-        self.service_name = service_name
-        self.service_version = service_version
-        self.context = context
         self.retry_attempts = retry_attempts
         self.retry_delay_s = retry_delay_ms / 1000
         self.counters = PipelineCounters()
         self.stopping = threading.Event()
 
-    def _note_error(self, message: str) -> None:
+    def note_error(self, message: str) -> None:
+        """Remember the latest problem for health reports."""
         self.counters.last_error = message
         self.counters.last_error_at = int(time.time() * 1000)
 
-    def prepare(self, events: list[TelemetryEvent]) -> list[TelemetryEvent]:
-        """Fill ids, service, context and JSON text; drop (and count) events whose JSON cannot be encoded."""
-        ready: list[TelemetryEvent] = []
-        service_name, service_version, context = self.service_name, self.service_version, self.context
-        for event in events:
-            if event.event_id is None:
-                event.event_id = uuid7(event.timestamp)
-            if event.service_name is None:
-                event.service_name = service_name
-                event.service_version = service_version
-            if context:
-                event.context = {**context, **event.context} if event.context else dict(context)
-            try:
-                event.metadata_json = encode_json("metadata", event.metadata)
-                event.context_json = encode_json("context", event.context)
-            except Exception as exc:  # cycles, overflows: anything that cannot be stored is invalid
-                self.counters.invalid += 1
-                self.reject(event, str(exc) if isinstance(exc, ValidationError)
-                            else f"metadata: {type(exc).__name__}: {exc}")
-                continue
-            ready.append(event)
-        return ready
-
-    def reject(self, event: TelemetryEvent, reason: str) -> None:
-        """Count, log and announce an event that will not be stored."""
+    def _reject(self, event: TelemetryEvent, reason: str) -> None:
         key = reason.split(":", 1)[0]
+        self.counters.rejected += 1
         self.counters.rejected_reasons[key] = self.counters.rejected_reasons.get(key, 0) + 1
-        self._note_error(reason)
+        self.note_error(reason)
         logger.warning("telemetry event dropped (%s): %s", event.event_type, reason)
         if self.emitter.has("error"):
-            self.emitter.emit("error", ValidationError(key, reason, message=reason), event)
+            from .processing import DropNotice
+
+            self.emitter.emit("error", ValidationError(key, reason, message=reason),
+                              DropNotice(reason, "store", event.event_id, event.session_id, event.event_type))
 
     def _store_with_retry(self, provider: StorageProvider,
                           events: list[TelemetryEvent]) -> tuple[bool, BatchResult | None]:
@@ -120,14 +112,14 @@ class WritePipeline:
             except Exception as exc:
                 attempt += 1
                 self.counters.store_errors += 1
-                self._note_error(f"{getattr(provider, 'name', type(provider).__name__)}: {exc}")
+                self.note_error(f"{_name(provider)}: {exc}")
                 # A lock held by another process is waited out for as long as we run; other errors
                 # get retry_attempts tries, then the batch is counted as lost and logged.
                 transient = is_transient(exc) and not self.stopping.is_set()
                 if not transient and attempt > self.retry_attempts:
                     self.counters.lost_after_retries += len(events)
                     logger.error("telemetry store %s failed %d times; %d events lost: %s",
-                                 getattr(provider, "name", provider), attempt, len(events), exc)
+                                 _name(provider), attempt, len(events), exc)
                     if self.emitter.has("error"):
                         self.emitter.emit("error", exc, None)
                     return False, None
@@ -151,36 +143,33 @@ class WritePipeline:
             halves = [events[:middle], events[middle:]]
             return _merge([(half, self._store_bisecting(provider, half)) for half in halves])
 
-    def process(self, items: list[TelemetryEvent]) -> None:
-        """Write one batch to every provider; the first provider's verdict decides what is announced."""
+    def process(self, events: list[TelemetryEvent]) -> CommitOutcome:
+        """Commit one batch to the primary store (then to any secondary provider); announce what was stored."""
         started = time.perf_counter()
-        events = self.prepare(items)
         if not events:
-            return
+            return CommitOutcome(True, [], set())
         if not self.providers:
             # Every store failed to open: these events go nowhere, and health must say so.
             self.counters.no_store += len(events)
-            return
-        primary: BatchResult | None = None
-        primary_ok = True
-        for index, provider in enumerate(self.providers):
-            ok, result = self._store_with_retry(provider, events)
-            if index == 0:
-                primary, primary_ok = result, ok
-        if not primary_ok:
-            return
-        rejected_ids: set[str | None] = set()
+            return CommitOutcome(False, [], set())
+        ok, primary = self._store_with_retry(self.providers[0], events)
+        if not ok:
+            return CommitOutcome(False, [], set())
+        refused: set[str] = set()
         if primary is not None:
             self.counters.duplicates += primary.duplicates
             for event, reason in primary.rejected:
-                self.counters.rejected += 1
-                rejected_ids.add(event.event_id)
-                self.reject(event, reason)
-        stored = [e for e in events if e.event_id not in rejected_ids] if rejected_ids else events
+                refused.add(event.event_id or "")
+                self._reject(event, reason)
+        stored = [e for e in events if e.event_id not in refused] if refused else events
         self.counters.written += primary.stored if primary is not None else len(stored)
+        # Secondary providers get what the primary stored; their failures are theirs alone.
+        for provider in self.providers[1:]:
+            self._store_with_retry(provider, stored)
         if self.emitter.has("event:tracked"):
             for event in stored:
                 self.emitter.emit("event:tracked", event)
         if self.emitter.has("flush"):
             self.emitter.emit("flush", {"count": len(stored),
                                         "duration_ms": (time.perf_counter() - started) * 1000})
+        return CommitOutcome(True, stored, refused)

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from . import lifecycle
+
 logger = logging.getLogger("vibekit_telemetry")
 
 Policy = Literal["block", "drop_newest", "drop_oldest"]
 POLICIES: Final = ("block", "drop_newest", "drop_oldest")
+
+
+def _size(item: Any) -> int:
+    """How many events a queued item holds (a ticket of processed events holds several)."""
+    events = getattr(item, "events", None)
+    return len(events) if isinstance(events, list) else 1
 
 
 class _FlushMarker:
@@ -31,7 +37,6 @@ class _FlushMarker:
 class WorkerStats:
     """Counters a worker keeps; read them through BatchWorker.stats()."""
 
-    submitted: int = 0
     processed: int = 0
     batches: int = 0
     dropped_newest: int = 0
@@ -76,20 +81,22 @@ class BatchWorker:
         self.stats = WorkerStats()
         self._setup_threading()
         # Rebuild the thread in a forked child: threads do not survive fork, and the parent's
-        # queued items are the parent's to write. A weakref lets the worker be collected.
-        ref = weakref.WeakMethod(self._after_fork_in_child)
-        os.register_at_fork(after_in_child=lambda: (m := ref()) and m())
+        # queued items are the parent's to write. One process-wide hook (lifecycle) holds it weakly.
+        lifecycle.on_fork(self)
 
     def _setup_threading(self) -> None:
         self._queue: deque[Any] = deque()
         self._wake = threading.Event()
+        # Every lock is new in a forked child: one copied while another parent thread held it would
+        # stay held for ever.
         self._space = threading.Condition(threading.Lock())
-        self._drop_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
         self._shutdown = False
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
-    def _after_fork_in_child(self) -> None:
+    def after_fork_in_child(self) -> None:
+        """In a forked child: a new thread, new locks, an empty queue (the parent writes its own items)."""
         if self._shutdown:
             return  # a worker shut down in the parent stays shut down in the child
         self.stats = WorkerStats()
@@ -106,7 +113,6 @@ class BatchWorker:
         if depth >= self._max_queue and not self._make_room():
             return False
         queue.append(item)
-        self.stats.submitted += 1
         # Event.set() takes a lock and notifies: only pay for it when the writer is not already woken
         # (until the writer gets the GIL, every submit past batch_size would otherwise set it again).
         if depth >= self._batch_size - 1 and not self._wake.is_set():
@@ -140,10 +146,17 @@ class BatchWorker:
                 self._space.wait(remaining)
         return True
 
+    def submit_urgent(self, item: Any) -> bool:
+        """Queue one item and wake the writer now (a caller waits for it: durable acknowledgement)."""
+        if not self.submit(item):
+            return False
+        self._wake.set()
+        return True
+
     def _count_drop(self, counter: str) -> None:
         # Only on the full-queue path: `+=` on an attribute is not atomic between threads, and every
         # drop must be counted.
-        with self._drop_lock:
+        with self._stats_lock:
             setattr(self.stats, counter, getattr(self.stats, counter) + 1)
 
     def depth(self) -> int:
@@ -190,9 +203,12 @@ class BatchWorker:
             if isinstance(item, _FlushMarker):
                 item.done.set()
             else:
-                left += 1
+                left += _size(item)
+                resolve = getattr(item, "resolve", None)
+                if callable(resolve):  # someone waits for this item's commit: tell them it will not come
+                    resolve("the writer stopped before this batch was committed")
         if not finished:
-            left = sum(1 for item in self._queue if not isinstance(item, _FlushMarker))
+            left = sum(_size(item) for item in self._queue if not isinstance(item, _FlushMarker))
         self.stats.dropped_at_shutdown += left
         if left:
             logger.warning("telemetry writer stopped with %d events not written", left)

@@ -52,7 +52,7 @@ def test_signal_stops_gracefully_and_flushes_pending_events(tmp_path: Path, sig:
     process, url = _start(db)
     try:
         events = [start_event("cli1")] + [stream_event("cli1", f"chunk {i}") for i in range(99)]
-        response = httpx.post(url + "/api/events", json=events)  # no wait: still queued when signalled
+        response = httpx.post(url + "/api/events?wait=false", json=events)  # still queued when signalled
         assert response.status_code == 202
         process.send_signal(sig)
         assert process.wait(timeout=30) == 0

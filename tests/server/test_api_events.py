@@ -13,13 +13,13 @@ from vibekit_telemetry.server import ServerHandle
 
 def test_ingest_accepts_one_event_a_list_and_an_events_object(client: httpx.Client) -> None:
     one = client.post("/api/events", json=start_event("s1"))
-    assert one.status_code == 202
+    assert one.status_code == 200
     assert one.json()["accepted"] == 1 and len(one.json()["event_ids"]) == 1
     many = client.post("/api/events", json=[stream_event("s1", "a"), stream_event("s1", "b")])
-    assert many.status_code == 202 and many.json()["accepted"] == 2
+    assert many.status_code == 200 and many.json()["accepted"] == 2
     wrapped = client.post("/api/events?wait=true", json={"events": [{"type": "end", "sessionId": "s1",
                                                                      "status": "success"}]})
-    assert wrapped.status_code == 202 and wrapped.json()["flushed"] is True
+    assert wrapped.status_code == 200 and wrapped.json()["committed"] is True
     session = client.get("/api/sessions/s1").json()
     assert session["status"] == "completed"
     assert session["category"] == "claude" and session["action"] == "code" and session["label"] == "Fix the bug"
@@ -68,11 +68,11 @@ def test_ndjson_and_curl_form_content_types(client: httpx.Client) -> None:
     lines = "\n".join(json.dumps(e) for e in (start_event("nd"), stream_event("nd"))) + "\n"
     response = client.post("/api/events?wait=true", content=lines,
                            headers={"Content-Type": "application/x-ndjson"})
-    assert response.status_code == 202 and response.json()["accepted"] == 2
+    assert response.status_code == 200 and response.json()["accepted"] == 2
     # `curl -d @batch.json` sends application/x-www-form-urlencoded: JSON bodies are accepted.
     curl_like = client.post("/api/events", content=json.dumps([stream_event("nd")]),
                             headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert curl_like.status_code == 202
+    assert curl_like.status_code == 200
 
 
 def test_query_filters_and_paging(client: httpx.Client) -> None:

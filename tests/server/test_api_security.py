@@ -45,7 +45,7 @@ def test_auth_refuses_missing_and_wrong_credentials(secured: ServerHandle) -> No
 def test_scopes(secured: ServerHandle) -> None:
     event = start_event("s1")
     # ingest-only key: may send, may not read
-    assert _post(secured, "/api/events", event, **{"X-API-Key": INGEST}).status_code == 202
+    assert _post(secured, "/api/events", event, **{"X-API-Key": INGEST}).status_code == 200
     refused = _get(secured, "/api/events", **{"X-API-Key": INGEST})
     assert refused.status_code == 403 and "'read'" in refused.json()["message"]
     assert key_id(INGEST) in refused.json()["message"] and INGEST not in refused.text
@@ -55,7 +55,7 @@ def test_scopes(secured: ServerHandle) -> None:
     assert httpx.delete(secured.url + "/api/sessions/s1", headers={"X-API-Key": READ}).status_code == 403
     # admin key and the unscoped bearer token may do everything
     assert _get(secured, "/api/stats", **{"X-API-Key": ADMIN}).status_code == 200
-    assert _post(secured, "/api/events?wait=true", event, Authorization=f"Bearer {TOKEN}").status_code == 202
+    assert _post(secured, "/api/events?wait=true", event, Authorization=f"Bearer {TOKEN}").status_code == 200
     deleted = httpx.delete(secured.url + "/api/sessions/s1", headers={"X-API-Key": ADMIN})
     assert deleted.status_code == 200
 
@@ -213,7 +213,7 @@ def test_429_with_retry_after_past_the_budget(serve: Serve) -> None:
         assert limited.headers["x-content-type-options"] == "nosniff"
         # ingest has its own budget; health probes are exempt
         assert [http.post("/api/events", json=start_event("r")).status_code for _ in range(4)] == \
-            [202, 202, 202, 429]
+            [200, 200, 200, 429]
         assert http.get("/health").status_code == 200
         assert 'telemetry_rate_limited_requests_total{budget="read"} 3.0' in http.get("/metrics").text
 

@@ -1,29 +1,39 @@
-"""Batch ingest for POST /api/events: validate every event first, then queue all or nothing."""
+"""Batch ingest for POST /api/events: the processor chain on every event first, then one durable commit.
+
+The chain runs here, on the request, in strict mode: a batch is all-or-nothing at the door (400 lists
+every bad event). The valid batch goes to the writer as one ticket and the answer waits for the commit
+that holds it (group commit: tickets that arrive while a commit runs share the next one). A client that
+asks for fire-and-forget (`?wait=false` or `Prefer: respond-async`) gets 202 before the commit.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import ValidationError
-from ..events import TelemetryEvent, coerce_event, now_ms, validate_event
-from ..ids import uuid7
+from ..events import TelemetryEvent
+from ..processing import BatchValidationError
 from .errors import ApiError, Detail, from_validation, validation_error
 
 if TYPE_CHECKING:
+    from ..runtime import Runtime, Ticket
     from ..service import Telemetry
 
 MAX_BATCH_EVENTS: Final = 10_000
 MAX_DETAILS: Final = 100
 BODY_HINT: Final = 'one event object, an array of events, or {"events": [...]}'
+COMMIT_TIMEOUT_S: Final = 30.0
 
 
 @dataclass(slots=True)
 class Prepared:
-    """Validated events with their ids, ready to queue."""
+    """Processed events with their ids, ready to commit."""
 
     events: list[TelemetryEvent]
     single: bool
+    received: int
     started_sessions: dict[str, str] = field(default_factory=dict)
 
 
@@ -54,64 +64,89 @@ def unpack(document: Any) -> tuple[list[Any], bool]:
     return items, single
 
 
-def prepare(items: list[Any], single: bool) -> Prepared:
-    """Validate every event (collecting every error with its index) and give each an id."""
-    details: list[Detail] = []
-    events: list[TelemetryEvent] = []
-    started: dict[str, str] = {}
-    bad = 0
-    now = now_ms()
-    for index, raw in enumerate(items):
-        prefix = "" if single else f"events[{index}]."
-        if not isinstance(raw, dict):
-            bad += 1
-            if len(details) < MAX_DETAILS:
-                details.append({"field": prefix.rstrip(".") or "body", "message": "expected a JSON object"})
-            continue
-        try:
-            event = validate_event(coerce_event(raw))
-        except ValidationError as exc:
-            bad += 1
-            if len(details) < MAX_DETAILS:
-                details.append(from_validation(exc, prefix))
-            continue
-        if not event.timestamp:
-            event.timestamp = now
-        if event.event_id is None:
-            # Assigned here so the response can name them: a client retrying the same events with these
-            # ids gets them stored once (the store skips known event ids).
-            event.event_id = uuid7(event.timestamp)
-        if event.event_type == "start" and event.session_id is None:
-            event.session_id = uuid7(event.timestamp)
-            started[event.event_id] = event.session_id
-        events.append(event)
-    if bad:
-        total = len(items)
-        message = (f"{bad} of {total} events are invalid; nothing was stored" if not single
-                   else "the event is invalid; nothing was stored")
-        if bad > len(details):
-            message += f" (first {len(details)} errors listed)"
-        raise validation_error(details, message)
-    return Prepared(events, single, started)
-
-
-def enqueue(telemetry: Telemetry, prepared: Prepared, *, wait: bool) -> dict[str, Any]:
-    """Queue validated events through track_batch (the same chain as track()); flush first if asked."""
-    events = prepared.events
-    ids = [e.event_id for e in events]
-    if telemetry.config.disabled:
+def runtime_of(telemetry: Telemetry) -> Runtime:
+    """The recording runtime, or 503 when tracking is disabled on this server."""
+    runtime = telemetry.runtime
+    if runtime is None:
         raise ApiError(503, "Service Unavailable", "tracking is disabled on this server "
                        "(disabled=True, TELEMETRY_DISABLED or DO_NOT_TRACK)")
-    accepted = telemetry.track_batch(events)
-    if accepted < len(events):
-        raise ApiError(503, "Service Unavailable",
-                       f"the ingest queue is full: {accepted} of {len(events)} events queued; retry the "
-                       "batch with the same event ids (duplicates are skipped)",
-                       headers={"Retry-After": "1"}, extra={"accepted": accepted, "event_ids": ids})
-    flushed = telemetry.flush(timeout=30.0) if wait else None
-    body: dict[str, Any] = {"accepted": accepted, "event_ids": ids}
+    return runtime
+
+
+def prepare(runtime: Runtime, items: list[Any], single: bool) -> Prepared:
+    """Run the chain on every event (collecting every error with its index): all valid, or 400."""
+    positions: list[int] = []
+    try:
+        events = runtime.chain.run(items, strict=True, positions=positions)
+    except BatchValidationError as exc:
+        details = [_detail(items, index, error, single) for index, error in exc.errors]
+    except ValidationError as exc:
+        details = [_detail(items, 0, exc, single)]
+    else:
+        started = {event.event_id or "": event.session_id or ""
+                   for event, index in zip(events, positions, strict=True)
+                   if event.event_type == "start" and not _has_session(items[index])}
+        return Prepared(events, single, len(items), started)
+    bad = len(details)
+    message = (f"{bad} of {len(items)} events are invalid; nothing was stored" if not single
+               else "the event is invalid; nothing was stored")
+    if bad > MAX_DETAILS:
+        message += f" (first {MAX_DETAILS} errors listed)"
+    raise validation_error(details[:MAX_DETAILS], message)
+
+
+def _detail(items: list[Any], index: int, error: ValidationError, single: bool) -> Detail:
+    prefix = "" if single else f"events[{index}]."
+    if not isinstance(items[index], dict):
+        return {"field": prefix.rstrip(".") or "body", "message": "expected a JSON object"}
+    return from_validation(error, prefix)
+
+
+def _has_session(raw: dict[str, Any]) -> bool:
+    return bool(raw.get("session_id") or raw.get("sessionId"))
+
+
+async def commit(runtime: Runtime, prepared: Prepared, *, wait: bool) -> dict[str, Any]:
+    """Queue the processed batch; with wait, answer only once the store committed it."""
+    events = prepared.events
+    ids = [e.event_id for e in events]
+    body: dict[str, Any] = {"accepted": len(events), "event_ids": ids}
     if prepared.started_sessions:
         body["session_ids"] = prepared.started_sessions
-    if flushed is not None:
-        body["flushed"] = flushed
+    if len(events) < prepared.received:
+        body["dropped_by_processors"] = prepared.received - len(events)
+    if not events:
+        body["committed"] = True
+        return body
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    def on_done(_ticket: Ticket) -> None:
+        loop.call_soon_threadsafe(settle)
+
+    ticket = runtime.submit_processed(events, urgent=wait, on_done=on_done if wait else None)
+    if ticket is None:
+        raise ApiError(503, "Service Unavailable",
+                       f"the ingest queue is full: none of {len(events)} events queued; retry the batch with the "
+                       "same event ids (duplicates are skipped)",
+                       headers={"Retry-After": "1"}, extra={"accepted": 0, "event_ids": ids})
+    if not wait:
+        body["committed"] = False
+        return body
+    try:
+        await asyncio.wait_for(asyncio.shield(done), COMMIT_TIMEOUT_S)
+    except TimeoutError:
+        raise ApiError(503, "Service Unavailable",
+                       f"the store did not commit the batch within {COMMIT_TIMEOUT_S:g} s; it may still be "
+                       "written: retry with the same event ids (duplicates are skipped)",
+                       headers={"Retry-After": "5"}, extra={"accepted": 0, "event_ids": ids}) from None
+    if not ticket.committed:
+        raise ApiError(503, "Service Unavailable",
+                       f"the store did not take the batch ({ticket.error}); retry with the same event ids",
+                       headers={"Retry-After": "5"}, extra={"accepted": 0, "event_ids": ids})
+    body["committed"] = True
     return body

@@ -14,7 +14,7 @@ from ...query import parse_query
 from ..auth import Principal, require
 from ..body import parse_body
 from ..errors import dumps, json_response, validation_error
-from ..ingest import enqueue, prepare, unpack
+from ..ingest import Prepared, commit, prepare, runtime_of, unpack
 from ._common import DEFAULT_PAGE, MAX_PAGE, audit, check_params, compact, get_telemetry, split_values
 
 router = APIRouter(tags=["events"])
@@ -103,36 +103,43 @@ def query_events(
 
 
 @router.post("/api/events", operation_id="ingestEvents", summary="Send one event or a batch",
-             status_code=202, openapi_extra=INGEST_BODY,
-             responses={**ERRORS, 202: {"description": "Queued: `{accepted, event_ids}`"},
+             status_code=200, openapi_extra=INGEST_BODY,
+             responses={**ERRORS, 200: {"description": "Committed to the store: `{accepted, event_ids, "
+                                                       "committed: true}`"},
+                        202: {"description": "Queued, not yet committed (`?wait=false` or "
+                                             "`Prefer: respond-async`)"},
                         413: {"description": "Body over the size limit"},
                         415: {"description": "Not JSON or NDJSON"},
-                        503: {"description": "Ingest queue full; retry with the same event ids"}})
+                        503: {"description": "Ingest queue full or store unavailable; retry with the same "
+                                             "event ids"}})
 async def ingest_events(
     request: Request,
     _principal: Annotated[Principal, Depends(require("ingest"))],
-    wait: Annotated[bool, Query(description="flush to the store before answering")] = False,
+    wait: Annotated[bool, Query(description="answer after the commit (default); false: fire-and-forget, "
+                                            "202 before the commit")] = True,
 ) -> Response:
-    """Validate every event (400 lists each bad one and nothing is stored), then queue them all."""
+    """Run every event through the chain (400 lists each bad one, nothing is stored), then commit them all."""
     check_params(request, ("wait",))
+    if "respond-async" in request.headers.get("prefer", "").lower() and "wait" not in request.query_params:
+        wait = False
     raw = await request.body()
     settings = request.app.state.settings
-    telemetry = get_telemetry(request)
+    runtime = runtime_of(get_telemetry(request))
     metrics = request.app.state.metrics
 
-    def work() -> dict[str, Any]:
+    def work() -> Prepared:
         items, single = unpack(parse_body(raw, request.headers.get("content-type"), settings.max_json_depth))
         try:
-            prepared = prepare(items, single)
+            return prepare(runtime, items, single)
         except Exception:
             metrics.http_rejected.inc(len(items))
             raise
-        result = enqueue(telemetry, prepared, wait=wait)
-        metrics.http_events.inc(result["accepted"])
-        return result
 
-    # Parsing and validating a 1,000-event batch takes milliseconds: off the event loop.
-    return json_response(await run_in_threadpool(work), 202)
+    # Parsing and processing a 1,000-event batch takes milliseconds: off the event loop.
+    prepared = await run_in_threadpool(work)
+    result = await commit(runtime, prepared, wait=wait)
+    metrics.http_events.inc(result["accepted"])
+    return json_response(result, 200 if result["committed"] else 202)
 
 
 @router.get("/api/events/export", operation_id="exportEvents", summary="Export events as NDJSON",

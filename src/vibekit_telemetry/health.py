@@ -1,0 +1,149 @@
+"""Health and performance reporting for a running Telemetry, and the writer metrics saved for other processes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from .events import now_ms
+from .ids import uuid7
+from .store.base import WriterRunRecorder as RunStore
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+logger = logging.getLogger("vibekit_telemetry")
+
+
+class WriterRunRecorder:
+    """Saves this writer's counters in the primary store (writer_runs) for `telemetry stats --performance`.
+
+    A scheduled job (every writer_stats_interval_s) and once more at shutdown. A writer that never
+    wrote a batch (a CLI command that only reads) records nothing.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.errors = 0
+        self.new_run()
+
+    def new_run(self) -> None:
+        """Start a new writer_runs record: at construction, and in a forked child (its own writer)."""
+        self.run_id = uuid7()
+        self.started_at = now_ms()
+        self.started_monotonic = time.monotonic()
+        self.recorded = False
+        runtime = self.runtime
+        # A forked child inherits the parent's counters: its run counts from here.
+        pipeline = getattr(runtime, "pipeline", None)
+        self.base = (pipeline.counters.written, runtime.losses()) if pipeline is not None else (0, 0)
+
+    def record(self, *, final: bool = False, first: bool = False) -> None:
+        """Save the counters now (first: right after this writer's first commit); never raises."""
+        runtime = self.runtime
+        if runtime.reopen_pending:
+            return  # a forked child that has not opened its own stores (nothing written)
+        stats = runtime.worker.stats
+        if not first and not stats.batches and not self.recorded:
+            return
+        try:
+            store = next((p for p in runtime.providers if getattr(p, "supports_query", False)), None)
+            if not isinstance(store, RunStore):
+                return
+            store.record_writer_run({
+                "run_id": self.run_id, "service_name": runtime.config.service_name,
+                "service_version": runtime.config.service_version, "host": socket.gethostname(),
+                "pid": os.getpid(), "started_at": self.started_at, "updated_at": now_ms(),
+                "events_written": runtime.pipeline.counters.written - self.base[0], "batches": stats.batches,
+                "total_batch_ms": stats.total_batch_ms, "last_batch_ms": stats.last_batch_ms,
+                "max_batch_ms": stats.max_batch_ms, "dropped": runtime.losses() - self.base[1],
+                "queue_depth": runtime.worker.depth(), "queue_capacity": runtime.worker.capacity(),
+            })
+            self.recorded = True
+        except Exception as exc:  # metrics must never break the writer
+            self.errors += 1
+            log = logger.warning if self.errors == 1 else logger.debug
+            log("telemetry writer metrics not recorded: %s", exc)
+
+
+def health_status(runtime: Runtime, truncated: int) -> dict[str, Any]:
+    """The writer's, the queue's and the stores' health, with every drop counted."""
+    worker, counters, config = runtime.worker, runtime.pipeline.counters, runtime.config
+    stats = worker.stats
+    dropped = runtime.dropped()
+    stores: list[dict[str, Any]] = []
+    for provider in runtime.providers:
+        health = getattr(provider, "health", None)
+        try:
+            stores.append(health() if callable(health) else {"name": getattr(provider, "name", "custom")})
+        except Exception as exc:
+            stores.append({"name": getattr(provider, "name", "?"), "reachable": False, "error": str(exc)})
+    healthy_store = bool(runtime.providers) and all(s.get("reachable", True) for s in stores)
+    status = "healthy"
+    if not worker.is_alive() or not healthy_store:
+        status = "unhealthy"
+    elif sum(dropped.values()) or worker.depth() > 0.8 * worker.capacity():
+        status = "degraded"
+    batches = stats.batches or 1
+    chain = runtime.chain
+    return {
+        "status": status,
+        "service": {"name": config.service_name, "version": config.service_version},
+        "queue": {"depth": worker.depth(), "capacity": worker.capacity(), "policy": config.backpressure},
+        "writer": {"alive": worker.is_alive(), "batches": stats.batches,
+                   "events_processed": stats.processed, "last_batch_ms": round(stats.last_batch_ms, 3),
+                   "avg_batch_ms": round(stats.total_batch_ms / batches, 3),
+                   "max_batch_ms": round(stats.max_batch_ms, 3), "batch_errors": stats.batch_errors,
+                   "metrics_record_errors": runtime.run_recorder.errors},
+        "events": {"submitted": stats.processed + worker.depth(), "written": counters.written,
+                   "duplicates": counters.duplicates, "truncated": truncated,
+                   "retries": counters.retries, "store_errors": counters.store_errors},
+        "chain": {"steps": chain.names, "dropped": dict(chain.dropped), "invalid": dict(chain.invalid)},
+        "dropped": dropped,
+        "dropped_total": sum(dropped.values()),
+        "rejected_reasons": dict(counters.rejected_reasons),
+        "stores": stores,
+        "store_error": runtime.store_error,
+        "last_error": counters.last_error,
+        "scheduler": runtime.scheduler.status(),
+    }
+
+
+def performance_metrics(runtime: Runtime | None) -> dict[str, Any]:
+    """Seed 003's writer metrics: buffered events, events written, flush counts and times."""
+    if runtime is None:
+        return {"active_buffers": 0, "total_buffered_events": 0, "total_events_written": 0, "flushes": 0,
+                "average_flush_time_ms": 0.0, "last_flush_time_ms": 0.0, "dropped_events": 0}
+    stats = runtime.worker.stats
+    return {
+        "active_buffers": 1 if runtime.worker.depth() else 0,
+        "total_buffered_events": runtime.worker.depth(),
+        "total_events_written": runtime.pipeline.counters.written,
+        "flushes": stats.batches,
+        "average_flush_time_ms": round(stats.total_batch_ms / stats.batches, 3) if stats.batches else 0.0,
+        "last_flush_time_ms": round(stats.last_batch_ms, 3),
+        "dropped_events": runtime.losses(),  # counters only: no store I/O
+    }
+
+
+def health_summary(health: dict[str, Any]) -> dict[str, Any]:
+    """Seed 003's health summary: database reachable, buffer below capacity, free disk space in MB."""
+    stores = health.get("stores", [])
+    location = next((s.get("location") for s in stores if s.get("location")), None)
+    directory = os.path.dirname(os.path.abspath(str(location))) if location and "://" not in str(location) \
+        else os.getcwd()
+    try:
+        free_mb: float | None = round(shutil.disk_usage(directory).free / 1_048_576, 1)
+    except OSError:
+        free_mb = None
+    queue = health.get("queue", {})
+    return {
+        "database": bool(stores) and all(s.get("reachable", False) for s in stores),
+        "buffer": health["status"] != "disabled" and queue.get("depth", 0) < queue.get("capacity", 1),
+        "disk_space_mb": free_mb,
+        "status": health["status"],
+    }

@@ -1,0 +1,375 @@
+"""The runtime behind a Telemetry: stores, the processor chain, the writer, the scheduler, the exporters.
+
+Telemetry (service.py) is the public API; this object owns the moving parts and their lifecycle:
+
+    caller ─► Runtime.submit (raw, microseconds) ─► BatchWorker queue ─► writer thread:
+        Chain.run (normalise … encode) ─► WritePipeline.process (one commit) ─► tickets resolved,
+        exporters notified, `event:tracked` emitted
+    strict mode / HTTP ingest: Chain.run on the caller's thread, then Runtime.submit_processed
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import lifecycle
+from .config import TelemetryConfig
+from .emitter import Emitter
+from .errors import StoreError, ValidationError
+from .events import TelemetryEvent
+from .pipeline import WritePipeline, is_transient
+from .processing import Chain, DropNotice, Processor, build_chain
+from .scheduler import Scheduler
+from .store.base import ForkAware, Maintainable, QueryableStore, StorageProvider
+from .worker import BatchWorker
+
+logger = logging.getLogger("vibekit_telemetry")
+
+# How many not-yet-indexed rows one text-index job run covers (the store indexes in chunks of its own).
+_TEXT_INDEX_STEP = 50_000
+
+
+class Ticket:
+    """Processed events queued as one item; `done` is set once they are committed (or given up on)."""
+
+    __slots__ = ("committed", "done", "error", "events", "on_done")
+
+    def __init__(self, events: list[TelemetryEvent], on_done: Callable[[Ticket], None] | None = None) -> None:
+        self.events = events
+        self.done = threading.Event()
+        self.committed = False
+        self.error: str | None = None
+        self.on_done = on_done
+
+    def resolve(self, error: str | None) -> None:
+        """Called by the writer once the commit is over: committed when error is None."""
+        self.committed = error is None
+        self.error = error
+        self.done.set()
+        if self.on_done is not None:
+            try:
+                self.on_done(self)
+            except Exception:
+                logger.exception("telemetry commit callback failed")
+
+    def wait(self, timeout: float | None) -> bool:
+        """Wait for the commit; True when every event of the ticket is in the primary store."""
+        return self.done.wait(timeout) and self.committed
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _provider_name(provider: object) -> str:
+    return str(getattr(provider, "name", type(provider).__name__))
+
+
+class Runtime:
+    """Owns what a recording Telemetry runs: providers, chain, writer, scheduler, exporters."""
+
+    def __init__(self, config: TelemetryConfig, emitter: Emitter, *,
+                 processors: Sequence[Processor] = ()) -> None:
+        self.config = config
+        self.emitter = emitter
+        self.pid = os.getpid()
+        self.store_error: str | None = None
+        self.providers: list[StorageProvider] = []
+        self.chain: Chain = build_chain(config, [*config.processors, *processors])
+        self.chain.on_problem = self._on_problem
+        self.caller_invalid = 0
+        self._counts_lock = threading.Lock()
+        self._reopen_pending = False
+        self._reopen_lock = threading.Lock()
+        self._losses_at_flush = 0
+        self._shut_down = False
+        self.providers = self._open_providers()
+        self.pipeline = WritePipeline(self.providers, emitter, retry_attempts=config.retry_attempts,
+                                      retry_delay_ms=config.retry_delay_ms)
+        self.worker = BatchWorker(
+            self._write_batch, batch_size=config.stream_batch_size,
+            interval_s=config.stream_flush_interval_ms / 1000, max_batch=config.max_batch_size,
+            max_queue=config.max_queue_size, policy=config.backpressure,
+            block_timeout_s=config.block_timeout_ms / 1000)
+        from .health import WriterRunRecorder
+
+        self.run_recorder = WriterRunRecorder(self)
+        self.scheduler = Scheduler()
+        self._schedule_jobs()
+        self.scheduler.start()
+        lifecycle.on_fork(self)
+        lifecycle.on_exit(self)
+
+    # -- set-up --------------------------------------------------------------------------------------
+
+    def _open_providers(self) -> list[StorageProvider]:
+        from .store.factory import build_providers
+
+        opened: list[StorageProvider] = []
+        for provider in build_providers(self.config):
+            try:
+                provider.initialize()
+            except Exception as exc:
+                message = _first_line(exc)
+                if is_transient(exc):
+                    # Another process holds the database (often: migrating it right now). Keep the
+                    # provider; the writer opens it on first use, waiting the lock out like any write.
+                    logger.info("telemetry store %s busy at start-up; opening it on first write: %s",
+                                _provider_name(provider), message)
+                    opened.append(provider)
+                    continue
+                if not isinstance(exc, StoreError | OSError):
+                    raise
+                if self.config.raise_on_error:
+                    raise StoreError(message) from None
+                # Never crash the host application over telemetry: record the failure, keep going.
+                self.store_error = message
+                logger.error("telemetry store %s unavailable: %s", _provider_name(provider), message)
+                continue
+            opened.append(provider)
+        return opened
+
+    def _schedule_jobs(self) -> None:
+        config = self.config
+        self.scheduler.every("retention", config.maintenance_interval_s, self._retention)
+        self.scheduler.every("text-index", 1.0, self._index_text)
+        self.scheduler.every("writer-metrics", config.writer_stats_interval_s, self.run_recorder.record)
+
+    def _maintainable(self) -> list[Maintainable]:
+        return [p for p in self.providers if isinstance(p, Maintainable)]
+
+    def _retention(self) -> None:
+        """Apply prune_days and max_size_mb on stores that keep them (a scheduled job, never inside a write)."""
+        self.ensure_process()
+        for store in self._maintainable():
+            store.prune()
+
+    def _index_text(self) -> None:
+        """Catch the text index up behind the writer (a scheduled job)."""
+        if self._reopen_pending:
+            return
+        for store in self._maintainable():
+            store.index_text(_TEXT_INDEX_STEP)
+
+    @property
+    def store(self) -> QueryableStore:
+        """The primary store: the first provider that answers queries."""
+        self.ensure_process()
+        for provider in self.providers:
+            if getattr(provider, "supports_query", False):
+                return provider  # type: ignore[return-value]
+        raise StoreError(self.store_error or "no queryable store is configured (add sqlite or memory)")
+
+    # -- fork and exit -------------------------------------------------------------------------------
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: new locks; the parent's connections disowned, fresh ones opened on first use."""
+        self.pid = os.getpid()
+        self._counts_lock = threading.Lock()
+        self._reopen_lock = threading.Lock()
+        self.chain._lock = threading.Lock()
+        enrich = self.chain.get("enrich")
+        if enrich is not None and hasattr(enrich, "after_fork"):
+            enrich.after_fork()
+        # Disown the parent's connections without closing them: closing a shared socket (a
+        # PostgreSQL Terminate message) would end the parent's session too.
+        for provider in self.providers:
+            if isinstance(provider, ForkAware):
+                try:
+                    provider.after_fork()
+                except Exception as exc:
+                    logger.debug("telemetry store %s after_fork failed: %s", _provider_name(provider), exc)
+        self._reopen_pending = True
+        self.run_recorder.new_run()
+
+    def ensure_process(self) -> None:
+        """In a forked child, open this process's own store connections (once)."""
+        if not self._reopen_pending:
+            return
+        with self._reopen_lock:  # a reader thread and the writer may both get here first
+            if self._reopen_pending:
+                self.providers = self._open_providers()
+                self.pipeline.providers = list(self.providers)
+                self._reopen_pending = False
+
+    @property
+    def reopen_pending(self) -> bool:
+        """True in a forked child that has not opened its own stores yet."""
+        return self._reopen_pending
+
+    def shutdown_at_exit(self) -> None:
+        """Flush at interpreter exit so nothing recorded in the last interval is lost."""
+        if not self._shut_down:
+            self.shutdown(timeout=10.0)
+
+    # -- the caller's side ---------------------------------------------------------------------------
+
+    def submit(self, item: Any) -> bool:
+        """Queue raw input for the chain on the writer; False when it was dropped (queue full, shut down)."""
+        if self.worker.submit(item):
+            return True
+        if self.emitter.has("dropped"):
+            self.emitter.emit("dropped", _raw_notice(item, "queue full or shut down"))
+        return False
+
+    def process_now(self, raw: Sequence[Any]) -> list[TelemetryEvent]:
+        """Run the chain on the caller's thread (strict mode, HTTP ingest): all valid, or raise."""
+        return self.chain.run(raw, strict=True)
+
+    def submit_processed(self, events: list[TelemetryEvent], *, urgent: bool = False,
+                         on_done: Callable[[Ticket], None] | None = None) -> Ticket | None:
+        """Queue events the chain already processed as one ticket; None when the queue refused it.
+
+        urgent wakes the writer now (someone waits for the commit); on_done runs on the writer after it.
+        """
+        ticket = Ticket(events, on_done)
+        ok = self.worker.submit_urgent(ticket) if urgent else self.worker.submit(ticket)
+        if ok:
+            return ticket
+        if self.emitter.has("dropped"):
+            for event in events:
+                self.emitter.emit("dropped", DropNotice("queue full or shut down", "queue", event.event_id,
+                                                        event.session_id, event.event_type))
+        return None
+
+    def count_caller_invalid(self, error: BaseException) -> None:
+        """Count input refused on the caller's thread before it reached the chain (lenient mode)."""
+        with self._counts_lock:
+            self.caller_invalid += 1
+        self.pipeline.note_error(str(error))
+
+    def _on_problem(self, kind: str, notice: DropNotice, error: BaseException | None) -> None:
+        """An event the chain refused (invalid) or a processor dropped, reported to listeners by id only."""
+        if kind == "invalid":
+            self.pipeline.note_error(notice.reason)
+            logger.warning("telemetry event dropped by %s: %s", notice.processor, notice.reason)
+            if self.emitter.has("error"):
+                self.emitter.emit("error", error if error is not None else ValidationError(
+                    "event", notice.reason, message=notice.reason), notice)
+        elif self.emitter.has("dropped"):
+            self.emitter.emit("dropped", notice)
+
+    # -- the writer thread ---------------------------------------------------------------------------
+
+    def _write_batch(self, items: list[Any]) -> None:
+        """Process raw items through the chain (in queue order), commit once, resolve tickets."""
+        self.ensure_process()
+        ready: list[TelemetryEvent] = []
+        tickets: list[Ticket] = []
+        pending: list[Any] = []
+        for item in items:
+            if type(item) is Ticket:
+                if pending:
+                    ready.extend(self.chain.run(pending))
+                    pending = []
+                ready.extend(item.events)
+                tickets.append(item)
+            else:
+                pending.append(item)
+        if pending:
+            ready.extend(self.chain.run(pending))
+        try:
+            outcome = self.pipeline.process(ready)
+        except BaseException as exc:
+            for ticket in tickets:
+                ticket.resolve(_first_line(exc))
+            raise
+        for ticket in tickets:
+            if not outcome.committed:
+                ticket.resolve(self.pipeline.counters.last_error or "the store did not take the batch")
+            elif outcome.refused_ids and any(e.event_id in outcome.refused_ids for e in ticket.events):
+                ticket.resolve("the store refused an event: " + (self.pipeline.counters.last_error or ""))
+            else:
+                ticket.resolve(None)
+        if not self.run_recorder.recorded and outcome.stored:
+            # Once, after the first commit, so `telemetry stats --performance` sees this writer at once;
+            # the scheduler's writer-metrics job keeps it current after that.
+            self.run_recorder.record(first=True)
+
+    # -- flushing and shutting down ------------------------------------------------------------------
+
+    def losses(self) -> int:
+        """Every event lost after it was accepted, for any reason (not the drops a processor chose)."""
+        return sum(self.dropped().values())
+
+    def dropped(self) -> dict[str, int]:
+        """Every event lost so far, by reason (the health report's `dropped`)."""
+        stats, counters = self.worker.stats, self.pipeline.counters
+        return {
+            "queue_full": stats.dropped_newest + stats.dropped_block_timeout,
+            "oldest_evicted": stats.dropped_oldest,
+            "at_shutdown": stats.dropped_at_shutdown,
+            "invalid": self.caller_invalid + sum(self.chain.invalid.values()),
+            "rejected_by_store": counters.rejected,
+            "store_failures": counters.lost_after_retries,
+            "no_store": counters.no_store,
+        }
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Wait until everything queued so far is committed; False on timeout or if anything was lost.
+
+        "Lost" counts since the previous flush(): events dropped under backpressure, refused as
+        invalid, refused by the store, or given up on after retries. Health says which.
+        """
+        done = self.worker.flush(timeout)
+        for provider in self.providers:
+            try:
+                provider.flush()
+            except Exception as exc:
+                logger.warning("telemetry store %s flush failed: %s", _provider_name(provider), exc)
+        losses = self.losses()
+        clean = losses == self._losses_at_flush
+        self._losses_at_flush = losses
+        if not self.providers:
+            return False
+        return done and clean
+
+    def shutdown(self, timeout: float | None = 10.0) -> bool:
+        """Write what is queued, stop the writer and the scheduler, close the stores; safe to call twice."""
+        if self._shut_down:
+            return True
+        self._shut_down = True
+        lifecycle.forget(self)
+        self.scheduler.stop(timeout=2.0)
+        finished = self.worker.flush(timeout)
+        self.pipeline.stopping.set()
+        finished = self.worker.shutdown(timeout) and finished
+        self.run_recorder.record(final=True)
+        # A forked child that never wrote still holds its parent's providers: not its to close.
+        if not self._reopen_pending:
+            for provider in self.providers:
+                try:
+                    provider.shutdown()
+                except Exception as exc:
+                    logger.warning("telemetry store %s shutdown failed: %s", _provider_name(provider), exc)
+        return finished
+
+    @property
+    def shut_down(self) -> bool:
+        """Whether shutdown() ran."""
+        return self._shut_down
+
+    def elapsed_since_start(self) -> float:
+        """Seconds since this runtime (or this forked child) started recording."""
+        return time.monotonic() - self.run_recorder.started_monotonic
+
+
+def _raw_notice(item: Any, reason: str) -> DropNotice:
+    """A notice for raw input that never reached the chain: the id and type only, never its content."""
+    if isinstance(item, Ticket):
+        return DropNotice(reason, "queue")
+    raw = item[0] if type(item) is tuple else item
+    if isinstance(raw, TelemetryEvent):
+        return DropNotice(reason, "queue", raw.event_id, raw.session_id, raw.event_type)
+    if isinstance(raw, dict):
+        kind = raw.get("event_type") or raw.get("eventType") or raw.get("type")
+        sid = raw.get("session_id") or raw.get("sessionId")
+        return DropNotice(reason, "queue", None, sid if isinstance(sid, str) else None,
+                          kind if isinstance(kind, str) else None)
+    return DropNotice(reason, "queue")
