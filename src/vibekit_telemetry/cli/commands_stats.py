@@ -11,7 +11,7 @@ from rich.text import Text
 
 from ..events import now_ms
 from ..query import GROUP_BY_FIELDS, parse_stats_filter
-from ..store.base import Stats
+from ..store.base import Stats, WriterRunRecorder
 from .context import TelemetryCommand, open_telemetry
 from .options import (
     console,
@@ -158,8 +158,8 @@ def stats(agents: tuple[str, ...], since: str | None, until: str | None, group_b
         if performance:
             # Writers run in other processes: read what they recorded, not this command's own writer.
             since_ms = stats_filter.since if stats_filter.since is not None else now_ms() - _DAY_MS
-            reader = getattr(telemetry.store, "writer_runs", None)
-            runs = reader(since_ms=since_ms) if callable(reader) else None
+            store = telemetry.store
+            runs = store.writer_runs(since_ms=since_ms) if isinstance(store, WriterRunRecorder) else None
             perf = _performance(runs, since_ms, result.database_size_bytes, query_ms)
     if fmt == "json":
         document = result.to_dict()
