@@ -9,10 +9,11 @@ from typing import Any
 import click
 from rich.text import Text
 
+from ..config import DEFAULT_DB_PATH
 from ..events import now_ms
 from ..store.base import Auditable, Maintainable
 from ..timeparse import duration_ms
-from .context import DEFAULT_DB_PATH, TelemetryCommand, database_label, get_state, open_store, open_telemetry
+from .context import TelemetryCommand, database_label, get_state, open_store, open_telemetry
 from .options import (
     console,
     database_options,
@@ -49,12 +50,9 @@ def _database_file_size(store: Any) -> int | None:
 # --- init ----------------------------------------------------------------------------------------
 
 def _config_template(db_path: str) -> str:
-    from .. import config
+    from ..config import default_config_toml
 
-    template = getattr(config, "default_config_toml", None)
-    if callable(template):
-        return str(template(db_path))
-    return f'[telemetry]\ndb_path = "{db_path}"\n'  # pragma: no cover - config.py provides it
+    return default_config_toml(db_path)
 
 
 @click.command(cls=TelemetryCommand)

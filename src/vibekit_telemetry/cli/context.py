@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import click
 
+from ..config import DEFAULT_DB_PATH
 from ..errors import StoreError, TelemetryError, ValidationError
 
 if TYPE_CHECKING:
@@ -19,9 +20,6 @@ if TYPE_CHECKING:
     from ..service import Telemetry
     from ..store.base import QueryableStore
 
-DEFAULT_DB_PATH: Final = ".vibekit/telemetry.db"
-ENV_DB_PATH: Final = "TELEMETRY_DB_PATH"
-ENV_CONFIG: Final = "TELEMETRY_CONFIG"
 ENV_DEBUG: Final = "TELEMETRY_DEBUG"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..config import StorageConfig, TelemetryConfig
+from ..config import DEFAULT_DB_PATH, StorageConfig, TelemetryConfig
 from ..errors import StoreError, ValidationError
 from .base import QueryableStore, StorageProvider
 
@@ -39,7 +39,7 @@ def build_provider(entry: StorageConfig, index: int) -> StorageProvider:
         from .sql import SQLStore
 
         return SQLStore(
-            str(options.get("path") or ".vibekit/telemetry.db"),
+            str(options.get("path") or DEFAULT_DB_PATH),
             enable_indexes=bool(options.get("enable_indexes", True)),
             busy_timeout_ms=int(options.get("busy_timeout_ms", 5000)),
             prune_days=options.get("prune_days"),
