@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from _store_helpers import T0, ev
 
-from vibekit_telemetry.errors import StoreError
+from vibekit_telemetry.errors import StoreError, TransientStoreError
 from vibekit_telemetry.query import QueryFilter, StatsFilter
 from vibekit_telemetry.store.sql import SQLStore
 
@@ -77,8 +77,9 @@ def test_locked_database_raises_and_rolls_back(tmp_path: Path) -> None:
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     try:
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
+        with pytest.raises(TransientStoreError, match="locked") as info:
             store.store_batch([ev("stream", at=1)])
+        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
     finally:
         other.execute("ROLLBACK")
         other.close()

@@ -153,7 +153,7 @@ def _report(info: dict[str, Any], before: str | None, fmt: str, moved: str) -> N
 @database_options
 def db_health(detailed: bool, fmt: str) -> None:
     """The database's health: reachable, schema version, size and row counts; exits 1 when unhealthy."""
-    from .commands_maint import _problems, _sqlite_integrity
+    from .commands_maint import problems_of
     from .context import open_store
 
     with raw_engine() as engine:
@@ -161,8 +161,7 @@ def db_health(detailed: bool, fmt: str) -> None:
     with open_store() as store:
         report: dict[str, Any] = {"schema": info, "store": dict(store.health())}
         if detailed:
-            method = getattr(store, "check", None)
-            report["problems"] = _problems(method()) if callable(method) else _sqlite_integrity(store)
+            report["problems"] = problems_of(store)
     store_ok = report["store"].get("ok", report["store"].get("reachable", True))
     healthy = bool(store_ok) and not report.get("problems")
     report["status"] = "healthy" if healthy else "unhealthy"

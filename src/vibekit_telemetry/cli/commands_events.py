@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ..query import parse_query, parse_session_filter
+from ..store.base import ERROR_GROUP_FIELDS, ReadInsights
 from .context import TelemetryCommand, open_store, raw_engine, require_existing_db, resolve_store, sqlite_file
 from .options import (
     EVENT_ALIASES,
@@ -28,7 +29,7 @@ from .options import (
     select_columns,
 )
 
-ERROR_GROUPS = ("label", "category", "action", "session_id")
+ERROR_GROUPS = ERROR_GROUP_FIELDS
 
 
 def _emit_events(filters: dict[str, Any], fmt: str, fields: Sequence[str], exclude: Sequence[str]) -> None:
@@ -106,16 +107,21 @@ def _session_rows(store: Any, filters: dict[str, Any]) -> list[dict[str, Any]]:
     return [s.to_dict() for s in store.get_sessions(parse_session_filter(**filters))]
 
 
+def _insights(store: Any) -> ReadInsights:
+    if not isinstance(store, ReadInsights):
+        raise click.ClickException("this store cannot answer this question (no error_groups / longest_sessions)")
+    return store
+
+
 def _longest_sessions(filters: dict[str, Any], limit: int, fmt: str, fields: Sequence[str],
                       exclude: Sequence[str]) -> None:
-    session_filter = {k: v for k, v in filters.items() if k in ("since", "until", "categories")}
+    session_filter = parse_session_filter(**{k: v for k, v in filters.items()
+                                             if k in ("since", "until", "categories")})
     with open_store() as store:
-        rows = _session_rows(store, session_filter)
-    rows = [r for r in rows if r.get("duration") is not None]
-    rows.sort(key=lambda r: float(r["duration"]), reverse=True)
+        rows = [s.to_dict() for s in _insights(store).longest_sessions(session_filter, limit)]
     columns = select_columns(SESSION_FIELDS, fields, exclude, aliases=SESSION_ALIASES,
                              table_default=SESSION_TABLE_FIELDS, fmt=fmt)
-    emit_rows(rows[:limit], columns, fmt, title="Longest sessions", empty="No finished sessions.")
+    emit_rows(rows, columns, fmt, title="Longest sessions", empty="No finished sessions.")
 
 
 def _sessions_with_errors(filters: dict[str, Any], limit: int | None, fmt: str, fields: Sequence[str],
@@ -130,27 +136,12 @@ def _sessions_with_errors(filters: dict[str, Any], limit: int | None, fmt: str, 
 
 def _error_groups(filters: dict[str, Any], group_by: str, limit: int | None, fmt: str,
                   fields: Sequence[str], exclude: Sequence[str]) -> None:
-    filters = {**filters, "event_types": ["error"]}
-    filters.pop("limit", None)
-    filters.pop("offset", None)
+    filters = {k: v for k, v in filters.items() if k not in ("limit", "offset", "event_types")}
     with open_store() as store:
-        events = store.query(parse_query(**filters))
-    groups: dict[Any, dict[str, Any]] = {}
-    for event in events:
-        key = getattr(event, group_by)
-        group = groups.setdefault(key, {group_by: key, "count": 0, "sessions": set(),
-                                        "first_seen": event.timestamp, "last_seen": event.timestamp})
-        group["count"] += 1
-        if event.session_id:
-            group["sessions"].add(event.session_id)
-        group["first_seen"] = min(group["first_seen"], event.timestamp)
-        group["last_seen"] = max(group["last_seen"], event.timestamp)
-    rows = sorted(groups.values(), key=lambda g: (-g["count"], str(g[group_by])))
-    for row in rows:
-        row["sessions"] = len(row["sessions"])
-    if limit is not None:
-        rows = rows[:limit]
-    available = [group_by, "count", "sessions", "first_seen", "last_seen"]
+        groups = _insights(store).error_groups(parse_query(**filters), by=group_by, limit=limit)
+    rows = [{group_by: g.key, "count": g.count, "sessions": g.sessions, "first_seen": g.first_seen,
+             "last_seen": g.last_seen, "sample_sessions": ", ".join(g.sample_session_ids)} for g in groups]
+    available = [group_by, "count", "sessions", "first_seen", "last_seen", "sample_sessions"]
     columns = select_columns(available, fields, exclude, aliases=EVENT_ALIASES, fmt=fmt)
     emit_rows(rows, columns, fmt, title=f"Errors by {group_by}", empty="No errors match.")
 

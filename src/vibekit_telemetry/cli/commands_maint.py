@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import getpass
-import inspect
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.text import Text
 
+from ..config import DEFAULT_DB_PATH
 from ..events import now_ms
+from ..store.base import Auditable, Maintainable
 from ..timeparse import duration_ms
-from .context import DEFAULT_DB_PATH, TelemetryCommand, database_label, get_state, open_store, open_telemetry
+from .context import TelemetryCommand, database_label, get_state, open_store, open_telemetry
 from .options import (
     console,
     database_options,
@@ -32,34 +33,26 @@ def _local_user() -> str:
 
 def record_audit(store: Any, action: str, target: str | None, details: dict[str, Any]) -> None:
     """Write an audit entry when the store keeps an audit log (best effort, never fails the command)."""
-    method = getattr(store, "record_audit", None)
-    if not callable(method):
+    if not isinstance(store, Auditable):
         return
-    values = {"actor": _local_user(), "action": action, "target": target, "details": details}
     try:
-        params = inspect.signature(method).parameters
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-            method(**values)
-        else:
-            method(**{k: v for k, v in values.items() if k in params})
+        store.record_audit(_local_user(), action, target, details)
     except Exception as exc:  # the deletion happened; a missing audit row must not hide that
         click.echo(f"Warning: could not record the audit entry: {exc}", err=True)
 
 
 def _database_file_size(store: Any) -> int | None:
-    size = getattr(store, "size_bytes", None)
-    return int(size()) if callable(size) else None
+    from ..store.sql import SQLStore
+
+    return store.size_bytes() if isinstance(store, SQLStore) else None
 
 
 # --- init ----------------------------------------------------------------------------------------
 
 def _config_template(db_path: str) -> str:
-    from .. import config
+    from ..config import default_config_toml
 
-    template = getattr(config, "default_config_toml", None)
-    if callable(template):
-        return str(template(db_path))
-    return f'[telemetry]\ndb_path = "{db_path}"\n'  # pragma: no cover - config.py provides it
+    return default_config_toml(db_path)
 
 
 @click.command(cls=TelemetryCommand)
@@ -187,43 +180,21 @@ def vacuum(fmt: str) -> None:
 @database_options
 def reindex(fmt: str) -> None:
     """Rebuild the database's indexes."""
+    from ..store.sql import SQLStore
+
     with open_store() as store:
-        method = getattr(store, "reindex", None)
-        if not callable(method):
+        if not isinstance(store, SQLStore):
             raise click.ClickException("this store cannot rebuild indexes")
-        method()
+        store.reindex()
     if fmt == "json":
         echo_json({"reindexed": True})
     else:
         click.echo("Indexes rebuilt.")
 
 
-def _problems(result: Any) -> list[str]:
-    """Normalise what a store's check() returns into a list of problems (empty when all is well)."""
-    if result is None or result is True:
-        return []
-    if result is False:
-        return ["integrity check failed"]
-    if isinstance(result, dict):
-        found = result.get("problems", result.get("issues", result.get("errors")))
-        if found is None:
-            return [] if result.get("ok", True) else ["integrity check failed"]
-        return _problems(found)
-    if isinstance(result, str):
-        return [] if result.lower() == "ok" else [result]
-    return [str(item) for item in result if str(item).lower() != "ok"]
-
-
-def _sqlite_integrity(store: Any) -> list[str]:
-    engine = getattr(store, "engine", None)
-    if engine is None or engine.dialect.name != "sqlite":
-        return []
-    with engine.connect() as connection:
-        rows = connection.exec_driver_sql("PRAGMA integrity_check").fetchall()
-        problems = [str(r[0]) for r in rows if str(r[0]).lower() != "ok"]
-        for row in connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall():
-            problems.append(f"foreign key violation in {row[0]} row {row[1]} (references {row[2]})")
-    return problems
+def problems_of(store: Any) -> list[str]:
+    """Run the store's integrity check when it has one; return the problems (empty when all is well)."""
+    return list(store.check()) if isinstance(store, Maintainable) else []
 
 
 @click.command(cls=TelemetryCommand)
@@ -232,8 +203,7 @@ def _sqlite_integrity(store: Any) -> list[str]:
 def check(fmt: str) -> None:
     """Check the database's integrity; exits 1 when problems are found."""
     with open_store() as store:
-        method = getattr(store, "check", None)
-        problems = _problems(method()) if callable(method) else _sqlite_integrity(store)
+        problems = problems_of(store)
     if fmt == "json":
         echo_json({"ok": not problems, "problems": problems})
     elif problems:

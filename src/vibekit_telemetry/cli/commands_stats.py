@@ -11,8 +11,8 @@ from rich.text import Text
 
 from ..events import now_ms
 from ..query import GROUP_BY_FIELDS, parse_stats_filter
-from ..store.base import Stats
-from .context import TelemetryCommand, open_telemetry
+from ..store.base import Stats, WriterRunRecorder
+from .context import TelemetryCommand, open_store
 from .options import (
     console,
     database_options,
@@ -150,16 +150,15 @@ def stats(agents: tuple[str, ...], since: str | None, until: str | None, group_b
         "group_by": group_by,
     }
     stats_filter = parse_stats_filter(**{k: v for k, v in kwargs.items() if v is not None})
-    with open_telemetry() as telemetry:
+    with open_store() as store:
         started = time.perf_counter()
-        result = telemetry.store.get_stats(stats_filter)
+        result = store.get_stats(stats_filter)
         query_ms = (time.perf_counter() - started) * 1000
         perf: dict[str, Any] = {}
         if performance:
-            # Writers run in other processes: read what they recorded, not this command's own writer.
+            # Writers run in other processes: read what they recorded (this command runs none).
             since_ms = stats_filter.since if stats_filter.since is not None else now_ms() - _DAY_MS
-            reader = getattr(telemetry.store, "writer_runs", None)
-            runs = reader(since_ms=since_ms) if callable(reader) else None
+            runs = store.writer_runs(since_ms=since_ms) if isinstance(store, WriterRunRecorder) else None
             perf = _performance(runs, since_ms, result.database_size_bytes, query_ms)
     if fmt == "json":
         document = result.to_dict()
@@ -178,29 +177,44 @@ def stats(agents: tuple[str, ...], since: str | None, until: str | None, group_b
         _print_performance(perf)
 
 
+def health_report(store: Any) -> dict[str, Any]:
+    """The store's health and what the writers recorded in it over the last day.
+
+    This command runs no writer of its own: the writers are the applications and servers writing
+    to the store, seen through the metrics they record (writer_runs). Unhealthy when the store is
+    unreachable; degraded when a recent writer dropped events.
+    """
+    report = dict(store.health())
+    reachable = bool(report.get("reachable", True))
+    writers: list[dict[str, Any]] | None = None
+    if reachable and isinstance(store, WriterRunRecorder):
+        writers = [_writer_run(r) for r in store.writer_runs(since_ms=now_ms() - _DAY_MS)]
+    dropped = sum(int(r.get("dropped") or 0) for r in writers or ())
+    status = "unhealthy" if not reachable else "degraded" if dropped else "healthy"
+    return {"status": status, "store": report, "stores": [report],
+            "writers": {"recorded": writers is not None, "seen_last_24h": len(writers or ()),
+                        "dropped_last_24h": dropped, "runs": writers or []}}
+
+
 @click.command(cls=TelemetryCommand)
-@click.option("--detailed", is_flag=True, help="Show every component's metrics, not only the summary.")
+@click.option("--detailed", is_flag=True, help="Show every writer's metrics, not only the summary.")
 @format_option(("table", "json"))
 @database_options
 def health(detailed: bool, fmt: str) -> None:
-    """Health of the store and the write pipeline; exits 1 when unhealthy."""
-    with open_telemetry() as telemetry:
-        report = dict(telemetry.get_health_status())
-    status = str(report.get("status", "unknown"))
+    """Health of the store and of the writers that record metrics in it; exits 1 when unhealthy."""
+    with open_store() as store:
+        report = health_report(store)
+    status = str(report["status"])
     if fmt == "json":
-        echo_json(report if detailed else {k: v for k, v in report.items()
-                                           if not isinstance(v, Mapping) or k in ("store", "queue")})
+        echo_json(report if detailed else {k: v for k, v in report.items() if k != "stores"}
+                  | {"writers": {k: v for k, v in report["writers"].items() if k != "runs"}})
     else:
         style = {"healthy": "green", "degraded": "yellow"}.get(status, "red")
         console().print(Text.assemble(("Status: ", "bold"), (status, f"bold {style}")))
         lines: list[tuple[str, str]] = []
-        for key, value in report.items():
-            if key == "status":
-                continue
-            if not detailed and (value is None or (isinstance(value, Mapping) and key != "store")):
-                continue
-            _flatten(key, value, lines)
-        if lines:
-            print_key_values(lines)
+        _flatten("store", report["store"], lines)
+        writers = report["writers"] if detailed else {k: v for k, v in report["writers"].items() if k != "runs"}
+        _flatten("writers", writers, lines)
+        print_key_values(lines)
     if status == "unhealthy":
         raise click.exceptions.Exit(1)

@@ -12,15 +12,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 import click
 
+from ..config import DEFAULT_DB_PATH
 from ..errors import StoreError, TelemetryError, ValidationError
 
 if TYPE_CHECKING:
+    from ..config import TelemetryConfig
     from ..service import Telemetry
     from ..store.base import QueryableStore
 
-DEFAULT_DB_PATH: Final = ".vibekit/telemetry.db"
-ENV_DB_PATH: Final = "TELEMETRY_DB_PATH"
-ENV_CONFIG: Final = "TELEMETRY_CONFIG"
 ENV_DEBUG: Final = "TELEMETRY_DEBUG"
 
 
@@ -50,16 +49,10 @@ class CliState:
 
 def database_label() -> str:
     """Return where the selected database lives (file path or URL without password), for messages."""
-    store = resolve_store()
-    path = sqlite_file(store)
-    if path is not None:
-        return path
-    url = getattr(store, "url", None)
-    if url is None:
-        return str(getattr(store, "name", "store"))
-    from sqlalchemy.engine import make_url
+    from ..store.sql import SQLStore
 
-    return make_url(url).render_as_string(hide_password=True)
+    store = resolve_store()
+    return store.where() if isinstance(store, SQLStore) else str(store.name)
 
 
 def get_state() -> CliState:
@@ -140,23 +133,27 @@ def _check_sqlite_file(path: str) -> None:
         raise click.ClickException(f"{path} is not a SQLite database (bad file header)")
 
 
-def resolve_store() -> Any:
-    """Return the primary store the configuration names, built but not opened (no migration run)."""
+def _config() -> TelemetryConfig:
     from ..config import load_config
-    from ..store.factory import build_providers
 
-    config = load_config(**get_state().config_kwargs())
-    providers = build_providers(config)
-    for provider in providers:
-        if getattr(provider, "supports_query", False):
-            return provider
-    raise click.ClickException("the configuration names no queryable store (sqlite, postgresql or memory)")
+    return load_config(**get_state().config_kwargs())
+
+
+def resolve_store() -> QueryableStore:
+    """Return the primary store the configuration names, built but not opened (no migration run)."""
+    from ..store.factory import primary_store
+
+    try:
+        return primary_store(_config())
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def sqlite_file(store: Any) -> str | None:
     """Return the database file of a SQLite store, or None for other stores."""
-    path = getattr(store, "path", None)
-    return str(path) if path else None
+    from ..store.sql import SQLStore
+
+    return store.path if isinstance(store, SQLStore) else None
 
 
 def require_existing_db(store: Any | None = None) -> None:
@@ -192,27 +189,34 @@ def open_telemetry(*, must_exist: bool = True, **extra: Any) -> Iterator[Telemet
 
 @contextlib.contextmanager
 def open_store(*, must_exist: bool = True) -> Iterator[QueryableStore]:
-    """Open the primary queryable store of the selected database (schema migrated to head)."""
-    with open_telemetry(must_exist=must_exist) as telemetry:
-        yield telemetry.store
+    """Open the primary store of the selected database alone (schema migrated to head, no writer thread)."""
+    store = resolve_store()
+    if must_exist:
+        require_existing_db(store)
+    elif sqlite_file(store):
+        _check_sqlite_file(str(sqlite_file(store)))
+    store.initialize()
+    try:
+        yield store
+    finally:
+        store.shutdown()
 
 
 @contextlib.contextmanager
 def raw_engine(*, must_exist: bool = True) -> Iterator[Any]:
     """Yield a SQLAlchemy engine on the selected SQL database without migrating it (for `db`, SQL)."""
-    from ..store import dialects
+    from ..store.sql import SQLStore
 
     store = resolve_store()
-    if not hasattr(store, "url"):
+    if not isinstance(store, SQLStore):
         raise click.ClickException("the configured store is not a SQL database")
-    path = sqlite_file(store)
+    path = store.path
     if must_exist:
         require_existing_db(store)
     if path is not None:
         _check_sqlite_file(path)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = dialects.make_engine(store.url, busy_timeout_ms=getattr(store, "busy_timeout_ms", 5000),
-                                  wal=getattr(store, "wal", True))
+    engine = store.sql.make_engine(store.url, busy_timeout_ms=store.busy_timeout_ms, wal=store.wal)
     try:
         yield engine
     finally:

@@ -15,10 +15,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..config import ENV_CONFIG, ENV_DB_PATH
 from ..errors import ValidationError
 from ..events import FIELD_ALIASES, PUBLIC_FIELDS
 from ..timeparse import parse_time
-from .context import ENV_CONFIG, ENV_DB_PATH, CliState
+from .context import CliState
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -200,7 +200,11 @@ def plan_batch(events: Sequence[TelemetryEvent], known: Mapping[str, KnownSessio
             event.category = category
         seen.add(event_id)
         plan.events.append(event)
-        _add_rollups(plan.rollups, event, category)
+        duration = event.duration
+        add_event_rollups(plan.rollups, plan.totals, event.timestamp, category, event.action or "",
+                          event.event_type, errors=1 if event.event_type == "error" else 0,
+                          duration_sum=duration or 0.0, duration_count=0 if duration is None else 1,
+                          duration=duration)
         if sid is None:
             continue
         if delta is None:
@@ -216,15 +220,8 @@ def plan_batch(events: Sequence[TelemetryEvent], known: Mapping[str, KnownSessio
 
 
 def _plan_totals(plan: Plan, known: Mapping[str, KnownSession]) -> None:
-    """Per-category deltas of the running totals: events and errors, sessions by their new state."""
+    """Per-category deltas of the sessions' running totals, by their state before and after the batch."""
     totals = plan.totals
-    for (period, _, category, _, _), v in plan.rollups.items():
-        if period == "hour":  # every event is in exactly one hour bucket
-            t = totals.get(category)
-            if t is None:
-                t = totals[category] = TotalsDelta()
-            t.events += v.count
-            t.error_events += v.error_count
     buckets = plan.session_rollups
     for d in plan.sessions.values():
         stored = None if d.new else known.get(d.id)
@@ -275,23 +272,35 @@ def _apply(delta: SessionDelta, event: TelemetryEvent) -> None:
         delta.duration = event.duration if event.duration is not None else elapsed
 
 
-def _add_rollups(rollups: dict[RollupKey, RollupDelta], event: TelemetryEvent, category: str) -> None:
-    action = event.action or ""
-    duration = event.duration
+def add_event_rollups(rollups: dict[RollupKey, RollupDelta], totals: dict[str, TotalsDelta] | None,
+                      timestamp: int, category: str, action: str, event_type: str, *, count: int = 1,
+                      errors: int = 0, duration_sum: float = 0.0, duration_count: int = 0,
+                      duration: float | None = None, sign: int = 1) -> None:
+    """Add (sign 1) or remove (sign -1) events of one kind at one time to every rollup period and the totals.
+
+    The one function both directions go through: the writer adds each event of a batch (count 1,
+    its duration), clean() removes what it deletes per minute bucket (count n, sums). Min and max
+    only grow: removal leaves them as bounds of what arrived.
+    """
     for period, size in ROLLUP_PERIODS.items():
-        key = (period, event.timestamp // size * size, category, action, event.event_type)
+        key = (period, timestamp // size * size, category, action, event_type)
         bucket = rollups.get(key)
         if bucket is None:
             bucket = rollups[key] = RollupDelta()
-        bucket.count += 1
-        if event.event_type == "error":
-            bucket.error_count += 1
-        if duration is not None:
-            bucket.duration_sum += duration
-            bucket.duration_count += 1
+        bucket.count += sign * count
+        bucket.error_count += sign * errors
+        bucket.duration_sum += sign * duration_sum
+        bucket.duration_count += sign * duration_count
+        if duration is not None and sign > 0:
             low, high = bucket.duration_min, bucket.duration_max
             bucket.duration_min = duration if low is None else min(low, duration)
             bucket.duration_max = duration if high is None else max(high, duration)
+    if totals is not None:
+        t = totals.get(category)
+        if t is None:
+            t = totals[category] = TotalsDelta()
+        t.events += sign * count
+        t.error_events += sign * errors
 
 
 def resolve_older_than(older_than_ms: int | None) -> int | None:

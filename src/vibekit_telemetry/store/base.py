@@ -85,6 +85,27 @@ class Stats:
 
 
 @dataclass(slots=True)
+class ErrorGroup:
+    """Error events sharing one value of a field (label, the message, by default): how many, when, where."""
+
+    key: str | None
+    count: int
+    sessions: int
+    first_seen: int
+    last_seen: int
+    sample_session_ids: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the group as a plain dict."""
+        return asdict(self)
+
+
+# Fields error_groups() can group by, and how many session ids a group shows as samples.
+ERROR_GROUP_FIELDS = ("label", "category", "action", "session_id")
+ERROR_GROUP_SAMPLES = 3
+
+
+@dataclass(slots=True)
 class BatchResult:
     """What a store did with a batch: stored, skipped as duplicates, rejected with a reason."""
 
@@ -156,6 +177,17 @@ class EventIterable(Protocol):
 
     def iter_events(self, filter_: QueryFilter, chunk_size: int = 1000) -> Iterator[TelemetryEvent]:
         """Yield the matching events in the filter's order, reading chunk_size rows at a time."""
+
+
+@runtime_checkable
+class ReadInsights(Protocol):
+    """A store that answers the CLI's and dashboard's canned questions itself (no client-side scans)."""
+
+    def error_groups(self, filter_: QueryFilter, by: str = "label", limit: int | None = None) -> list[ErrorGroup]:
+        """Return the error events matching the filter grouped by `by` (ERROR_GROUP_FIELDS), most frequent first."""
+
+    def longest_sessions(self, filter_: SessionFilter, limit: int = 10) -> list[Session]:
+        """Return the finished sessions matching the filter, longest duration first."""
 
 
 @runtime_checkable

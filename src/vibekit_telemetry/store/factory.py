@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..config import StorageConfig, TelemetryConfig
-from ..errors import ValidationError
-from .base import StorageProvider
+from ..config import DEFAULT_DB_PATH, StorageConfig, TelemetryConfig
+from ..errors import StoreError, ValidationError
+from .base import QueryableStore, StorageProvider
 
 # Batching options given in a storage entry were moved to the writer's settings by TelemetryConfig.
 _SQLITE_OPTIONS = {"path", "enable_indexes", "text_index", "busy_timeout_ms", "prune_days", "max_size_mb", "wal",
@@ -39,7 +39,7 @@ def build_provider(entry: StorageConfig, index: int) -> StorageProvider:
         from .sql import SQLStore
 
         return SQLStore(
-            str(options.get("path") or ".vibekit/telemetry.db"),
+            str(options.get("path") or DEFAULT_DB_PATH),
             enable_indexes=bool(options.get("enable_indexes", True)),
             busy_timeout_ms=int(options.get("busy_timeout_ms", 5000)),
             prune_days=options.get("prune_days"),
@@ -75,3 +75,21 @@ def build_providers(config: TelemetryConfig) -> list[StorageProvider]:
             raise ValidationError("storage", "provider objects with a store_batch(events) method", obj)
         providers.append(obj)
     return providers
+
+
+def primary_store(config: TelemetryConfig) -> QueryableStore:
+    """Return the config's first queryable store, built but not opened (StoreError when there is none)."""
+    for provider in build_providers(config):
+        if getattr(provider, "supports_query", False):  # the flag every provider declares
+            return provider  # type: ignore[return-value]
+    raise StoreError("the configuration names no queryable store (sqlite, postgresql or memory)")
+
+
+def open_store(config: TelemetryConfig) -> QueryableStore:
+    """Open the config's primary store alone, to read or maintain it: no writer thread, no other providers.
+
+    The schema is brought to the head version as Telemetry would; shut the store down after use.
+    """
+    store = primary_store(config)
+    store.initialize()
+    return store

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import bisect
 import copy
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+from ..errors import ValidationError
 from ..events import TelemetryEvent, now_ms
 from ..query import QueryFilter, SessionFilter, StatsFilter
 from ._batch import KnownSession, plan_batch, resolve_older_than, writer_run_row
-from .base import BatchResult, GroupStats, Session, Stats
+from .base import ERROR_GROUP_FIELDS, ERROR_GROUP_SAMPLES, BatchResult, ErrorGroup, GroupStats, Session, Stats
 
 
 class MemoryStore:
@@ -24,6 +26,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._events: dict[str, TelemetryEvent] = {}
+        # (timestamp, event_id) of every event, sorted: iter_events pages through it by key.
+        self._order: list[tuple[int, str]] = []
         self._sessions: dict[str, Session] = {}
         self._audit: list[dict[str, Any]] = []
         self._runs: dict[str, dict[str, Any]] = {}
@@ -48,6 +52,7 @@ class MemoryStore:
                 # A private copy: callers may reuse or mutate their event objects.
                 self._events[event.event_id] = replace(event, metadata=copy.deepcopy(event.metadata),
                                                        context=copy.deepcopy(event.context))
+                bisect.insort(self._order, (event.timestamp, event.event_id))
             for d in plan.sessions.values():
                 session = self._sessions.get(d.id)
                 if session is None:
@@ -77,6 +82,79 @@ class MemoryStore:
         found.sort(key=lambda e: (e.timestamp, e.event_id or ""), reverse=f.order == "desc")
         end = None if f.limit is None else f.offset + f.limit
         return found[f.offset:end]
+
+    def iter_events(self, filter_: QueryFilter, chunk_size: int = 1000) -> Iterator[TelemetryEvent]:
+        """Yield matching events in the filter's order, copying chunk_size at a time (keyset pages)."""
+        if chunk_size < 1:
+            raise ValidationError("chunk_size", "an integer of at least 1", chunk_size)
+        f = filter_
+        needle = f.contains.lower() if f.contains else None
+        desc = f.order == "desc"
+        skip, left = f.offset, f.limit
+        after: tuple[int, str] | None = None
+        while left is None or left > 0:
+            size = chunk_size if left is None else min(chunk_size, left)
+            page: list[TelemetryEvent] = []
+            with self._lock:  # held per page only: writers go on between pages
+                order = self._order
+                if desc:
+                    pos = len(order) - 1 if after is None else bisect.bisect_left(order, after) - 1
+                else:
+                    pos = 0 if after is None else bisect.bisect_right(order, after)
+                while 0 <= pos < len(order) and len(page) < size:
+                    after = order[pos]
+                    pos += -1 if desc else 1
+                    event = self._events[after[1]]
+                    if not _matches(event, f, needle):
+                        continue
+                    if skip:
+                        skip -= 1
+                        continue
+                    page.append(copy.deepcopy(event))
+            yield from page
+            if len(page) < size:
+                return
+            if left is not None:
+                left -= len(page)
+
+    def error_groups(self, filter_: QueryFilter, by: str = "label", limit: int | None = None) -> list[ErrorGroup]:
+        """Return the error events matching the filter grouped by `by`, most frequent first."""
+        if by not in ERROR_GROUP_FIELDS:
+            raise ValidationError("by", "one of " + ", ".join(ERROR_GROUP_FIELDS), by)
+        f = replace(filter_, event_types=["error"], limit=None, offset=0)
+        needle = f.contains.lower() if f.contains else None
+        groups: dict[str | None, ErrorGroup] = {}
+        first_seen: dict[str | None, dict[str, int]] = {}
+        with self._lock:
+            for e in self._events.values():
+                if not _matches(e, f, needle):
+                    continue
+                key = getattr(e, by)
+                g = groups.get(key)
+                if g is None:
+                    g = groups[key] = ErrorGroup(key, 0, 0, e.timestamp, e.timestamp)
+                g.count += 1
+                g.first_seen, g.last_seen = min(g.first_seen, e.timestamp), max(g.last_seen, e.timestamp)
+                if e.session_id is not None:
+                    seen = first_seen.setdefault(key, {})
+                    seen[e.session_id] = min(seen.get(e.session_id, e.timestamp), e.timestamp)
+        for key, g in groups.items():
+            seen = first_seen.get(key, {})
+            g.sessions = len(seen)
+            g.sample_session_ids = [sid for _, sid in sorted((t, sid) for sid, t in seen.items())][
+                :ERROR_GROUP_SAMPLES]
+        ordered = sorted(groups.values(), key=lambda g: (-g.count, g.key or ""))
+        return ordered if limit is None else ordered[:limit]
+
+    def longest_sessions(self, filter_: SessionFilter, limit: int = 10) -> list[Session]:
+        """Return the finished sessions matching the filter, longest duration first."""
+        with self._lock:
+            found = [copy.deepcopy(s) for s in self._sessions.values()
+                     if s.duration is not None and _session_matches(s, filter_)]
+        # Longest first; ties: newest start, then id (as the SQL stores order them).
+        found.sort(key=lambda s: s.id)
+        found.sort(key=lambda s: (s.duration, s.start_time), reverse=True)
+        return found[:limit]
 
     def get_session(self, session_id: str, *, with_events: bool = False) -> Session | None:
         """Return one session, with its events in time order when asked."""
@@ -150,6 +228,8 @@ class MemoryStore:
             for e in gone:
                 assert e.event_id is not None
                 del self._events[e.event_id]
+            if gone:
+                self._order = [k for k in self._order if k[1] in self._events]
             touched = {e.session_id for e in gone if e.session_id}
             alive = {e.session_id for e in self._events.values() if e.session_id in touched}
             for sid in touched - alive:
@@ -186,6 +266,18 @@ class MemoryStore:
 
     def compact(self) -> None:
         """Nothing to reclaim."""
+
+    def prune(self) -> int:
+        """No retention settings: nothing to prune."""
+        return 0
+
+    def check(self) -> list[str]:
+        """Nothing can be corrupt in a memory store: no problems."""
+        return []
+
+    def after_fork(self) -> None:
+        """In a forked child: a new lock (the parent's copy may have been held by another thread)."""
+        self._lock = threading.Lock()
 
     def index_text(self, max_rows: int | None = None) -> int:
         """Nothing to index: searches scan the events."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from fastapi import Request
 
+from ...store.base import Auditable
 from ..auth import STREAM_KEY_PARAMS, Principal
 from ..errors import validation_error
 
@@ -71,11 +72,10 @@ def audit(request: Request, principal: Principal, action: str, target: str | Non
         store = telemetry.store
     except Exception:
         return
-    record = getattr(store, "record_audit", None)
-    if not callable(record):
+    if not isinstance(store, Auditable):
         return
     client = request.client.host if request.client else "unknown"
     try:
-        record(principal.key_id, action, target, {**(details or {}), "client": client, "via": "api"})
+        store.record_audit(principal.key_id, action, target, {**(details or {}), "client": client, "via": "api"})
     except Exception as exc:
         logger.warning("could not record audit entry %s %s: %s", action, target, exc)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, and_, case, distinct, func, literal_column, select, true
+from sqlalchemy import Connection, Engine, Row, Select, and_, case, distinct, func, literal_column, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..events import TelemetryEvent
-from ..query import QueryFilter, SessionFilter, StatsFilter
-from . import dialects
-from .base import GroupStats, Session, Stats
-from .schema import EVENT_COLUMNS, ROLLUP_PERIODS, events, rollups, session_rollups, session_totals, sessions
+from ...errors import ValidationError
+from ...events import TelemetryEvent
+from ...query import QueryFilter, SessionFilter, StatsFilter
+from ..base import ERROR_GROUP_FIELDS, ERROR_GROUP_SAMPLES, ErrorGroup, GroupStats, Session, Stats
+from ..schema import EVENT_COLUMNS, ROLLUP_PERIODS, events, rollups, session_rollups, session_totals, sessions
+from .dialect import Dialect
 
 
 def _loads(text: str | None) -> dict[str, Any] | None:
@@ -35,7 +38,7 @@ def row_to_session(row: Row[Any]) -> Session:
     return Session(**values)
 
 
-def event_conditions(f: QueryFilter, dialect: str, fts: bool) -> list[ColumnElement[bool]]:
+def event_conditions(f: QueryFilter, dialect: Dialect, fts: bool) -> list[ColumnElement[bool]]:
     """Translate a QueryFilter into WHERE conditions on events."""
     c = events.c
     conds: list[ColumnElement[bool]] = []
@@ -52,13 +55,13 @@ def event_conditions(f: QueryFilter, dialect: str, fts: bool) -> list[ColumnElem
     if f.actions:
         conds.append(c.action.in_(f.actions))
     if f.contains:
-        conds.append(dialects.contains(dialect, f.contains, fts=fts))
+        conds.append(dialect.contains(f.contains, fts=fts))
     for key, value in f.metadata.items():
-        conds.append(dialects.metadata_equals(dialect, c.metadata, key, value))
+        conds.append(dialect.metadata_equals(c.metadata, key, value))
     return conds
 
 
-def query_events(conn: Connection, f: QueryFilter, dialect: str, fts: bool) -> list[TelemetryEvent]:
+def query_events(conn: Connection, f: QueryFilter, dialect: Dialect, fts: bool) -> list[TelemetryEvent]:
     """Run a QueryFilter: matching events ordered by (timestamp, event_id)."""
     cols = [events.c[name] for name in EVENT_COLUMNS]
     order = [events.c.timestamp, events.c.event_id]
@@ -69,6 +72,44 @@ def query_events(conn: Connection, f: QueryFilter, dialect: str, fts: bool) -> l
     if f.offset:
         stmt = stmt.offset(f.offset)
     return [row_to_event(row) for row in conn.execute(stmt)]
+
+
+def iter_events(engine: Engine, f: QueryFilter, dialect: Dialect, fts: bool,
+                chunk_size: int) -> Iterator[TelemetryEvent]:
+    """Yield a QueryFilter's events chunk_size at a time, in constant memory, whatever their number.
+
+    Keyset pages on (timestamp, event_id): each page starts after the last row of the previous one,
+    so no page costs more than the first (OFFSET would rescan every skipped row). Each page is its
+    own short read on a pooled connection: nothing is held open while the caller works on a chunk.
+    """
+    if chunk_size < 1:
+        raise ValidationError("chunk_size", "an integer of at least 1", chunk_size)
+    cols = [events.c[name] for name in EVENT_COLUMNS]
+    ts, eid = events.c.timestamp, events.c.event_id
+    desc = f.order == "desc"
+    order = [ts.desc(), eid.desc()] if desc else [ts, eid]
+    conds = event_conditions(f, dialect, fts)
+    left = f.limit
+    after: tuple[int, str] | None = None
+    skip = f.offset
+    while left is None or left > 0:
+        size = chunk_size if left is None else min(chunk_size, left)
+        stmt = select(*cols).where(*conds).order_by(*order).limit(size)
+        if after is not None:
+            t, i = after
+            stmt = stmt.where(or_(ts < t, and_(ts == t, eid < i)) if desc else or_(ts > t, and_(ts == t, eid > i)))
+        elif skip:
+            stmt = stmt.offset(skip)  # once, for the first page only
+        with engine.connect() as conn:
+            page = [row_to_event(row) for row in conn.execute(stmt)]
+        yield from page
+        if len(page) < size:
+            return
+        last = page[-1]
+        assert last.event_id is not None
+        after = (last.timestamp, last.event_id)
+        if left is not None:
+            left -= len(page)
 
 
 def session_conditions(f: SessionFilter) -> list[ColumnElement[bool]]:
@@ -98,6 +139,48 @@ def query_sessions(conn: Connection, f: SessionFilter) -> list[Session]:
     if f.offset:
         stmt = stmt.offset(f.offset)
     return [row_to_session(row) for row in conn.execute(stmt)]
+
+
+def longest_sessions(conn: Connection, f: SessionFilter, limit: int) -> list[Session]:
+    """Finished sessions (a duration) matching the filter, longest first (ties: newest start, then id)."""
+    c = sessions.c
+    stmt = select(sessions).where(*session_conditions(f), c.duration.is_not(None)).order_by(
+        c.duration.desc(), c.start_time.desc(), c.id).limit(limit)
+    return [row_to_session(row) for row in conn.execute(stmt)]
+
+
+def error_groups(conn: Connection, f: QueryFilter, dialect: Dialect, fts: bool, by: str,
+                 limit: int | None) -> list[ErrorGroup]:
+    """Error events matching the filter, grouped by one field: count, sessions, first/last seen, samples.
+
+    Two grouped scans of the matching error events (index ix_events_type_ts): the groups, then the
+    first few sessions of each by a window function. Ordered here (count desc, key) so every
+    backend agrees whatever its collation.
+    """
+    if by not in ERROR_GROUP_FIELDS:
+        raise ValidationError("by", "one of " + ", ".join(ERROR_GROUP_FIELDS), by)
+    e = events.c
+    key = e[by]
+    where = [*event_conditions(replace(f, event_types=["error"], limit=None, offset=0), dialect, fts)]
+    groups = {k: ErrorGroup(k, int(n), int(s), int(lo), int(hi)) for k, n, s, lo, hi in conn.execute(
+        select(key, func.count(), func.count(distinct(e.session_id)), func.min(e.timestamp), func.max(e.timestamp))
+        .where(*where).group_by(key))}
+    ordered = sorted(groups.values(), key=lambda g: (-g.count, g.key or ""))
+    if limit is not None:
+        ordered = ordered[:limit]
+    if by != "session_id" and ordered:
+        per = select(key.label("k"), e.session_id.label("sid"), func.min(e.timestamp).label("seen")).where(
+            *where, e.session_id.is_not(None)).group_by(key, e.session_id).subquery()
+        ranked = select(per.c.k, per.c.sid, func.row_number().over(
+            partition_by=per.c.k, order_by=(per.c.seen, per.c.sid)).label("n")).subquery()
+        for k, sid in conn.execute(select(ranked.c.k, ranked.c.sid).where(ranked.c.n <= ERROR_GROUP_SAMPLES)
+                                   .order_by(ranked.c.k, ranked.c.n)):
+            if k in groups:
+                groups[k].sample_session_ids.append(sid)
+    elif by == "session_id":
+        for g in ordered:
+            g.sample_session_ids = [g.key] if g.key is not None else []
+    return ordered
 
 
 _HOUR, _DAY = ROLLUP_PERIODS["hour"], ROLLUP_PERIODS["day"]

@@ -1,0 +1,13 @@
+"""The SQL store package: SQLite and PostgreSQL behind one SQLStore.
+
+`store.py` the class (lifecycle, connections, reads), `writer.py` the batch write path, `read.py` the
+selects, `maintenance.py` clean/prune/compact/reindex/check, `text_index.py` SQLite's deferred text
+index, and `dialect.py` every SQLite / PostgreSQL difference (a Dialect strategy object).
+"""
+
+from __future__ import annotations
+
+from .dialect import WRITER_CACHE_KB
+from .store import SQLStore, StoreRefusedRow
+
+__all__ = ["WRITER_CACHE_KB", "SQLStore", "StoreRefusedRow"]

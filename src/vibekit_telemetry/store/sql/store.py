@@ -1,0 +1,452 @@
+"""SQLStore: the SQLite / PostgreSQL store. Core selects for reads, a compiled DBAPI fast path for writes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+
+from ...errors import RefusedRowError, StoreError, TransientStoreError
+from ...events import TelemetryEvent, now_ms
+from ...query import QueryFilter, SessionFilter, StatsFilter
+from .. import migrate
+from .._batch import writer_run_row
+from ..base import BatchResult, ErrorGroup, Session, Stats
+from ..schema import EVENT_INDEXES, audit_log, session_totals, sessions, writer_runs
+from . import maintenance, read
+from .dialect import for_url, sqlite_path, to_url
+from .text_index import TextIndex
+from .writer import Statements, chunks, write
+
+# Connections inherited across fork, kept referenced so they are never finalised (closed) in the child.
+_DISOWNED: list[Any] = []
+# Open stores, for the process-wide fork hooks below (registered once, not once per store).
+_LIVE: weakref.WeakSet[SQLStore] = weakref.WeakSet()
+_HELD: list[SQLStore] = []
+# How long a fork waits for a store's batch under way before going ahead without it (seconds).
+_FORK_WAIT_S = 10.0
+
+
+def _before_fork() -> None:
+    """Let each store finish the transaction under way, so no child inherits a connection mid-write.
+
+    A SQLite connection copied mid-transaction keeps the write lock in the child's in-process lock
+    table for ever: the child's own new connection would then find the database locked. Waiting
+    here (in the parent, bounded) is one batch at most; the child never waits on anything.
+    """
+    for store in list(_LIVE):
+        if store._lock.acquire(timeout=_FORK_WAIT_S):
+            _HELD.append(store)
+
+
+def _after_fork_in_parent() -> None:
+    while _HELD:
+        _HELD.pop()._lock.release()
+
+
+def _after_fork_in_child() -> None:
+    # The forking thread owns these copies and is the one running here: release them, so a store
+    # used in the child before after_fork() (which replaces the lock anyway) does not block.
+    while _HELD:
+        _HELD.pop()._lock.release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
+
+
+class StoreRefusedRow(RefusedRowError, ValueError):
+    """RefusedRowError that is also a ValueError, as the DBAPI errors it wraps were to older callers."""
+
+
+class SQLStore:
+    """Events, sessions, rollups and the audit log in SQLite (a path or sqlite:/// URL) or PostgreSQL.
+
+    One connection stack: every connection comes from one SQLAlchemy engine. The writer keeps one
+    of them checked out for the store's lifetime and drives it through the DBAPI directly (compiled
+    statements, executemany: the Core layer costs a third of the ingest rate); reads and maintenance
+    check pooled connections out per call, so a reader never waits for the writer's lock.
+
+    Args:
+        url_or_path: a file path, a `sqlite:///` URL, or a `postgresql+psycopg://` URL.
+        enable_indexes: keep the three secondary event indexes (drop them for ingest-only stores).
+        busy_timeout_ms: how long SQLite waits for another writer before "database is locked".
+        prune_days: `prune()` deletes events older than this many days.
+        max_size_mb: `prune()` deletes the oldest events until the database is under this size.
+        wal: SQLite write-ahead logging (leave on unless the file lives on a network share).
+        text_index: keep the SQLite trigram text index for `contains` up to date (default: enable_indexes).
+        text_index_rows: SQLite text search is indexed in bulk after the events are written: once this
+            many rows wait, the writer indexes up to this many after a batch (one transaction).
+        text_index_delay_s: ... or once the oldest unindexed row has waited this long. Searches are
+            exact meanwhile (the unindexed tail is scanned); flush() indexes everything.
+    """
+
+    supports_query = True
+
+    def __init__(self, url_or_path: str | os.PathLike[str], *, enable_indexes: bool = True,
+                 busy_timeout_ms: int = 5000, prune_days: float | None = None,
+                 max_size_mb: float | None = None, wal: bool = True, text_index: bool | None = None,
+                 text_index_rows: int = 20_000, text_index_delay_s: float = 2.0) -> None:
+        self.url = to_url(url_or_path)
+        self.sql = for_url(self.url)
+        self.dialect: str = self.sql.name
+        self.name = self.dialect
+        self.path = sqlite_path(self.url)
+        self.enable_indexes, self.busy_timeout_ms, self.wal = enable_indexes, busy_timeout_ms, wal
+        self.prune_days, self.max_size_mb = prune_days, max_size_mb
+        self._engine: Engine | None = None
+        self._writer: Any = None
+        # The writer connection is used by one thread at a time: the service's writer thread, or
+        # maintenance (clean, prune, compact) called from another thread.
+        self._lock = threading.RLock()
+        self._text: TextIndex | None = None
+        self._closed = False
+        self.text_index_rows, self.text_index_delay_s = max(1, text_index_rows), text_index_delay_s
+        # The trigram index is most of the cost of a write (bench/RESULTS.md): write-heavy stores that
+        # turn indexes off skip it too, and `contains` then scans (still exact, slower on big stores).
+        self.text_index = enable_indexes if text_index is None else text_index
+        self._fts = False  # the database has the text index (searches use it, even when not kept up)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def initialize(self) -> None:
+        """Create the parent directory, migrate to the head version and open the writer connection."""
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"store {self.where()} was shut down")
+            if self._engine is not None:
+                return
+            if self.path is not None:
+                os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+                from .dialect import check_sqlite_file
+
+                check_sqlite_file(self.path)
+            engine = self.sql.make_engine(self.url, busy_timeout_ms=self.busy_timeout_ms, wal=self.wal)
+            try:
+                migrate.upgrade(engine)
+                with engine.begin() as conn:
+                    for index in EVENT_INDEXES:
+                        (index.create if self.enable_indexes else index.drop)(conn, checkfirst=True)
+                    self._fts = self.sql.has_text_index(conn)
+                self._writer = self._open_writer(engine)
+            except sa_exc.OperationalError as exc:
+                engine.dispose()
+                reason = str(exc.orig).strip().splitlines()[0]
+                kind = TransientStoreError if self.sql.is_transient(exc.orig or exc) else StoreError
+                raise kind(f"cannot open {self.where()}: {reason}") from exc
+            self._text = TextIndex(self.text_index_rows, self.text_index_delay_s,
+                                   kept=self.text_index) if self._fts else None
+            self._statements = Statements(self.sql)
+            self._engine = engine
+            _LIVE.add(self)
+
+    def where(self) -> str:
+        """The database file, or the URL without its password: for messages."""
+        return self.path or make_url(self.url).render_as_string(hide_password=True)
+
+    def _open_writer(self, engine: Engine) -> Any:
+        conn = engine.raw_connection()
+        self.sql.prepare_writer(conn)
+        return conn
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine reads use (initialising the store on first use)."""
+        if self._engine is None:
+            self.initialize()
+        assert self._engine is not None
+        return self._engine
+
+    def _drop_writer(self) -> None:
+        conn, self._writer = self._writer, None
+        with contextlib.suppress(Exception):  # it is already broken; nothing more to release
+            conn.invalidate()
+
+    def after_fork(self) -> None:
+        """In a forked child: new lock, disown the parent's connections without closing them; reopen lazily.
+
+        The lock is replaced, never acquired: another thread of the parent may have held it at the
+        fork, and no thread in the child will ever release that copy. Closing the connections would
+        act on the parent's sockets (a PostgreSQL Terminate ends its session), so they are kept
+        referenced and never used again.
+        """
+        self._lock = threading.RLock()
+        _DISOWNED.extend(c for c in (self._writer, self._engine) if c is not None)
+        if self._engine is not None:
+            self._engine.dispose(close=False)
+        self._writer, self._engine, self._text = None, None, None
+
+    def shutdown(self) -> None:
+        """Close the writer and the engine; safe to call twice."""
+        with self._lock:
+            _LIVE.discard(self)
+            self._closed = True
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None
+
+    def flush(self) -> None:
+        """Bring the text index up to date and checkpoint the SQLite WAL; PostgreSQL is already durable."""
+        with self._lock:
+            if self._writer is not None:
+                self.index_text()
+                self.sql.checkpoint(self._writer)
+
+    # -- deferred text indexing (SQLite FTS5) ----------------------------------------------------
+
+    def index_text(self, max_rows: int | None = None) -> int:
+        """Add the events stored since the last call to the text index; return how many rowids it covered.
+
+        Works in transactions of at most `text_index_rows` rows, so a concurrent reader or writer
+        waits for one chunk at most. max_rows bounds the work of this call (None: everything).
+        """
+        self.engine  # noqa: B018
+        done = 0
+        with self._lock:
+            text = self._text
+            if text is None or not text.kept:
+                return 0
+            while max_rows is None or done < max_rows:
+                step = text.rows if max_rows is None else min(text.rows, max_rows - done)
+                with self._transaction() as cur:
+                    covered, left = text.index_chunk(cur, step)
+                done += covered
+                if not left:
+                    break
+        return done
+
+    # -- writer metrics --------------------------------------------------------------------------
+
+    def record_writer_run(self, run: dict[str, Any]) -> None:
+        """Insert or update one writer's metrics row (keyed by run_id), in its own short transaction.
+
+        Missing counters are stored as 0, a missing updated_at as now and started_at as updated_at;
+        started_at is kept from the first record of the run.
+        """
+        row = writer_run_row(run)
+        self.engine  # noqa: B018 - initialise on first use
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"store {self.where()} was shut down")
+            st = self._statements
+            with self._transaction() as cur:
+                cur.execute(st.upsert_run, tuple(row[n[2:]] for n in st._run_names))
+
+    def writer_runs(self, since_ms: int | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """Return the writers' metrics rows updated at or after since_ms, the most recently updated first."""
+        w = writer_runs.c
+        stmt = select(writer_runs).order_by(w.updated_at.desc(), w.run_id.desc()).limit(limit)
+        if since_ms is not None:
+            stmt = stmt.where(w.updated_at >= since_ms)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(stmt)]
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def store(self, event: TelemetryEvent) -> BatchResult:
+        """Store one event."""
+        return self.store_batch([event])
+
+    def store_batch(self, events_: Sequence[TelemetryEvent]) -> BatchResult:
+        """Store a batch in one transaction: duplicates skipped, sessions and rollups updated.
+
+        Raises TransientStoreError (a lock or busy database, a lost connection: retry later) or
+        RefusedRowError (a value or constraint the database refuses: the batch holds a bad row),
+        each with the database's own error as __cause__; nothing of the batch is stored then.
+        """
+        if not events_:
+            return BatchResult()
+        self.engine  # noqa: B018 - initialise on first use
+        with self._lock:
+            integrity_error = self._engine.dialect.dbapi.IntegrityError  # type: ignore[union-attr]
+            try:
+                try:
+                    result = self._write(events_, check_ids=self.sql.lookup_ids_first)
+                except integrity_error:
+                    # A replayed event id (rare): look the batch's ids up and skip those stored.
+                    result = self._write(events_, check_ids=True)
+            except Exception as exc:
+                typed = self._typed(exc, integrity_error)
+                if typed is exc:
+                    raise
+                raise typed from exc
+            if self._text is not None and self._text.due():
+                # A chunk is text_index_rows, or the batch just written when that is bigger, so the
+                # index keeps up with any batch size while each call's extra work stays bounded.
+                with self._transaction() as cur:
+                    self._text.index_chunk(cur, max(self._text.rows, result.stored))
+            return result
+
+    def _typed(self, exc: Exception, integrity_error: type[BaseException]) -> Exception:
+        """The typed error for a failed write (the original itself when it is neither kind)."""
+        if self.sql.is_transient(exc):
+            return TransientStoreError(f"{self.name} store {self.where()}: {exc}")
+        if self.sql.is_refused(exc, integrity_error):
+            return StoreRefusedRow(f"{self.name} store refused the rows ({type(exc).__name__}: {exc})")
+        return exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """The writer's cursor in one transaction (the caller holds the lock)."""
+        if self._writer is None and not self._closed and self._engine is not None:
+            self._writer = self._open_writer(self._engine)  # replaces one a dropped connection killed
+        conn = self._writer
+        if conn is None:
+            raise StoreError(f"store {self.where()} was shut down")
+        cur = conn.cursor()
+        self.sql.begin(cur)
+        try:
+            yield cur
+        except BaseException:
+            try:
+                self.sql.rollback(conn, cur)
+            except Exception:
+                if not self.sql.connection_lost(conn):
+                    raise
+            if self.sql.connection_lost(conn):
+                # A PostgreSQL restart, failover or idle timeout: drop this connection so the retry
+                # of the batch (the pipeline's) opens a fresh one instead of failing forever.
+                self._drop_writer()
+            raise
+        else:
+            self.sql.commit(conn, cur)
+        finally:
+            cur.close()
+
+    def _write(self, batch: Sequence[TelemetryEvent], *, check_ids: bool) -> BatchResult:
+        with self._transaction() as cur:
+            return write(cur, self._statements, batch, check_ids=check_ids, text=self._text)
+
+    @contextmanager
+    def maintenance_transaction(self) -> Iterator[Connection]:
+        """A Core connection in one write transaction, serialised with the writer thread."""
+        with self._lock, self.engine.connect() as conn, self.sql.for_writing(conn).begin():
+            yield conn
+
+    # -- maintenance (store/sql/maintenance.py) ---------------------------------------------------
+
+    def clean(self, *, older_than_ms: int | None = None, session_ids: Sequence[str] = (),
+              categories: Sequence[str] = ()) -> int:
+        """Delete events matching every given criterion (all events when none is given).
+
+        older_than_ms is a cutoff in epoch ms, or an age in ms when below 1e11 (e.g. 30 days).
+        Sessions left without events go too, and the totals and rollups are corrected.
+        """
+        return maintenance.clean(self, older_than_ms=older_than_ms, session_ids=session_ids,
+                                 categories=categories)
+
+    def prune(self) -> int:
+        """Apply prune_days and max_size_mb: delete the oldest events, then VACUUM; return the count."""
+        return maintenance.prune(self)
+
+    def compact(self) -> None:
+        """VACUUM: give the space of deleted rows back to the file system."""
+        self.engine  # noqa: B018
+        with self._lock:
+            maintenance.compact(self)
+
+    def reindex(self) -> None:
+        """Rebuild every index (and the text index)."""
+        self.engine  # noqa: B018
+        with self._lock:
+            maintenance.reindex(self)
+
+    def check(self) -> list[str]:
+        """Run integrity checks; return the problems found ([] when the database is sound)."""
+        return maintenance.check(self)
+
+    def record_audit(self, actor: str, action: str, target: str | None = None,
+                     details: dict[str, Any] | None = None) -> None:
+        """Append one audit entry: who did what to what, when."""
+        with self.maintenance_transaction() as conn:
+            conn.execute(insert(audit_log).values(
+                timestamp=now_ms(), actor=actor, action=action, target=target,
+                details=json.dumps(details, default=str) if details is not None else None))
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def query(self, filter_: QueryFilter) -> list[TelemetryEvent]:
+        """Return the events matching the filter, ordered by (timestamp, event_id)."""
+        with self.engine.connect() as conn:
+            return read.query_events(conn, filter_, self.sql, self._fts)
+
+    def iter_events(self, filter_: QueryFilter, chunk_size: int = 1000) -> Iterator[TelemetryEvent]:
+        """Yield the matching events in the filter's order, chunk_size rows per query (keyset pages)."""
+        return read.iter_events(self.engine, filter_, self.sql, self._fts, chunk_size)
+
+    def get_session(self, session_id: str, *, with_events: bool = False) -> Session | None:
+        """Return one session, with its events in time order when asked."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(sessions).where(sessions.c.id == session_id)).first()
+            if row is None:
+                return None
+            session = read.row_to_session(row)
+            if with_events:
+                session.events = read.query_events(conn, QueryFilter(session_ids=[session_id]), self.sql, self._fts)
+        return session
+
+    def get_sessions(self, filter_: SessionFilter) -> list[Session]:
+        """Return the sessions matching the filter."""
+        with self.engine.connect() as conn:
+            return read.query_sessions(conn, filter_)
+
+    def longest_sessions(self, filter_: SessionFilter, limit: int = 10) -> list[Session]:
+        """Return the finished sessions matching the filter, longest duration first."""
+        with self.engine.connect() as conn:
+            return read.longest_sessions(conn, filter_, limit)
+
+    def error_groups(self, filter_: QueryFilter, by: str = "label", limit: int | None = None) -> list[ErrorGroup]:
+        """Return the error events matching the filter grouped by `by`, most frequent first."""
+        with self.engine.connect() as conn:
+            return read.error_groups(conn, filter_, self.sql, self._fts, by, limit)
+
+    def existing_sessions(self, session_ids: Sequence[str]) -> set[str]:
+        """Return which of these session ids the store holds."""
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in chunks(list(session_ids)):
+                found.update(conn.execute(select(sessions.c.id).where(sessions.c.id.in_(chunk))).scalars())
+        return found
+
+    def get_stats(self, filter_: StatsFilter) -> Stats:
+        """Return totals, agents, date range, size, average duration and the requested breakdown."""
+        with self.engine.connect() as conn:
+            return read.stats(conn, filter_, self.size_bytes())
+
+    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Return the newest audit entries first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)).all()
+        return [{**row._mapping, "details": json.loads(row.details) if row.details else None} for row in rows]
+
+    def size_bytes(self) -> int:
+        """Return the bytes the store occupies (SQLite file and WAL; PostgreSQL tables and indexes)."""
+        return self.sql.size_bytes(self.engine if self.path is None else None, self.path)
+
+    def health(self) -> dict[str, Any]:
+        """Return reachability, schema version, size and counts (from session_totals, no scan)."""
+        try:
+            with self.engine.connect() as conn:
+                n_events, n_sessions = conn.execute(select(
+                    func.coalesce(func.sum(session_totals.c.events), 0),
+                    func.coalesce(func.sum(session_totals.c.sessions), 0))).one()
+            return {"reachable": True, "name": self.name, "backend": self.dialect, "location": self.where(),
+                    "schema_version": migrate.current_version(self.engine), "events": int(n_events),
+                    "sessions": int(n_sessions), "size_bytes": self.size_bytes(),
+                    "text_search": self._fts or self.sql.native_text_search}
+        except Exception as exc:  # health reports failures, it never raises them
+            return {"reachable": False, "name": self.name, "backend": self.dialect, "location": self.where(),
+                    "error": str(exc)}

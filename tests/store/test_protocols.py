@@ -1,0 +1,111 @@
+"""The stores implement the capability protocols, and a forked child never waits on the parent's lock."""
+
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _store_helpers import ev
+
+from vibekit_telemetry.query import QueryFilter
+from vibekit_telemetry.store.base import (
+    Auditable,
+    EventIterable,
+    ForkAware,
+    Maintainable,
+    ReadInsights,
+    WriterRunRecorder,
+)
+from vibekit_telemetry.store.sql import SQLStore
+
+
+def test_both_stores_implement_every_capability(store: Any) -> None:
+    for protocol in (EventIterable, Maintainable, Auditable, WriterRunRecorder, ForkAware, ReadInsights):
+        assert isinstance(store, protocol), protocol.__name__
+
+
+def test_maintainable_calls_work_on_every_backend(store: Any) -> None:
+    store.store_batch([ev("start"), ev("stream", at=1, stream_data="needle in here")])
+    assert store.prune() == 0  # no retention configured
+    store.compact()
+    assert store.index_text() >= 0
+    assert store.check() == []
+    assert [e.event_type for e in store.query(QueryFilter(contains="needle"))] == ["stream"]
+
+
+def test_auditable_and_writer_runs_round_trip(store: Any) -> None:
+    store.record_audit("cli:me", "delete", "clear", {"deleted": 3})
+    [entry] = store.audit_log(10)
+    assert (entry["actor"], entry["action"], entry["target"], entry["details"]) == (
+        "cli:me", "delete", "clear", {"deleted": 3})
+    store.record_writer_run({"run_id": "r1", "events_written": 5, "updated_at": 2000, "started_at": 1000})
+    store.record_writer_run({"run_id": "r1", "events_written": 9, "updated_at": 3000})
+    [run] = store.writer_runs()
+    assert (run["events_written"], run["started_at"], run["updated_at"]) == (9, 1000, 3000)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_children_forked_while_another_thread_writes_all_finish(make_store: Callable[..., Any],
+                                                                 backend: str, tmp_path: Path) -> None:
+    store: SQLStore = make_store()
+    stop = threading.Event()
+    written = [0]
+
+    def write() -> None:
+        # Keeps the store's lock (and the connection) busy, so forks land while it is held.
+        i = 0
+        while not stop.is_set():
+            store.store_batch([ev("stream", "busy", at=i, stream_data="x" * 100) for _ in range(20)])
+            i += 1
+            written[0] += 20
+
+    store.store_batch([ev("start", "busy")])
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    children: list[int] = []
+    try:
+        for n in range(20):
+            pid = os.fork()
+            if pid == 0:  # the child: reopen and write its own session, never touching the parent's lock
+                code = 1
+                try:
+                    store.after_fork()
+                    store.store_batch([ev("start", f"child-{n}")])
+                    code = 0
+                except BaseException:
+                    traceback.print_exc()  # shown in the test's captured output
+                finally:
+                    os._exit(code)
+            children.append(pid)
+    finally:
+        stop.set()
+        writer.join()
+    # A hang guard, not a timing: a child stuck on a copied lock would never exit.
+    statuses = {}
+    deadline = threading.Event()
+    timer = threading.Timer(60, deadline.set)
+    timer.start()
+    try:
+        while len(statuses) < len(children) and not deadline.is_set():
+            for pid in children:
+                if pid not in statuses:
+                    done, status = os.waitpid(pid, os.WNOHANG)
+                    if done:
+                        statuses[pid] = os.waitstatus_to_exitcode(status)
+            deadline.wait(0.05)
+    finally:
+        timer.cancel()
+        for pid in children:
+            if pid not in statuses:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+    assert sorted(statuses.values()) == [0] * len(children), f"{len(children) - len(statuses)} children hung"
+    assert store.existing_sessions([f"child-{n}" for n in range(20)]) == {f"child-{n}" for n in range(20)}
+    busy = store.get_session("busy")
+    assert busy is not None and busy.event_count == 1 + written[0]
