@@ -37,7 +37,7 @@ from ..errors import StoreError
 from ..events import TelemetryEvent, now_ms
 from ..query import QueryFilter, SessionFilter, StatsFilter
 from . import _sql_read as reads
-from . import dialects, migrate
+from . import changelog, dialects, migrate
 from ._batch import (
     WRITER_RUN_COLUMNS,
     KnownSession,
@@ -484,6 +484,7 @@ class SQLStore:
                 conn.exec_driver_sql(
                     "UPDATE store_meta SET value = (SELECT COALESCE(MAX(rowid), 0) FROM events) "
                     f"WHERE key = '{FTS_WATERMARK}' AND value > (SELECT COALESCE(MAX(rowid), 0) FROM events)")
+            changelog.clamp_cursors(conn)  # the same for exporters' cursors
         return int(removed)
 
     @staticmethod
@@ -591,6 +592,28 @@ class SQLStore:
             conn.execute(insert(audit_log).values(
                 timestamp=now_ms(), actor=actor, action=action, target=target,
                 details=json.dumps(details, default=str) if details is not None else None))
+
+    # -- change log: what exporters follow (store/changelog.py) ---------------------------------
+
+    def committed_position(self) -> int:
+        """Return the position of the newest committed event (0 when there is none)."""
+        return changelog.committed_position(self.engine)
+
+    def read_committed(self, after: int, limit: int) -> list[tuple[int, TelemetryEvent]]:
+        """Return up to `limit` committed events with position > after, oldest first, with their positions."""
+        return changelog.read_committed(self.engine, after, limit)
+
+    def load_cursor(self, name: str) -> int | None:
+        """Return exporter `name`'s persisted position, or None."""
+        return changelog.load_cursor(self.engine, name)
+
+    def save_cursor(self, name: str, position: int) -> None:
+        """Persist exporter `name`'s position."""
+        changelog.save_cursor(self.engine, name, position)
+
+    def cursors(self) -> dict[str, int]:
+        """Return every persisted exporter position by name."""
+        return changelog.cursors(self.engine)
 
     # -- reads -----------------------------------------------------------------------------------
 
