@@ -76,6 +76,16 @@ class Receiver:
             self._server.server_close()
             self._server = None
 
+    @property
+    def running(self) -> bool:
+        """Whether the port is open."""
+        return self._server is not None
+
+    def count(self) -> int:
+        """How many event ids were received, duplicates included."""
+        with self._lock:
+            return len(self.ids)
+
     def received(self) -> list[str]:
         """Every event_id received so far, duplicates included, in arrival order."""
         with self._lock:
