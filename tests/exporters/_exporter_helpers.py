@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -17,6 +19,16 @@ def event(kind: str = "custom", *, sid: str | None = None, text: str = "x", at: 
     return TelemetryEvent(kind, "claude", session_id=sid, action="code", label=text,
                           timestamp=now_ms() if at is None else at, event_id=uuid.uuid4().hex,
                           metadata={"n": text})
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> bool:
+    """Poll until check() holds (True) or the timeout passes (False)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if check():
+            return True
+        time.sleep(0.02)
+    return check()
 
 
 def free_port() -> int:

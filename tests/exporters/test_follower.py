@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _exporter_helpers import Receiver, event, free_port
+from _exporter_helpers import Receiver, event, free_port, wait_for
 
 from vibekit_telemetry.config import load_config
 from vibekit_telemetry.errors import ValidationError
@@ -16,16 +16,6 @@ from vibekit_telemetry.events import TelemetryEvent
 from vibekit_telemetry.exporters import Backoff, BusFeed, CircuitBreaker, ExporterSet, StoreFollower, WebhookExporter
 from vibekit_telemetry.exporters.manager import DeliveryOptions
 from vibekit_telemetry.store.base import BaseStorageProvider, BatchResult
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> bool:
-    """Poll until check() holds (True) or the timeout passes (False)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
 
 
 def fast(exporter: Any, store: Any, **options: Any) -> StoreFollower:

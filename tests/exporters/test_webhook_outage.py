@@ -11,8 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _exporter_helpers import Receiver, event
-from test_follower import wait_for
+from _exporter_helpers import Receiver, event, wait_for
 
 from vibekit_telemetry.exporters import Backoff, CircuitBreaker, StoreFollower, WebhookExporter
 from vibekit_telemetry.store.sql import SQLStore
