@@ -17,9 +17,8 @@ from vibekit_telemetry.exporters import Backoff, CircuitBreaker, StoreFollower, 
 from vibekit_telemetry.store.sql import SQLStore
 
 OUTAGE_S = 30.0
-BASELINE_S = 4.0
 BATCH = 100
-# The writer pauses between commits so the test's catch-up stays short; its throughput is measured
+# Each writer pauses between commits so the test's catch-up stays short; its throughput is measured
 # over the time spent inside store_batch, which is what an exporter could slow down.
 PAUSE_S = 0.012
 
@@ -49,11 +48,13 @@ class Writer:
     def start(self) -> None:
         self._thread.start()
 
-    def rate(self, seconds: float) -> float:
-        """Events written per second of store_batch time, over the next `seconds`."""
-        written, busy = self.written, self.busy_s
-        time.sleep(seconds)
-        return (self.written - written) / max(self.busy_s - busy, 1e-9)
+    def mark(self) -> tuple[int, float]:
+        """(events written, seconds inside store_batch) so far."""
+        return self.written, self.busy_s
+
+    def rate_since(self, mark: tuple[int, float]) -> float:
+        """Events written per second of store_batch time since `mark`."""
+        return (self.written - mark[0]) / max(self.busy_s - mark[1], 1e-9)
 
     def stop(self) -> None:
         self._stop.set()
@@ -79,27 +80,34 @@ def test_destination_down_for_30s_under_load(tmp_path: Path) -> None:
     path = tmp_path / "load.db"
     store = SQLStore(path)
     store.initialize()
+    # The control: a second store written the same way at the same time, with no exporter. Both
+    # writers share the machine and grow their files alike, so their rates compare fairly.
+    control = SQLStore(tmp_path / "control.db")
+    control.initialize()
     receiver = Receiver()
     receiver.start()
-    writer = Writer(store)
+    writer, control_writer = Writer(store), Writer(control)
+    follower = _follower(receiver.url, store, start_at="beginning")
+    writer.follower = follower
+    follower.start()
     writer.start()
+    control_writer.start()
     try:
-        baseline = writer.rate(BASELINE_S)  # no exporter at all
-
-        follower = _follower(receiver.url, store, start_at="beginning")
-        follower.start()
-        writer.follower = follower
         assert wait_for(lambda: follower.delivered > 0)
 
         receiver.stop()  # the port is closed: connection refused
-        down = writer.rate(OUTAGE_S)
+        marks = writer.mark(), control_writer.mark()
+        time.sleep(OUTAGE_S)
+        down, baseline = writer.rate_since(marks[0]), control_writer.rate_since(marks[1])
         assert follower.breaker.times_opened >= 1 and follower.breaker.state != "closed"
         assert follower.failures >= 3 and "refused" in str(follower.last_error)
 
         receiver.start()
-        writer.rate(2.0)
+        time.sleep(2.0)
     finally:
         writer.stop()
+        control_writer.stop()
+        control.shutdown()
         if not receiver.running:
             receiver.start()
     try:
@@ -108,8 +116,9 @@ def test_destination_down_for_30s_under_load(tmp_path: Path) -> None:
         stored = _all_ids(store)
         received = receiver.received()
         duplicates = len(received) - len(set(received))
-        print(f"writer: {baseline:.0f} events/s without exporter, {down:.0f} events/s while the destination "
-              f"was down; {len(stored)} events stored, {len(received)} received, {duplicates} duplicates; "
+        print(f"writers: {baseline:.0f} events/s with no exporter, {down:.0f} events/s followed by the exporter "
+              f"while its destination was down; {len(stored)} events stored, {len(received)} received, "
+              f"{duplicates} duplicates; "
               f"breaker opened {follower.breaker.times_opened} times")
         assert set(received) == set(stored) and len(stored) == writer.written  # no id lost
         assert duplicates == 0

@@ -65,8 +65,8 @@ class WebhookExporter:
 
     def export(self, events: list[TelemetryEvent]) -> None:
         """POST one batch; return on 2xx, raise PoisonBatchError on a refusal, WebhookError otherwise."""
-        body = json.dumps({"events": [e.to_dict() for e in events]}, default=str,
-                          ensure_ascii=False).encode("utf-8", "surrogatepass")
+        # ASCII-escaped JSON: any receiver parses it, even text holding a lone surrogate.
+        body = json.dumps({"events": [e.to_dict() for e in events]}, default=str).encode("ascii")
         request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
         try:
             with _OPENER.open(request, timeout=self.timeout_s) as response:
