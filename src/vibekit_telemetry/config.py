@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_camel, to_snake
 
@@ -62,9 +62,17 @@ class _Section(BaseModel):
 class StorageConfig(_Section):
     """One storage provider: `{"type": "sqlite", "enabled": True, "options": {"path": "…"}}`."""
 
-    type: Literal["sqlite", "postgres", "postgresql", "memory", "custom"]
+    # A store or exporter type of the registry: sqlite, postgres(ql), memory, custom, webhook, or a plugin's.
+    type: str
     enabled: bool = True
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        from .registry import check_type
+
+        return check_type(value)
 
 
 class LocalStoreConfig(_Section):

@@ -1,10 +1,11 @@
-"""Build storage providers from configuration entries."""
+"""Build storage providers from configuration entries, through the registry (vibekit_telemetry.registry)."""
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
+from .. import registry
 from ..config import DEFAULT_DB_PATH, StorageConfig, TelemetryConfig
 from ..errors import StoreError, ValidationError
 from .base import QueryableStore, StorageProvider
@@ -27,49 +28,68 @@ def _load_object(spec: Any, field: str) -> Any:
     return spec
 
 
-def build_provider(entry: StorageConfig, index: int) -> StorageProvider:
-    """Create the provider one storage entry describes (not yet initialized)."""
-    options = dict(entry.options)
-    field = f"storage[{index}]"
-    if entry.type == "sqlite":
-        unknown = set(options) - _SQLITE_OPTIONS
-        if unknown:
-            raise ValidationError(f"{field}.options.{sorted(unknown)[0]}",
-                                  "one of " + ", ".join(sorted(_SQLITE_OPTIONS)))
-        from .sql import SQLStore
+def build_sqlite(options: dict[str, Any], field: str) -> StorageProvider:
+    """Registry factory for `{"type": "sqlite", "options": {"path": ...}}`."""
+    unknown = set(options) - _SQLITE_OPTIONS
+    if unknown:
+        raise ValidationError(f"{field}.{sorted(unknown)[0]}", "one of " + ", ".join(sorted(_SQLITE_OPTIONS)))
+    from .sql import SQLStore
 
-        return SQLStore(
-            str(options.get("path") or DEFAULT_DB_PATH),
-            enable_indexes=bool(options.get("enable_indexes", True)),
-            busy_timeout_ms=int(options.get("busy_timeout_ms", 5000)),
-            prune_days=options.get("prune_days"),
-            max_size_mb=options.get("max_size_mb"),
-            wal=bool(options.get("wal", options.get("enable_wal", True))),
-            text_index=options.get("text_index"),
-        )
-    if entry.type in ("postgres", "postgresql"):
-        url = options.get("url") or options.get("dsn")
-        if not isinstance(url, str) or not url:
-            raise ValidationError(f"{field}.options.url", "a postgresql:// URL", url)
-        if url.startswith("postgresql://") or url.startswith("postgres://"):
-            url = "postgresql+psycopg://" + url.split("://", 1)[1]
-        from .sql import SQLStore
+    return SQLStore(
+        str(options.get("path") or DEFAULT_DB_PATH),
+        enable_indexes=bool(options.get("enable_indexes", True)),
+        busy_timeout_ms=int(options.get("busy_timeout_ms", 5000)),
+        prune_days=options.get("prune_days"),
+        max_size_mb=options.get("max_size_mb"),
+        wal=bool(options.get("wal", options.get("enable_wal", True))),
+        text_index=options.get("text_index"),
+    )
 
-        return SQLStore(url, prune_days=options.get("prune_days"))
-    if entry.type == "memory":
-        from .memory import MemoryStore
 
-        return MemoryStore()
-    provider = _load_object(options.get("provider") or options.get("class"), f"{field}.options.provider")
+def build_postgres(options: dict[str, Any], field: str) -> StorageProvider:
+    """Registry factory for `{"type": "postgresql", "options": {"url": "postgresql://..."}}`."""
+    url = options.get("url") or options.get("dsn")
+    if not isinstance(url, str) or not url:
+        raise ValidationError(f"{field}.url", "a postgresql:// URL", url)
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    from .sql import SQLStore
+
+    return SQLStore(url, prune_days=options.get("prune_days"))
+
+
+def build_memory(options: dict[str, Any], field: str) -> StorageProvider:
+    """Registry factory for `{"type": "memory"}`."""
+    from .memory import MemoryStore
+
+    return MemoryStore()
+
+
+def build_custom(options: dict[str, Any], field: str) -> StorageProvider:
+    """Registry factory for `{"type": "custom", "options": {"provider": "package.module:Class"}}`."""
+    provider = _load_object(options.get("provider") or options.get("class"), f"{field}.provider")
     if provider is None or not callable(getattr(provider, "store_batch", None)):
-        raise ValidationError(f"{field}.options.provider", "an object with a store_batch(events) method",
-                              provider)
+        raise ValidationError(f"{field}.provider", "an object with a store_batch(events) method", provider)
     return provider  # type: ignore[no-any-return]
 
 
+def build_provider(entry: StorageConfig, index: int) -> StorageProvider:
+    """Create the store one storage entry describes (not yet initialized); exporter types are refused."""
+    kind, built = registry.build(entry.type, entry.options, field=f"storage[{index}]")
+    if kind != "store":
+        raise ValidationError(f"storage[{index}].type", "a store type (exporters are built by ExporterSet)",
+                              entry.type)
+    return built  # type: ignore[no-any-return]
+
+
 def build_providers(config: TelemetryConfig) -> list[StorageProvider]:
-    """Create every enabled provider of a config, in order; the first queryable one answers reads."""
-    providers = [build_provider(entry, i) for i, entry in enumerate(config.storage_entries())]
+    """Create every enabled store of a config, in order; the first queryable one answers reads.
+
+    Entries of exporter types (webhook, ...) are skipped here: exporters follow the primary store
+    on their own threads (exporters.ExporterSet), they are not written to by the writer.
+    """
+    providers = [build_provider(entry, i) for i, entry in enumerate(config.storage_entries())
+                 if registry.kind_of(entry.type, f"storage[{i}].type") == "store"]
     for obj in config.providers:
         if not callable(getattr(obj, "store_batch", None)):
             raise ValidationError("storage", "provider objects with a store_batch(events) method", obj)

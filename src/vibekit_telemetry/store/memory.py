@@ -15,6 +15,7 @@ from ..events import TelemetryEvent, now_ms
 from ..query import QueryFilter, SessionFilter, StatsFilter
 from ._batch import KnownSession, plan_batch, resolve_older_than, writer_run_row
 from .base import ERROR_GROUP_FIELDS, ERROR_GROUP_SAMPLES, BatchResult, ErrorGroup, GroupStats, Session, Stats
+from .changelog import MemoryChangeLog
 
 
 class MemoryStore:
@@ -32,6 +33,7 @@ class MemoryStore:
         self._audit: list[dict[str, Any]] = []
         self._runs: dict[str, dict[str, Any]] = {}
         self._closed = False
+        self._changes = MemoryChangeLog()
 
     def initialize(self) -> None:
         """Nothing to open."""
@@ -53,6 +55,7 @@ class MemoryStore:
                 self._events[event.event_id] = replace(event, metadata=copy.deepcopy(event.metadata),
                                                        context=copy.deepcopy(event.context))
                 bisect.insort(self._order, (event.timestamp, event.event_id))
+            self._changes.append([e.event_id for e in plan.events if e.event_id is not None])
             for d in plan.sessions.values():
                 session = self._sessions.get(d.id)
                 if session is None:
@@ -235,6 +238,33 @@ class MemoryStore:
             for sid in touched - alive:
                 self._sessions.pop(sid, None)
             return len(gone)
+
+    # -- change log: positions are an insertion counter (store/changelog.py) ----------------------
+
+    def committed_position(self) -> int:
+        """Return the position of the newest stored event (0 when there is none)."""
+        with self._lock:
+            return self._changes.committed_position()
+
+    def read_committed(self, after: int, limit: int) -> list[tuple[int, TelemetryEvent]]:
+        """Return up to `limit` stored events with position > after, oldest first, with their positions."""
+        with self._lock:
+            return self._changes.read_committed(after, limit, self._events)
+
+    def load_cursor(self, name: str) -> int | None:
+        """Return exporter `name`'s position, or None."""
+        with self._lock:
+            return self._changes.load_cursor(name)
+
+    def save_cursor(self, name: str, position: int) -> None:
+        """Keep exporter `name`'s position for the life of the process."""
+        with self._lock:
+            self._changes.save_cursor(name, position)
+
+    def cursors(self) -> dict[str, int]:
+        """Return every exporter's position by name."""
+        with self._lock:
+            return self._changes.cursors()
 
     def record_audit(self, actor: str, action: str, target: str | None = None,
                      details: dict[str, Any] | None = None) -> None:

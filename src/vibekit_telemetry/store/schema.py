@@ -21,7 +21,8 @@ from sqlalchemy import (
 from ._batch import ROLLUP_PERIODS, SESSION_ROLLUP_PERIODS
 
 __all__ = ["EVENT_COLUMNS", "EVENT_INDEXES", "ROLLUP_PERIODS", "SESSION_ROLLUP_PERIODS", "audit_log", "events",
-           "metadata", "rollups", "session_rollups", "session_totals", "sessions", "store_meta", "writer_runs"]
+           "exporter_cursors", "metadata", "rollups", "session_rollups", "session_totals", "sessions", "store_meta",
+           "writer_runs"]
 
 metadata = MetaData()
 
@@ -161,6 +162,15 @@ writer_runs = Table(
     Column("queue_depth", Integer, nullable=False, server_default="0"),
     Column("queue_capacity", Integer, nullable=False, server_default="0"),
     Index("ix_writer_runs_updated_at", "updated_at"),
+)
+
+# Where each exporter following the store has got to (migration 0009): every event at or below
+# `position` (SQLite: events.rowid, PostgreSQL: events.seq, see store/changelog.py) was delivered.
+exporter_cursors = Table(
+    "exporter_cursors", metadata,
+    Column("name", Text, primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
 )
 
 audit_log = Table(

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, bindparam, case, delete, exists, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from ...events import now_ms
+from .. import changelog
 from .._batch import (
     RollupDelta,
     RollupKey,
@@ -77,6 +78,7 @@ def clean(store: SQLStore, *, older_than_ms: int | None = None, session_ids: Seq
             # Deleting the newest rows frees their rowids for reuse: keep the watermark at most
             # max(rowid), so rows that take those rowids again are indexed.
             conn.exec_driver_sql(TextIndex.CLAMP_AFTER_DELETE)
+        changelog.clamp_cursors(conn)  # the same for exporters' cursors (store/changelog.py)
     return int(removed)
 
 

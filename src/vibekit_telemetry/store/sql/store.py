@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from ...errors import RefusedRowError, StoreError, TransientStoreError
 from ...events import TelemetryEvent, now_ms
 from ...query import QueryFilter, SessionFilter, StatsFilter
-from .. import migrate
+from .. import changelog, migrate
 from .._batch import writer_run_row
 from ..base import BatchResult, ErrorGroup, Session, Stats
 from ..schema import EVENT_INDEXES, audit_log, session_totals, sessions, writer_runs
@@ -375,6 +375,28 @@ class SQLStore:
             conn.execute(insert(audit_log).values(
                 timestamp=now_ms(), actor=actor, action=action, target=target,
                 details=json.dumps(details, default=str) if details is not None else None))
+
+    # -- change log: what exporters follow (store/changelog.py) ---------------------------------
+
+    def committed_position(self) -> int:
+        """Return the position of the newest committed event (0 when there is none)."""
+        return changelog.committed_position(self.engine)
+
+    def read_committed(self, after: int, limit: int) -> list[tuple[int, TelemetryEvent]]:
+        """Return up to `limit` committed events with position > after, oldest first, with their positions."""
+        return changelog.read_committed(self.engine, after, limit)
+
+    def load_cursor(self, name: str) -> int | None:
+        """Return exporter `name`'s persisted position, or None."""
+        return changelog.load_cursor(self.engine, name)
+
+    def save_cursor(self, name: str, position: int) -> None:
+        """Persist exporter `name`'s position."""
+        changelog.save_cursor(self.engine, name, position)
+
+    def cursors(self) -> dict[str, int]:
+        """Return every persisted exporter position by name."""
+        return changelog.cursors(self.engine)
 
     # -- reads -----------------------------------------------------------------------------------
 

@@ -1,0 +1,143 @@
+"""ExporterSet: every exporter of a configuration, each on its own worker behind the primary store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from ..errors import ValidationError
+from ..events import TelemetryEvent
+from ..store.base import ChangeLog
+from .backoff import Backoff
+from .base import Exporter
+from .breaker import CircuitBreaker
+from .bus import BusFeed
+from .delivery import DeliveryWorker
+from .follower import StoreFollower
+
+if TYPE_CHECKING:
+    from ..config import TelemetryConfig
+
+# Options of an exporter's storage entry that tune its worker, not the destination.
+DELIVERY_OPTIONS: Final = frozenset({"retry_base_s", "retry_max_s", "failure_threshold", "open_timeout_s",
+                                     "poll_interval_s", "start_at", "queue_size"})
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOptions:
+    """How one exporter's worker retries, pauses and starts (see docs/exporters.md)."""
+
+    retry_base_s: float = 0.5
+    retry_max_s: float = 30.0
+    failure_threshold: int = 5
+    open_timeout_s: float = 30.0
+    poll_interval_s: float = 1.0
+    start_at: Literal["end", "beginning"] = "end"
+    queue_size: int = 10_000  # BusFeed only: events waiting when no store keeps a change log
+
+    @classmethod
+    def split(cls, options: Mapping[str, Any], field: str) -> tuple[DeliveryOptions, dict[str, Any]]:
+        """Separate delivery options from the destination's own; validate them, naming `field.<key>`."""
+        mine = {k: v for k, v in options.items() if k in DELIVERY_OPTIONS}
+        rest = {k: v for k, v in options.items() if k not in DELIVERY_OPTIONS}
+        for key in ("retry_base_s", "retry_max_s", "open_timeout_s", "poll_interval_s"):
+            value = mine.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
+                raise ValidationError(f"{field}.{key}", "a number of seconds > 0", value)
+        for key in ("failure_threshold", "queue_size"):
+            value = mine.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValidationError(f"{field}.{key}", "an integer >= 1", value)
+        if mine.get("start_at", "end") not in ("end", "beginning"):
+            raise ValidationError(f"{field}.start_at", "'end' or 'beginning'", mine["start_at"])
+        if mine.get("retry_max_s", 30.0) < mine.get("retry_base_s", 0.5):
+            raise ValidationError(f"{field}.retry_max_s", "a number of seconds >= retry_base_s", mine["retry_max_s"])
+        return cls(**mine), rest
+
+
+class ExporterSet:
+    """The exporters, each on its own daemon thread; the writer only ever calls notify()/on_committed().
+
+    With a primary store that keeps a change log (store.base.ChangeLog: SQLite, PostgreSQL, memory)
+    every exporter follows it by a persisted cursor (StoreFollower). Otherwise (no store, or a
+    write-only custom one) each gets a bounded queue the writer feeds after each commit (BusFeed),
+    which can lose events.
+
+    Args:
+        store: the primary store, or None.
+        exporters: the destinations, with default delivery options; add() others with their own.
+    """
+
+    def __init__(self, store: Any | None, exporters: Sequence[Exporter] = ()) -> None:
+        self.store = store
+        self.workers: list[DeliveryWorker] = []
+        for exporter in exporters:
+            self.add(exporter)
+
+    @classmethod
+    def from_config(cls, config: TelemetryConfig, store: Any | None) -> ExporterSet:
+        """Build the exporters of a config's storage entries of exporter types (not yet started)."""
+        from .. import registry
+
+        out = cls(store)
+        for i, entry in enumerate(config.storage_entries()):
+            field = f"storage[{i}]"
+            if registry.kind_of(entry.type, f"{field}.type") != "exporter":
+                continue
+            delivery, options = DeliveryOptions.split(entry.options, f"{field}.options")
+            _, exporter = registry.build(entry.type, options, field=field)
+            out.add(exporter, delivery, field=field)
+        return out
+
+    def add(self, exporter: Exporter, options: DeliveryOptions | None = None, *, field: str = "exporter") -> None:
+        """Add one exporter with its delivery options (before start())."""
+        if not isinstance(exporter, Exporter):
+            raise ValidationError(field, "an exporter (name, batch_size, export, shutdown)", exporter)
+        if any(w.name == exporter.name for w in self.workers):
+            raise ValidationError(f"{field}.options.name", "a name no other exporter uses (it keys the cursor)",
+                                  exporter.name)
+        o = options or DeliveryOptions()
+        backoff = Backoff(o.retry_base_s, o.retry_max_s)
+        breaker = CircuitBreaker(o.failure_threshold, o.open_timeout_s)
+        worker: DeliveryWorker
+        if isinstance(self.store, ChangeLog):
+            worker = StoreFollower(exporter, self.store, backoff=backoff, breaker=breaker,
+                                   poll_interval_s=o.poll_interval_s, start_at=o.start_at)
+        else:
+            worker = BusFeed(exporter, capacity=o.queue_size, backoff=backoff, breaker=breaker,
+                             poll_interval_s=o.poll_interval_s)
+        self.workers.append(worker)
+
+    def __len__(self) -> int:
+        return len(self.workers)
+
+    def start(self) -> None:
+        """Start every worker (followers pin their cursor first)."""
+        for worker in self.workers:
+            worker.start()
+
+    def notify(self) -> None:
+        """Wake the followers: the writer committed a batch (never blocks)."""
+        for worker in self.workers:
+            worker.notify()
+
+    def on_committed(self, events: Sequence[TelemetryEvent]) -> None:
+        """After a commit: queue the events for bus-fed exporters, wake the followers (never blocks)."""
+        for worker in self.workers:
+            if isinstance(worker, BusFeed):
+                worker.offer(events)
+            else:
+                worker.notify()
+
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        """Give every worker the same `timeout` seconds (in parallel) to deliver; return whether all caught up."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        for worker in self.workers:
+            worker.begin_shutdown(timeout)
+        return all([worker.wait_shutdown(deadline) for worker in self.workers])
+
+    def status(self) -> list[dict[str, Any]]:
+        """Return each exporter's status (name, mode, cursor, committed, lag, breaker, counters, last_error)."""
+        return [worker.status() for worker in self.workers]
