@@ -197,6 +197,8 @@ class TelemetryConfig(_Section):
     api: ApiConfig = Field(default_factory=ApiConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     plugins: list[Any] = Field(default_factory=list)
+    # How long shutdown() waits for exporters to deliver what is committed (the rest goes on the next start).
+    exporter_shutdown_timeout_s: float = Field(5.0, ge=0, le=600)
     # Your own chain steps (objects with `name` and process(event) -> event | None), run before truncate.
     processors: list[Any] = Field(default_factory=list)
 

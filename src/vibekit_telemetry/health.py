@@ -110,6 +110,7 @@ def health_status(runtime: Runtime, truncated: int) -> dict[str, Any]:
         "store_error": runtime.store_error,
         "last_error": counters.last_error,
         "scheduler": runtime.scheduler.status(),
+        "exporters": runtime.exporters.status(),
     }
 
 

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import lifecycle
 from .config import TelemetryConfig
@@ -27,6 +27,9 @@ from .processing import Chain, DropNotice, Processor, build_chain
 from .scheduler import Scheduler
 from .store.base import ForkAware, Maintainable, QueryableStore, StorageProvider
 from .worker import BatchWorker
+
+if TYPE_CHECKING:
+    from .exporters.manager import ExporterSet
 
 logger = logging.getLogger("vibekit_telemetry")
 
@@ -90,8 +93,9 @@ class Runtime:
         self._losses_at_flush = 0
         self._shut_down = False
         self.providers = self._open_providers()
-        self.pipeline = WritePipeline(self.providers, emitter, retry_attempts=config.retry_attempts,
+        self.pipeline = WritePipeline(self.providers[:1], emitter, retry_attempts=config.retry_attempts,
                                       retry_delay_ms=config.retry_delay_ms)
+        self.exporters = self._build_exporters()
         self.worker = BatchWorker(
             self._write_batch, batch_size=config.stream_batch_size,
             interval_s=config.stream_flush_interval_ms / 1000, max_batch=config.max_batch_size,
@@ -103,6 +107,7 @@ class Runtime:
         self.scheduler = Scheduler()
         self._schedule_jobs()
         self.scheduler.start()
+        self.exporters.start()
         lifecycle.on_fork(self)
         lifecycle.on_exit(self)
 
@@ -133,7 +138,21 @@ class Runtime:
                 logger.error("telemetry store %s unavailable: %s", _provider_name(provider), message)
                 continue
             opened.append(provider)
+        # The first store that answers queries is the primary: the durable log the writer commits to and
+        # every other destination follows.
+        opened.sort(key=lambda p: not getattr(p, "supports_query", False))
         return opened
+
+    def _build_exporters(self) -> ExporterSet:
+        """Every destination but the primary store follows it on its own worker (exporters/)."""
+        from .exporters.manager import ExporterSet
+        from .exporters.store_copy import StoreExporter
+
+        primary = self.providers[0] if self.providers else None
+        exporters = ExporterSet.from_config(self.config, primary)
+        for index, provider in enumerate(self.providers[1:], start=1):
+            exporters.add(StoreExporter(provider, index), field=f"storage[{index}]")
+        return exporters
 
     def _schedule_jobs(self) -> None:
         config = self.config
@@ -195,7 +214,7 @@ class Runtime:
         with self._reopen_lock:  # a reader thread and the writer may both get here first
             if self._reopen_pending:
                 self.providers = self._open_providers()
-                self.pipeline.providers = list(self.providers)
+                self.pipeline.providers = self.providers[:1]
                 self._reopen_pending = False
 
     @property
@@ -287,6 +306,8 @@ class Runtime:
                 ticket.resolve("the store refused an event: " + (self.pipeline.counters.last_error or ""))
             else:
                 ticket.resolve(None)
+        if outcome.stored:
+            self.exporters.on_committed(outcome.stored)
         if not self.run_recorder.recorded and outcome.stored:
             # Once, after the first commit, so `telemetry stats --performance` sees this writer at once;
             # the scheduler's writer-metrics job keeps it current after that.
@@ -340,6 +361,8 @@ class Runtime:
         finished = self.worker.flush(timeout)
         self.pipeline.stopping.set()
         finished = self.worker.shutdown(timeout) and finished
+        # Exporters get a bounded time to deliver what is committed; the rest goes out on the next start.
+        self.exporters.shutdown(self.config.exporter_shutdown_timeout_s)
         self.run_recorder.record(final=True)
         # A forked child that never wrote still holds its parent's providers: not its to close.
         if not self._reopen_pending:

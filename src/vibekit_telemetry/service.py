@@ -135,6 +135,8 @@ class Telemetry:
                     data["context"] = data["context"].copy()
                 return runtime.submit((data, _time_ns()))
             if type(event) is TelemetryEvent and event.event_type in EVENT_TYPES:
+                if not event.timestamp:  # the caller's clock, so events keep the order they were tracked in
+                    event.timestamp = _time_ns() // 1_000_000
                 return runtime.submit(event)
         return self._record_now([event]) == 1
 
