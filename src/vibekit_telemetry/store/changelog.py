@@ -94,9 +94,9 @@ def load_cursor(engine: Engine, name: str) -> int | None:
 
 def save_cursor(engine: Engine, name: str, position: int) -> None:
     """Persist exporter `name`'s position in its own short transaction (insert or update)."""
-    from .schema import exporter_cursors
-
     from sqlalchemy.dialects import postgresql, sqlite
+
+    from .schema import exporter_cursors
 
     # Both dialects' INSERT ... ON CONFLICT DO UPDATE take the same arguments.
     insert: Any = sqlite.insert if engine.dialect.name == "sqlite" else postgresql.insert
