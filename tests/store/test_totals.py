@@ -51,19 +51,21 @@ def test_totals_follow_duplicates_rejections_late_starts_and_second_ends(store: 
                        ev("stream", "b", "codex", at=2, event_id="b1")])  # b: created implicitly as codex
     _assert_same(store, ref)
     _both(store, ref, [ev("stream", "a", at=1, event_id="a1"),  # a replayed duplicate
-                       ev("end", "nope", at=3),  # rejected: unknown session
-                       ev("stream", "x", None, at=4),  # rejected: no category, unknown session
+                       ev("end", "nope", at=3),  # its start was lost: created ended
+                       ev("stream", "x", None, at=4),  # created as unknown
+                       ev("custom", None, None, at=4),  # rejected: no category, no session
                        ev("error", "a", at=5, label="boom"),
                        ev("start", "b", "gemini", at=1, action="code")])  # late start renames b to gemini
     _assert_same(store, ref)
-    assert store.get_stats(StatsFilter()).agents == {"claude": 3, "codex": 1, "gemini": 1}
+    # "nope"'s end is a claude event (the helper's default category); "x" is unknown.
+    assert store.get_stats(StatsFilter()).agents == {"claude": 4, "codex": 1, "gemini": 1, "unknown": 1}
     _both(store, ref, [ev("end", "a", at=50, metadata={"status": "error"}), ev("end", "b", at=40, duration=7.5)])
     _assert_same(store, ref)
     _both(store, ref, [ev("end", "a", at=80)])  # a second end: status and duration replaced
     _assert_same(store, ref)
     stats = store.get_stats(StatsFilter())
-    assert (stats.total_sessions, stats.active_sessions, stats.error_events) == (2, 0, 1)
-    assert stats.avg_session_duration_ms == (80.0 + 7.5) / 2
+    assert (stats.total_sessions, stats.active_sessions, stats.error_events) == (4, 1, 1)  # x still active
+    assert stats.avg_session_duration_ms == (80.0 + 7.5 + 0.0) / 3  # nope: ended at its only event
 
 
 def test_totals_are_corrected_by_clean(store: QueryableStore) -> None:
