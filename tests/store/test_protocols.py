@@ -87,25 +87,75 @@ def test_children_forked_while_another_thread_writes_all_finish(make_store: Call
         stop.set()
         writer.join()
     # A hang guard, not a timing: a child stuck on a copied lock would never exit.
-    statuses = {}
-    deadline = threading.Event()
-    timer = threading.Timer(60, deadline.set)
-    timer.start()
-    try:
-        while len(statuses) < len(children) and not deadline.is_set():
-            for pid in children:
-                if pid not in statuses:
-                    done, status = os.waitpid(pid, os.WNOHANG)
-                    if done:
-                        statuses[pid] = os.waitstatus_to_exitcode(status)
-            deadline.wait(0.05)
-    finally:
-        timer.cancel()
-        for pid in children:
-            if pid not in statuses:
-                os.kill(pid, 9)
-                os.waitpid(pid, 0)
+    statuses = _wait_all(children, 60)
     assert sorted(statuses.values()) == [0] * len(children), f"{len(children) - len(statuses)} children hung"
     assert store.existing_sessions([f"child-{n}" for n in range(20)]) == {f"child-{n}" for n in range(20)}
     busy = store.get_session("busy")
     assert busy is not None and busy.event_count == 1 + written[0]
+
+
+def _wait_all(children: list[int], seconds: float) -> dict[int, int]:
+    """Exit codes of the children that ended within `seconds` (a hang guard); the rest are killed."""
+    codes: dict[int, int] = {}
+    deadline = threading.Event()
+    timer = threading.Timer(seconds, deadline.set)
+    timer.start()
+    try:
+        while len(codes) < len(children) and not deadline.is_set():
+            for pid in children:
+                if pid not in codes:
+                    done, status = os.waitpid(pid, os.WNOHANG)
+                    if done:
+                        codes[pid] = os.waitstatus_to_exitcode(status)
+            deadline.wait(0.05)
+    finally:
+        timer.cancel()
+        for pid in children:
+            if pid not in codes:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+    return codes
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_telemetry_children_forked_while_another_thread_tracks_all_finish(tmp_path: Path) -> None:
+    from vibekit_telemetry import Telemetry
+
+    telemetry = Telemetry(db_path=str(tmp_path / "fork.db"), stream_flush_interval_ms=5)
+    stop = threading.Event()
+
+    def track() -> None:
+        while not stop.is_set():
+            sid = telemetry.track_start("claude", "code", "parent")
+            for _ in range(50):
+                telemetry.track_stream(sid, "chunk")
+            telemetry.track_end(sid, "completed")
+
+    tracker = threading.Thread(target=track, daemon=True)
+    tracker.start()
+    children: list[int] = []
+    try:
+        for n in range(20):
+            pid = os.fork()
+            if pid == 0:  # the child tracks its own session and flushes it
+                code = 1
+                try:
+                    telemetry.track_start("codex", "code", f"child {n}")
+                    code = 0 if telemetry.flush(30) else 3
+                    telemetry.shutdown()
+                except BaseException:
+                    traceback.print_exc()
+                finally:
+                    os._exit(code)
+            children.append(pid)
+            stop.wait(0.01)  # let the tracker run between forks
+    finally:
+        stop.set()
+        tracker.join()
+    codes = _wait_all(children, 90)
+    try:
+        assert sorted(codes.values()) == [0] * len(children), f"{len(children) - len(codes)} children hung"
+        assert telemetry.flush(10)
+        assert len(telemetry.get_sessions(category="codex")) == 20
+    finally:
+        telemetry.shutdown()

@@ -118,14 +118,47 @@ def test_stream_creates_session_implicitly_and_late_start_fills_it(store: Querya
     assert s is not None and (s.start_time, s.label, s.event_count) == (T0, "late start", 2)
 
 
-def test_end_for_unknown_session_is_rejected_and_nothing_partial(store: QueryableStore) -> None:
+def test_end_without_start_creates_the_ended_session(store: QueryableStore) -> None:
     store.store_batch([ev("start", "s1")])
-    result = store.store_batch([ev("stream", "s1", at=1), ev("end", "ghost", None, at=2)])
-    assert result is not None and result.stored == 1
-    assert [reason for _, reason in result.rejected] == ["session_id: no session 'ghost' was started"]
-    assert store.get_session("ghost") is None
-    assert store.existing_sessions(["s1", "ghost"]) == {"s1"}
-    assert _types(store.query(QueryFilter())) == ["start", "stream"]
+    result = store.store_batch([ev("stream", "s1", at=1), ev("end", "ghost", None, at=2,
+                                                             metadata={"status": "failed"})])
+    assert result is not None and (result.stored, result.rejected) == (2, [])
+    ghost = store.get_session("ghost")
+    assert ghost is not None
+    assert (ghost.category, ghost.status, ghost.start_time, ghost.end_time, ghost.event_count) == (
+        "unknown", "error", T0 + 2, T0 + 2, 1)  # "failed" is an alias of error
+    assert store.existing_sessions(["s1", "ghost"]) == {"s1", "ghost"}
+    assert _types(store.query(QueryFilter())) == ["start", "stream", "end"]
+
+
+def test_stream_before_start_in_one_batch_is_stored_and_the_start_fills_the_session(store: QueryableStore) -> None:
+    result = store.store_batch([ev("stream", "lost", None, at=5, stream_data="first"),
+                                ev("start", "lost", "claude", at=0, action="code", label="late", sandbox_id="sb",
+                                   repo_url="https://example.test/r", metadata={"k": 1})])
+    assert result is not None and (result.stored, result.rejected) == (2, [])
+    s = store.get_session("lost")
+    assert s is not None
+    assert (s.category, s.action, s.label, s.status, s.start_time, s.event_count, s.stream_count) == (
+        "claude", "code", "late", "active", T0, 2, 1)
+    assert (s.sandbox_id, s.repo_url, s.metadata) == ("sb", "https://example.test/r", {"k": 1})
+
+
+def test_start_arriving_in_a_later_batch_fills_in_a_session_created_without_one(store: QueryableStore) -> None:
+    store.store_batch([ev("stream", "lost", None, at=10), ev("error", "lost", None, at=20, label="boom")])
+    s = store.get_session("lost")
+    assert s is not None and (s.category, s.action, s.status, s.start_time, s.event_count, s.error_count) == (
+        "unknown", None, "active", T0 + 10, 2, 1)
+    assert store.get_stats(StatsFilter()).agents == {"unknown": 2}
+    store.store_batch([ev("start", "lost", "codex", at=0, action="chat", label="the prompt")])
+    s = store.get_session("lost")
+    assert s is not None and (s.category, s.action, s.label, s.start_time, s.event_count) == (
+        "codex", "chat", "the prompt", T0, 3)
+    stats = store.get_stats(StatsFilter())
+    assert (stats.total_sessions, stats.active_sessions) == (1, 1)
+    assert [g.key for g in store.get_stats(StatsFilter(group_by="category")).groups if g.sessions] == ["codex"]
+    store.store_batch([ev("end", "lost", None, at=100)])
+    s = store.get_session("lost")
+    assert s is not None and (s.status, s.duration, s.category) == ("completed", 100.0, "codex")
 
 
 def test_end_for_session_started_earlier_in_the_same_batch_is_accepted(store: QueryableStore) -> None:
@@ -133,13 +166,16 @@ def test_end_for_session_started_earlier_in_the_same_batch_is_accepted(store: Qu
     assert result is not None and (result.stored, result.rejected) == (2, [])
 
 
-def test_category_is_inherited_from_the_session_or_rejected(store: QueryableStore) -> None:
+def test_category_is_inherited_from_the_session_or_unknown(store: QueryableStore) -> None:
     store.store_batch([ev("start", "s1", "codex")])
-    result = store.store_batch([ev("stream", "s1", None, at=1), ev("stream", "new", None, at=2)])
-    assert result is not None and result.stored == 1
-    assert result.rejected and result.rejected[0][1].startswith("category:")
-    assert [e.category for e in store.query(QueryFilter())] == ["codex", "codex"]
-    assert store.get_session("new") is None
+    result = store.store_batch([ev("stream", "s1", None, at=1), ev("stream", "new", None, at=2),
+                                ev("custom", None, None, at=3)])
+    assert result is not None and result.stored == 2
+    assert [reason for _, reason in result.rejected] == [
+        "category: expected a category for an event outside any session"]
+    assert [e.category for e in store.query(QueryFilter())] == ["codex", "codex", "unknown"]
+    new = store.get_session("new")
+    assert new is not None and (new.category, new.status) == ("unknown", "active")
 
 
 def test_sessions_listing_filters(store: QueryableStore) -> None:

@@ -51,19 +51,21 @@ def test_totals_follow_duplicates_rejections_late_starts_and_second_ends(store: 
                        ev("stream", "b", "codex", at=2, event_id="b1")])  # b: created implicitly as codex
     _assert_same(store, ref)
     _both(store, ref, [ev("stream", "a", at=1, event_id="a1"),  # a replayed duplicate
-                       ev("end", "nope", at=3),  # rejected: unknown session
-                       ev("stream", "x", None, at=4),  # rejected: no category, unknown session
+                       ev("end", "nope", at=3),  # its start was lost: created ended
+                       ev("stream", "x", None, at=4),  # created as unknown
+                       ev("custom", None, None, at=4),  # rejected: no category, no session
                        ev("error", "a", at=5, label="boom"),
                        ev("start", "b", "gemini", at=1, action="code")])  # late start renames b to gemini
     _assert_same(store, ref)
-    assert store.get_stats(StatsFilter()).agents == {"claude": 3, "codex": 1, "gemini": 1}
+    # "nope"'s end is a claude event (the helper's default category); "x" is unknown.
+    assert store.get_stats(StatsFilter()).agents == {"claude": 4, "codex": 1, "gemini": 1, "unknown": 1}
     _both(store, ref, [ev("end", "a", at=50, metadata={"status": "error"}), ev("end", "b", at=40, duration=7.5)])
     _assert_same(store, ref)
     _both(store, ref, [ev("end", "a", at=80)])  # a second end: status and duration replaced
     _assert_same(store, ref)
     stats = store.get_stats(StatsFilter())
-    assert (stats.total_sessions, stats.active_sessions, stats.error_events) == (2, 0, 1)
-    assert stats.avg_session_duration_ms == (80.0 + 7.5) / 2
+    assert (stats.total_sessions, stats.active_sessions, stats.error_events) == (4, 1, 1)  # x still active
+    assert stats.avg_session_duration_ms == (80.0 + 7.5 + 0.0) / 3  # nope: ended at its only event
 
 
 def test_totals_are_corrected_by_clean(store: QueryableStore) -> None:
@@ -224,3 +226,33 @@ def test_session_rollups_equal_a_recount_from_sessions(store: QueryableStore) ->
             "SELECT period, bucket_start, category, sessions, active_sessions, ended_sessions, duration_sum, "
             "duration_count FROM session_rollups WHERE sessions <> 0"))
     assert got == want and len(want) == 4  # a (gemini) and c (codex), each in one hour and one day
+
+
+def test_one_delta_function_adds_events_one_by_one_and_removes_them_by_minute() -> None:
+    from vibekit_telemetry.store._batch import RollupDelta, TotalsDelta, add_event_rollups
+
+    rollups: dict[Any, RollupDelta] = {}
+    totals: dict[str, TotalsDelta] = {}
+    stamps = [T0 + i * 7_000 for i in range(40)]  # 40 events over ~5 minutes, some errors with durations
+    for i, ts in enumerate(stamps):
+        error = i % 5 == 0
+        add_event_rollups(rollups, totals, ts, "claude", "", "error" if error else "stream",
+                          errors=int(error), duration_sum=float(i) if error else 0.0,
+                          duration_count=int(error), duration=float(i) if error else None)
+    assert sum(v.count for k, v in rollups.items() if k[0] == "day") == 40 == totals["claude"].events
+    assert totals["claude"].error_events == 8
+    # clean() removes what it deletes per minute bucket: the same function, sign -1.
+    per_minute: dict[tuple[int, str], list[float]] = {}
+    for i, ts in enumerate(stamps):
+        kind = "error" if i % 5 == 0 else "stream"
+        acc = per_minute.setdefault((ts // 60_000 * 60_000, kind), [0, 0, 0.0, 0])
+        acc[0] += 1
+        acc[1] += kind == "error"
+        acc[2] += float(i) if kind == "error" else 0.0
+        acc[3] += kind == "error"
+    for (minute, kind), (n, errs, dsum, dcount) in per_minute.items():
+        add_event_rollups(rollups, totals, minute, "claude", "", kind, count=int(n), errors=int(errs),
+                          duration_sum=dsum, duration_count=int(dcount), sign=-1)
+    assert all((v.count, v.error_count, v.duration_sum, v.duration_count) == (0, 0, 0.0, 0)
+               for v in rollups.values())
+    assert totals["claude"].is_zero()

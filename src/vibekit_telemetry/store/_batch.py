@@ -10,7 +10,6 @@ from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ..errors import UnknownSessionError
 from ..events import END_STATUS_ALIASES, TelemetryEvent, encode_json, now_ms
 from ..ids import uuid7
 from .base import BatchResult
@@ -23,8 +22,9 @@ RollupKey = tuple[str, int, str, str, str]
 SESSION_ROLLUP_PERIODS: Final = {"hour": ROLLUP_PERIODS["hour"], "day": ROLLUP_PERIODS["day"]}
 # (period, bucket_start of the session's start_time, category ('' when none))
 SessionRollupKey = tuple[str, int, str]
-CATEGORY_REASON: Final = ("category: expected a category, or the session_id of a started session "
-                          "that has one")
+CATEGORY_REASON: Final = "category: expected a category for an event outside any session"
+# The category of a session created from an event that names none (its start was lost).
+UNKNOWN_CATEGORY: Final = "unknown"
 
 
 @dataclass(slots=True)
@@ -188,15 +188,16 @@ def plan_batch(events: Sequence[TelemetryEvent], known: Mapping[str, KnownSessio
         sid = event.session_id
         delta = sessions.get(sid) if sid is not None else None
         stored = known.get(sid) if sid is not None and delta is None else None
-        if event.event_type == "end" and sid is not None and delta is None and stored is None:
-            plan.result.rejected.append((event, str(UnknownSessionError(sid))))
-            continue
         category = event.category
         if category is None:
             category = delta.category if delta is not None else stored.category if stored else None
             if category is None:
-                plan.result.rejected.append((event, CATEGORY_REASON))
-                continue
+                if sid is None:
+                    plan.result.rejected.append((event, CATEGORY_REASON))
+                    continue
+                # The session's start was lost (dropped under backpressure, another process): keep
+                # the event and create the session from it; a start arriving later fills it in.
+                category = UNKNOWN_CATEGORY
             event.category = category
         seen.add(event_id)
         plan.events.append(event)
