@@ -331,7 +331,7 @@ def _trusted_proxies(api: ApiConfig, env: Mapping[str, str], options: dict[str, 
     """Pick the proxies whose forwarded headers are believed: option, env, config list, or loopback."""
     trust = _pop(options, "trust_proxy_headers")
     explicit = _split(_pop(options, "trusted_proxies", "trust_proxy")) or _split(env.get(ENV_TRUSTED_PROXIES)) \
-        or _split(getattr(api, "trusted_proxies", None))
+        or _split(api.trusted_proxies)
     if trust is False:
         return []
     if explicit:
