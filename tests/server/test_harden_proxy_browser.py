@@ -143,3 +143,17 @@ def test_raw_simple_request_with_a_body_and_no_content_type(server: ServerHandle
         status = raw.recv(100).split(b"\r\n", 1)[0]
     assert status.startswith(b"HTTP/1.1 415")
     assert _count(server) == 0
+
+
+def test_routes_bring_their_own_body_types_but_never_simple_ones() -> None:
+    from fastapi import FastAPI
+
+    from vibekit_telemetry.server.browser_guard import declared_body_types
+
+    app = FastAPI()
+    body = {"requestBody": {"content": {"application/x-protobuf": {}, "text/plain": {}}}}
+    app.post("/v1/traces", openapi_extra=body)(lambda: None)
+    app.post("/v1/other")(lambda: None)
+    [(pattern, types)] = declared_body_types(app.routes)
+    assert pattern.match("/v1/traces") and not pattern.match("/v1/other")
+    assert "application/x-protobuf" in types and "application/json" in types and "text/plain" not in types

@@ -16,7 +16,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from .. import __version__
 from .auth import Authenticator
 from .body import BodyLimitMiddleware
-from .browser_guard import BrowserGuardMiddleware
+from .browser_guard import BrowserGuardMiddleware, declared_body_types
 from .errors import JSONBody, install_error_handlers
 from .metrics import HttpMetricsMiddleware, ServerMetrics
 from .ratelimit import RateLimitMiddleware, make_backend
@@ -96,7 +96,8 @@ def create_app(telemetry: Telemetry, settings: ServerSettings | None = None, **o
                        on_limited=lambda budget: server_metrics.rate_limited.labels(budget).inc())
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     # Inside CORS, so a 415 to an allowed origin still carries the CORS headers the page needs to read it.
-    app.add_middleware(BrowserGuardMiddleware, allowed_origins=settings.allowed_origins)
+    app.add_middleware(BrowserGuardMiddleware, allowed_origins=settings.allowed_origins,
+                       route_types=declared_body_types(app.routes))
     if settings.allowed_origins:
         wildcard = "*" in settings.allowed_origins
         app.add_middleware(

@@ -6,18 +6,21 @@ though the page cannot read the answer. With auth off (the local default) that w
 into, or delete from, the developer's store. So, before auth and routing:
 
 - a POST/PUT/PATCH with a body must declare a JSON type (application/json, NDJSON, `+json`) or a type
-  its route registers (OTLP, usage imports): browsers cannot send those cross-site without a preflight,
-  and the preflight is refused for origins that are not allowed;
+  its route documents in its OpenAPI request body (OTLP's protobuf, usage imports: see
+  `declared_body_types`): browsers cannot send those cross-site without a preflight, and the
+  preflight is refused for origins that are not allowed;
 - a mutating request or a WebSocket handshake carrying an `Origin` header must come from an allowed
   origin (the CORS allow-list, or the server's own loopback origin), else 403.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Final
+import re
+from collections.abc import Iterable
+from typing import Any, Final
 from urllib.parse import urlsplit
 
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .body import NDJSON_TYPES, media_type
@@ -43,18 +46,40 @@ def _has_body(scope: Scope) -> bool:
     return _header(scope, b"transfer-encoding") is not None
 
 
+# Types a browser may send cross-site without a preflight: never accepted, even if a route lists one.
+SIMPLE_TYPES: Final = frozenset({"text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""})
+
+
+def declared_body_types(routes: Iterable[BaseRoute]) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    """Return (path pattern, media types) for routes whose OpenAPI request body lists its own types."""
+    found = []
+    for route in routes:
+        extra: Any = getattr(route, "openapi_extra", None) or {}
+        content = extra.get("requestBody", {}).get("content", {}) if isinstance(extra, dict) else {}
+        types = frozenset(str(t).lower() for t in content) - SIMPLE_TYPES
+        pattern = getattr(route, "path_regex", None)
+        if types and pattern is not None:
+            found.append((pattern, types | JSON_BODY_TYPES))
+    return found
+
+
 class BrowserGuardMiddleware:
     """Refuse cross-site writes: 415 for non-JSON bodies, 403 for Origins not allowed."""
 
     def __init__(self, app: ASGIApp, allowed_origins: Iterable[str] = (),
-                 route_types: Mapping[str, Iterable[str]] | None = None) -> None:
+                 route_types: Iterable[tuple[re.Pattern[str], frozenset[str]]] = ()) -> None:
         self.app = app
         origins = {o.strip().rstrip("/").lower() for o in allowed_origins}
         self.any_origin = "*" in origins
         self.origins = frozenset(origins - {"*"})
-        # Routes with their own body types (e.g. OTLP's application/x-protobuf), by path.
-        self.route_types = {path: frozenset(t.lower() for t in types) for path, types in
-                            (route_types or {}).items()}
+        # Routes with their own body types (e.g. OTLP's application/x-protobuf): declared_body_types().
+        self.route_types = list(route_types)
+
+    def _allowed_types(self, path: str) -> frozenset[str]:
+        for pattern, types in self.route_types:
+            if pattern.match(path):
+                return types
+        return JSON_BODY_TYPES
 
     def origin_allowed(self, origin: str, scope: Scope) -> bool:
         """Return whether a request from `origin` may write: listed, or this server's own loopback origin."""
@@ -75,8 +100,7 @@ class BrowserGuardMiddleware:
     def body_type_allowed(self, scope: Scope) -> bool:
         """Return whether the declared Content-Type is one a browser cannot send cross-site unasked."""
         kind = media_type(_header(scope, b"content-type"))
-        allowed = self.route_types.get(scope.get("path", ""), JSON_BODY_TYPES)
-        return kind in allowed or kind.endswith("+json")
+        return kind in self._allowed_types(scope.get("path", "")) or kind.endswith("+json")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the Origin and Content-Type of writes and WebSocket handshakes, then pass the request on."""
@@ -96,7 +120,7 @@ class BrowserGuardMiddleware:
                 return
         if kind == "http" and method in WITH_BODY and _has_body(scope) and not self.body_type_allowed(scope):
             declared = media_type(_header(scope, b"content-type")) or "(none)"
-            expected = ", ".join(sorted(self.route_types.get(scope.get("path", ""), JSON_BODY_TYPES)))
+            expected = ", ".join(sorted(self._allowed_types(scope.get("path", ""))))
             body = error_body("Unsupported Media Type", f"unsupported content type {declared!r}: send "
                               "Content-Type: application/json (or application/x-ndjson)",
                               [{"field": "Content-Type", "message": f"one of {expected}"}])
