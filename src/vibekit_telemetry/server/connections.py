@@ -113,6 +113,7 @@ def guarded_protocol(guard: ConnectionGuard) -> type[asyncio.Protocol]:
             """httptools protocol: headers are complete at its on_headers_complete callback."""
 
             def on_headers_complete(self) -> None:
+                """Stop the header clock, then let uvicorn start the request."""
                 self._headers_done()
                 super().on_headers_complete()
 
@@ -126,6 +127,7 @@ def guarded_protocol(guard: ConnectionGuard) -> type[asyncio.Protocol]:
             """h11 protocol: headers are complete once the peer leaves the IDLE state."""
 
             def handle_events(self) -> None:
+                """Let uvicorn parse; once the request line and headers are in, stop the header clock."""
                 super().handle_events()
                 if self.conn.their_state is not h11.IDLE:
                     self._headers_done()
