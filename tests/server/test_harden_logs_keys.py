@@ -86,6 +86,10 @@ def test_bad_keys_from_the_environment_are_refused_too(tmp_path: Path) -> None:
     result = _cli("--db", str(tmp_path / "t.db"), "api", "--port", "0",
                   env={"TELEMETRY_BEARER_TOKENS": "t-0123456789abcdef:sudo"})
     assert result.returncode == 2 and "unknown scope 'sudo'" in result.stderr and "bearer_tokens" in result.stderr
+    # The issue's exact value: the 11-character key is refused, and no key `read` is ever made.
+    issue = _cli("--db", str(tmp_path / "t.db"), "api", "--port", "0",
+                 env={"TELEMETRY_API_KEYS": "agentsecret:ingest,read"})
+    assert issue.returncode == 2 and "too short" in issue.stderr and "agentsecret" not in issue.stderr
 
 
 def test_parse_credential_rules() -> None:
