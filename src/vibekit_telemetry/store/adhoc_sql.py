@@ -193,8 +193,10 @@ def run_sqlite(path: str | Path, sql: str, limits: SqlLimits = SqlLimits()) -> S
     try:
         conn.execute("PRAGMA query_only = ON")
         # The heap limit is process-wide: set for this statement, put back afterwards.
-        previous_heap = conn.execute("PRAGMA hard_heap_limit").fetchone()[0]
-        conn.execute(f"PRAGMA hard_heap_limit = {SQLITE_HEAP_LIMIT}")
+        row = conn.execute("PRAGMA hard_heap_limit").fetchone()  # no row before SQLite 3.31
+        if row is not None:
+            previous_heap = row[0]
+            conn.execute(f"PRAGMA hard_heap_limit = {SQLITE_HEAP_LIMIT}")
         conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
         conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
         conn.set_authorizer(_sqlite_authorizer(run))
