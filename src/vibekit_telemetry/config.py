@@ -153,6 +153,9 @@ class ApiConfig(_Section):
     heartbeat_s: float = Field(default=15.0, gt=0)
     hsts: bool | None = None
     trust_proxy_headers: bool = False
+    # Proxies (addresses or CIDR) whose X-Forwarded-* headers are believed; trust_proxy_headers alone
+    # trusts a proxy on this host (loopback) only.
+    trusted_proxies: list[str] = Field(default_factory=list)
 
 
 class DashboardConfig(_Section):

@@ -16,6 +16,7 @@ from api_support import start_event, stream_event
 
 from vibekit_telemetry import Telemetry
 
+CLI_KEY = "cli-secret-0123456789"
 URL = re.compile(r"http://127\.0\.0\.1:(\d+)")
 
 
@@ -65,12 +66,12 @@ def test_signal_stops_gracefully_and_flushes_pending_events(tmp_path: Path, sig:
 
 
 def test_auth_flag_and_api_key(tmp_path: Path) -> None:
-    process, url = _start(tmp_path / "auth.db", "--api-key", "cli-secret:read+ingest", "--rate-limit", "strict")
+    process, url = _start(tmp_path / "auth.db", "--api-key", f"{CLI_KEY}:read+ingest", "--rate-limit", "strict")
     try:
         assert httpx.get(url + "/api/events").status_code == 401
-        ok = httpx.get(url + "/api/events", headers={"X-API-Key": "cli-secret"})
+        ok = httpx.get(url + "/api/events", headers={"X-API-Key": CLI_KEY})
         assert ok.status_code == 200 and ok.headers["x-ratelimit-limit"] == "100"
-        assert httpx.delete(url + "/api/events?category=x", headers={"X-API-Key": "cli-secret"}).status_code == 403
+        assert httpx.delete(url + "/api/events?category=x", headers={"X-API-Key": CLI_KEY}).status_code == 403
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -15,7 +15,8 @@ from vibekit_telemetry.errors import ValidationError
 from vibekit_telemetry.server import ServerHandle, ServerSettings
 from vibekit_telemetry.server.auth import key_id
 
-ADMIN, INGEST, READ, TOKEN = "admin-key-0123456789", "ingest-key-0123456789", "read-key-0123456789", "tok-abc"
+ADMIN, INGEST, READ = "admin-key-0123456789", "ingest-key-0123456789", "read-key-0123456789"
+TOKEN = "tok-abc-0123456789ab"
 
 
 @pytest.fixture
@@ -81,15 +82,15 @@ def test_health_public_metrics_private_by_default(secured: ServerHandle, serve: 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, telemetry: Telemetry) -> None:
     monkeypatch.setenv("TELEMETRY_AUTH_ENABLED", "true")
-    monkeypatch.setenv("TELEMETRY_API_KEYS", "k1,k2:read")
-    monkeypatch.setenv("TELEMETRY_BEARER_TOKENS", "t1")
+    monkeypatch.setenv("TELEMETRY_API_KEYS", "k1-0123456789abcdef,k2-0123456789abcdef:read")
+    monkeypatch.setenv("TELEMETRY_BEARER_TOKENS", "t1-0123456789abcdef")
     monkeypatch.setenv("TELEMETRY_ALLOWED_ORIGINS", "https://app.example.com, https://dash.example.com")
     settings = ServerSettings.resolve(telemetry.config.api)
     assert settings.auth_enabled
     assert [(c.kind, sorted(c.scopes)) for c in settings.credentials] == [
         ("api_key", ["admin", "ingest", "read"]), ("api_key", ["read"]), ("bearer", ["admin", "ingest", "read"])]
     assert settings.allowed_origins == ("https://app.example.com", "https://dash.example.com")
-    assert "k1" not in repr(settings)  # secrets never show in reprs or logs
+    assert "k1-0123" not in repr(settings)  # secrets never show in reprs or logs
     monkeypatch.setenv("TELEMETRY_API_KEYS", "")
     monkeypatch.setenv("TELEMETRY_BEARER_TOKENS", "")
     with pytest.raises(ValidationError, match="at least one API key"):
@@ -152,7 +153,7 @@ def test_body_over_the_limit_gets_413(serve: Serve) -> None:
             yield json.dumps(start_event(f"c{i}")).encode() + b","
         yield b"{}]"
 
-    chunked = httpx.post(handle.url + "/api/events", content=chunks())
+    chunked = httpx.post(handle.url + "/api/events", content=chunks(), headers={"Content-Type": "application/json"})
     assert chunked.status_code == 413
 
 
@@ -219,8 +220,8 @@ def test_429_with_retry_after_past_the_budget(serve: Serve) -> None:
 
 
 def test_rate_limit_counts_per_key_not_per_ip(serve: Serve) -> None:
-    handle = serve(api_keys=["key-one", "key-two"], read_limit=2, rate_window_s=60)
+    handle = serve(api_keys=["key-one-0123456789", "key-two-0123456789"], read_limit=2, rate_window_s=60)
     with httpx.Client(base_url=handle.url) as http:
-        one = [http.get("/api/stats", headers={"X-API-Key": "key-one"}).status_code for _ in range(3)]
-        two = [http.get("/api/stats", headers={"X-API-Key": "key-two"}).status_code for _ in range(2)]
+        one = [http.get("/api/stats", headers={"X-API-Key": "key-one-0123456789"}).status_code for _ in range(3)]
+        two = [http.get("/api/stats", headers={"X-API-Key": "key-two-0123456789"}).status_code for _ in range(2)]
     assert one == [200, 200, 429] and two == [200, 200]

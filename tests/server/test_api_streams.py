@@ -157,20 +157,20 @@ def test_slow_consumer_does_not_block_ingest(serve: Serve) -> None:
 
 
 def test_stream_auth_and_bad_channels(serve: Serve) -> None:
-    handle = serve(api_keys=["stream-key:read", "ingest-only:ingest"])
+    handle = serve(api_keys=["stream-key-0123456789:read", "ingest-only-0123456789:ingest"])
     with connect(ws_url(handle)) as ws:
         refused = recv_json(ws)
         assert refused["type"] == "error" and refused["error"] == "Unauthorized"
-    with connect(ws_url(handle, "?api_key=ingest-only")) as ws:
+    with connect(ws_url(handle, "?api_key=ingest-only-0123456789")) as ws:
         assert recv_json(ws)["error"] == "Forbidden"
-    with connect(ws_url(handle, "?api_key=stream-key")) as ws:
+    with connect(ws_url(handle, "?api_key=stream-key-0123456789")) as ws:
         assert recv_json(ws)["type"] == "connected"
-    with connect(ws_url(handle), additional_headers={"X-API-Key": "stream-key"}) as ws:
+    with connect(ws_url(handle), additional_headers={"X-API-Key": "stream-key-0123456789"}) as ws:
         assert recv_json(ws)["type"] == "connected"
     assert httpx.get(handle.url + "/api/stream").status_code == 401
-    bad = httpx.get(handle.url + "/api/stream", params={"api_key": "stream-key", "channel": "planet:x"})
+    bad = httpx.get(handle.url + "/api/stream", params={"api_key": "stream-key-0123456789", "channel": "planet:x"})
     assert bad.status_code == 400 and bad.json()["details"][0]["field"] == "channel"
-    reader = SSEReader(handle.url + "/api/stream?api_key=stream-key")
+    reader = SSEReader(handle.url + "/api/stream?api_key=stream-key-0123456789")
     assert reader.status == 200
     reader.close()
 

@@ -29,13 +29,16 @@ from .options import console, database_options
               help="Share rate limits between replicas through Redis [env TELEMETRY_REDIS_URL].")
 @click.option("--max-body-mb", type=click.FloatRange(0.001, 1024), default=None,
               help="Largest request body accepted [default: 10].")
+@click.option("--trust-proxy", "trusted_proxies", multiple=True, metavar="CIDR",
+              help="Believe X-Forwarded-For/-Proto only from this proxy address or network (repeatable).")
 @click.option("--dashboard", is_flag=True, help="Also serve the web dashboard (when installed).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True)
 @database_options
 def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[str, ...],
         bearer_tokens: tuple[str, ...], cors_origins: tuple[str, ...], rate_limit: str | None,
-        redis_url: str | None, max_body_mb: float | None, dashboard: bool, log_level: str) -> None:
+        redis_url: str | None, max_body_mb: float | None, trusted_proxies: tuple[str, ...], dashboard: bool,
+        log_level: str) -> None:
     """Serve the HTTP API: events, sessions, stats, live streams (/ws, /api/stream), /metrics.
 
     \b
@@ -54,7 +57,7 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
     options: dict[str, Any] = {"auth": auth, "api_keys": list(api_keys) or None,
                                "bearer_tokens": list(bearer_tokens) or None,
                                "cors_origins": list(cors_origins) or None, "rate_limit": rate_limit,
-                               "redis_url": redis_url}
+                               "redis_url": redis_url, "trusted_proxies": list(trusted_proxies) or None}
     if max_body_mb is not None:
         options["max_body_bytes"] = int(max_body_mb * 1024 * 1024)
     err = console(stderr=True)

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
-import urllib.parse
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import click
 
 from ..query import parse_query, parse_session_filter
 from ..store.base import ERROR_GROUP_FIELDS, ReadInsights
-from .context import TelemetryCommand, open_store, raw_engine, require_existing_db, resolve_store, sqlite_file
+from .adhoc_sql import run_readonly_sql, sql_options
+from .context import TelemetryCommand, open_store
 from .options import (
     EVENT_ALIASES,
     EVENT_FIELDS,
@@ -53,32 +51,6 @@ def dump(fmt: str, fields: tuple[str, ...], exclude: tuple[str, ...], limit: int
     _emit_events(filters, fmt, fields, exclude)
 
 
-def _read_only_sql(sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run one SQL statement on a read-only connection; return column names and rows."""
-    store = resolve_store()
-    path = sqlite_file(store)
-    if path is not None:
-        require_existing_db(store)
-        uri = "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro"
-        conn = sqlite3.connect(uri, uri=True)
-        try:
-            conn.execute("PRAGMA query_only = ON")
-            cursor = conn.execute(sql)
-            columns = [d[0] for d in cursor.description or ()]
-            return columns, [tuple(r) for r in cursor.fetchall()]
-        finally:
-            conn.close()
-    with raw_engine() as engine, engine.connect() as connection:
-        if engine.dialect.name == "sqlite":
-            raise click.ClickException("read-only SQL needs a database file, not an in-memory database")
-        connection.exec_driver_sql("SET TRANSACTION READ ONLY")
-        result = connection.exec_driver_sql(sql)
-        columns = list(result.keys()) if result.returns_rows else []
-        rows = [tuple(r) for r in result.fetchall()] if result.returns_rows else []
-        connection.rollback()
-        return columns, rows
-
-
 def _unique_columns(names: Sequence[str]) -> list[str]:
     out: list[str] = []
     for name in names:
@@ -89,16 +61,10 @@ def _unique_columns(names: Sequence[str]) -> list[str]:
     return out
 
 
-def _run_sql(sql: str, fmt: str, fields: Sequence[str], exclude: Sequence[str]) -> None:
-    try:
-        names, raw_rows = _read_only_sql(sql)
-    except sqlite3.Error as exc:
-        message = " ".join(str(exc).split())
-        if "readonly" in message or "query_only" in message or "read-only" in message:
-            message += " (telemetry query runs SQL read-only)"
-        raise click.ClickException(f"SQL failed: {message}") from None
-    columns = _unique_columns(names)
-    rows = [dict(zip(columns, row, strict=False)) for row in raw_rows]
+def _run_sql(sql: str, fmt: str, fields: Sequence[str], exclude: Sequence[str], **limits: Any) -> None:
+    result = run_readonly_sql(sql, **limits)
+    columns = _unique_columns(result.columns)
+    rows = [dict(zip(columns, row, strict=False)) for row in result.rows]
     shown = select_columns(columns, fields, exclude, fmt=fmt)
     emit_rows(rows, shown, fmt, empty="The query returned no rows.")
 
@@ -154,11 +120,12 @@ def _error_groups(filters: dict[str, Any], group_by: str, limit: int | None, fmt
 @click.option("--errors", "errors", is_flag=True, help="Error events; with --group-by, counted per group.")
 @click.option("--group-by", "group_by", metavar="FIELD",
               help="With --errors: group by " + ", ".join(ERROR_GROUPS) + " (prompt and agent accepted).")
+@sql_options
 @output_options
 @database_options
 def query(sql: str | None, fmt: str, fields: tuple[str, ...], exclude: tuple[str, ...], limit: int | None,
           sessions_with_errors: bool, longest_sessions: bool, errors: bool, group_by: str | None,
-          **filter_options: Any) -> None:
+          sql_timeout: float, max_rows: int, allow_superuser: bool, **filter_options: Any) -> None:
     """Query events with filters, run read-only SQL, or ask a canned question.
 
     \b
@@ -178,7 +145,8 @@ def query(sql: str | None, fmt: str, fields: tuple[str, ...], exclude: tuple[str
     if sql is not None:
         if not sql.strip():
             raise click.BadParameter("an SQL statement", param_hint="SQL")
-        _run_sql(sql, fmt, fields, exclude)
+        _run_sql(sql, fmt, fields, exclude, sql_timeout=sql_timeout, max_rows=max_rows,
+                 allow_superuser=allow_superuser)
         return
     filters = build_query_kwargs(limit=limit, **filter_options)
     if longest_sessions:

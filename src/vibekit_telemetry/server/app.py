@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from .. import __version__
 from .auth import Authenticator
 from .body import BodyLimitMiddleware
+from .browser_guard import BrowserGuardMiddleware, declared_body_types
 from .errors import JSONBody, install_error_handlers
 from .metrics import HttpMetricsMiddleware, ServerMetrics
 from .ratelimit import RateLimitMiddleware, make_backend
@@ -92,7 +94,10 @@ def create_app(telemetry: Telemetry, settings: ServerSettings | None = None, **o
     # auth, and adds its headers to refusals so browsers can read them.
     app.add_middleware(RateLimitMiddleware, settings=settings, backend=limiter, auth=auth,
                        on_limited=lambda budget: server_metrics.rate_limited.labels(budget).inc())
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
+    # Inside CORS, so a 415 to an allowed origin still carries the CORS headers the page needs to read it.
+    app.add_middleware(BrowserGuardMiddleware, allowed_origins=settings.allowed_origins,
+                       route_types=declared_body_types(app.routes))
     if settings.allowed_origins:
         wildcard = "*" in settings.allowed_origins
         app.add_middleware(
@@ -105,4 +110,9 @@ def create_app(telemetry: Telemetry, settings: ServerSettings | None = None, **o
             max_age=600)
     app.add_middleware(SecurityHeadersMiddleware, settings=settings)
     app.add_middleware(HttpMetricsMiddleware, metrics=server_metrics)
+    if settings.trusted_proxies:
+        # Outermost: the client address and scheme are rewritten only for requests whose socket peer is
+        # a trusted proxy, before rate limits, logs and HSTS look at them. Without it, X-Forwarded-* are
+        # ignored (the ASGI server's own proxy handling is switched off in runner.py).
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     return app

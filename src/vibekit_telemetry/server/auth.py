@@ -50,9 +50,9 @@ class Authenticator:
 
     def __init__(self, settings: ServerSettings) -> None:
         self.enabled = settings.auth_enabled
-        # Compare SHA-256 digests: equal lengths, so compare_digest leaks neither content nor length.
-        self._entries = [(hashlib.sha256(c.secret.encode("utf-8")).digest(), c, key_id(c.secret))
-                         for c in settings.credentials]
+        # Compare SHA-256 digests: equal lengths, so compare_digest leaks neither content nor length;
+        # the settings hold digests only, so a `sha256:` key in the config works the same way.
+        self._entries = [(c.digest, c, c.key_id) for c in settings.credentials]
 
     def identify(self, secret: str | None, kind: str) -> Principal | None:
         """Return the principal a secret belongs to, or None; every entry is compared, no early exit."""

@@ -13,7 +13,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from ..errors import TelemetryError
+from . import log_redaction
 from .app import create_app
+from .connections import ConnectionGuard, guarded_protocol
 from .settings import ServerSettings
 from .streams import StreamHub
 
@@ -41,10 +43,24 @@ class _Server(uvicorn.Server):
             captured.clear()
 
 
+# WebSocket commands are a few hundred bytes; nothing a client says needs more.
+WS_MAX_BYTES = 1024 * 1024
+
+
 def _config(app: FastAPI, log_level: str, access_log: bool) -> uvicorn.Config:
+    settings: ServerSettings = app.state.settings
+    guard = ConnectionGuard(settings.header_timeout_s, settings.max_connections)
     # Long-lived streams are closed by the hub first; the grace period bounds anything else.
-    return uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on",
-                          timeout_graceful_shutdown=5, server_header=False, ws_ping_interval=20.0)
+    # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 by default;
+    # the app applies forwarded headers itself, and only from the proxies it is told to trust.
+    config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on",
+                            timeout_graceful_shutdown=5, server_header=False, ws_ping_interval=20.0,
+                            proxy_headers=False, forwarded_allow_ips=[], http=guarded_protocol(guard),
+                            timeout_keep_alive=5, limit_concurrency=guard.cap, ws_max_size=WS_MAX_BYTES,
+                            h11_max_incomplete_event_size=64 * 1024)
+    # uvicorn configured its loggers just now: secrets in query strings are redacted from here on.
+    log_redaction.install()
+    return config
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -25,7 +25,6 @@ class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp, settings: ServerSettings) -> None:
         self.app = app
         self.hsts = settings.hsts
-        self.trust_proxy = settings.trust_proxy_headers
         base = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
                 (b"referrer-policy", b"no-referrer"), (b"cross-origin-opener-policy", b"same-origin"),
                 (b"cross-origin-resource-policy", b"same-origin"),
@@ -36,13 +35,8 @@ class SecurityHeadersMiddleware:
     def _tls(self, scope: Scope) -> bool:
         if self.hsts is not None:
             return self.hsts
-        if scope.get("scheme") == "https":
-            return True
-        if self.trust_proxy:
-            for name, value in scope.get("headers", ()):
-                if name == b"x-forwarded-proto":
-                    return bool(value.split(b",")[0].strip().lower() == b"https")
-        return False
+        # The proxy middleware sets the scheme from X-Forwarded-Proto for trusted proxies only.
+        return bool(scope.get("scheme") == "https")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Wrap `send` so the response start carries the headers."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import logging
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
@@ -34,17 +37,29 @@ RATE_PRESETS: Final[dict[str, tuple[int, int, float]]] = {
     "strict": (100, 100, 900.0),
 }
 INGEST_PATHS: Final = ("/api/events", "/v1/traces", "/api/pipeline")
+# Keys shorter than this are refused: `telemetry keys generate` makes 43-character ones.
+MIN_SECRET_LENGTH: Final = 16
+HASH_PREFIX: Final = "sha256:"
+_HEX64: Final = re.compile(r"[0-9a-f]{64}")
+# `trust_proxy_headers: true` without an allow-list trusts a proxy on this host only.
+LOOPBACK_PROXIES: Final = ("127.0.0.1/32", "::1/128")
+ENV_TRUSTED_PROXIES: Final = "TELEMETRY_TRUSTED_PROXIES"
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
 
 
 @dataclass(frozen=True, slots=True)
 class Credential:
-    """One accepted secret (an API key or a bearer token) and the scopes it grants."""
+    """One accepted secret, kept only as its SHA-256 digest, and the scopes it grants."""
 
-    secret: str = field(repr=False)
+    digest: bytes = field(repr=False)
     scopes: frozenset[str]
     kind: Literal["api_key", "bearer"]
+
+    @property
+    def key_id(self) -> str:
+        """The id logs and the audit log show: a short hash, never the key."""
+        return "key_" + self.digest.hex()[:12]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +106,12 @@ class ServerSettings:
         heartbeat_s: seconds between heartbeats on idle live streams.
         max_stream_clients: live-stream connections allowed at once.
         hsts: send Strict-Transport-Security (None: only on requests that arrived over TLS).
-        trust_proxy_headers: take the client IP and scheme from X-Forwarded-For / X-Forwarded-Proto.
+        trusted_proxies: networks (CIDR) whose X-Forwarded-For / X-Forwarded-Proto are believed; empty:
+            the socket peer is the client, whatever the headers say.
+        header_timeout_s: a connection must finish its request headers within this time, else it is closed.
+        body_timeout_s: a request must finish sending its body within this time, else 408.
+        max_connections: connections held open at once; past it the oldest one still waiting for its
+            headers is closed (and requests beyond it get 503).
     """
 
     auth_enabled: bool = False
@@ -108,7 +128,15 @@ class ServerSettings:
     heartbeat_s: float = 15.0
     max_stream_clients: int = 1000
     hsts: bool | None = None
-    trust_proxy_headers: bool = False
+    trusted_proxies: tuple[str, ...] = ()
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    max_connections: int = 1000
+
+    @property
+    def trust_proxy_headers(self) -> bool:
+        """Whether any proxy's forwarded headers are believed."""
+        return bool(self.trusted_proxies)
 
     @classmethod
     def resolve(cls, api: ApiConfig | None = None, *, env: Mapping[str, str] | None = None,
@@ -121,17 +149,75 @@ class ServerSettings:
         return replace(self, **options)
 
 
+def _scopes(text: str, name: str) -> frozenset[str]:
+    """Parse `ingest+read` (or `ingest,read`); an unknown or empty scope is an error naming it."""
+    scopes = set()
+    for part in text.replace(",", "+").split("+"):
+        scope = part.strip().lower()
+        if scope not in ALL_SCOPES:
+            raise ValidationError(name, "scopes from " + ", ".join(SCOPES) + " joined by +", part.strip(),
+                                  message=f"{name}: unknown scope {part.strip()!r} (known: "
+                                  f"{', '.join(SCOPES)}; join several with +, e.g. ingest+read)")
+        scopes.add(scope)
+    return frozenset(scopes)
+
+
 def parse_credential(text: str, kind: Literal["api_key", "bearer"]) -> Credential:
-    """Parse `SECRET` (every scope) or `SECRET:scope+scope` (ingest, read, admin)."""
+    """Parse `SECRET[:scope+scope]` or `sha256:<hex>[:scope+scope]`; weak or ambiguous keys are refused.
+
+    Without scopes a key has every scope (ingest, read, admin). The error never repeats the secret.
+    """
+    name = "api_keys" if kind == "api_key" else "bearer_tokens"
     if not isinstance(text, str) or not text.strip():
-        raise ValidationError("api_keys" if kind == "api_key" else "bearer_tokens", "a non-empty secret",
-                              "(empty)")
-    secret, _, suffix = text.strip().rpartition(":")
-    if secret and suffix:
-        scopes = frozenset(s.strip().lower() for s in suffix.replace(",", "+").split("+") if s.strip())
-        if scopes and scopes <= ALL_SCOPES:
-            return Credential(secret, scopes, kind)
-    return Credential(text.strip(), ALL_SCOPES, kind)
+        raise ValidationError(name, "a non-empty secret", "(empty)")
+    text = text.strip()
+    if text[:len(HASH_PREFIX)].lower() == HASH_PREFIX:
+        hexdigest, sep, suffix = text[len(HASH_PREFIX):].partition(":")
+        if not _HEX64.fullmatch(hexdigest.lower()):
+            raise ValidationError(name, "sha256: followed by 64 hex digits (telemetry keys generate prints "
+                                  "one)", message=f"{name}: a hashed key must be sha256: followed by 64 hex "
+                                  "digits, then optionally :scope+scope")
+        scopes = _scopes(suffix, name) if sep else ALL_SCOPES
+        return Credential(bytes.fromhex(hexdigest), scopes, kind)
+    secret, sep, suffix = text.rpartition(":")
+    if not sep:
+        secret, scopes = text, ALL_SCOPES
+    else:
+        # Whatever follows the last colon must be scopes: `k:bogus` is an error, not a key named so.
+        scopes = _scopes(suffix, name)
+    if secret.lower() in ALL_SCOPES:
+        raise ValidationError(name, "a secret", message=f"{name}: a key may not be the scope name "
+                              f"{secret!r} (a comma inside KEY:SCOPES? join scopes with +: key:ingest+read)")
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ValidationError(name, "a secret", message=f"{name}: a key of {len(secret)} characters is "
+                              f"too short: use at least {MIN_SECRET_LENGTH} (`telemetry keys generate` "
+                              "makes a strong one)")
+    return Credential(hashlib.sha256(secret.encode("utf-8")).digest(), scopes, kind)
+
+
+def split_credentials(value: str | Iterable[str] | None) -> list[str]:
+    """Split a comma-separated key list; a piece that is only scope names continues the key before it.
+
+    So `TELEMETRY_API_KEYS="k...:ingest,read"` means one key with ingest and read, never a key `read`.
+    """
+    out: list[str] = []
+    for piece in _split(value):
+        if out and ":" in out[-1] and piece.lower() in ALL_SCOPES:
+            out[-1] += "+" + piece
+        else:
+            out.append(piece)
+    return out
+
+
+def parse_networks(values: Iterable[str], name: str = "trusted_proxies") -> tuple[str, ...]:
+    """Validate proxy addresses or CIDR networks; return them normalised (10.0.0.0/8, ::1/128)."""
+    networks = []
+    for value in values:
+        try:
+            networks.append(str(ipaddress.ip_network(value.strip(), strict=False)))
+        except ValueError:
+            raise ValidationError(name, "an IP address or CIDR network such as 10.0.0.0/8", value) from None
+    return tuple(networks)
 
 
 def _split(value: str | Iterable[str] | None) -> list[str]:
@@ -165,10 +251,10 @@ def _resolve(api: ApiConfig, env: Mapping[str, str], options: dict[str, Any]) ->
     options = dict(options)
     auth_cfg, cors_cfg, rl_cfg = api.auth, api.cors, api.rate_limit
 
-    keys = _split(_pop(options, "api_keys", "api_key")) or _split(env.get(ENV_API_KEYS)) \
-        or list(auth_cfg.api_keys)
-    tokens = _split(_pop(options, "bearer_tokens", "bearer_token")) or _split(env.get(ENV_BEARER_TOKENS)) \
-        or list(auth_cfg.bearer_tokens)
+    keys = split_credentials(_pop(options, "api_keys", "api_key")) \
+        or split_credentials(env.get(ENV_API_KEYS)) or split_credentials(auth_cfg.api_keys)
+    tokens = split_credentials(_pop(options, "bearer_tokens", "bearer_token")) \
+        or split_credentials(env.get(ENV_BEARER_TOKENS)) or split_credentials(auth_cfg.bearer_tokens)
     credentials = tuple([parse_credential(k, "api_key") for k in keys]
                         + [parse_credential(t, "bearer") for t in tokens])
 
@@ -225,13 +311,31 @@ def _resolve(api: ApiConfig, env: Mapping[str, str], options: dict[str, Any]) ->
         "stream_buffer": api.stream_buffer,
         "heartbeat_s": api.heartbeat_s,
         "hsts": api.hsts,
-        "trust_proxy_headers": api.trust_proxy_headers,
+        "trusted_proxies": _trusted_proxies(api, env, options),
     }
     known = set(ServerSettings.__dataclass_fields__)
     for name, value in options.items():
         if name not in known:
             raise ValidationError(name, "a known server option (" + ", ".join(sorted(known)) + ")", value)
         values[name] = value
+    values["trusted_proxies"] = parse_networks(values["trusted_proxies"])
+    for name in ("header_timeout_s", "body_timeout_s", "max_connections"):
+        if not isinstance(values.get(name, 1), int | float) or values.get(name, 1) <= 0:
+            raise ValidationError(name, "a positive number", values[name])
     if values["max_body_bytes"] < 1:
         raise ValidationError("max_body_bytes", "a positive number of bytes", values["max_body_bytes"])
     return ServerSettings(**values)
+
+
+def _trusted_proxies(api: ApiConfig, env: Mapping[str, str], options: dict[str, Any]) -> list[str]:
+    """Pick the proxies whose forwarded headers are believed: option, env, config list, or loopback."""
+    trust = _pop(options, "trust_proxy_headers")
+    explicit = _split(_pop(options, "trusted_proxies", "trust_proxy")) or _split(env.get(ENV_TRUSTED_PROXIES)) \
+        or _split(api.trusted_proxies)
+    if trust is False:
+        return []
+    if explicit:
+        return explicit
+    if trust or api.trust_proxy_headers:
+        return list(LOOPBACK_PROXIES)
+    return []

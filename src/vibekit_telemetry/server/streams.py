@@ -3,7 +3,9 @@
 The writer thread only appends to a deque and, at most once per burst, schedules the hub on the event
 loop (`call_soon_threadsafe`); the loop encodes each event once and offers it to every matching
 subscriber. A subscriber's buffer is bounded: when a client reads too slowly its oldest messages are
-dropped and counted, so a slow consumer never slows ingest.
+dropped and counted, so a slow consumer never slows ingest. Replies to the client's own commands
+(subscribed, query results, pong) go to a separate queue and are never dropped; the client's commands
+are not read while REPLY_BACKLOG replies wait, so that queue stays bounded too.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("vibekit_telemetry.server")
 
 ALL: Final = "all"
+REPLY_BACKLOG: Final = 1000
 _ids = itertools.count(1)
 
 
@@ -55,7 +58,9 @@ class Subscriber:
     closed: bool = False
     _reported_dropped: int = 0
     _buffer: deque[str] = field(init=False)
+    _replies: deque[str] = field(init=False, default_factory=deque)
     _ready: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _drained: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self._buffer = deque(maxlen=self.buffer_size)
@@ -100,14 +105,27 @@ class Subscriber:
         self._buffer.append(message)
         self._ready.set()
 
+    def reply(self, message: str) -> None:
+        """Queue an answer to the client's own command: sent before buffered events, never dropped."""
+        self._replies.append(message)
+        if len(self._replies) >= REPLY_BACKLOG:
+            self._drained.clear()
+        self._ready.set()
+
+    async def replies_drained(self) -> None:
+        """Wait while REPLY_BACKLOG replies are unsent (the client sends commands faster than it reads)."""
+        while len(self._replies) >= REPLY_BACKLOG and not self.closed:
+            await self._drained.wait()
+
     def close(self) -> None:
         """End the connection's stream at its next read."""
         self.closed = True
         self._ready.set()
+        self._drained.set()
 
     async def next_batch(self, timeout: float) -> list[str] | None:
         """Wait up to `timeout` for messages; [] on timeout (time for a heartbeat), None once closed."""
-        if not self._buffer and not self.closed:
+        if not self._buffer and not self._replies and not self.closed:
             try:
                 await asyncio.wait_for(self._ready.wait(), timeout)
             except TimeoutError:
@@ -115,7 +133,9 @@ class Subscriber:
         self._ready.clear()
         if self.closed:
             return None
-        messages = list(self._buffer)
+        messages = [*self._replies, *self._buffer]
+        self._replies.clear()
+        self._drained.set()
         self._buffer.clear()
         if self.dropped != self._reported_dropped:
             lost = self.dropped - self._reported_dropped

@@ -15,6 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from ...errors import TelemetryError
 from ...query import parse_query
 from ..auth import check_stream
+from ..body import loads
 from ..errors import ApiError, validation_error
 from ..streams import ALL, StreamHub, Subscriber, parse_channel
 from ._common import MAX_PAGE, check_params, split_values, stream_params
@@ -24,6 +25,13 @@ router = APIRouter(tags=["streams"])
 
 STREAM_PARAMS: Final = ("session_id", "category", "channel")
 CLOSE_CODES: Final = {401: 4401, 403: 4403, 429: 4429, 503: 4503}
+# A command is a flat object with a small filter: nothing legitimate nests deeper.
+MAX_MESSAGE_DEPTH: Final = 8
+POLICY_VIOLATION: Final = 1008
+
+
+class MessageRejected(Exception):
+    """A client message the connection cannot survive (nested too deeply): close with 1008."""
 
 
 def initial_channels(session_ids: list[str], categories: list[str], channels: list[str]) -> list[str]:
@@ -73,10 +81,16 @@ async def websocket_stream(websocket: WebSocket) -> None:
     sender = asyncio.create_task(_send_loop(websocket, subscriber, hub.heartbeat_s, batched))
     try:
         while True:
+            await subscriber.replies_drained()
             text = await websocket.receive_text()
             reply = await _handle(websocket, subscriber, text)
             if reply is not None:
-                subscriber.offer(json.dumps(reply, default=str))
+                subscriber.reply(json.dumps(reply, default=str))
+    except MessageRejected as exc:
+        # Said in a message too, since a close reason is limited to 123 bytes and some clients hide it.
+        with contextlib.suppress(Exception):
+            await websocket.send_json({"type": "error", "error": "Policy Violation", "message": str(exc)})
+            await websocket.close(POLICY_VIOLATION, str(exc)[:120])
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
@@ -106,8 +120,11 @@ async def _send_loop(websocket: WebSocket, subscriber: Subscriber, heartbeat_s: 
 
 async def _handle(websocket: WebSocket, subscriber: Subscriber, text: str) -> dict[str, Any] | None:
     try:
-        message = json.loads(text)
-    except ValueError:
+        message = loads(text.encode("utf-8", "surrogatepass"), MAX_MESSAGE_DEPTH)
+    except ApiError as exc:
+        detail = exc.details[0]["message"] if exc.details else exc.message
+        if "nested" in detail:
+            raise MessageRejected(f"message {detail}") from None
         return {"type": "error", "message": "messages must be JSON objects"}
     if not isinstance(message, dict):
         return {"type": "error", "message": "messages must be JSON objects"}
