@@ -60,7 +60,7 @@ def test_attack_2_a_scope_after_a_comma_never_becomes_a_key(tmp_path: Path) -> N
             == 401
         good = {"X-API-Key": "agentsecret-0123456789"}
         assert httpx.post(f"{server.url}/api/events?wait=true", json=start_event("s1"), headers=good).status_code \
-            == 202
+            == 200
         assert httpx.get(f"{server.url}/api/events", headers=good).json()["count"] == 1
         refused = httpx.delete(f"{server.url}/api/events?older_than=0d", headers=good)
         assert refused.status_code == 403 and "'admin'" in refused.json()["message"]
@@ -114,7 +114,7 @@ def test_keys_generate_prints_a_hashed_entry_the_server_accepts(tmp_path: Path) 
     # The server is given only the hash: the config and the process's arguments hold no secret.
     with ServerProcess(tmp_path / "t.db", "--api-key", entry, log_level="warning") as server:
         headers = {"X-API-Key": key}
-        assert httpx.post(f"{server.url}/api/events", json=start_event("h"), headers=headers).status_code == 202
+        assert httpx.post(f"{server.url}/api/events", json=start_event("h"), headers=headers).status_code == 200
         assert httpx.get(f"{server.url}/api/events", headers=headers).status_code == 403
         assert httpx.post(f"{server.url}/api/events", json=start_event("h"),
                           headers={"X-API-Key": entry}).status_code == 401

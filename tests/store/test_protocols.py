@@ -155,7 +155,11 @@ def test_telemetry_children_forked_while_another_thread_tracks_all_finish(tmp_pa
     codes = _wait_all(children, 90)
     try:
         assert sorted(codes.values()) == [0] * len(children), f"{len(children) - len(codes)} children hung"
-        assert telemetry.flush(10)
+        # The tracker thread may have outrun the queue (drops are counted, and flush() then says so);
+        # nothing else may have been lost.
+        telemetry.flush(10)
+        dropped = telemetry.get_health_status()["dropped"]
+        assert all(count == 0 for reason, count in dropped.items() if reason != "queue_full"), dropped
         assert len(telemetry.get_sessions(category="codex")) == 20
     finally:
         telemetry.shutdown()
