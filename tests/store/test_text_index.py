@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from _store_helpers import ev
 from sqlalchemy import create_engine
 
-from vibekit_telemetry.query import QueryFilter
+from vibekit_telemetry.query import QueryFilter, parse_query
 from vibekit_telemetry.store import migrate
 from vibekit_telemetry.store.sql import SQLStore
 
@@ -62,23 +63,37 @@ def test_no_insert_trigger_and_searches_are_exact_before_and_after_indexing(tmp_
     store.shutdown()
 
 
-def test_writer_catches_up_one_chunk_per_batch(tmp_path: Path) -> None:
+def test_writes_never_index_and_index_text_catches_up_in_bounded_steps(tmp_path: Path) -> None:
     store = _lazy(tmp_path / "t.db", rows=10)
     marks = []
     for b in range(3):
         store.store_batch([ev("stream", at=b * 10 + i, stream_data=f"chunk {i}") for i in range(6)])
         marks.append(_mark(store))
-    assert marks == [0, 10, 10]  # backlog 6: wait; 12 >= 10: one chunk of 10; 8: wait
-    # A chunk is at least the batch just written, so the index keeps up with big batches too.
-    store.store_batch([ev("stream", at=100 + i, stream_data="x") for i in range(25)])
-    assert _mark(store) == 35
+    assert marks == [0, 0, 0]  # indexing is periodic work, never part of a write
+    assert store.index_text(10) == 10 and _mark(store) == 10  # one bounded step
+    assert [e.stream_data for e in store.query(parse_query(contains="chunk 5"))] == ["chunk 5"] * 3  # still exact
     store.flush()  # flush indexes the rest
-    assert _mark(store) == 43
+    assert _mark(store) == 18
     store.shutdown()
-    timed = _lazy(tmp_path / "d.db", rows=1000, delay=0.0)  # the age rule: anything waiting is due
-    timed.store_batch([ev("start", label="hello")])
-    assert _mark(timed) == 1
-    timed.shutdown()
+
+
+def test_telemetrys_scheduler_catches_the_index_up_behind_the_writer(tmp_path: Path) -> None:
+    import time
+
+    from vibekit_telemetry import Telemetry
+
+    telemetry = Telemetry(db_path=str(tmp_path / "s.db"), stream_flush_interval_ms=20)
+    sid = telemetry.track_start("claude", "code", "index me")
+    for i in range(100):
+        telemetry.track_stream(sid, f"chunk {i}")
+    assert telemetry.runtime is not None and telemetry.runtime.worker.flush(10)  # written, not yet indexed
+    store: Any = telemetry.store
+    deadline = time.monotonic() + 10
+    while _mark(store) < 101 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _mark(store) == 101
+    assert telemetry.get_health_status()["scheduler"]["text-index"]["runs"] >= 1
+    telemetry.shutdown()
 
 
 def test_deletes_keep_the_index_exact_and_rowids_reused_after_a_tail_delete_get_indexed(tmp_path: Path) -> None:

@@ -283,11 +283,8 @@ class SQLStore:
                 if typed is exc:
                     raise
                 raise typed from exc
-            if self._text is not None and self._text.due():
-                # A chunk is text_index_rows, or the batch just written when that is bigger, so the
-                # index keeps up with any batch size while each call's extra work stays bounded.
-                with self._transaction() as cur:
-                    self._text.index_chunk(cur, max(self._text.rows, result.stored))
+            # The text index catches up behind the writer, never inside a write: Telemetry's scheduler
+            # calls index_text() every second (runtime.py); flush() and `telemetry reindex` do too.
             return result
 
     def _typed(self, exc: Exception, integrity_error: type[BaseException]) -> Exception:
