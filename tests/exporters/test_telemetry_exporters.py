@@ -82,3 +82,30 @@ def test_a_second_store_follows_the_primary_and_a_failing_one_never_blocks_it(tm
         assert sorted(flaky.ids) == sorted(e.event_id for e in telemetry.query(limit=1000))  # type: ignore[type-var]
     finally:
         telemetry.shutdown()
+
+
+def test_exporter_lag_and_breaker_state_are_in_prometheus_metrics(tmp_path: Path) -> None:
+    import httpx
+
+    receiver = Receiver()  # never started: the destination is down
+    telemetry = Telemetry(storage=[
+        {"type": "sqlite", "options": {"path": str(tmp_path / "t.db")}},
+        {"type": "webhook", "options": {"url": receiver.url, "name": "down-hook", "start_at": "beginning",
+                                        "retry_base_s": 0.05, "retry_max_s": 0.1, "failure_threshold": 2}},
+    ], stream_flush_interval_ms=20)
+    server = telemetry.start_api_server(port=0)
+    try:
+        telemetry.track_batch([{"event_type": "custom", "category": "c"}] * 10)
+        assert telemetry.flush(10)
+        deadline = time.monotonic() + 10
+        text = ""
+        while time.monotonic() < deadline:
+            text = httpx.get(server.url + "/metrics").text
+            if 'telemetry_exporter_breaker_state{exporter="down-hook",state="open"} 1.0' in text:
+                break
+            time.sleep(0.1)
+        assert 'telemetry_exporter_breaker_state{exporter="down-hook",state="open"} 1.0' in text
+        assert 'telemetry_exporter_lag_events{exporter="down-hook"} 10.0' in text
+    finally:
+        server.stop()
+        telemetry.shutdown(timeout=1)

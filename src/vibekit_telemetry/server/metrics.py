@@ -111,6 +111,7 @@ class ServerMetrics:
         yield dropped
         yield CounterMetricFamily("telemetry_events_written", "Events written to the primary store",
                                   value=events.get("written", 0))
+        yield from _exporter_families(health.get("exporters", []))
         hub = self._hub
         if hub is not None:
             yield GaugeMetricFamily("telemetry_stream_subscribers", "Open live-stream connections",
@@ -120,6 +121,30 @@ class ServerMetrics:
                                       value=hub.dropped_total())
             yield CounterMetricFamily("telemetry_stream_messages_delivered",
                                       "Live-stream messages queued for delivery", value=hub.delivered)
+
+
+_BREAKER_STATES = ("closed", "open", "half_open")
+
+
+def _exporter_families(exporters: list[dict[str, Any]]) -> Iterator[Metric]:
+    """Each exporter's lag, deliveries, failures and breaker state (one label: the exporter's name)."""
+    lag = GaugeMetricFamily("telemetry_exporter_lag_events", "Committed events an exporter has not delivered yet",
+                            labels=["exporter"])
+    delivered = CounterMetricFamily("telemetry_exporter_delivered_events", "Events an exporter delivered",
+                                    labels=["exporter"])
+    failures = CounterMetricFamily("telemetry_exporter_failures", "Failed deliveries (each retried)",
+                                   labels=["exporter"])
+    breaker = GaugeMetricFamily("telemetry_exporter_breaker_state", "1 for the breaker's current state",
+                                labels=["exporter", "state"])
+    for status in exporters:
+        name = str(status.get("name", "?"))
+        lag.add_metric([name], float(status.get("lag") or 0))
+        delivered.add_metric([name], float(status.get("delivered", 0)))
+        failures.add_metric([name], float(status.get("failures", 0)))
+        state = str(status.get("breaker", "closed")).replace("-", "_")
+        for known in _BREAKER_STATES:
+            breaker.add_metric([name, known], 1.0 if state == known else 0.0)
+    yield from (lag, delivered, failures, breaker)
 
 
 class _PipelineCollector(Collector):
