@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 from _exporter_helpers import event
 from sqlalchemy import create_engine, inspect
 
-from vibekit_telemetry.store import changelog, migrate
-from vibekit_telemetry.store.sql import SQLStore
+from vibekit_telemetry.store import migrate
+from vibekit_telemetry.store.sql import SQLStore, changelog
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -44,17 +43,13 @@ def test_upgrading_an_existing_database_numbers_its_events(url: str) -> None:
     store.shutdown()
 
 
-def test_clamp_cursors_takes_a_dbapi_cursor_or_a_connection(tmp_path: Path) -> None:
+def test_clamp_cursors_lowers_cursors_past_the_newest_rowid(tmp_path: Path) -> None:
     path = tmp_path / "c.db"
     store = SQLStore(path)
     store.store_batch([event() for _ in range(4)])
     store.save_cursor("a", 10)
     store.save_cursor("b", 2)
-    with sqlite3.connect(path) as conn:
-        changelog.clamp_cursors(conn.cursor())
-    assert store.cursors() == {"a": 4, "b": 2}
-    store.save_cursor("a", 9)
     with store.engine.begin() as conn:
-        changelog.clamp_cursors(conn)
+        changelog.clamp_cursors(conn, store.sql)
     assert store.cursors() == {"a": 4, "b": 2}
     store.shutdown()

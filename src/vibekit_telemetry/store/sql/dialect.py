@@ -122,6 +122,10 @@ class Dialect:
     native_text_search: ClassVar[bool]
     # Whether VACUUM gives space back to the file system, so prune can loop until under max_size_mb.
     vacuum_shrinks: ClassVar[bool]
+    # The events column exporters follow (store/sql/changelog.py), and whether deleting the newest rows
+    # lets new rows take their positions again (then cursors are clamped in the deleting transaction).
+    position_column: ClassVar[str]
+    reuses_positions: ClassVar[bool]
 
     def positional(self) -> SADialect:
         """A dialect whose compiled statements take positional parameters, for DBAPI executemany."""
@@ -218,6 +222,8 @@ class SQLiteDialect(Dialect):
     lookup_ids_first = False
     native_text_search = False
     vacuum_shrinks = True
+    position_column = "rowid"  # one writer at a time: rowids grow in commit order
+    reuses_positions = True  # a new row takes max(rowid) + 1
 
     def positional(self) -> SADialect:
         """Return the pysqlite dialect (qmark parameters)."""
@@ -367,6 +373,8 @@ class PostgreSQLDialect(Dialect):
     lookup_ids_first = True
     native_text_search = True
     vacuum_shrinks = False  # the files do not shrink without VACUUM FULL: one prune pass by row share
+    position_column = "seq"  # identity column (migration 0009); never handed out twice
+    reuses_positions = False
 
     def positional(self) -> SADialect:
         """Return the psycopg dialect with format (%s) parameters."""

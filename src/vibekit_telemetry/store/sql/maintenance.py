@@ -9,7 +9,6 @@ from sqlalchemy import Connection, bindparam, case, delete, exists, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from ...events import now_ms
-from .. import changelog
 from .._batch import (
     RollupDelta,
     RollupKey,
@@ -21,6 +20,7 @@ from .._batch import (
     resolve_older_than,
 )
 from ..schema import events, rollups, session_rollups, session_totals, sessions, writer_runs
+from . import changelog
 from .text_index import TextIndex
 from .writer import SESSION_COLUMNS, TOTAL_COLUMNS, chunks
 
@@ -78,7 +78,7 @@ def clean(store: SQLStore, *, older_than_ms: int | None = None, session_ids: Seq
             # Deleting the newest rows frees their rowids for reuse: keep the watermark at most
             # max(rowid), so rows that take those rowids again are indexed.
             conn.exec_driver_sql(TextIndex.CLAMP_AFTER_DELETE)
-        changelog.clamp_cursors(conn)  # the same for exporters' cursors (store/changelog.py)
+        changelog.clamp_cursors(conn, store.sql)  # the same for exporters' cursors
     return int(removed)
 
 

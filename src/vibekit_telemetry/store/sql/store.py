@@ -18,11 +18,11 @@ from sqlalchemy.engine import make_url
 from ...errors import RefusedRowError, StoreError, TransientStoreError
 from ...events import TelemetryEvent, now_ms
 from ...query import QueryFilter, SessionFilter, StatsFilter
-from .. import changelog, migrate
+from .. import migrate
 from .._batch import writer_run_row
 from ..base import BatchResult, ErrorGroup, Session, Stats
 from ..schema import EVENT_INDEXES, audit_log, session_totals, sessions, writer_runs
-from . import maintenance, read
+from . import changelog, maintenance, read
 from .dialect import for_url, sqlite_path, to_url
 from .text_index import TextIndex
 from .writer import Statements, chunks, write
@@ -373,15 +373,15 @@ class SQLStore:
                 timestamp=now_ms(), actor=actor, action=action, target=target,
                 details=json.dumps(details, default=str) if details is not None else None))
 
-    # -- change log: what exporters follow (store/changelog.py) ---------------------------------
+    # -- change log: what exporters follow (store/sql/changelog.py) ---------------------------------
 
     def committed_position(self) -> int:
         """Return the position of the newest committed event (0 when there is none)."""
-        return changelog.committed_position(self.engine)
+        return changelog.committed_position(self.engine, self.sql)
 
     def read_committed(self, after: int, limit: int) -> list[tuple[int, TelemetryEvent]]:
         """Return up to `limit` committed events with position > after, oldest first, with their positions."""
-        return changelog.read_committed(self.engine, after, limit)
+        return changelog.read_committed(self.engine, self.sql, after, limit)
 
     def load_cursor(self, name: str) -> int | None:
         """Return exporter `name`'s persisted position, or None."""
@@ -389,7 +389,7 @@ class SQLStore:
 
     def save_cursor(self, name: str, position: int) -> None:
         """Persist exporter `name`'s position."""
-        changelog.save_cursor(self.engine, name, position)
+        changelog.save_cursor(self.engine, self.sql, name, position)
 
     def cursors(self) -> dict[str, int]:
         """Return every persisted exporter position by name."""

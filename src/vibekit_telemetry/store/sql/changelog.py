@@ -1,0 +1,84 @@
+"""The SQL side of the change log exporters follow (see store/changelog.py for the guarantees).
+
+Positions are the Dialect's `position_column` (SQLite: rowid; PostgreSQL: the seq identity column).
+Every function opens its own short connection from the store's Engine, so an exporter's reads and
+cursor saves never hold the writer's lock or connection.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Final
+
+from sqlalchemy import Connection, Engine, literal_column, select
+
+from ...events import TelemetryEvent, now_ms
+from ..schema import EVENT_COLUMNS, events, exporter_cursors
+from .dialect import Dialect
+
+# Lowers every cursor above the newest position to it (only where positions are reused: SQLite).
+CLAMP_SQL: Final = ("UPDATE exporter_cursors SET position = (SELECT COALESCE(MAX(rowid), 0) FROM events) "
+                    "WHERE position > (SELECT COALESCE(MAX(rowid), 0) FROM events)")
+
+
+def committed_position(engine: Engine, dialect: Dialect) -> int:
+    """Return the position of the newest committed event (0 when the table is empty)."""
+    pos: Any = literal_column(dialect.position_column)
+    with engine.connect() as conn:
+        return int(conn.execute(select(pos).select_from(events).order_by(pos.desc()).limit(1)).scalar() or 0)
+
+
+def read_committed(engine: Engine, dialect: Dialect, after: int, limit: int) -> list[tuple[int, TelemetryEvent]]:
+    """Return up to `limit` committed events with position > after, oldest first, with their positions."""
+    if limit <= 0:
+        return []
+    pos: Any = literal_column(dialect.position_column)
+    stmt = (select(pos, *(events.c[name] for name in EVENT_COLUMNS)).select_from(events)
+            .where(pos > after).order_by(pos).limit(limit))
+    with engine.connect() as conn:
+        return [(int(row[0]), _row_to_event(EVENT_COLUMNS, row[1:])) for row in conn.execute(stmt)]
+
+
+def _row_to_event(names: Sequence[str], row: Sequence[Any]) -> TelemetryEvent:
+    """An events row (columns `names`) as a TelemetryEvent, its JSON decoded."""
+    values = dict(zip(names, row, strict=True))
+    meta_json, ctx_json = values.pop("metadata"), values.pop("context")
+    event = TelemetryEvent(**values, metadata=json.loads(meta_json) if meta_json else None,
+                           context=json.loads(ctx_json) if ctx_json else None)
+    event.metadata_json, event.context_json = meta_json, ctx_json
+    return event
+
+
+def load_cursor(engine: Engine, name: str) -> int | None:
+    """Return exporter `name`'s persisted position, or None if it never saved one."""
+    c = exporter_cursors.c
+    with engine.connect() as conn:
+        value = conn.execute(select(c.position).where(c.name == name)).scalar()
+    return None if value is None else int(value)
+
+
+def save_cursor(engine: Engine, dialect: Dialect, name: str, position: int) -> None:
+    """Persist exporter `name`'s position in its own short transaction (insert or update)."""
+    stmt = dialect.upsert_insert()(exporter_cursors).values(name=name, position=int(position), updated_at=now_ms())
+    stmt = stmt.on_conflict_do_update(index_elements=["name"], set_={
+        "position": stmt.excluded.position, "updated_at": stmt.excluded.updated_at})
+    with engine.begin() as conn:
+        conn.execute(stmt)
+
+
+def cursors(engine: Engine) -> dict[str, int]:
+    """Return every persisted exporter position by name."""
+    c = exporter_cursors.c
+    with engine.connect() as conn:
+        return {str(name): int(p) for name, p in conn.execute(select(c.name, c.position).order_by(c.name))}
+
+
+def clamp_cursors(conn: Connection, dialect: Dialect) -> None:
+    """Lower every cursor to the newest position after rows were deleted, where positions are reused.
+
+    Called inside the deleting transaction, as the text-index watermark is clamped: new rows may take
+    the deleted rows' rowids again and must not sit at or below a cursor.
+    """
+    if dialect.reuses_positions:
+        conn.exec_driver_sql(CLAMP_SQL)
