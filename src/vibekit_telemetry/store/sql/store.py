@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -215,17 +216,20 @@ class SQLStore:
         """
         self.engine  # noqa: B018
         done = 0
-        with self._lock:
-            text = self._text
-            if text is None or not text.kept:
-                return 0
-            while max_rows is None or done < max_rows:
+        while max_rows is None or done < max_rows:
+            # The lock is taken per chunk, not for the whole call: a writer waiting to commit (an HTTP
+            # client waiting for its acknowledgement) gets in between two chunks.
+            with self._lock:
+                text = self._text
+                if text is None or not text.kept:
+                    return done
                 step = text.rows if max_rows is None else min(text.rows, max_rows - done)
                 with self._transaction() as cur:
                     covered, left = text.index_chunk(cur, step)
-                done += covered
-                if not left:
-                    break
+            done += covered
+            if not left:
+                break
+            time.sleep(0)  # let a waiting writer take the lock first
         return done
 
     # -- writer metrics --------------------------------------------------------------------------
