@@ -286,3 +286,12 @@ def test_fork_while_another_thread_tracks_never_hangs_the_child(make_telemetry: 
             os.kill(pid, 9)
             codes.append("hung")
     assert codes == [0] * 20
+
+
+def test_the_queue_bound_counts_the_events_of_a_batch(make_telemetry: MakeTelemetry) -> None:
+    telemetry = make_telemetry(max_queue_size=100, backpressure="drop_newest")
+    assert telemetry.track_batch([{"event_type": "custom", "category": "big"}] * 150) == 0  # never fits
+    assert telemetry.track_batch([{"event_type": "custom", "category": "ok"}] * 60) == 60
+    assert not telemetry.flush(10)  # the refused batch was lost, and flush says so
+    health = telemetry.get_health_status()
+    assert health["dropped"]["queue_full"] == 150 and health["events"]["written"] == 60

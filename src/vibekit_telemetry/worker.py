@@ -91,6 +91,8 @@ class BatchWorker:
         # stay held for ever.
         self._space = threading.Condition(threading.Lock())
         self._stats_lock = threading.Lock()
+        self._extra = 0  # events beyond one per queued batch item (submit_bulk), under _stats_lock
+        self._bulk: dict[int, int] = {}  # id -> events of each queued batch item, under _stats_lock
         self._shutdown = False
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
@@ -128,8 +130,8 @@ class BatchWorker:
                 oldest = self._queue.popleft()
             except IndexError:
                 return True
-            if isinstance(oldest, _FlushMarker):
-                # Never drop a flush request: keep it and drop the new item instead.
+            if isinstance(oldest, _FlushMarker) or _size(oldest) > 1:
+                # Never drop a flush request, nor a batch someone waits on: keep it, drop the new item.
                 self._queue.appendleft(oldest)
                 self._count_drop("dropped_newest")
                 return False
@@ -138,7 +140,7 @@ class BatchWorker:
         deadline = time.monotonic() + self._block_timeout_s
         self._wake.set()
         with self._space:
-            while len(self._queue) >= self._max_queue:
+            while self.depth() >= self._max_queue:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._shutdown:
                     self._count_drop("dropped_block_timeout")
@@ -146,22 +148,48 @@ class BatchWorker:
                 self._space.wait(remaining)
         return True
 
-    def submit_urgent(self, item: Any) -> bool:
-        """Queue one item and wake the writer now (a caller waits for it: durable acknowledgement)."""
-        if not self.submit(item):
+    def submit_bulk(self, item: Any, size: int, *, urgent: bool = False) -> bool:
+        """Queue one item that holds `size` events (a batch); the queue bound counts its events.
+
+        All of it or none: under drop_newest and drop_oldest a batch that does not fit is refused
+        (nothing queued is evicted for it); under block the caller waits up to block_timeout for room.
+        urgent wakes the writer now (someone waits for the commit).
+        """
+        if self._shutdown:
             return False
-        self._wake.set()
+        if size > self._max_queue or (self.depth() + size > self._max_queue and not self._room_for(size)):
+            self._count_drop("dropped_block_timeout" if self._policy == "block" else "dropped_newest", size)
+            return False
+        with self._stats_lock:
+            self._extra += size - 1
+            self._bulk[id(item)] = size
+        self._queue.append(item)
+        if urgent or self.depth() >= self._batch_size:
+            self._wake.set()
         return True
 
-    def _count_drop(self, counter: str) -> None:
+    def _room_for(self, size: int) -> bool:
+        if self._policy != "block":
+            return False
+        deadline = time.monotonic() + self._block_timeout_s
+        self._wake.set()
+        with self._space:
+            while self.depth() + size > self._max_queue:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._shutdown:
+                    return False
+                self._space.wait(remaining)
+        return True
+
+    def _count_drop(self, counter: str, n: int = 1) -> None:
         # Only on the full-queue path: `+=` on an attribute is not atomic between threads, and every
         # drop must be counted.
         with self._stats_lock:
-            setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+            setattr(self.stats, counter, getattr(self.stats, counter) + n)
 
     def depth(self) -> int:
-        """Return how many items wait in the queue."""
-        return len(self._queue)
+        """Return how many events wait in the queue (a batch counts for its events)."""
+        return len(self._queue) + self._extra
 
     def capacity(self) -> int:
         """Return the queue's bound."""
@@ -229,13 +257,20 @@ class BatchWorker:
         while queue:
             batch: list[Any] = []
             markers: list[_FlushMarker] = []
+            weight = 0
             try:
-                while queue and len(batch) < self._max_batch:
+                while queue and weight < self._max_batch:
                     item = queue.popleft()
                     if isinstance(item, _FlushMarker):
                         markers.append(item)
                         break  # items after a marker belong to the next batch
                     batch.append(item)
+                    weight += 1
+                    if self._bulk and id(item) in self._bulk:  # a batch item: its events count
+                        with self._stats_lock:
+                            size = self._bulk.pop(id(item))
+                            self._extra -= size - 1
+                        weight += size - 1
             except IndexError:
                 pass
             self._notify_space()
