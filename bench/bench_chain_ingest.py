@@ -1,0 +1,438 @@
+"""Ingest through the whole chain (track_start/track_stream/track_end, flush) against a hand-written loader.
+
+sdk: a fresh Telemetry on a new SQLite file (everything default except block_timeout_ms, raised so
+a caller faster than the writer waits for room instead of dropping); `--sessions` sessions of one
+track_start, `--chunks` track_stream calls of 90 characters and one track_end, one after another on
+one thread, timed from the first call to flush() returning (flush brings the text index up to date).
+The run also times, with one perf_counter pair per writer batch (not per event), where the writer's
+and the scheduler's time goes: the chain, the store write, the text index.
+
+loader: reads back every row the sdk run left in its database (events in rowid order, sessions,
+rollups, session_totals, session_rollups, store_meta, writer_runs, audit_log) before the clock
+starts, creates a fresh database the way the store creates one (SQLStore.initialize(): same schema,
+same indexes, alembic stamp), opens it with the store writer's pragmas, then inserts the rows with
+executemany in transactions of 5,000 events (each preceded by the sessions those events open, so
+the foreign key holds), the other tables in one transaction, rebuilds the FTS5 index in bulk
+('rebuild') and sets the watermark, and checkpoints the WAL as flush() does. It then checks that
+both databases hold the same row counts and the same text-search answers.
+
+Each side runs in its own subprocess; the runs are interleaved (sdk, loader, sdk, loader …) and
+the report quotes medians. `--profile` adds one more sdk run under cProfile (caller, writer and
+scheduler threads each profiled) and saves the stats to bench/results/.
+
+Target (issue 6, part 7): sdk events/s >= 0.8 x loader events/s.
+
+    python bench/bench_chain_ingest.py                   # 1,000 sessions of 100 events, 3 runs
+    python bench/bench_chain_ingest.py --sessions 200 --runs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from _util import BENCH_DIR, RESULTS_DIR, emit, machine, peak_rss_mb, ratio, remove_db
+
+CHUNK_CHARS = 90
+LOADER_BATCH = 5000  # events per transaction: the writer's max_batch_size default
+CATEGORIES = ("claude", "codex", "gemini", "opencode")
+ACTIONS = ("code", "chat", "ask")
+# Every table a store writes rows into; the FTS5 shadow tables are rebuilt, not copied.
+COPIED_TABLES = ("sessions", "events", "rollups", "session_totals", "session_rollups", "store_meta",
+                 "writer_runs", "audit_log")
+
+
+def chunk_pool(seed: int = 1234, size: int = 4096) -> list[str]:
+    """Pre-built 90-character stream chunks, so making a call costs nothing next to tracking it."""
+    rng = random.Random(seed)
+    alphabet = "abcdefghijklmnopqrstuvwxyz      ,.()=:_0123456789"
+    return ["".join(rng.choice(alphabet) for _ in range(CHUNK_CHARS)) for _ in range(size)]
+
+
+# -- the sdk side -----------------------------------------------------------------------------------
+
+class Breakdown:
+    """Wall time per (thread, step), measured around whole calls (one timer pair per batch or job)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self.writer_cpu_s = 0.0
+
+    def wrap(self, owner: Any, attr: str, step: str, *, cpu: bool = False) -> None:
+        """Replace owner.attr by a wrapper that adds its wall time to `<thread>.<step>`."""
+        original: Callable[..., Any] = getattr(owner, attr)
+        seconds, calls, pc = self.seconds, self.calls, time.perf_counter
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = pc()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                key = f"{_thread_role()}.{step}"
+                seconds[key] += pc() - started
+                calls[key] += 1
+                if cpu:
+                    self.writer_cpu_s = time.thread_time()
+
+        setattr(owner, attr, timed)
+
+
+def _thread_role() -> str:
+    name = threading.current_thread().name
+    if "writer" in name:
+        return "writer"
+    if "scheduler" in name:
+        return "scheduler"
+    return "caller" if threading.current_thread() is threading.main_thread() else name
+
+
+def instrument(breakdown: Breakdown) -> None:
+    """Time the writer's stages at class level, before the Telemetry is made (per batch, not per event)."""
+    from vibekit_telemetry.processing.chain import Chain
+    from vibekit_telemetry.runtime import Runtime
+    from vibekit_telemetry.store.sql import SQLStore
+
+    breakdown.wrap(Runtime, "_write_batch", "batch", cpu=True)
+    breakdown.wrap(Chain, "run", "chain")
+    breakdown.wrap(SQLStore, "_write", "store_write")
+    breakdown.wrap(SQLStore, "_index_chunk", "text_index")
+    breakdown.wrap(SQLStore, "store_batch", "store_batch")
+    breakdown.wrap(Runtime, "flush", "flush")
+
+
+def track_workload(telemetry: Any, sessions: int, chunks: int) -> int:
+    """Track the sessions one after another; return how many calls were made."""
+    pool = chunk_pool()
+    prompts = [f"Fix the bug in module {i}: " + pool[i][:40] for i in range(512)]
+    track_start, track_stream, track_end = telemetry.track_start, telemetry.track_stream, telemetry.track_end
+    calls = 0
+    for n in range(sessions):
+        category = CATEGORIES[n % len(CATEGORIES)]
+        sid = track_start(category, ACTIONS[n % len(ACTIONS)], prompts[n % len(prompts)],
+                          metadata={"model": f"{category}-model", "attempt": n % 3})
+        base = n * 31
+        for i in range(chunks):
+            track_stream(sid, pool[(base + i) % len(pool)])
+        track_end(sid, "completed")
+        calls += chunks + 2
+    return calls
+
+
+def run_sdk(db: Path, sessions: int, chunks: int, profile_dir: Path | None) -> dict[str, Any]:
+    """Track the workload into a fresh SQLite file and flush; return rates and the time breakdown."""
+    breakdown = Breakdown()
+    profilers: dict[str, Any] = {}
+    if profile_dir is None:
+        instrument(breakdown)
+    else:
+        _profile_threads(profilers)
+    from vibekit_telemetry import Telemetry
+
+    # Sustained ingest outruns the writer: the caller waits for room rather than dropping after the
+    # default 100 ms (a lossy run would measure nothing). Everything else is the default.
+    telemetry = Telemetry(db_path=str(db), block_timeout_ms=600_000)
+    caller_cpu0 = time.thread_time()
+    if profile_dir is not None:
+        profilers["caller"].enable()
+    started = time.perf_counter()
+    calls = track_workload(telemetry, sessions, chunks)
+    caller_done = time.perf_counter()
+    flushed = telemetry.flush(3600)
+    elapsed = time.perf_counter() - started
+    if profile_dir is not None:
+        profilers["caller"].disable()
+    caller_cpu = time.thread_time() - caller_cpu0
+    health = telemetry.get_health_status()
+    telemetry.shutdown()
+    written = health["events"]["written"]
+    result: dict[str, Any] = {
+        "events": calls, "written": written, "flushed": flushed, "dropped_total": health["dropped_total"],
+        "elapsed_s": elapsed, "caller_s": caller_done - started, "events_per_s": written / elapsed,
+        "caller_cpu_s": caller_cpu, "writer_batches": health["writer"]["batches"],
+        "avg_batch_events": health["writer"]["events_processed"] / max(1, health["writer"]["batches"]),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    if profile_dir is None:
+        result["breakdown_s"] = dict(sorted(breakdown.seconds.items()))
+        result["breakdown_calls"] = dict(sorted(breakdown.calls.items()))
+        result["writer_cpu_s"] = breakdown.writer_cpu_s
+    else:
+        result["profiles"] = _save_profiles(profilers, profile_dir)
+    return result
+
+
+def _profile_threads(profilers: dict[str, Any]) -> None:
+    """One cProfile per thread (cProfile sees only the thread that enabled it): caller, writer, scheduler."""
+    import cProfile
+
+    from vibekit_telemetry.scheduler import Scheduler
+    from vibekit_telemetry.worker import BatchWorker
+
+    profilers.update(caller=cProfile.Profile(), writer=cProfile.Profile(), scheduler=cProfile.Profile())
+
+    def profiled(role: str, original: Callable[[Any], None]) -> Callable[[Any], None]:
+        def run(self: Any) -> None:
+            profilers[role].enable()
+            try:
+                original(self)
+            finally:
+                profilers[role].disable()
+        return run
+
+    BatchWorker._run = profiled("writer", BatchWorker._run)  # type: ignore[method-assign]
+    Scheduler._loop = profiled("scheduler", Scheduler._loop)  # type: ignore[method-assign]
+
+
+def _save_profiles(profilers: dict[str, Any], out_dir: Path) -> dict[str, str]:
+    """Dump each thread's stats (.prof, for snakeviz/pstats) and a text top list beside them."""
+    import io
+    import pstats
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    saved: dict[str, str] = {}
+    text = io.StringIO()
+    for role, profiler in profilers.items():
+        path = out_dir / f"chain_ingest_{role}.prof"
+        profiler.dump_stats(str(path))
+        saved[role] = str(path.relative_to(BENCH_DIR.parent))
+        stats = pstats.Stats(profiler, stream=text)
+        text.write(f"\n===== {role} thread: by cumulative time =====\n")
+        stats.strip_dirs().sort_stats("cumulative").print_stats(30)
+        text.write(f"\n===== {role} thread: by own time =====\n")
+        stats.sort_stats("tottime").print_stats(25)
+    summary = out_dir / "chain_ingest_profile.txt"
+    summary.write_text(text.getvalue(), encoding="utf-8")
+    saved["text"] = str(summary.relative_to(BENCH_DIR.parent))
+    return saved
+
+
+# -- the loader side --------------------------------------------------------------------------------
+
+def read_rows(db: Path) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
+    """Every table's columns and rows (events in rowid order, so the copy has the same layout)."""
+    import sqlite3
+
+    conn = sqlite3.connect(str(db))
+    tables: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}
+    for table in COPIED_TABLES:
+        order = " ORDER BY rowid" if table == "events" else ""
+        cur = conn.execute(f"SELECT * FROM {table}{order}")  # noqa: S608 - names are constants
+        tables[table] = ([d[0] for d in cur.description], cur.fetchall())
+    conn.close()
+    return tables
+
+
+def _insert_sql(table: str, columns: list[str], upsert_key: str | None = None) -> str:
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    sql = f"INSERT INTO {table} ({quoted}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
+    if upsert_key:
+        sql += f' ON CONFLICT ("{upsert_key}") DO UPDATE SET value = excluded.value'
+    return sql
+
+
+def run_loader(source: Path, db: Path) -> dict[str, Any]:
+    """Insert the sdk run's rows into a fresh copy of the schema, then index the text in bulk."""
+    import sqlite3
+
+    from vibekit_telemetry.store import dialects
+    from vibekit_telemetry.store.sql import WRITER_CACHE_KB, SQLStore
+
+    tables = read_rows(source)
+    store = SQLStore(str(db))  # the fresh database exactly as the store creates one
+    store.initialize()
+    store.shutdown()
+    ev_cols, ev_rows = tables["events"]
+    se_cols, se_rows = tables["sessions"]
+    sid_at, eid_at = ev_cols.index("session_id"), se_cols.index("id")
+    sessions_by_id = {row[eid_at]: row for row in se_rows}
+    # The sessions each chunk of events opens (in first-event order), worked out before the clock.
+    plan: list[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]] = []
+    opened: set[str] = set()
+    for i in range(0, len(ev_rows), LOADER_BATCH):
+        chunk = ev_rows[i:i + LOADER_BATCH]
+        new = []
+        for row in chunk:
+            sid = row[sid_at]
+            if sid is not None and sid not in opened:
+                opened.add(sid)
+                new.append(sessions_by_id[sid])
+        plan.append((new, chunk))
+    insert_event, insert_session = _insert_sql("events", ev_cols), _insert_sql("sessions", se_cols)
+    rest = [(t, _insert_sql(t, cols, "key" if t == "store_meta" else None), rows)
+            for t, (cols, rows) in tables.items() if t not in ("events", "sessions") and rows]
+
+    conn = sqlite3.connect(str(db), isolation_level=None)
+    dialects.apply_sqlite_pragmas(conn, 5000, True)
+    conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KB}")  # as the store's writer connection
+    conn.execute("PRAGMA temp_store = FILE")
+    started = time.perf_counter()
+    cur = conn.cursor()
+    for new, chunk in plan:
+        cur.execute("BEGIN IMMEDIATE")
+        if new:
+            cur.executemany(insert_session, new)
+        cur.executemany(insert_event, chunk)
+        cur.execute("COMMIT")
+    cur.execute("BEGIN IMMEDIATE")
+    for _table, sql, rows in rest:
+        cur.executemany(sql, rows)
+    cur.execute("COMMIT")
+    inserted = time.perf_counter()
+    cur.execute("BEGIN IMMEDIATE")
+    cur.execute("INSERT INTO events_fts(events_fts) VALUES ('rebuild')")
+    cur.execute("UPDATE store_meta SET value = (SELECT COALESCE(MAX(rowid), 0) FROM events) "
+                "WHERE key = 'fts_indexed_rowid'")
+    cur.execute("COMMIT")
+    cur.execute("PRAGMA wal_checkpoint(PASSIVE)")  # as flush() does
+    finished = time.perf_counter()
+    conn.close()
+    n = len(ev_rows)
+    elapsed = finished - started
+    return {"events": n, "elapsed_s": elapsed, "events_per_s": n / elapsed,
+            "insert_s": inserted - started, "index_s": finished - inserted,
+            "insert_events_per_s": n / (inserted - started), "peak_rss_mb": peak_rss_mb(),
+            "same_rows": same_rows(source, db)}
+
+
+def same_rows(a: Path, b: Path) -> dict[str, Any]:
+    """Row counts of every copied table and two text searches, in both databases: they must match."""
+    import sqlite3
+
+    def facts(db: Path) -> dict[str, int]:
+        conn = sqlite3.connect(str(db))
+        out = {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in COPIED_TABLES}  # noqa: S608
+        for term in ("module 7", "abc"):
+            out[f"fts:{term}"] = conn.execute(
+                "SELECT COUNT(*) FROM events_fts WHERE events_fts MATCH ?", (f'"{term}"',)).fetchone()[0]
+        conn.close()
+        return out
+
+    fa, fb = facts(a), facts(b)
+    return {"equal": fa == fb, "sdk": fa, "loader": fb}
+
+
+# -- orchestration ----------------------------------------------------------------------------------
+
+def _child(args: list[str]) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=BENCH_DIR)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    ordered = sorted(runs, key=lambda r: r["events_per_s"])
+    return ordered[len(ordered) // 2]
+
+
+def summarize_breakdown(sdk: dict[str, Any]) -> list[str]:
+    """Human lines: where the sdk run's wall time went, per thread and step."""
+    b, elapsed = sdk["breakdown_s"], sdk["elapsed_s"]
+    chain = b.get("writer.chain", 0.0)
+    write = b.get("writer.store_write", 0.0)
+    idx_w = b.get("writer.text_index", 0.0)
+    batch = b.get("writer.batch", 0.0)
+    store_batch = b.get("writer.store_batch", 0.0)
+    idx_s = b.get("scheduler.text_index", 0.0)
+    idx_c = b.get("caller.text_index", 0.0)
+
+    def pct(x: float) -> str:
+        return f"{x:.2f} s ({x / elapsed:.0%})"
+
+    return [
+        f"  sdk run breakdown (median run, wall {elapsed:.2f} s; caller busy {sdk['caller_s']:.2f} s, "
+        f"caller CPU {sdk['caller_cpu_s']:.2f} s; writer CPU {sdk['writer_cpu_s']:.2f} s):",
+        f"    writer: batches {pct(batch)}: chain {pct(chain)}, store write {pct(write)}, text index "
+        f"{pct(idx_w)}, rest of store_batch {pct(store_batch - write - idx_w)}, rest (tickets, pipeline) "
+        f"{pct(batch - chain - store_batch)}",
+        f"    scheduler: text index {pct(idx_s)}; caller: chain (track_start) {pct(b.get('caller.chain', 0.0))}, "
+        f"text index in flush() {pct(idx_c)}, flush total {pct(b.get('caller.flush', 0.0))}",
+    ]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run sdk and loader interleaved, print the JSON line and a summary; return the results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--chunks", type=int, default=98, help="stream chunks per session")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
+                        help="also one cProfile'd sdk run, saved to bench/results/")
+    parser.add_argument("--tmpdir", default=None)
+    parser.add_argument("--child", choices=("sdk", "loader", "profile"), help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--source", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.child:
+        db = Path(args.db)
+        remove_db(db)
+        if args.child == "loader":
+            result = run_loader(Path(args.source), db)
+        else:
+            result = run_sdk(db, args.sessions, args.chunks,
+                             RESULTS_DIR if args.child == "profile" else None)
+        result["db_bytes"] = os.path.getsize(db)
+        print(json.dumps(result))
+        return result
+
+    sdk_runs: list[dict[str, Any]] = []
+    loader_runs: list[dict[str, Any]] = []
+    size = ["--sessions", str(args.sessions), "--chunks", str(args.chunks)]
+    with tempfile.TemporaryDirectory(prefix="vk-bench-chain-", dir=args.tmpdir) as tmp:
+        sdk_db, loader_db = Path(tmp) / "sdk.db", Path(tmp) / "loader.db"
+        for _ in range(args.runs):
+            sdk_runs.append(_child(["--child", "sdk", "--db", str(sdk_db), *size]))
+            loader_runs.append(_child(["--child", "loader", "--db", str(loader_db), "--source", str(sdk_db)]))
+        profile = (_child(["--child", "profile", "--db", str(Path(tmp) / "profiled.db"), *size])
+                   if args.profile else None)
+    sdk_rates = [r["events_per_s"] for r in sdk_runs]
+    loader_rates = [r["events_per_s"] for r in loader_runs]
+    run_ratios = [ratio(s, lo) for s, lo in zip(sdk_rates, loader_rates, strict=True)]
+    sdk, loader = _median_run(sdk_runs), _median_run(loader_runs)
+    results: dict[str, Any] = {
+        "machine": machine(), "sessions": args.sessions, "events_per_session": args.chunks + 2,
+        "runs": args.runs, "sdk_events_per_s": statistics.median(sdk_rates),
+        "loader_events_per_s": statistics.median(loader_rates),
+        "ratio": ratio(statistics.median(sdk_rates), statistics.median(loader_rates)),
+        "ratio_per_run": run_ratios, "sdk": sdk, "loader": loader, "sdk_runs": sdk_runs,
+        "loader_runs": loader_runs, "profile": profile,
+    }
+    results["targets_met"] = {"ratio_ge_0.8": results["ratio"] >= 0.8,
+                              "same_rows": all(r["same_rows"]["equal"] for r in loader_runs),
+                              "nothing_dropped": all(r["dropped_total"] == 0 and r["flushed"] for r in sdk_runs)}
+    summary = [
+        f"chain ingest: {args.sessions:,} sessions x {args.chunks + 2} events into SQLite, median of {args.runs}",
+        f"  sdk (track_* + flush): {results['sdk_events_per_s']:,.0f} events/s "
+        f"({', '.join(f'{r:,.0f}' for r in sdk_rates)}), peak RSS {sdk['peak_rss_mb']:.0f} MB, "
+        f"{sdk['writer_batches']} batches of {sdk['avg_batch_events']:.0f} events on average",
+        f"  loader (executemany + FTS rebuild): {results['loader_events_per_s']:,.0f} events/s "
+        f"({', '.join(f'{r:,.0f}' for r in loader_rates)}); insert alone {loader['insert_events_per_s']:,.0f} "
+        f"events/s, FTS rebuild {loader['index_s']:.2f} s of {loader['elapsed_s']:.2f} s",
+        f"  ratio {results['ratio']:.2f} (per run {', '.join(f'{r:.2f}' for r in run_ratios)}; target >= 0.8); "
+        f"targets: {results['targets_met']}",
+        *summarize_breakdown(sdk),
+    ]
+    if profile is not None:
+        summary.append(f"  profile ({profile['events_per_s']:,.0f} events/s under cProfile): "
+                       + ", ".join(profile["profiles"].values()))
+    emit("chain_ingest", results, summary)
+    return results
+
+
+if __name__ == "__main__":
+    main()
