@@ -64,28 +64,36 @@ def chunk_pool(seed: int = 1234, size: int = 4096) -> list[str]:
 # -- the sdk side -----------------------------------------------------------------------------------
 
 class Breakdown:
-    """Wall time per (thread, step), measured around whole calls (one timer pair per batch or job)."""
+    """Wall and CPU time per (thread, step), measured around whole calls (one timer pair per batch or job).
+
+    CPU time (time.thread_time) is the steadier figure on a shared machine: it leaves out the time a
+    thread waited for a core or for the GIL.
+    """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
+        self.cpu_seconds: dict[str, float] = defaultdict(float)  # CPU time of the calling thread
         self.calls: dict[str, int] = defaultdict(int)
         self.writer_cpu_s = 0.0
 
     def wrap(self, owner: Any, attr: str, step: str, *, cpu: bool = False) -> None:
         """Replace owner.attr by a wrapper that adds its wall time to `<thread>.<step>`."""
         original: Callable[..., Any] = getattr(owner, attr)
-        seconds, calls, pc = self.seconds, self.calls, time.perf_counter
+        seconds, cpu_seconds, calls = self.seconds, self.cpu_seconds, self.calls
+        pc, tt = time.perf_counter, time.thread_time
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            started = pc()
+            started, started_cpu = pc(), tt()
             try:
                 return original(*args, **kwargs)
             finally:
                 key = f"{_thread_role()}.{step}"
+                now_cpu = tt()
                 seconds[key] += pc() - started
+                cpu_seconds[key] += now_cpu - started_cpu
                 calls[key] += 1
                 if cpu:
-                    self.writer_cpu_s = time.thread_time()
+                    self.writer_cpu_s = now_cpu
 
         setattr(owner, attr, timed)
 
@@ -144,7 +152,7 @@ def run_sdk(db: Path, sessions: int, chunks: int, profile_dir: Path | None) -> d
     # Sustained ingest outruns the writer: the caller waits for room rather than dropping after the
     # default 100 ms (a lossy run would measure nothing). Everything else is the default.
     telemetry = Telemetry(db_path=str(db), block_timeout_ms=600_000)
-    caller_cpu0 = time.thread_time()
+    caller_cpu0, cpu0 = time.thread_time(), time.process_time()
     if profile_dir is not None:
         profilers["caller"].enable()
     started = time.perf_counter()
@@ -154,19 +162,20 @@ def run_sdk(db: Path, sessions: int, chunks: int, profile_dir: Path | None) -> d
     elapsed = time.perf_counter() - started
     if profile_dir is not None:
         profilers["caller"].disable()
-    caller_cpu = time.thread_time() - caller_cpu0
+    caller_cpu, cpu = time.thread_time() - caller_cpu0, time.process_time() - cpu0
     health = telemetry.get_health_status()
     telemetry.shutdown()
     written = health["events"]["written"]
     result: dict[str, Any] = {
         "events": calls, "written": written, "flushed": flushed, "dropped_total": health["dropped_total"],
         "elapsed_s": elapsed, "caller_s": caller_done - started, "events_per_s": written / elapsed,
-        "caller_cpu_s": caller_cpu, "writer_batches": health["writer"]["batches"],
+        "caller_cpu_s": caller_cpu, "cpu_s": cpu, "writer_batches": health["writer"]["batches"],
         "avg_batch_events": health["writer"]["events_processed"] / max(1, health["writer"]["batches"]),
         "peak_rss_mb": peak_rss_mb(),
     }
     if profile_dir is None:
         result["breakdown_s"] = dict(sorted(breakdown.seconds.items()))
+        result["breakdown_cpu_s"] = dict(sorted(breakdown.cpu_seconds.items()))
         result["breakdown_calls"] = dict(sorted(breakdown.calls.items()))
         result["writer_cpu_s"] = breakdown.writer_cpu_s
     else:
@@ -192,8 +201,8 @@ def _profile_threads(profilers: dict[str, Any]) -> None:
                 profilers[role].disable()
         return run
 
-    BatchWorker._run = profiled("writer", BatchWorker._run)  # type: ignore[method-assign]
-    Scheduler._loop = profiled("scheduler", Scheduler._loop)  # type: ignore[method-assign]
+    BatchWorker._run = profiled("writer", BatchWorker._run)  # type: ignore[method-assign,assignment]
+    Scheduler._loop = profiled("scheduler", Scheduler._loop)  # type: ignore[method-assign,assignment]
 
 
 def _save_profiles(profilers: dict[str, Any], out_dir: Path) -> dict[str, str]:
@@ -229,7 +238,7 @@ def read_rows(db: Path) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
     tables: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}
     for table in COPIED_TABLES:
         order = " ORDER BY rowid" if table == "events" else ""
-        cur = conn.execute(f"SELECT * FROM {table}{order}")  # noqa: S608 - names are constants
+        cur = conn.execute(f"SELECT * FROM {table}{order}")
         tables[table] = ([d[0] for d in cur.description], cur.fetchall())
     conn.close()
     return tables
@@ -237,7 +246,7 @@ def read_rows(db: Path) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
 
 def _insert_sql(table: str, columns: list[str], upsert_key: str | None = None) -> str:
     quoted = ", ".join(f'"{c}"' for c in columns)
-    sql = f"INSERT INTO {table} ({quoted}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
+    sql = f"INSERT INTO {table} ({quoted}) VALUES ({', '.join('?' * len(columns))})"
     if upsert_key:
         sql += f' ON CONFLICT ("{upsert_key}") DO UPDATE SET value = excluded.value'
     return sql
@@ -278,7 +287,7 @@ def run_loader(source: Path, db: Path) -> dict[str, Any]:
     dialects.apply_sqlite_pragmas(conn, 5000, True)
     conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KB}")  # as the store's writer connection
     conn.execute("PRAGMA temp_store = FILE")
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), time.process_time()
     cur = conn.cursor()
     for new, chunk in plan:
         cur.execute("BEGIN IMMEDIATE")
@@ -297,11 +306,11 @@ def run_loader(source: Path, db: Path) -> dict[str, Any]:
                 "WHERE key = 'fts_indexed_rowid'")
     cur.execute("COMMIT")
     cur.execute("PRAGMA wal_checkpoint(PASSIVE)")  # as flush() does
-    finished = time.perf_counter()
+    finished, cpu = time.perf_counter(), time.process_time() - cpu0
     conn.close()
     n = len(ev_rows)
     elapsed = finished - started
-    return {"events": n, "elapsed_s": elapsed, "events_per_s": n / elapsed,
+    return {"events": n, "elapsed_s": elapsed, "events_per_s": n / elapsed, "cpu_s": cpu,
             "insert_s": inserted - started, "index_s": finished - inserted,
             "insert_events_per_s": n / (inserted - started), "peak_rss_mb": peak_rss_mb(),
             "same_rows": same_rows(source, db)}
@@ -313,7 +322,7 @@ def same_rows(a: Path, b: Path) -> dict[str, Any]:
 
     def facts(db: Path) -> dict[str, int]:
         conn = sqlite3.connect(str(db))
-        out = {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in COPIED_TABLES}  # noqa: S608
+        out = {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in COPIED_TABLES}
         for term in ("module 7", "abc"):
             out[f"fts:{term}"] = conn.execute(
                 "SELECT COUNT(*) FROM events_fts WHERE events_fts MATCH ?", (f'"{term}"',)).fetchone()[0]
@@ -340,27 +349,23 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def summarize_breakdown(sdk: dict[str, Any]) -> list[str]:
-    """Human lines: where the sdk run's wall time went, per thread and step."""
-    b, elapsed = sdk["breakdown_s"], sdk["elapsed_s"]
-    chain = b.get("writer.chain", 0.0)
-    write = b.get("writer.store_write", 0.0)
-    idx_w = b.get("writer.text_index", 0.0)
-    batch = b.get("writer.batch", 0.0)
-    store_batch = b.get("writer.store_batch", 0.0)
-    idx_s = b.get("scheduler.text_index", 0.0)
-    idx_c = b.get("caller.text_index", 0.0)
+    """Human lines: where the sdk run's time went, per thread and step (wall / CPU seconds)."""
+    wall, cpu, elapsed = sdk["breakdown_s"], sdk["breakdown_cpu_s"], sdk["elapsed_s"]
 
-    def pct(x: float) -> str:
-        return f"{x:.2f} s ({x / elapsed:.0%})"
+    def both(key: str, minus: tuple[str, ...] = ()) -> str:
+        w = wall.get(key, 0.0) - sum(wall.get(k, 0.0) for k in minus)
+        c = cpu.get(key, 0.0) - sum(cpu.get(k, 0.0) for k in minus)
+        return f"{w:.2f}/{c:.2f} s"
 
+    index = {role: f"{role}.text_index" for role in ("writer", "scheduler", "caller")}
     return [
-        f"  sdk run breakdown (median run, wall {elapsed:.2f} s; caller busy {sdk['caller_s']:.2f} s, "
-        f"caller CPU {sdk['caller_cpu_s']:.2f} s; writer CPU {sdk['writer_cpu_s']:.2f} s):",
-        f"    writer: batches {pct(batch)}: chain {pct(chain)}, store write {pct(write)}, text index "
-        f"{pct(idx_w)}, rest of store_batch {pct(store_batch - write - idx_w)}, rest (tickets, pipeline) "
-        f"{pct(batch - chain - store_batch)}",
-        f"    scheduler: text index {pct(idx_s)}; caller: chain (track_start) {pct(b.get('caller.chain', 0.0))}, "
-        f"text index in flush() {pct(idx_c)}, flush total {pct(b.get('caller.flush', 0.0))}",
+        f"  sdk run (median run): wall {elapsed:.2f} s, process CPU {sdk['cpu_s']:.2f} s; caller busy "
+        f"{sdk['caller_s']:.2f} s (CPU {sdk['caller_cpu_s']:.2f} s); figures below are wall/CPU",
+        f"    writer batches {both('writer.batch')}: chain {both('writer.chain')}, store write "
+        f"{both('writer.store_write')}, text index {both(index['writer'])}, rest "
+        f"{both('writer.batch', ('writer.chain', 'writer.store_write', index['writer']))}",
+        f"    scheduler text index {both(index['scheduler'])}; flush() {both('caller.flush')} of which text "
+        f"index {both(index['caller'])}; chain on the caller (track_start) {both('caller.chain')}",
     ]
 
 
@@ -409,7 +414,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "runs": args.runs, "sdk_events_per_s": statistics.median(sdk_rates),
         "loader_events_per_s": statistics.median(loader_rates),
         "ratio": ratio(statistics.median(sdk_rates), statistics.median(loader_rates)),
-        "ratio_per_run": run_ratios, "sdk": sdk, "loader": loader, "sdk_runs": sdk_runs,
+        "ratio_per_run": run_ratios,
+        # The same comparison in CPU seconds (loader CPU / sdk CPU): what the work costs, without the
+        # waiting a shared machine adds to wall time.
+        "cpu_ratio": statistics.median(lo["cpu_s"] for lo in loader_runs) / statistics.median(
+            r["cpu_s"] for r in sdk_runs), "sdk": sdk, "loader": loader, "sdk_runs": sdk_runs,
         "loader_runs": loader_runs, "profile": profile,
     }
     results["targets_met"] = {"ratio_ge_0.8": results["ratio"] >= 0.8,
@@ -425,6 +434,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"events/s, FTS rebuild {loader['index_s']:.2f} s of {loader['elapsed_s']:.2f} s",
         f"  ratio {results['ratio']:.2f} (per run {', '.join(f'{r:.2f}' for r in run_ratios)}; target >= 0.8); "
         f"targets: {results['targets_met']}",
+        f"  CPU seconds: sdk {statistics.median(r['cpu_s'] for r in sdk_runs):.2f}, loader "
+        f"{statistics.median(r['cpu_s'] for r in loader_runs):.2f}: CPU ratio {results['cpu_ratio']:.2f}",
         *summarize_breakdown(sdk),
     ]
     if profile is not None:
