@@ -116,7 +116,9 @@ def instrument(breakdown: Breakdown) -> None:
     breakdown.wrap(Runtime, "_write_batch", "batch", cpu=True)
     breakdown.wrap(Chain, "run", "chain")
     breakdown.wrap(SQLStore, "_write", "store_write")
-    breakdown.wrap(SQLStore, "_index_chunk", "text_index")
+    # One text-index chunk wherever it runs (writer catch-up, scheduler job, flush); stores without
+    # _index_chunk index only through index_text.
+    breakdown.wrap(SQLStore, "_index_chunk" if hasattr(SQLStore, "_index_chunk") else "index_text", "text_index")
     breakdown.wrap(SQLStore, "store_batch", "store_batch")
     breakdown.wrap(Runtime, "flush", "flush")
 
