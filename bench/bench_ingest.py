@@ -55,7 +55,8 @@ def run_pipeline(db: Path, events: int) -> dict[str, Any]:
     track_start, track_stream = telemetry.track_start, telemetry.track_stream
     track_error, track_end = telemetry.track_error, telemetry.track_end
     sessions = Workload().sessions(events)
-    depth, capacity = telemetry._worker.depth, telemetry._worker.capacity()
+    worker = telemetry.runtime.worker
+    depth, capacity = worker.depth, worker.capacity()
     max_depth = 0
     started = time.perf_counter()
     caller_done = started

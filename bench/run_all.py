@@ -5,6 +5,7 @@ Defaults finish within about ten minutes on a 2-core machine once the lookup dat
 
     python bench/run_all.py                          # everything, default sizes
     python bench/run_all.py --events 200000 --lookup-sizes 1000000 --rounds 5
+    python bench/run_all.py --only track,chain,durable --sessions 200 --runs 1   # a quick check
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=1_000_000, help="bench_ingest events")
     parser.add_argument("--lookup-sizes", default="1000000,10000000", help="bench_lookup database sizes")
     parser.add_argument("--lookups", type=int, default=5000)
-    parser.add_argument("--only", default="track,ingest,lookup", help="comma-separated subset")
+    parser.add_argument("--sessions", type=int, default=1000,
+                        help="bench_chain_ingest / bench_durable_http sessions (of 100 events)")
+    parser.add_argument("--runs", type=int, default=3, help="bench_chain_ingest / bench_durable_http repeats")
+    parser.add_argument("--only", default="track,chain,durable,ingest,lookup", help="comma-separated subset")
     parser.add_argument("--out", default=str(RESULTS_DIR / "latest.json"))
     args = parser.parse_args(argv)
     only = {s.strip() for s in args.only.split(",")}
@@ -51,6 +55,11 @@ def main(argv: list[str] | None = None) -> None:
     if "track" in only:
         results["benchmarks"]["track"] = _run("bench_track.py", ["--rounds", str(args.rounds),
                                                                  "--calls", str(args.calls)])
+    size = ["--sessions", str(args.sessions), "--runs", str(args.runs)]
+    if "chain" in only:
+        results["benchmarks"]["chain_ingest"] = _run("bench_chain_ingest.py", size)
+    if "durable" in only:
+        results["benchmarks"]["durable_http"] = _run("bench_durable_http.py", size)
     if "ingest" in only:
         results["benchmarks"]["ingest"] = _run("bench_ingest.py", ["--events", str(args.events)])
     if "lookup" in only:
