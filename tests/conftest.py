@@ -23,6 +23,25 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A postgresql+psycopg URL whose search_path is a schema created for this test and dropped after."""
+    from pg_support import PG_DSN, PG_SKIP
+
+    if PG_SKIP:
+        pytest.skip(PG_SKIP)
+    import uuid
+
+    import psycopg
+
+    schema = "vk_test_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     """A fresh SQLite file path (not yet created)."""
     return tmp_path / "data" / "telemetry.db"

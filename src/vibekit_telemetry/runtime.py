@@ -211,6 +211,7 @@ class Runtime:
                 except Exception as exc:
                     logger.debug("telemetry store %s after_fork failed: %s", _provider_name(provider), exc)
         self._reopen_pending = True
+        self._losses_at_flush = 0
         self.run_recorder.new_run()
 
     def ensure_process(self) -> None:
@@ -350,7 +351,9 @@ class Runtime:
             except Exception as exc:
                 logger.warning("telemetry store %s flush failed: %s", _provider_name(provider), exc)
         losses = self.losses()
-        clean = losses == self._losses_at_flush
+        # "<=": a forked child starts its writer's drop counters at zero while it inherited the
+        # parent's last figure; fewer counted losses than at the last flush means nothing new was lost.
+        clean = losses <= self._losses_at_flush
         self._losses_at_flush = losses
         if not self.providers:
             return False

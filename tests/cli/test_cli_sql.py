@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from cli_support import Dataset, Run, as_json
 
+from pg_support import PG_DSN
 from vibekit_telemetry.store.adhoc_sql import AdhocSqlError, first_keyword, run_sqlite
 
 FOREVER = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT {select} FROM c"
-PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
 
 
 def _refused(result: object, *words: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,38 +9,6 @@ from typing import Any
 import pytest
 
 from vibekit_telemetry.store import MemoryStore, QueryableStore
-
-PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
-
-
-def _pg_reason() -> str | None:
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed (pip install 'vibekit-telemetry[postgres]')"
-    try:
-        psycopg.connect(PG_DSN).close()
-    except Exception as exc:
-        return f"PostgreSQL is not reachable on 127.0.0.1:5432 db 'test': {exc}".splitlines()[0]
-    return None
-
-
-_PG_SKIP = _pg_reason()
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A postgresql+psycopg URL whose search_path is a schema created for this test and dropped after."""
-    if _PG_SKIP:
-        pytest.skip(_PG_SKIP)
-    import psycopg
-
-    schema = "vk_test_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 
-from conftest import PG_DSN
+from pg_support import PG_DSN
 from vibekit_telemetry import Telemetry
 
 

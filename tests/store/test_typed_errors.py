@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from _store_helpers import ev
 
-from conftest import PG_DSN
+from pg_support import PG_DSN
 from vibekit_telemetry.errors import RefusedRowError, TransientStoreError
 from vibekit_telemetry.pipeline import is_data_error, is_transient
 from vibekit_telemetry.query import QueryFilter
