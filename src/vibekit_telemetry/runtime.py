@@ -211,7 +211,11 @@ class Runtime:
                 except Exception as exc:
                     logger.debug("telemetry store %s after_fork failed: %s", _provider_name(provider), exc)
         self._reopen_pending = True
-        self._losses_at_flush = 0
+        # The child's writer counts its queue drops from zero (its own worker); every other counter
+        # goes on from the parent's figure: that is the child's baseline for "lost since the last flush".
+        stats = self.worker.stats
+        self._losses_at_flush = self.losses() - (stats.dropped_newest + stats.dropped_block_timeout
+                                                 + stats.dropped_oldest + stats.dropped_at_shutdown)
         self.run_recorder.new_run()
 
     def ensure_process(self) -> None:
@@ -351,8 +355,6 @@ class Runtime:
             except Exception as exc:
                 logger.warning("telemetry store %s flush failed: %s", _provider_name(provider), exc)
         losses = self.losses()
-        # "<=": a forked child starts its writer's drop counters at zero while it inherited the
-        # parent's last figure; fewer counted losses than at the last flush means nothing new was lost.
         clean = losses <= self._losses_at_flush
         self._losses_at_flush = losses
         if not self.providers:
