@@ -22,7 +22,7 @@ from . import semconv as sc
 
 if TYPE_CHECKING:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 _ID_FIELDS: Final = frozenset({"traceId", "spanId", "parentSpanId"})
@@ -30,7 +30,8 @@ _SESSION_KEYS: Final = (sc.SESSION_ID, sc.GEN_AI_CONVERSATION, "traceloop.associ
                         "session_id", "langfuse.session.id")
 _SYSTEM_KEYS: Final = (sc.GEN_AI_SYSTEM, "gen_ai.provider.name", "llm.system", "llm.provider", "llm.vendor")
 _MODEL_KEYS: Final = (sc.GEN_AI_MODEL, sc.GEN_AI_RESPONSE_MODEL, "llm.model_name", "llm.request.model")
-_PROMPT_KEYS: Final = ("gen_ai.prompt.0.content", "gen_ai.prompt", "input.value", "llm.input_messages.0.message.content")
+_PROMPT_KEYS: Final = ("gen_ai.prompt.0.content", "gen_ai.prompt", "input.value",
+                       "llm.input_messages.0.message.content")
 _COMPLETION_KEYS: Final = ("gen_ai.completion.0.content", "gen_ai.completion", "output.value",
                            "llm.output_messages.0.message.content")
 _INPUT_TOKEN_KEYS: Final = (sc.GEN_AI_INPUT_TOKENS, "gen_ai.usage.prompt_tokens", "llm.token_count.prompt",

@@ -223,7 +223,8 @@ def _span_event(event: TelemetryEvent) -> Any:
 
 def _exception_attributes(event: TelemetryEvent) -> dict[str, Any]:
     meta = event.metadata or {}
-    error = meta.get("error") if isinstance(meta.get("error"), Mapping) else {}
+    found = meta.get("error")
+    error: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     out: dict[str, Any] = {
         "exception.type": str(error.get("type") or meta.get("error_type") or "Error"),
         "exception.message": str(error.get("message") or event.label or ""),

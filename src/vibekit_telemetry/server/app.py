@@ -20,8 +20,7 @@ from .browser_guard import BrowserGuardMiddleware, declared_body_types
 from .errors import JSONBody, install_error_handlers
 from .metrics import HttpMetricsMiddleware, ServerMetrics
 from .ratelimit import RateLimitMiddleware, make_backend
-from .routers import events, health, metrics, sessions, stats, streams
-from .routers import otlp
+from .routers import events, health, metrics, otlp, sessions, stats, streams
 from .security_headers import SecurityHeadersMiddleware
 from .settings import ServerSettings
 from .streams import StreamHub

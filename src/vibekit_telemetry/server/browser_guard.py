@@ -63,7 +63,7 @@ def declared_body_types(routes: Iterable[BaseRoute]) -> list[tuple[re.Pattern[st
     return found
 
 
-def _flatten(routes: Iterable[BaseRoute], prefix: str = "") -> Iterable[BaseRoute]:
+def _flatten(routes: Iterable[BaseRoute], prefix: str = "") -> Iterable[Any]:
     """Every route, also those of included routers (FastAPI >= 0.16x keeps them nested), with their prefix."""
     for route in routes:
         inner = getattr(route, "original_router", None)
@@ -79,9 +79,9 @@ def _flatten(routes: Iterable[BaseRoute], prefix: str = "") -> Iterable[BaseRout
 class _Prefixed:
     """A nested route seen with its router's prefix: only what declared_body_types reads."""
 
-    def __init__(self, route: BaseRoute, prefix: str) -> None:
+    def __init__(self, route: Any, prefix: str) -> None:
         self.openapi_extra = getattr(route, "openapi_extra", None)
-        self.path_regex = re.compile("^" + re.escape(prefix) + getattr(route, "path_regex").pattern.lstrip("^"))
+        self.path_regex = re.compile("^" + re.escape(prefix) + str(route.path_regex.pattern).lstrip("^"))
 
 
 class BrowserGuardMiddleware:
