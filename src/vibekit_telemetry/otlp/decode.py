@@ -3,9 +3,10 @@
 Spans our exporter wrote (vibekit.* attributes) give back the exact events. Any other span is mapped
 by the conventions agent frameworks use: OpenTelemetry GenAI (`gen_ai.*`), OpenInference
 (`llm.*`, `input.value`, `session.id`) and OpenLLMetry (`gen_ai.prompt.0.content` ...). A trace is a
-session (its id the `session.id` / `gen_ai.conversation.id` attribute, else the trace id in hex); a
-root span gives the session's start and end, any other span a custom event with its attributes in
-metadata, an `exception` span event an error event.
+session; a root span gives the session's start and end, any other span a custom event with its attributes in
+metadata, an `exception` span event an error event. The session id is the trace id in hex: spans of
+one trace arrive in separate requests (children usually first), and only the trace id is on every
+one; a `session.id` / `gen_ai.conversation.id` attribute is kept in metadata as `conversation_id`.
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
 def _foreign(span: Span, attrs: dict[str, Any], resource: dict[str, Any], trace_hex: str, span_hex: str,
              start_ms: int, end_ms: int) -> list[dict[str, Any]]:
     service = resource.get("service.name")
-    session = str(_first(attrs, _SESSION_KEYS) or trace_hex)
+    conversation = _first(attrs, _SESSION_KEYS)
     category = str(_first(attrs, _SYSTEM_KEYS) or service or "otel")
     operation = _first(attrs, ("gen_ai.operation.name", "openinference.span.kind", "llm.request.type"))
     prompt, completion = _first(attrs, _PROMPT_KEYS), _first(attrs, _COMPLETION_KEYS)
@@ -178,6 +179,8 @@ def _foreign(span: Span, attrs: dict[str, Any], resource: dict[str, Any], trace_
                                      "kind": span.kind, "attributes": attrs}}
     if span.parent_span_id:
         meta["otel"]["parent_span_id"] = span.parent_span_id.hex()
+    if conversation is not None:
+        meta["conversation_id"] = str(conversation)
     model = _first(attrs, _MODEL_KEYS)
     if model is not None:
         meta["model"] = str(model)
@@ -185,7 +188,7 @@ def _foreign(span: Span, attrs: dict[str, Any], resource: dict[str, Any], trace_
         value = _first(attrs, keys)
         if isinstance(value, int | float) and not isinstance(value, bool):
             meta[name] = value
-    common: dict[str, Any] = {"session_id": session, "category": category}
+    common: dict[str, Any] = {"session_id": trace_hex, "category": category}
     if isinstance(service, str):
         common["service_name"] = service
     if isinstance(resource.get("service.version"), str):
@@ -198,13 +201,13 @@ def _foreign(span: Span, attrs: dict[str, Any], resource: dict[str, Any], trace_
     events: list[dict[str, Any]] = []
     base = f"otlp-{trace_hex}-{span_hex}"
     if not span.parent_span_id:
-        events.append({**common, "event_type": "start", "event_id": f"{base}-start", "timestamp": start_ms,
+        events.append({**common, "event_type": "start", "event_id": f"{base}-0start", "timestamp": start_ms,
                        "action": action, "label": str(prompt) if prompt is not None else span.name,
                        "metadata": meta})
         end_meta: dict[str, Any] = {"status": "error" if failed else "completed"}
         if span.status.message:
             end_meta["otel_status_message"] = span.status.message
-        end = {**common, "event_type": "end", "event_id": f"{base}-end", "timestamp": end_ms,
+        end = {**common, "event_type": "end", "event_id": f"{base}-9end", "timestamp": end_ms,
                "duration": (span.end_time_unix_nano - span.start_time_unix_nano) / 1_000_000, "metadata": end_meta}
         if completion is not None:
             end["stream_data"] = str(completion)
@@ -227,6 +230,6 @@ def _foreign(span: Span, attrs: dict[str, Any], resource: dict[str, Any], trace_
             error["stack"] = e_attrs["exception.stacktrace"]
         ts = max(event.time_unix_nano // 1_000_000, start_ms)
         events.insert(len(events) - (1 if not span.parent_span_id else 0),
-                      {**common, "event_type": "error", "event_id": f"{base}-exc{index}", "timestamp": ts,
+                      {**common, "event_type": "error", "event_id": f"{base}-5exc{index}", "timestamp": ts,
                        "label": f"{error_type}: {message}", "metadata": {"error": error}})
     return events
