@@ -155,10 +155,10 @@ def test_the_processor_chain_runs_on_received_spans(make_telemetry: Callable[...
     try:
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(HttpSpanExporter(endpoint=f"{server.url}/v1/traces")))
-        with provider.get_tracer("t").start_as_current_span("root") as root:
-            with provider.get_tracer("t").start_as_current_span("llm", attributes={
-                    "gen_ai.prompt.0.content": "mail ann@example.com the invoice"}):
-                pass
+        tracer = provider.get_tracer("t")
+        prompt = {"gen_ai.prompt.0.content": "mail ann@example.com the invoice"}
+        with tracer.start_as_current_span("root") as root, tracer.start_as_current_span("llm", attributes=prompt):
+            pass
         provider.shutdown()
     finally:
         server.stop()
