@@ -186,3 +186,14 @@ def test_the_factory_builds_a_named_exporter() -> None:
     exporter = build_otlp({"endpoint": "http://127.0.0.1:1", "name": "tempo"}, "f")
     assert exporter.name == "tempo" and exporter.target.protocol == "http/protobuf"
     exporter.shutdown()
+
+
+def test_seed_003_endpoint_sends_sessions_as_traces(capture: Capture,
+                                                    make_telemetry: Callable[..., Telemetry]) -> None:
+    telemetry = make_telemetry(isEnabled=True, endpoint=f"{capture.url}/v1/traces")  # used as is
+    sid = _agent_session(telemetry)
+    assert telemetry.flush()
+    _wait(lambda: len(capture.spans()) == 1)
+    assert capture.spans()[0][1].trace_id.hex() == session_trace_id(sid)
+    off = make_telemetry("off.db", is_enabled=False, endpoint=capture.url)
+    assert off.runtime is not None and not off.runtime.exporters
