@@ -19,7 +19,6 @@ from . import semconv as sc
 
 if TYPE_CHECKING:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 StreamAs = Literal["events", "spans"]
@@ -59,8 +58,9 @@ def encode_traces(events: Iterable[TelemetryEvent], options: EncodeOptions | Non
         scope_spans = ScopeSpans(spans=spans)
         scope_spans.scope.name = sc.SCOPE_NAME
         scope_spans.scope.version = __version__
-        request.resource_spans.append(ResourceSpans(
-            resource=Resource(attributes=_attributes(dict(resource_key))), scope_spans=[scope_spans]))
+        described = Resource()
+        _fill(described.attributes, dict(resource_key))
+        request.resource_spans.append(ResourceSpans(resource=described, scope_spans=[scope_spans]))
     return request
 
 
@@ -140,13 +140,13 @@ def _session_spans(group: list[TelemetryEvent], opts: EncodeOptions) -> list[Spa
     elif status in ("error", "cancelled") or (failed is not None and closing is None):
         root.status.code = Status.STATUS_CODE_ERROR
         root.status.message = (failed.label if failed and failed.label else str(status or "error"))
-    root.attributes.extend(_attributes(_root_attributes(group, category, status)))
+    _fill(root.attributes, _root_attributes(group, category, status))
     children: list[Span] = []
     for event in group:
         if opts.stream_as == "spans" and event.event_type in ("stream", "custom") and not lone:
             children.append(_child_span(event, tid, root_id))
         else:
-            root.events.append(_span_event(event))
+            _add_span_event(root, event)
     return [root, *children]
 
 
@@ -208,17 +208,16 @@ def event_attributes(event: TelemetryEvent) -> dict[str, Any]:
     return out
 
 
-def _span_event(event: TelemetryEvent) -> Any:
-    from opentelemetry.proto.trace.v1.trace_pb2 import Span
-
+def _add_span_event(span: Span, event: TelemetryEvent) -> None:
     attributes = event_attributes(event)
     if event.event_type == "error":
         name = "exception"
         attributes.update(_exception_attributes(event))
     else:
         name = f"vibekit.{event.event_type}"
-    return Span.Event(time_unix_nano=event.timestamp * NS_PER_MS, name=name,
-                      attributes=_attributes(attributes))
+    # add() builds in place: appending a finished message would copy it (the costly part of encoding).
+    added = span.events.add(time_unix_nano=event.timestamp * NS_PER_MS, name=name)
+    _fill(added.attributes, attributes)
 
 
 def _exception_attributes(event: TelemetryEvent) -> dict[str, Any]:
@@ -244,22 +243,18 @@ def _child_span(event: TelemetryEvent, tid: bytes, parent: bytes) -> Span:
                 parent_span_id=parent, kind=Span.SPAN_KIND_INTERNAL, start_time_unix_nano=max(start_ns, 0),
                 end_time_unix_nano=end_ns)
     span.name = "gen_ai.content.chunk" if event.event_type == "stream" else (event.label or event.action or "custom")
-    span.attributes.extend(_attributes(event_attributes(event)))
+    _fill(span.attributes, event_attributes(event))
     return span
 
 
-def _attributes(values: Mapping[str, Any]) -> list[KeyValue]:
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-
-    out = []
+def _fill(container: Any, values: Mapping[str, Any]) -> None:
+    """Add OTLP KeyValue attributes to a repeated field, in place."""
     for key, value in values.items():
         if isinstance(value, bool):
-            any_value = AnyValue(bool_value=value)
+            container.add(key=key, value={"bool_value": value})
         elif isinstance(value, int):
-            any_value = AnyValue(int_value=value)
+            container.add(key=key, value={"int_value": value})
         elif isinstance(value, float):
-            any_value = AnyValue(double_value=value)
+            container.add(key=key, value={"double_value": value})
         else:
-            any_value = AnyValue(string_value=str(value))
-        out.append(KeyValue(key=key, value=any_value))
-    return out
+            container.add(key=key, value={"string_value": str(value)})

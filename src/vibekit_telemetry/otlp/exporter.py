@@ -86,8 +86,12 @@ class OtlpExporter:
         request = ExportTraceServiceRequest()
         if lone:
             request.resource_spans.extend(encode_traces(lone, self.encode).resource_spans)
+        partial = [sid for sid, first_seen in self._open.items()
+                   if sid not in ended and now - first_seen >= self.partial_after_s]
+        # One read for every session this batch needs, not one per session.
+        stored = self._sessions_events([*ended, *partial])
         for sid in ended:
-            session = self._session_events(sid)
+            session = stored.get(sid, [])
             sent = self._sent.get(sid)
             if sent is not None:
                 # Part of it went out early as child spans: the rest the same way, under the root span now.
@@ -97,17 +101,14 @@ class OtlpExporter:
                 options = self.encode
             if session:
                 request.resource_spans.extend(encode_traces(session, options).resource_spans)
-        for sid, first_seen in list(self._open.items()):
-            if sid in ended or now - first_seen < self.partial_after_s:
-                continue
-            self._add_partial(request, sid)
+        for sid in partial:
+            self._add_partial(request, sid, stored.get(sid, []))
         return request
 
-    def _add_partial(self, request: ExportTraceServiceRequest, sid: str) -> None:
+    def _add_partial(self, request: ExportTraceServiceRequest, sid: str, events: list[TelemetryEvent]) -> None:
         """The finished part of an open session: its stream and custom events as child spans, no root."""
         sent = self._sent.setdefault(sid, set())
-        fresh = [e for e in self._session_events(sid)
-                 if e.event_type in ("stream", "custom") and e.event_id not in sent]
+        fresh = [e for e in events if e.event_type in ("stream", "custom") and e.event_id not in sent]
         if not fresh:
             return
         options = EncodeOptions("spans", self.encode.resource_attributes, self.encode.service_name)
@@ -121,12 +122,18 @@ class OtlpExporter:
         request.resource_spans.extend(part.resource_spans)
         sent.update(e.event_id or "" for e in fresh)
 
-    def _session_events(self, sid: str) -> list[TelemetryEvent]:
+    def _sessions_events(self, sids: list[str]) -> dict[str, list[TelemetryEvent]]:
+        """Each session's events in order: read back from the store, or from the buffer without one."""
+        if not sids:
+            return {}
         if self.store is None:
-            return list(self._buffer.get(sid, []))
+            return {sid: list(self._buffer.get(sid, [])) for sid in sids}
         from ..query import QueryFilter
 
-        return list(self.store.query(QueryFilter(session_ids=[sid])))
+        out: dict[str, list[TelemetryEvent]] = {sid: [] for sid in sids}
+        for event in self.store.query(QueryFilter(session_ids=list(sids))):
+            out[event.session_id or ""].append(event)
+        return out
 
     def _forget(self, sid: str) -> None:
         self._open.pop(sid, None)
