@@ -197,3 +197,47 @@ def test_seed_003_endpoint_sends_sessions_as_traces(capture: Capture,
     assert capture.spans()[0][1].trace_id.hex() == session_trace_id(sid)
     off = make_telemetry("off.db", is_enabled=False, endpoint=capture.url)
     assert off.runtime is not None and not off.runtime.exporters
+
+
+def test_a_collector_answering_503_gets_the_session_once_it_recovers_and_400_is_skipped(
+        capture: Capture, make_telemetry: Callable[..., Telemetry]) -> None:
+    capture.status = 503
+    telemetry = make_telemetry(storage=_otlp(capture, failure_threshold=100))
+    first = _agent_session(telemetry)
+    assert telemetry.flush()
+    exporters = telemetry.runtime.exporters  # type: ignore[union-attr]
+    _wait(lambda: exporters.status()[0]["failures"] >= 2)
+    capture.status = 200
+    _wait(lambda: len(capture.spans()) == 1)
+    assert capture.spans()[0][1].trace_id.hex() == session_trace_id(first)
+    capture.status = 400  # a refusal: retrying cannot help, the batch is skipped and counted
+    _agent_session(telemetry)
+    assert telemetry.flush()
+    _wait(lambda: exporters.status()[0]["poisoned"] > 0)
+    capture.status = 200
+    third = _agent_session(telemetry)
+    assert telemetry.flush()
+    _wait(lambda: len(capture.spans()) == 2)
+    assert capture.spans()[1][1].trace_id.hex() == session_trace_id(third)
+
+
+def test_without_a_readable_store_sessions_are_buffered_until_they_end(capture: Capture) -> None:
+    from vibekit_telemetry.events import TelemetryEvent, now_ms
+    from vibekit_telemetry.exporters import ExporterSet
+    from vibekit_telemetry.store import BaseStorageProvider
+
+    class Archive(BaseStorageProvider):  # write-only: no change log, no reads
+        def store_batch(self, events: Any) -> None:
+            return None
+
+    exporter = build_otlp({"endpoint": capture.url}, "otlp")
+    bus = ExporterSet(Archive(), [exporter])
+    bus.start()
+    ts = now_ms()
+    bus.on_committed([TelemetryEvent("start", "claude", "bus-s", timestamp=ts, event_id="b1"),
+                      TelemetryEvent("stream", "claude", "bus-s", stream_data="x", timestamp=ts + 1, event_id="b2")])
+    bus.on_committed([TelemetryEvent("end", "claude", "bus-s", timestamp=ts + 2, event_id="b3",
+                                     metadata={"status": "completed"})])
+    assert bus.shutdown(timeout=5.0)
+    (_, root), = capture.spans()
+    assert [attrs(e.attributes)["vibekit.event_id"] for e in root.events] == ["b1", "b2", "b3"]

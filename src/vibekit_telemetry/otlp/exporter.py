@@ -47,7 +47,7 @@ class OtlpExporter:
         self.sessions_sent = 0
         self._open: OrderedDict[str, float] = OrderedDict()  # session -> monotonic time first seen
         self._sent: dict[str, set[str]] = {}  # session -> event ids already sent as child spans
-        self._buffer: dict[str, list[TelemetryEvent]] = {}  # sessions' events when no store can be read
+        self._buffer: dict[str, dict[str, TelemetryEvent]] = {}  # sessions' events when no store can be read
 
     def bind_store(self, store: Any) -> None:
         """Read sessions back from this store (ExporterSet calls it); without one, sessions are buffered."""
@@ -62,25 +62,30 @@ class OtlpExporter:
             sid = event.session_id
             if not sid:
                 continue
-            if self.store is None:
-                self._buffer.setdefault(sid, []).append(event)
+            if self.store is None:  # keyed by id: a batch retried after a failure is not buffered twice
+                self._buffer.setdefault(sid, {})[event.event_id or ""] = event
             if event.event_type == "end":
                 ended[sid] = None
             elif sid not in self._open:
                 self._open[sid] = now
-        request = self._request(lone, list(ended), now)
-        if request is not None and request.resource_spans:
+        early: dict[str, list[str]] = {}  # event ids sent early, remembered only once the send succeeded
+        request = self._request(lone, list(ended), now, early)
+        if request.resource_spans:
             rejected, message = self.sender.send(request)
             if rejected:
                 self.rejected_spans += rejected
                 log.warning("%s: the collector rejected %d spans: %s", self.name, rejected, message)
+        for sid, ids in early.items():
+            if ids:
+                self._sent.setdefault(sid, set()).update(ids)
         self.sessions_sent += len(ended)
         for sid in ended:
             self._forget(sid)
         while len(self._open) > MAX_OPEN_SESSIONS:
             self._forget(next(iter(self._open)))
 
-    def _request(self, lone: list[TelemetryEvent], ended: list[str], now: float) -> ExportTraceServiceRequest | None:
+    def _request(self, lone: list[TelemetryEvent], ended: list[str], now: float,
+                 early: dict[str, list[str]]) -> ExportTraceServiceRequest:
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
         request = ExportTraceServiceRequest()
@@ -102,15 +107,15 @@ class OtlpExporter:
             if session:
                 request.resource_spans.extend(encode_traces(session, options).resource_spans)
         for sid in partial:
-            self._add_partial(request, sid, stored.get(sid, []))
+            early[sid] = self._add_partial(request, sid, stored.get(sid, []))
         return request
 
-    def _add_partial(self, request: ExportTraceServiceRequest, sid: str, events: list[TelemetryEvent]) -> None:
-        """The finished part of an open session: its stream and custom events as child spans, no root."""
-        sent = self._sent.setdefault(sid, set())
+    def _add_partial(self, request: ExportTraceServiceRequest, sid: str, events: list[TelemetryEvent]) -> list[str]:
+        """Add the finished part of an open session (stream and custom events as child spans, no root)."""
+        sent = self._sent.get(sid, set())
         fresh = [e for e in events if e.event_type in ("stream", "custom") and e.event_id not in sent]
         if not fresh:
-            return
+            return []
         options = EncodeOptions("spans", self.encode.resource_attributes, self.encode.service_name)
         part = encode_traces(fresh, options)
         root = root_span_id(sid)
@@ -120,14 +125,14 @@ class OtlpExporter:
                 del scope_spans.spans[:]
                 scope_spans.spans.extend(children)
         request.resource_spans.extend(part.resource_spans)
-        sent.update(e.event_id or "" for e in fresh)
+        return [e.event_id or "" for e in fresh]
 
     def _sessions_events(self, sids: list[str]) -> dict[str, list[TelemetryEvent]]:
         """Each session's events in order: read back from the store, or from the buffer without one."""
         if not sids:
             return {}
         if self.store is None:
-            return {sid: list(self._buffer.get(sid, [])) for sid in sids}
+            return {sid: sorted(self._buffer.get(sid, {}).values(), key=lambda e: e.timestamp) for sid in sids}
         from ..query import QueryFilter
 
         out: dict[str, list[TelemetryEvent]] = {sid: [] for sid in sids}
