@@ -68,6 +68,8 @@ def _check_agent_session(telemetry: Telemetry, trace_id: str) -> None:
     assert llm.label == "Where is my order?" and llm.stream_data == "It ships tomorrow."
     assert llm.metadata is not None and llm.metadata["model"] == "gpt-4o"
     assert llm.metadata["input_tokens"] == 57 and llm.metadata["output_tokens"] == 18
+    otel = llm.metadata["otel"]["attributes"]
+    assert otel["gen_ai.request.model"] == "gpt-4o" and "gen_ai.prompt.0.content" not in otel  # kept once, as label
     assert llm.service_name == "support-bot" and llm.service_version == "1.4"
     assert llm.context == {"environment": "prod"}
     tool = next(e for e in events if e.event_type == "custom" and e.label == "lookup_order")

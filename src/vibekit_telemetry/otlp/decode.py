@@ -164,6 +164,10 @@ def _exact(attrs: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _first_key(attrs: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    return next((k for k in keys if attrs.get(k) not in (None, "")), None)
+
+
 def _first(attrs: dict[str, Any], keys: tuple[str, ...]) -> Any:
     return next((attrs[k] for k in keys if attrs.get(k) not in (None, "")), None)
 
@@ -175,8 +179,11 @@ def _foreign(span: Span, attrs: dict[str, Any], resource: dict[str, Any], trace_
     category = str(_first(attrs, _SYSTEM_KEYS) or service or "otel")
     operation = _first(attrs, ("gen_ai.operation.name", "openinference.span.kind", "llm.request.type"))
     prompt, completion = _first(attrs, _PROMPT_KEYS), _first(attrs, _COMPLETION_KEYS)
+    # The prompt and completion become label and stream_data: not stored a second time in metadata.
+    mapped = {_first_key(attrs, _PROMPT_KEYS), _first_key(attrs, _COMPLETION_KEYS)}
+    kept = {k: v for k, v in attrs.items() if k not in mapped}
     meta: dict[str, Any] = {"otel": {"trace_id": trace_hex, "span_id": span_hex, "name": span.name,
-                                     "kind": span.kind, "attributes": attrs}}
+                                     "kind": span.kind, "attributes": kept}}
     if span.parent_span_id:
         meta["otel"]["parent_span_id"] = span.parent_span_id.hex()
     if conversation is not None:
