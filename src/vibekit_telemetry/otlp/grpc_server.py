@@ -35,7 +35,8 @@ class OtlpGrpcServer:
         self.auth = Authenticator(self.settings)
         limit = self.settings.max_body_bytes
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers),
-                                   options=[("grpc.max_receive_message_length", limit)])
+                                   # no SO_REUSEPORT: a second server on a taken port must fail, not share it
+                                   options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 0)])
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
             _Servicer(self), self._server)
         self.port = self._server.add_insecure_port(f"{host}:{port}")
