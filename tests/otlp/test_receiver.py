@@ -207,6 +207,8 @@ def _valid() -> bytes:
 @pytest.mark.parametrize(("body", "content_type", "headers", "status", "says"), [
     (b"\xff\xff\xff\xff not protobuf", "application/x-protobuf", {}, 400, "not a protobuf"),
     (b"{not json", "application/json", {}, 400, "malformed JSON"),
+    (b"[" * 50_000 + b"]" * 50_000, "application/json", {}, 400, "deep"),
+    (b"\x0a\x02\x0a\x00" * 5 + b"\x0a\xff\xff\xff\xff\x0f", "application/x-protobuf", {}, 400, "not a protobuf"),
     (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}', "application/json", {}, 400,
      "traceId"),
     (b"", "application/x-protobuf", {}, 400, "empty body"),

@@ -7,7 +7,6 @@ are reported per the OTLP spec's partial success (`rejectedSpans`, `errorMessage
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Request
@@ -15,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ..auth import Principal, require
-from ..body import media_type
+from ..body import loads, media_type
 from ..errors import ApiError, json_response
 from ..ingest import Prepared, commit, runtime_of
 from ._common import get_telemetry
@@ -84,11 +83,8 @@ async def receive_traces(request: Request, _principal: Annotated[Principal, Depe
             raise _bad("empty body: expected an ExportTraceServiceRequest")
         try:
             if kind == JSON_TYPE:
-                try:
-                    document = json.loads(raw)
-                except ValueError as exc:
-                    raise decode.OtlpDecodeError(f"malformed JSON ({exc})") from None
-                message = decode.parse_json(document)
+                # The server's JSON reader: 400 for malformed JSON, NaN, bad UTF-8 or nesting past max_json_depth.
+                message = decode.parse_json(loads(raw, settings.max_json_depth))
             else:
                 message = decode.parse_protobuf(raw)
         except decode.OtlpDecodeError as exc:
