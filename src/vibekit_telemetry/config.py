@@ -204,6 +204,10 @@ class TelemetryConfig(_Section):
     exporter_shutdown_timeout_s: float = Field(5.0, ge=0, le=600)
     # Your own chain steps (objects with `name` and process(event) -> event | None), run before truncate.
     processors: list[Any] = Field(default_factory=list)
+    # Seed 003's OpenTelemetry switch, TelemetryService({isEnabled, endpoint}): sessions go as OTLP traces to
+    # `endpoint` (an "otlp" exporter entry with default options; docs/otlp.md) while is_enabled.
+    endpoint: str | None = None
+    is_enabled: bool = True
 
     def model_post_init(self, __context: Any) -> None:
         """Let batching options given inside a storage entry (seed 001) or localStore (seed 003) apply."""
@@ -238,6 +242,8 @@ class TelemetryConfig(_Section):
                 if isinstance(entry, StorageConfig) and entry.type == "sqlite":
                     entry.options = {**entry.options, "path": self.db_path}
                     break
+        if self.endpoint and self.is_enabled:
+            entries.append(StorageConfig(type="otlp", options={"endpoint": self.endpoint}))
         return entries
 
 

@@ -31,14 +31,18 @@ from .options import console, database_options
               help="Largest request body accepted [default: 10].")
 @click.option("--trust-proxy", "trusted_proxies", multiple=True, metavar="CIDR",
               help="Believe X-Forwarded-For/-Proto only from this proxy address or network (repeatable).")
+@click.option("--otlp-grpc", "otlp_grpc", is_flag=True,
+              help="Also receive OTLP/gRPC traces (port 4317; --otlp-grpc-port). OTLP/HTTP is always at /v1/traces.")
+@click.option("--otlp-grpc-port", type=click.IntRange(0, 65535), default=4317, show_default=True,
+              help="Port of the OTLP/gRPC receiver.")
 @click.option("--dashboard", is_flag=True, help="Also serve the web dashboard (when installed).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True)
 @database_options
 def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[str, ...],
         bearer_tokens: tuple[str, ...], cors_origins: tuple[str, ...], rate_limit: str | None,
-        redis_url: str | None, max_body_mb: float | None, trusted_proxies: tuple[str, ...], dashboard: bool,
-        log_level: str) -> None:
+        redis_url: str | None, max_body_mb: float | None, trusted_proxies: tuple[str, ...], otlp_grpc: bool,
+        otlp_grpc_port: int, dashboard: bool, log_level: str) -> None:
     """Serve the HTTP API: events, sessions, stats, live streams (/ws, /api/stream), /metrics.
 
     \b
@@ -73,6 +77,27 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
             err.print(f"Serving [bold]{database_label()}[/] at [bold]{url}[/] (docs {url}/docs, auth "
                       f"{'on' if settings.auth_enabled else 'off'}); Ctrl-C to stop")
 
-        run_api_server(telemetry, port if port is not None else config.port,
-                       host if host is not None else config.host, settings=settings, log_level=log_level,
-                       access_log=log_level in ("info", "debug"), on_ready=ready)
+        grpc_server = _start_otlp_grpc(telemetry, settings, host or config.host, otlp_grpc_port) if otlp_grpc \
+            else None
+        try:
+            run_api_server(telemetry, port if port is not None else config.port,
+                           host if host is not None else config.host, settings=settings, log_level=log_level,
+                           access_log=log_level in ("info", "debug"), on_ready=ready)
+        finally:
+            if grpc_server is not None:
+                grpc_server.stop()
+
+
+def _start_otlp_grpc(telemetry: Any, settings: Any, host: str, port: int) -> Any:
+    """Start the OTLP/gRPC receiver beside the HTTP API (needs the otlp extra)."""
+    try:
+        from ..otlp.grpc_server import OtlpGrpcServer
+    except ImportError as exc:
+        raise click.ClickException(f"--otlp-grpc needs the otlp extra: pip install 'vibekit-telemetry[otlp]' "
+                                   f"({exc.name} is missing)") from None
+    try:
+        server = OtlpGrpcServer(telemetry, port, host, settings=settings).start()
+    except (OSError, RuntimeError) as exc:
+        raise click.ClickException(f"cannot listen for OTLP/gRPC on {host}:{port} ({exc})") from None
+    console(stderr=True).print(f"OTLP/gRPC receiver at [bold]{server.endpoint}[/]")
+    return server

@@ -98,6 +98,9 @@ class ExporterSet:
         if any(w.name == exporter.name for w in self.workers):
             raise ValidationError(f"{field}.options.name", "a name no other exporter uses (it keys the cursor)",
                                   exporter.name)
+        bind = getattr(exporter, "bind_store", None)
+        if callable(bind):  # exporters that read sessions back (otlp: a trace per ended session)
+            bind(self.store)
         o = options or DeliveryOptions()
         backoff = Backoff(o.retry_base_s, o.retry_max_s)
         breaker = CircuitBreaker(o.failure_threshold, o.open_timeout_s)

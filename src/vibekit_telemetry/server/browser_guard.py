@@ -53,7 +53,7 @@ SIMPLE_TYPES: Final = frozenset({"text/plain", "application/x-www-form-urlencode
 def declared_body_types(routes: Iterable[BaseRoute]) -> list[tuple[re.Pattern[str], frozenset[str]]]:
     """Return (path pattern, media types) for routes whose OpenAPI request body lists its own types."""
     found = []
-    for route in routes:
+    for route in _flatten(routes):
         extra: Any = getattr(route, "openapi_extra", None) or {}
         content = extra.get("requestBody", {}).get("content", {}) if isinstance(extra, dict) else {}
         types = frozenset(str(t).lower() for t in content) - SIMPLE_TYPES
@@ -61,6 +61,27 @@ def declared_body_types(routes: Iterable[BaseRoute]) -> list[tuple[re.Pattern[st
         if types and pattern is not None:
             found.append((pattern, types | JSON_BODY_TYPES))
     return found
+
+
+def _flatten(routes: Iterable[BaseRoute], prefix: str = "") -> Iterable[Any]:
+    """Every route, also those of included routers (FastAPI >= 0.16x keeps them nested), with their prefix."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            context = getattr(route, "include_context", None)
+            yield from _flatten(inner.routes, prefix + str(getattr(context, "prefix", "") or ""))
+        elif prefix and getattr(route, "path", None):
+            yield _Prefixed(route, prefix)
+        else:
+            yield route
+
+
+class _Prefixed:
+    """A nested route seen with its router's prefix: only what declared_body_types reads."""
+
+    def __init__(self, route: Any, prefix: str) -> None:
+        self.openapi_extra = getattr(route, "openapi_extra", None)
+        self.path_regex = re.compile("^" + re.escape(prefix) + str(route.path_regex.pattern).lstrip("^"))
 
 
 class BrowserGuardMiddleware:
