@@ -97,6 +97,6 @@ def test_the_decision_is_the_same_in_every_process() -> None:
     import sys
 
     sid = "0190c2a4-7e3b-7000-8000-000000000042"
-    code = "from vibekit_telemetry.processing.sampling import session_score; print(session_score(%r))" % sid
+    code = "from vibekit_telemetry.processing.sampling import session_score; print(session_score(" + repr(sid) + "))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert float(out) == session_score(sid)
