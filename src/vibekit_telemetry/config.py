@@ -357,6 +357,7 @@ def load_config(config: TelemetryConfig | Mapping[str, Any] | None = None,
     if file_path is None and Path(DEFAULT_CONFIG_PATH).is_file():
         file_path = DEFAULT_CONFIG_PATH
     merged: dict[str, Any] = read_config_file(file_path) if file_path else {}
+    file_values = dict(merged)
     merged.update(_env_values())
     if isinstance(config, TelemetryConfig):
         merged.update(config.model_dump(exclude_unset=True, by_alias=False))
@@ -365,6 +366,7 @@ def load_config(config: TelemetryConfig | Mapping[str, Any] | None = None,
             raise ValidationError("config", "a TelemetryConfig or a dict", config)
         merged.update(config)
     merged.update(kwargs)
+    _check_unknown(file_values, file_path, config, kwargs, merged)
     storage = merged.get("storage")
     if isinstance(storage, list | tuple):
         # Provider objects ride beside the validated entries; pydantic would not know what to do with them.
@@ -376,6 +378,18 @@ def load_config(config: TelemetryConfig | Mapping[str, Any] | None = None,
         return TelemetryConfig.model_validate(merged)
     except PydanticValidationError as exc:
         raise _raise_named(exc) from None
+
+
+def _check_unknown(file_values: Mapping[str, Any], file_path: Any, config: Any, kwargs: Mapping[str, Any],
+                   merged: Mapping[str, Any]) -> None:
+    """Warn about unknown options with the closest known one (raise when raise_on_error): config_check.py."""
+    from .config_check import report_unknown, unknown_env, unknown_options
+
+    found = [*unknown_options(file_values, TelemetryConfig, f"the config file {file_path}"),
+             *unknown_options(config if isinstance(config, Mapping) else {}, TelemetryConfig, "the config dict"),
+             *unknown_options(kwargs, TelemetryConfig, "keyword arguments"),
+             *unknown_env({ENV_CONFIG, ENV_DB_PATH, ENV_DATABASE_URL, ENV_DISABLED, *ENV_FIELDS, *ENV_STORE_OPTIONS})]
+    report_unknown(found, raise_on_error=str(merged.get("raise_on_error", "")).lower() in _TRUE)
 
 
 def default_config_toml(db_path: str = DEFAULT_DB_PATH) -> str:
