@@ -166,7 +166,7 @@ def health_components(runtime: Runtime, report: dict[str, Any]) -> None:
         primary["breaker"] = {"state": breaker.state, "times_opened": breaker.times_opened,
                               "threshold": breaker.failure_threshold, "timeout_s": breaker.open_timeout_s}
         if breaker.state != "closed":
-            issues.append(f"primary store: circuit breaker {breaker.state} ({pipeline.counters.last_error})")
+            issues.append(f"primary store: circuit breaker {breaker.state}")
     report["primary"] = primary
     report["spool"] = pipeline.spool.status() if pipeline.spool is not None else None
     if pipeline.spool is not None and pipeline.spool.depth():
