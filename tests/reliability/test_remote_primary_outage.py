@@ -142,3 +142,45 @@ def test_spooled_events_survive_a_restart_and_are_replayed_once(cluster: Private
         second.shutdown()
     _, _, per_session, counters = _counts(cluster)
     assert all(per_session.get(sid) == 2 and counters.get(sid) == 2 for sid in sids)
+
+
+KILLED_WRITER = """
+import json, os, signal, sys
+from vibekit_telemetry import Telemetry
+
+options = json.loads(sys.argv[1])
+telemetry = Telemetry(**options)
+sids = []
+for i in range(100):
+    sid = telemetry.track_start("gemini", "chat", f"before kill -9 {i}")
+    telemetry.track_end(sid)
+    sids.append(sid)
+assert telemetry.flush(60)
+assert telemetry.get_health_status()["spool"]["depth"] == 200
+print(json.dumps(sids), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # no shutdown, no atexit: what is spooled must already be on disk
+"""
+
+
+def test_spooled_events_survive_kill_9(cluster: PrivatePostgres, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    spool = tmp_path / "spool.db"
+    options = _options(cluster, spool)
+    cluster.stop()
+    try:
+        done = subprocess.run([sys.executable, "-c", KILLED_WRITER, json.dumps(options)], capture_output=True,
+                              text=True, timeout=300)
+    finally:
+        cluster.start()
+    assert done.returncode == -9, done.stderr[-2000:]
+    sids = json.loads(done.stdout)
+    telemetry = Telemetry(**options)
+    try:
+        assert _wait(lambda: telemetry.get_health_status()["spool"]["depth"] == 0, 60)
+    finally:
+        telemetry.shutdown()
+    _, _, per_session, counters = _counts(cluster)
+    assert all(per_session.get(sid) == 2 and counters.get(sid) == 2 for sid in sids)
