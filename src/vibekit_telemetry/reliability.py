@@ -222,3 +222,38 @@ def _exporter_list(status: Any) -> list[Any]:
         inner = status.get("exporters", status)
         return list(inner.values()) if isinstance(inner, dict) else list(inner) if isinstance(inner, list) else []
     return []
+
+
+def local_spools(directory: str | None = None) -> list[dict[str, Any]]:
+    """Spool files next to the default database and how many events each holds (for `telemetry health`)."""
+    import sqlite3
+
+    found: list[dict[str, Any]] = []
+    for path in sorted(Path(directory or Path(DEFAULT_DB_PATH).parent).glob("spool-*.db")):
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1.0) as conn:
+                depth = int(conn.execute("SELECT count(*) FROM spool").fetchone()[0])
+        except sqlite3.Error as exc:
+            found.append({"path": str(path), "depth": None, "error": str(exc)})
+            continue
+        found.append({"path": str(path), "depth": depth})
+    return found
+
+
+def cli_health_extras(report: dict[str, Any]) -> dict[str, Any]:
+    """Add local spools, the `issues` list and the `healthy` flag to `telemetry health`'s report."""
+    report["spools"] = local_spools()
+    issues: list[str] = []
+    store = report.get("store", {})
+    if not store.get("reachable", True):
+        issues.append(f"store {store.get('name')}: unreachable")
+    dropped = report.get("writers", {}).get("dropped_last_24h", 0)
+    if dropped:
+        issues.append(f"writers dropped {dropped} events in the last 24 h")
+    for spool in report["spools"]:
+        if spool.get("depth"):
+            issues.append(f"spool {spool['path']}: {spool['depth']} events wait for the primary store")
+    report["issues"], report["healthy"] = issues, not issues
+    if issues and report.get("status") == "healthy":
+        report["status"] = "degraded"
+    return report

@@ -126,3 +126,23 @@ def test_backoff_linear_and_exponential() -> None:
     assert [round(linear.delay(n), 3) for n in (1, 2, 3, 20)] == [0.1, 0.2, 0.3, 1.0]
     exponential = Backoff(0.1, 1.0, rng=lambda: 1.0)
     assert [round(exponential.delay(n), 3) for n in (1, 2, 3, 20)] == [0.1, 0.2, 0.4, 1.0]
+
+
+def test_cli_health_shows_a_spool_backlog(tmp_path: Path, make_telemetry: Callable[..., Telemetry]) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from vibekit_telemetry.cli import cli
+    from vibekit_telemetry.events import TelemetryEvent
+    from vibekit_telemetry.spool import Spool
+
+    make_telemetry(db_path=str(tmp_path / "t.db")).flush()
+    spool = Spool(tmp_path / ".vibekit" / "spool-abc.db", 100)  # what a writer left while its primary was away
+    spool.append([TelemetryEvent(event_type="custom", category="c", event_id=f"id{i}", timestamp=1) for i in range(3)])
+    spool.close()
+    result = CliRunner().invoke(cli, ["--db", str(tmp_path / "t.db"), "health", "--format", "json"])
+    report = json.loads(result.output)
+    assert result.exit_code == 0 and report["status"] == "degraded" and report["healthy"] is False
+    assert report["spools"] == [{"path": ".vibekit/spool-abc.db", "depth": 3}]
+    assert any("3 events wait" in issue for issue in report["issues"])
