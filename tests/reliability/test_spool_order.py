@@ -7,6 +7,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
+
 from vibekit_telemetry import Telemetry
 from vibekit_telemetry.errors import TransientStoreError
 from vibekit_telemetry.events import TelemetryEvent
@@ -47,6 +49,11 @@ def test_replay_keeps_tracking_order(tmp_path: Path) -> None:
                 assert telemetry.flush(10)
         assert telemetry.flush(10)
         assert telemetry.get_health_status()["spool"]["depth"] == 300
+        with telemetry.start_api_server(port=0) as server:  # the same state in /metrics
+            text = httpx.get(f"{server.url}/metrics", timeout=10).text
+        assert "telemetry_spool_depth 300.0" in text and "telemetry_healthy 0.0" in text
+        opened = [line for line in text.splitlines() if line.startswith("telemetry_primary_breaker_opened ")]
+        assert opened and float(opened[0].split()[-1]) >= 1
         remote.down.clear()
         for i in range(301, 311):  # tracked after it came back: must land after the backlog
             telemetry.track({"event_type": "custom", "category": "c", "label": str(i)})
