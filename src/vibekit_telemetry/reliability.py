@@ -145,13 +145,11 @@ class ResourceMonitor:
 
 def replay_job(runtime: Runtime) -> Callable[[], None]:
     """A scheduled job: when the spool holds events and the writer is idle, wake it to replay them."""
-    from .runtime import Ticket
-
     def nudge() -> None:
         spool = runtime.pipeline.spool
         if spool is not None and spool.depth() and not runtime.worker.depth():
-            # An empty ticket: the writer runs the pipeline, which replays before anything else.
-            runtime.worker.submit_urgent(Ticket([]))
+            # An empty batch through the public seam: the writer runs the pipeline, which replays first.
+            runtime.submit_processed([], urgent=True)
     return nudge
 
 
