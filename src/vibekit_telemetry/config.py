@@ -143,7 +143,7 @@ class ReliabilityConfig(_Section):
     min_free_disk_mb: float = Field(default=50.0, ge=0)
     # Seed 002's auto-tuned batch size: shrink batches when a commit takes longer than this.
     adaptive_batching: bool = True
-    target_commit_ms: float = Field(default=250.0, gt=0)
+    target_commit_ms: float = Field(default=1000.0, gt=0)
     check_interval_s: float = Field(default=5.0, gt=0)
 
 
