@@ -99,8 +99,52 @@ class SecurityConfig(_Section):
     """PII redaction, encryption and retention (filled by the security issue)."""
 
 
+class RetryConfig(_Section):
+    """Seed 001 `reliability.retry`: how a failing primary store is retried before its batch is spooled."""
+
+    enabled: bool = True
+    max_attempts: int = Field(default=5, ge=0, le=1000)
+    backoff: Literal["exponential", "linear"] = "exponential"
+    base_ms: float = Field(default=100.0, gt=0)
+    max_ms: float = Field(default=5_000.0, gt=0)
+    jitter: bool = True
+
+
+class CircuitBreakerConfig(_Section):
+    """Seed 001 `reliability.circuitBreaker`: open after `threshold` failures, probe after `timeout` ms."""
+
+    enabled: bool = True
+    threshold: int = Field(default=5, ge=1)
+    timeout: float = Field(default=30_000.0, gt=0)
+
+
+class TrackRateLimitConfig(_Section):
+    """Seed 001 `reliability.rateLimit`: a token bucket per category on tracked events."""
+
+    enabled: bool = False
+    max_requests: int = Field(default=1000, ge=1)
+    window_ms: float = Field(default=1000.0, gt=0)
+
+
 class ReliabilityConfig(_Section):
-    """Retries, circuit breakers and rate limits (filled by the reliability issue)."""
+    """Retries, circuit breaker, spool for a remote primary, rate limit, memory and disk limits."""
+
+    circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    rate_limit: TrackRateLimitConfig = Field(default_factory=TrackRateLimitConfig)
+    # Seed 001 Data Loss Prevention: batches a remote primary cannot take go to a local SQLite spool.
+    buffer_on_error: bool = True
+    buffer_size: int = Field(default=1_000_000, ge=1)
+    persist_buffer: bool = True
+    spool_path: str | None = None
+    # Bytes of resident memory above which `memory:high` is emitted (seed 001 `memoryLimit`).
+    memory_limit: int | None = Field(default=None, ge=1)
+    # Free disk below this (MB) next to a file store is a health issue before SQLite says SQLITE_FULL.
+    min_free_disk_mb: float = Field(default=50.0, ge=0)
+    # Seed 002's auto-tuned batch size: shrink batches when a commit takes longer than this.
+    adaptive_batching: bool = True
+    target_commit_ms: float = Field(default=1000.0, gt=0)
+    check_interval_s: float = Field(default=5.0, gt=0)
 
 
 class AnalyticsConfig(_Section):
@@ -190,6 +234,9 @@ class TelemetryConfig(_Section):
     # How often the writer saves its metrics in the store (writer_runs) for `telemetry stats --performance`.
     writer_stats_interval_s: float = Field(5.0, ge=0.1)
     raise_on_error: bool = False
+    # The chain's `sample` step: the share of sessions kept (decided per session id); errors kept whole.
+    sample_rate: float = Field(1.0, ge=0.0, le=1.0)
+    keep_errors: bool = True
     disabled: bool = False
     debug: bool = False
     context: dict[str, Any] = Field(default_factory=dict)
@@ -316,6 +363,7 @@ def load_config(config: TelemetryConfig | Mapping[str, Any] | None = None,
     if file_path is None and Path(DEFAULT_CONFIG_PATH).is_file():
         file_path = DEFAULT_CONFIG_PATH
     merged: dict[str, Any] = read_config_file(file_path) if file_path else {}
+    file_values = dict(merged)
     merged.update(_env_values())
     if isinstance(config, TelemetryConfig):
         merged.update(config.model_dump(exclude_unset=True, by_alias=False))
@@ -324,6 +372,7 @@ def load_config(config: TelemetryConfig | Mapping[str, Any] | None = None,
             raise ValidationError("config", "a TelemetryConfig or a dict", config)
         merged.update(config)
     merged.update(kwargs)
+    _check_unknown(file_values, file_path, config, kwargs, merged)
     storage = merged.get("storage")
     if isinstance(storage, list | tuple):
         # Provider objects ride beside the validated entries; pydantic would not know what to do with them.
@@ -335,6 +384,18 @@ def load_config(config: TelemetryConfig | Mapping[str, Any] | None = None,
         return TelemetryConfig.model_validate(merged)
     except PydanticValidationError as exc:
         raise _raise_named(exc) from None
+
+
+def _check_unknown(file_values: Mapping[str, Any], file_path: Any, config: Any, kwargs: Mapping[str, Any],
+                   merged: Mapping[str, Any]) -> None:
+    """Warn about unknown options with the closest known one (raise when raise_on_error): config_check.py."""
+    from .config_check import report_unknown, unknown_env, unknown_options
+
+    found = [*unknown_options(file_values, TelemetryConfig, f"the config file {file_path}"),
+             *unknown_options(config if isinstance(config, Mapping) else {}, TelemetryConfig, "the config dict"),
+             *unknown_options(kwargs, TelemetryConfig, "keyword arguments"),
+             *unknown_env({ENV_CONFIG, ENV_DB_PATH, ENV_DATABASE_URL, ENV_DISABLED, *ENV_FIELDS, *ENV_STORE_OPTIONS})]
+    report_unknown(found, raise_on_error=str(merged.get("raise_on_error", "")).lower() in _TRUE)
 
 
 def default_config_toml(db_path: str = DEFAULT_DB_PATH) -> str:

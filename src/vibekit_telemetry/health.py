@@ -90,7 +90,7 @@ def health_status(runtime: Runtime, truncated: int) -> dict[str, Any]:
         status = "degraded"
     batches = stats.batches or 1
     chain = runtime.chain
-    return {
+    report = {
         "status": status,
         "service": {"name": config.service_name, "version": config.service_version},
         "queue": {"depth": worker.depth(), "capacity": worker.capacity(), "policy": config.backpressure},
@@ -112,6 +112,10 @@ def health_status(runtime: Runtime, truncated: int) -> dict[str, Any]:
         "scheduler": runtime.scheduler.status(),
         "exporters": runtime.exporters.status(),
     }
+    from .reliability import health_components
+
+    health_components(runtime, report)  # spool, breaker, memory, disk, sampling; `healthy` and `issues`
+    return report
 
 
 def performance_metrics(runtime: Runtime | None) -> dict[str, Any]:

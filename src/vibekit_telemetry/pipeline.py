@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from .emitter import Emitter
 from .errors import RefusedRowError, TransientStoreError, ValidationError
 from .events import TelemetryEvent
+from .exporters.backoff import Backoff
+from .exporters.breaker import CircuitBreaker
+from .spool import Spool
 from .store.base import BatchResult, StorageProvider
 
 logger = logging.getLogger("vibekit_telemetry")
@@ -27,6 +30,9 @@ class PipelineCounters:
     retries: int = 0
     lost_after_retries: int = 0
     no_store: int = 0
+    spool_full: int = 0
+    last_commit_at: int | None = None
+    last_commit_ms: float = 0.0
     last_error: str | None = None
     last_error_at: int | None = None
     rejected_reasons: dict[str, int] = field(default_factory=dict)
@@ -45,9 +51,16 @@ def is_transient(exc: BaseException) -> bool:
     """Return whether a store error is worth waiting out (a lock held by another process, a lost connection)."""
     if isinstance(exc, TransientStoreError):
         return True
-    # Stores that do not raise the typed error yet: their lock errors still say so.
+    # Stores that do not raise the typed error yet: their lock errors still say so. A full disk is
+    # waited out too: the app keeps running and writes resume once space is freed.
     text = str(exc).lower()
-    return "locked" in text or "busy" in text
+    return "locked" in text or "busy" in text or is_disk_full(exc)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Return whether a store failed because its disk is full (SQLITE_FULL, ENOSPC)."""
+    text = str(exc).lower()
+    return "disk is full" in text or "no space left" in text or "disk full" in text
 
 
 def is_data_error(exc: BaseException) -> bool:
@@ -77,13 +90,25 @@ class WritePipeline:
     """Store one batch of processed events: the primary store decides; retries, bisection, counters."""
 
     def __init__(self, providers: Sequence[StorageProvider], emitter: Emitter, *, retry_attempts: int,
-                 retry_delay_ms: int) -> None:
+                 retry_delay_ms: int, backoff: Backoff | None = None) -> None:
         self.providers = list(providers)
         self.emitter = emitter
         self.retry_attempts = retry_attempts
         self.retry_delay_s = retry_delay_ms / 1000
+        self.backoff = backoff
         self.counters = PipelineCounters()
         self.stopping = threading.Event()
+        # Set by the runtime when the primary is remote (reliability.buffer_on_error): batches it cannot
+        # take go to the spool, and the breaker stops the writer from waiting on it batch after batch.
+        self.spool: Spool | None = None
+        self.breaker: CircuitBreaker | None = None
+        self.replay_batch = 5000
+        self.disk_full: str | None = None
+
+    def _retry_delay(self, attempt: int) -> float:
+        if self.backoff is not None:
+            return float(self.backoff.delay(attempt))
+        return float(min(self.retry_delay_s * 2.0 ** min(attempt - 1, 6), 5.0))
 
     def note_error(self, message: str) -> None:
         """Remember the latest problem for health reports."""
@@ -113,6 +138,8 @@ class WritePipeline:
                 attempt += 1
                 self.counters.store_errors += 1
                 self.note_error(f"{_name(provider)}: {exc}")
+                if is_disk_full(exc):
+                    self.disk_full = f"{_name(provider)}: {exc}"
                 # A lock held by another process is waited out for as long as we run; other errors
                 # get retry_attempts tries, then the batch is counted as lost and logged.
                 transient = is_transient(exc) and not self.stopping.is_set()
@@ -124,7 +151,7 @@ class WritePipeline:
                         self.emitter.emit("error", exc, None)
                     return False, None
                 self.counters.retries += 1
-                self.stopping.wait(min(self.retry_delay_s * (2 ** min(attempt - 1, 6)), 5.0))
+                self.stopping.wait(self._retry_delay(attempt))
 
     def _store_bisecting(self, provider: StorageProvider, events: list[TelemetryEvent]) -> BatchResult | None:
         """Store a batch; when the store refuses a row, store the halves apart so only that row is lost.
@@ -146,15 +173,25 @@ class WritePipeline:
     def process(self, events: list[TelemetryEvent]) -> CommitOutcome:
         """Commit one batch to the primary store (then to any secondary provider); announce what was stored."""
         started = time.perf_counter()
-        if not events:
+        if not events and (self.spool is None or not self.spool.depth()):
             return CommitOutcome(True, [], set())
         if not self.providers:
             # Every store failed to open: these events go nowhere, and health must say so.
             self.counters.no_store += len(events)
             return CommitOutcome(False, [], set())
+        if self.spool is not None:
+            return self._process_spooling(events, started)
         ok, primary = self._store_with_retry(self.providers[0], events)
         if not ok:
             return CommitOutcome(False, [], set())
+        self.disk_full = None
+        return self._committed(events, primary, started)
+
+    def _committed(self, events: list[TelemetryEvent], primary: BatchResult | None,
+                   started: float) -> CommitOutcome:
+        """Count what the primary store took, feed secondary providers, announce it."""
+        self.counters.last_commit_at = int(time.time() * 1000)
+        self.counters.last_commit_ms = (time.perf_counter() - started) * 1000
         refused: set[str] = set()
         if primary is not None:
             self.counters.duplicates += primary.duplicates
@@ -173,3 +210,87 @@ class WritePipeline:
             self.emitter.emit("flush", {"count": len(stored),
                                         "duration_ms": (time.perf_counter() - started) * 1000})
         return CommitOutcome(True, stored, refused)
+
+    # -- a remote primary with a local spool -----------------------------------------------------------
+
+    def _try_remote(self, events: list[TelemetryEvent]) -> BatchResult | None:
+        """Store in the remote primary within the retry budget; raise the last transient error when it fails.
+
+        Data errors are bisected as always. The breaker counts every failed attempt, so a store that is
+        down opens it after `threshold` attempts and later batches go straight to the spool.
+        """
+        assert self.breaker is not None
+        provider = self.providers[0]
+        attempt = 0
+        while True:
+            if not self.breaker.allow():
+                raise TransientStoreError(f"{_name(provider)}: circuit breaker open")
+            try:
+                result = self._store_bisecting(provider, events)
+            except Exception as exc:
+                if not is_transient(exc):
+                    self.breaker.record_success()  # it answered: the store is up, the batch is the problem
+                    raise
+                attempt += 1
+                self.breaker.record_failure()
+                self.counters.store_errors += 1
+                self.note_error(f"{_name(provider)}: {exc}")
+                if self.emitter.has("connection:error"):
+                    self.emitter.emit("connection:error", exc)
+                if attempt > self.retry_attempts or self.stopping.is_set():
+                    raise
+                self.counters.retries += 1
+                self.stopping.wait(self._retry_delay(attempt))
+                continue
+            self.breaker.record_success()
+            return result
+
+    def replay(self) -> list[TelemetryEvent]:
+        """Move spooled events to the primary, oldest first, while it takes them; return those stored."""
+        spool = self.spool
+        stored: list[TelemetryEvent] = []
+        while spool is not None and spool.depth() and not self.stopping.is_set():
+            seq, events = spool.peek(self.replay_batch)
+            if not events:
+                break
+            started = time.perf_counter()
+            try:
+                result = self._try_remote(events)
+            except Exception as exc:
+                if is_transient(exc):
+                    break  # still down: the spool keeps them, in order
+                # Neither the store nor the connection: the batch is refused (bisection handles rows).
+                self.counters.lost_after_retries += len(events)
+                logger.error("telemetry spooled batch of %d events refused: %s", len(events), exc)
+                spool.remove_through(seq)
+                continue
+            outcome = self._committed(events, result, started)
+            spool.remove_through(seq)
+            stored.extend(outcome.stored)
+        return stored
+
+    def _process_spooling(self, events: list[TelemetryEvent], started: float) -> CommitOutcome:
+        """The primary is remote: replay the spool first, so order holds; spool what it cannot take now."""
+        assert self.spool is not None
+        replayed = self.replay()
+        if not events:
+            return CommitOutcome(True, replayed, set())
+        if not self.spool.depth():
+            try:
+                result = self._try_remote(events)
+            except Exception as exc:
+                if not is_transient(exc):
+                    self.counters.lost_after_retries += len(events)
+                    logger.error("telemetry store %s refused a batch of %d events: %s",
+                                 _name(self.providers[0]), len(events), exc)
+                    return CommitOutcome(False, replayed, set())
+            else:
+                outcome = self._committed(events, result, started)
+                outcome.stored = [*replayed, *outcome.stored]
+                return outcome
+        lost = self.spool.append(events)
+        if lost:
+            self.counters.spool_full += lost
+            logger.error("telemetry spool full (%d events): %d events dropped", self.spool.max_events, lost)
+        # Spooled is durable on this host: the batch counts as taken; it reaches the primary on replay.
+        return CommitOutcome(lost == 0, replayed, set())

@@ -97,12 +97,17 @@ class Runtime:
         self.providers = self._open_providers()
         self.pipeline = WritePipeline(self.providers[:1], emitter, retry_attempts=config.retry_attempts,
                                       retry_delay_ms=config.retry_delay_ms)
+        from .reliability import ResourceMonitor, configure_pipeline
+
+        configure_pipeline(self.pipeline, config)  # backoff; breaker and spool for a remote primary
+        self.resources = ResourceMonitor(self, config.reliability)
         self.exporters = self._build_exporters()
         self.worker = BatchWorker(
             self._write_batch, batch_size=config.stream_batch_size,
             interval_s=config.stream_flush_interval_ms / 1000, max_batch=config.max_batch_size,
             max_queue=config.max_queue_size, policy=config.backpressure,
-            block_timeout_s=config.block_timeout_ms / 1000)
+            block_timeout_s=config.block_timeout_ms / 1000,
+            target_batch_ms=config.reliability.target_commit_ms if config.reliability.adaptive_batching else None)
         from .health import WriterRunRecorder
 
         self.run_recorder = WriterRunRecorder(self)
@@ -161,6 +166,10 @@ class Runtime:
         self.scheduler.every("retention", config.maintenance_interval_s, self._retention)
         self.scheduler.every("text-index", 1.0, self._index_text)
         self.scheduler.every("writer-metrics", config.writer_stats_interval_s, self.run_recorder.record)
+        from .reliability import replay_job
+
+        self.scheduler.every("spool-replay", 1.0, replay_job(self))
+        self.scheduler.every("resources", config.reliability.check_interval_s, self.resources.check)
 
     def _maintainable(self) -> list[Maintainable]:
         return [p for p in self.providers if isinstance(p, Maintainable)]
@@ -199,9 +208,9 @@ class Runtime:
         self._counts_lock = threading.Lock()
         self._reopen_lock = threading.Lock()
         self.chain._lock = threading.Lock()
-        enrich = self.chain.get("enrich")
-        if enrich is not None and hasattr(enrich, "after_fork"):
-            enrich.after_fork()
+        for step in self.chain.processors:  # enrich, sample, rate_limit: fresh locks
+            if hasattr(step, "after_fork"):
+                step.after_fork()
         # Disown the parent's connections without closing them: closing a shared socket (a
         # PostgreSQL Terminate message) would end the parent's session too.
         for provider in self.providers:
@@ -226,6 +235,10 @@ class Runtime:
             if self._reopen_pending:
                 self.providers = self._open_providers()
                 self.pipeline.providers = self.providers[:1]
+                if self.pipeline.spool is not None:
+                    from .reliability import configure_pipeline
+
+                    configure_pipeline(self.pipeline, self.config)  # this process's own spool connection
                 self._reopen_pending = False
 
     @property
@@ -340,6 +353,7 @@ class Runtime:
             "rejected_by_store": counters.rejected,
             "store_failures": counters.lost_after_retries,
             "no_store": counters.no_store,
+            "spool_full": counters.spool_full,
         }
 
     def flush(self, timeout: float | None = 10.0) -> bool:
@@ -381,6 +395,8 @@ class Runtime:
                     provider.shutdown()
                 except Exception as exc:
                     logger.warning("telemetry store %s shutdown failed: %s", _provider_name(provider), exc)
+            if self.pipeline.spool is not None:
+                self.pipeline.spool.close()  # what is still spooled is replayed on the next start
         return finished
 
     @property

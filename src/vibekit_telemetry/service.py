@@ -98,7 +98,11 @@ class Telemetry:
         return False
 
     def _record_now(self, raw: Sequence[Any]) -> int:
-        """Run the chain on this thread and queue the result: all events or none; the count queued."""
+        """Run the chain on this thread and queue the result: all events or none; the count accepted.
+
+        Events a processor chose to drop (sampling, a filter) count as accepted: not an error, and a
+        sampled-out start still returns its session id so the caller can go on with the session.
+        """
         runtime = self._runtime
         assert runtime is not None
         try:
@@ -107,8 +111,8 @@ class Telemetry:
             self._fail(exc)
             return 0
         if not events:
-            return 0  # a processor chose to drop them (sampling, a filter): not an error
-        return len(events) if runtime.submit_processed(events) is not None else 0
+            return len(raw)  # a processor chose to drop them (sampling, a filter): not an error
+        return len(raw) if runtime.submit_processed(events) is not None else 0
 
     def track(self, event: TelemetryEvent | Mapping[str, Any]) -> bool:
         """Record one event (a TelemetryEvent or a dict); return False if it was not accepted.

@@ -55,7 +55,7 @@ class BatchWorker:
     def __init__(self, process: Callable[[list[Any]], None], *, batch_size: int = 50,
                  interval_s: float = 1.0, max_batch: int = 5000, max_queue: int = 100_000,
                  policy: Policy = "block", block_timeout_s: float = 0.1,
-                 name: str = "vibekit-telemetry-writer") -> None:
+                 name: str = "vibekit-telemetry-writer", target_batch_ms: float | None = None) -> None:
         """Create and start the worker.
 
         Args:
@@ -67,6 +67,8 @@ class BatchWorker:
             policy: block (up to block_timeout_s, then drop the new item), drop_newest or drop_oldest.
             block_timeout_s: how long `submit` may block under the block policy.
             name: the thread's name.
+            target_batch_ms: adaptive batching (seed 002): when a batch takes longer, the next ones get
+                smaller (down to batch_size); when batches run well under it, they grow back to max_batch.
         """
         if policy not in POLICIES:
             raise ValueError(f"policy: expected one of {', '.join(POLICIES)}, got {policy!r}")
@@ -74,6 +76,8 @@ class BatchWorker:
         self._batch_size = batch_size
         self._interval_s = interval_s
         self._max_batch = max_batch
+        self._batch_limit = max_batch  # the adaptive bound, between batch_size and max_batch
+        self._target_batch_ms = target_batch_ms
         self._max_queue = max_queue
         self._policy: Policy = policy
         self._block_timeout_s = block_timeout_s
@@ -259,7 +263,7 @@ class BatchWorker:
             markers: list[_FlushMarker] = []
             weight = 0
             try:
-                while queue and weight < self._max_batch:
+                while queue and weight < self._batch_limit:
                     item = queue.popleft()
                     if isinstance(item, _FlushMarker):
                         markers.append(item)
@@ -289,8 +293,23 @@ class BatchWorker:
                     self.stats.total_batch_ms += elapsed
                     if elapsed > self.stats.max_batch_ms:
                         self.stats.max_batch_ms = elapsed
+                    self._adapt(len(batch), elapsed)
             for marker in markers:
                 marker.done.set()
+
+    def _adapt(self, size: int, elapsed_ms: float) -> None:
+        """Tune the batch bound to the measured commit latency (halve when slow, grow by a quarter when fast)."""
+        target = self._target_batch_ms
+        if target is None:
+            return
+        if elapsed_ms > target:
+            self._batch_limit = max(min(self._batch_size, self._max_batch), size // 2)
+        elif elapsed_ms < target / 2 and size >= self._batch_limit:
+            self._batch_limit = min(self._max_batch, self._batch_limit + max(1, self._batch_limit // 4))
+
+    def batch_limit(self) -> int:
+        """Return the current (adaptive) largest batch handed to one `process` call."""
+        return self._batch_limit
 
     def _notify_space(self) -> None:
         if self._policy == "block":

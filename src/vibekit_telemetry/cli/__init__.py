@@ -11,6 +11,7 @@ import click
 
 from .. import __version__
 from .commands_api import api
+from .commands_config import config as config_group
 from .commands_db import db
 from .commands_demo import demo
 from .commands_events import dump, query
@@ -46,6 +47,7 @@ for _command in (init, demo, dump, query, sessions, session, stats, health, clea
     cli.add_command(_command)
 cli.add_command(api)  # the API server (issue 3)
 cli.add_command(keys)  # API keys for the server (issue 7)
+cli.add_command(config_group)  # `telemetry config check` (issue 13)
 
 
 @click.group(cls=TelemetryGroup, context_settings=CONTEXT_SETTINGS)

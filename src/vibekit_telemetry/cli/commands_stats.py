@@ -191,9 +191,11 @@ def health_report(store: Any) -> dict[str, Any]:
         writers = [_writer_run(r) for r in store.writer_runs(since_ms=now_ms() - _DAY_MS)]
     dropped = sum(int(r.get("dropped") or 0) for r in writers or ())
     status = "unhealthy" if not reachable else "degraded" if dropped else "healthy"
-    return {"status": status, "store": report, "stores": [report],
-            "writers": {"recorded": writers is not None, "seen_last_24h": len(writers or ()),
-                        "dropped_last_24h": dropped, "runs": writers or []}}
+    from ..reliability import cli_health_extras
+
+    return cli_health_extras({"status": status, "store": report, "stores": [report],
+                              "writers": {"recorded": writers is not None, "seen_last_24h": len(writers or ()),
+                                          "dropped_last_24h": dropped, "runs": writers or []}})
 
 
 @click.command(cls=TelemetryCommand)
@@ -215,6 +217,7 @@ def health(detailed: bool, fmt: str) -> None:
         _flatten("store", report["store"], lines)
         writers = report["writers"] if detailed else {k: v for k, v in report["writers"].items() if k != "runs"}
         _flatten("writers", writers, lines)
+        lines.extend(("issue", issue) for issue in report["issues"])  # spools, drops, an unreachable store
         print_key_values(lines)
     if status == "unhealthy":
         raise click.exceptions.Exit(1)

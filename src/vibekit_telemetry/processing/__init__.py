@@ -20,11 +20,16 @@ def build_chain(config: TelemetryConfig, extra: list[Any] | None = None) -> Chai
     chain = Chain(Normalise(), [
         Validate(),
         Enrich(service_name=config.service_name, service_version=config.service_version, context=context),
-        Sample(),
+        Sample(config.sample_rate, keep_errors=config.keep_errors),
         Redact(),
         Truncate(config.max_field_length),
         Encode(),
     ])
+    if config.reliability.rate_limit.enabled:
+        from ..reliability import TrackRateLimit
+
+        limit = config.reliability.rate_limit
+        chain.add(TrackRateLimit(limit.max_requests, limit.window_ms), before="sample")
     for processor in extra or ():
         chain.add(processor)
     return chain

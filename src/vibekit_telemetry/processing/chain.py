@@ -23,11 +23,15 @@ logger = logging.getLogger("vibekit_telemetry")
 
 @runtime_checkable
 class Processor(Protocol):
-    """One step of the chain: return the event (changed or not), or None to drop it (counted by name)."""
+    """One step of the chain: return the event (changed or not), or None to drop it (counted by name).
+
+    A step may also return a list: events it held back earlier released together with this one
+    (the `sample` step keeps a failing session whole this way).
+    """
 
     name: str
 
-    def process(self, event: TelemetryEvent) -> TelemetryEvent | None:
+    def process(self, event: TelemetryEvent) -> TelemetryEvent | list[TelemetryEvent] | None:
         """Process one event."""
 
 
@@ -197,6 +201,10 @@ class Chain:
                     continue
                 if out is None:
                     self._problem("dropped", processor.name, event, "dropped", None)
+                    continue
+                if isinstance(out, list):
+                    kept.extend(out)
+                    kept_positions.extend([index] * len(out))
                     continue
                 kept.append(out)
                 kept_positions.append(index)

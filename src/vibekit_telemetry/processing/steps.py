@@ -11,6 +11,7 @@ from typing import Any, Final
 from ..errors import ValidationError
 from ..events import TelemetryEvent, encode_json, event_from_mapping, truncate_fields, validate_event
 from ..ids import uuid7
+from .sampling import Sample as Sample  # per-session head sampling: its own module
 
 _MAX_KNOWN_SESSIONS: Final = 100_000
 
@@ -100,16 +101,6 @@ class Enrich:
             event.service_version = self.service_version
         if self.context:
             event.context = {**self.context, **event.context} if event.context else dict(self.context)
-        return event
-
-
-class Sample:
-    """Placeholder for per-session head sampling (the reliability issue): keeps every event."""
-
-    name = "sample"
-
-    def process(self, event: TelemetryEvent) -> TelemetryEvent:
-        """Keep the event."""
         return event
 
 

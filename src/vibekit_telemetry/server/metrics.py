@@ -112,6 +112,9 @@ class ServerMetrics:
         yield CounterMetricFamily("telemetry_events_written", "Events written to the primary store",
                                   value=events.get("written", 0))
         yield from _exporter_families(health.get("exporters", []))
+        from .reliability_metrics import reliability_families
+
+        yield from reliability_families(health)  # breaker of a remote primary, spool, healthy (issue 13)
         hub = self._hub
         if hub is not None:
             yield GaugeMetricFamily("telemetry_stream_subscribers", "Open live-stream connections",

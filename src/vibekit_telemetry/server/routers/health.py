@@ -39,10 +39,30 @@ def readiness(request: Request,
     except Exception as exc:
         checks["store"] = False
         checks["store_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    checks["writer"] = bool(telemetry.get_health_status().get("writer", {}).get("alive", False))
+    status = telemetry.get_health_status()
+    checks["writer"] = bool(status.get("writer", {}).get("alive", False))
     ready = checks["store"] is True and checks["writer"]
-    return json_response({"status": "ready" if ready else "unavailable", "checks": checks},
-                         200 if ready else 503)
+    return json_response({"status": "ready" if ready else "unavailable", "checks": checks,
+                          "healthy": status.get("healthy", ready), "issues": status.get("issues", []),
+                          "components": _components(status)}, 200 if ready else 503)
+
+
+def _components(status: dict[str, Any]) -> dict[str, Any]:
+    """Each component in a line (issue 13): numbers and states only, no paths or error text."""
+    spool = status.get("spool")
+    breaker = (status.get("primary") or {}).get("breaker")
+    return {
+        "queue": {"depth": status["queue"]["depth"], "capacity": status["queue"]["capacity"]},
+        "primary_breaker": breaker["state"] if breaker else None,
+        "spool_depth": spool["depth"] if spool else None,
+        "exporters": [{"name": e.get("name"), "breaker": e.get("breaker"), "lag": e.get("lag")}
+                      for e in status.get("exporters", [])],
+        "dropped": status.get("dropped", {}),
+        "memory_rss_bytes": (status.get("memory") or {}).get("rss_bytes"),
+        "disk_free_mb": (status.get("disk") or {}).get("free_mb"),
+        "disk_full": bool((status.get("disk") or {}).get("full")),
+        "last_commit_at": (status.get("last_commit") or {}).get("at"),
+    }
 
 
 @router.get("/api/health", operation_id="health", summary="Pipeline and store health in detail")

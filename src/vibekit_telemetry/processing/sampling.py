@@ -1,0 +1,121 @@
+"""The chain's `sample` step: per-session head sampling, with sessions that fail always kept."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from typing import Any, Final
+
+from ..errors import ValidationError
+from ..events import TelemetryEvent
+
+_SCALE: Final = float(1 << 64)
+
+
+def session_score(session_id: str) -> float:
+    """Return a number in [0, 1) fixed by the session id, the same in every process and every run."""
+    # A hash of the id (not random()): every process that sees an event of the session, now or after a
+    # restart, makes the same decision, so a session is kept or dropped whole.
+    digest = hashlib.blake2b(session_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / _SCALE
+
+
+def _is_error(event: TelemetryEvent) -> bool:
+    if event.event_type == "error":
+        return True
+    if event.event_type == "end" and event.metadata:
+        return event.metadata.get("status") == "error"
+    return False
+
+
+class Sample:
+    """Keep a session when session_score(id) < sample_rate; every event of a kept session is kept.
+
+    With keep_errors, the events of a session not sampled are held (bounded) until it ends: an error
+    releases them all and keeps the rest of the session; a clean end drops them. Events without a
+    session id are sampled by their event id. `stats()` gives the kept fraction, so counts can be scaled.
+    """
+
+    name = "sample"
+
+    def __init__(self, sample_rate: float = 1.0, *, keep_errors: bool = True, max_held_sessions: int = 10_000,
+                 max_held_events: int = 1_000) -> None:
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | float) or not 0.0 <= sample_rate <= 1.0:
+            raise ValidationError("sample_rate", "a number from 0.0 to 1.0", sample_rate)
+        self.sample_rate = float(sample_rate)
+        self.keep_errors = keep_errors
+        self.max_held_sessions = max_held_sessions
+        self.max_held_events = max_held_events
+        self._held: OrderedDict[str, list[TelemetryEvent]] = OrderedDict()
+        self._rescued: OrderedDict[str, None] = OrderedDict()  # sessions kept because of an error
+        self._seen: OrderedDict[str, bool] = OrderedDict()  # decision per session, to count each once
+        self.sessions_seen = 0
+        self.sessions_kept = 0
+        self.sessions_kept_for_errors = 0
+        self.held_dropped = 0
+        self._lock = threading.Lock()
+
+    def after_fork(self) -> None:
+        """In a forked child: a fresh lock (the parent's may have been copied while held)."""
+        self._lock = threading.Lock()
+
+    def process(self, event: TelemetryEvent) -> TelemetryEvent | list[TelemetryEvent] | None:
+        """Return the event when its session is sampled (with any held events an error releases), else None."""
+        if self.sample_rate >= 1.0:
+            return event
+        sid = event.session_id or event.event_id or ""
+        sampled = self.sample_rate > 0.0 and session_score(sid) < self.sample_rate
+        with self._lock:
+            self._count(sid, sampled)
+            if sampled:
+                return event
+            if not self.keep_errors or event.session_id is None:
+                return None
+            return self._hold_or_release(sid, event)
+
+    def _count(self, sid: str, sampled: bool) -> None:
+        if sid in self._seen:
+            return
+        self._seen[sid] = sampled
+        self.sessions_seen += 1
+        self.sessions_kept += sampled
+        if len(self._seen) > self.max_held_sessions * 10:
+            self._seen.popitem(last=False)
+
+    def _hold_or_release(self, sid: str, event: TelemetryEvent) -> TelemetryEvent | list[TelemetryEvent] | None:
+        if sid in self._rescued:
+            if event.event_type == "end":
+                self._rescued.pop(sid, None)
+            return event
+        if _is_error(event):
+            held = self._held.pop(sid, [])
+            self.sessions_kept_for_errors += 1
+            if event.event_type != "end":
+                self._rescued[sid] = None
+                if len(self._rescued) > self.max_held_sessions:
+                    self._rescued.popitem(last=False)
+            return [*held, event]
+        if event.event_type == "end":
+            self._held.pop(sid, None)  # ended cleanly: the held events go, as the sample rate asked
+            return None
+        held = self._held.setdefault(sid, [])
+        self._held.move_to_end(sid)
+        if len(held) >= self.max_held_events:
+            self.held_dropped += 1
+            return None
+        held.append(event)
+        if len(self._held) > self.max_held_sessions:
+            _, forgotten = self._held.popitem(last=False)
+            self.held_dropped += len(forgotten)
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        """Sessions seen and kept, the kept fraction (scale counts by 1 / kept_fraction), what is held."""
+        with self._lock:
+            seen, kept = self.sessions_seen, self.sessions_kept + self.sessions_kept_for_errors
+            return {"sample_rate": self.sample_rate, "keep_errors": self.keep_errors, "sessions_seen": seen,
+                    "sessions_kept": kept, "sessions_kept_for_errors": self.sessions_kept_for_errors,
+                    "kept_fraction": round(kept / seen, 6) if seen else 1.0,
+                    "held_sessions": len(self._held), "held_events": sum(len(h) for h in self._held.values()),
+                    "held_dropped": self.held_dropped}
