@@ -113,16 +113,6 @@ class Sample:
         return event
 
 
-class Redact:
-    """Placeholder for PII redaction (the privacy issue): changes nothing yet."""
-
-    name = "redact"
-
-    def process(self, event: TelemetryEvent) -> TelemetryEvent:
-        """Return the event unchanged."""
-        return event
-
-
 class Truncate:
     """Cut long text fields to max_field_length and list the cut fields in metadata._truncated."""
 
