@@ -142,3 +142,24 @@ def build_redact(security: Any) -> Redact:
     rules = build_rules(patterns=list(pii.patterns), custom=[c.model_dump() for c in pii.custom_detectors],
                         fields=fields, mode=pii.mode, salt=pii.hash_salt, replacements=pii.replacements)
     return Redact(rules, hold_stream_tails=pii.hold_stream_tails, exclude_fields=exclude, include_only=include)
+
+
+def enable_for_server(chain: Any, security: Any) -> bool:
+    """Turn PII redaction on in a server's chain when the config left it unset (pii.enabled None).
+
+    The API server receives other hosts' prompts: redaction is its default, `pii.enabled = false`
+    opts out. Returns True when the step was replaced.
+    """
+    if security.pii.enabled is not None:
+        return False
+    step = build_redact(security.model_copy(update={"pii": security.pii.model_copy(update={"enabled": True})}))
+    names = [p.name for p in chain.processors]
+    if "redact" not in names:
+        return False
+    position = names.index("redact")
+    chain.remove("redact")
+    if position > 0:
+        chain.add(step, after=names[position - 1])
+    else:
+        chain.add(step, before=names[1] if len(names) > 1 else None)
+    return True

@@ -92,6 +92,8 @@ class SQLStore:
     """
 
     supports_query = True
+    # Encryption at rest (privacy/crypto.StoreEncryption), attached by build_providers from config.security.
+    encryption: Any = None
 
     def __init__(self, url_or_path: str | os.PathLike[str], *, enable_indexes: bool = True,
                  busy_timeout_ms: int = 5000, prune_days: float | None = None,
@@ -139,6 +141,8 @@ class SQLStore:
                         (index.create if self.enable_indexes else index.drop)(conn, checkfirst=True)
                     self._fts = self.sql.has_text_index(conn)
                 self._writer = self._open_writer(engine)
+                if self.encryption is not None:
+                    self.encryption.open(engine)
             except sa_exc.OperationalError as exc:
                 engine.dispose()
                 reason = str(exc.orig).strip().splitlines()[0]
@@ -325,6 +329,8 @@ class SQLStore:
 
     def _write(self, batch: Sequence[TelemetryEvent], *, check_ids: bool) -> BatchResult:
         with self._transaction() as cur:
+            if self.encryption is not None:  # the bytes at rest only: callers keep their plaintext events
+                batch = self.encryption.encrypt_batch(batch)
             return write(cur, self._statements, batch, check_ids=check_ids, text=self._text)
 
     @contextmanager
