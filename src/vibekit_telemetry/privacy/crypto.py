@@ -35,6 +35,7 @@ META_PREFIX: Final = '{"_vkenc": "'
 ENV_KEY: Final = "TELEMETRY_ENCRYPTION_KEY"
 ENV_PASSPHRASE: Final = "TELEMETRY_ENCRYPTION_PASSPHRASE"
 ENV_ENABLED: Final = "TELEMETRY_ENCRYPTION_ENABLED"
+ENV_OLD_KEYS: Final = "TELEMETRY_ENCRYPTION_OLD_KEYS"  # comma-separated, for reading during a rotation
 _NONCE: Final = 12
 # scrypt cost: n=2**15, r=8 takes ~0.1 s and 32 MB once per process; the salt lives in store_meta.
 _SCRYPT_N: Final = 2**15
@@ -210,4 +211,5 @@ def from_config(encryption: Any) -> StoreEncryption | None:
                               f"a key in {ENV_KEY} (64 hex chars) or a passphrase when encryption is enabled")
     if key is None and passphrase is None:
         return None
-    return StoreEncryption(key=key, passphrase=passphrase, old_keys=encryption.old_keys, encrypt_writes=enabled)
+    old = [*encryption.old_keys, *(k for k in os.environ.get(ENV_OLD_KEYS, "").split(",") if k.strip())]
+    return StoreEncryption(key=key, passphrase=passphrase, old_keys=old, encrypt_writes=enabled)

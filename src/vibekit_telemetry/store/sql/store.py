@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 import weakref
@@ -11,17 +10,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from ...errors import RefusedRowError, StoreError, TransientStoreError
-from ...events import TelemetryEvent, now_ms
+from ...events import TelemetryEvent
 from ...query import QueryFilter, SessionFilter, StatsFilter
 from .. import changelog, migrate
 from .._batch import writer_run_row
 from ..base import BatchResult, ErrorGroup, Session, Stats
-from ..schema import EVENT_INDEXES, audit_log, session_totals, sessions, writer_runs
+from ..schema import EVENT_INDEXES, session_totals, sessions, writer_runs
+from . import audit as sql_audit
 from . import maintenance, read
 from .dialect import for_url, sqlite_path, to_url
 from .text_index import TextIndex
@@ -372,14 +372,12 @@ class SQLStore:
         return maintenance.check(self)
 
     def record_audit(self, actor: str, action: str, target: str | None = None,
-                     details: dict[str, Any] | None = None) -> None:
-        """Append one audit entry: who did what to what, when."""
-        with self.maintenance_transaction() as conn:
-            conn.execute(insert(audit_log).values(
-                timestamp=now_ms(), actor=actor, action=action, target=target,
-                details=json.dumps(details, default=str) if details is not None else None))
-
-    # -- change log: what exporters follow (store/changelog.py) ---------------------------------
+                     details: dict[str, Any] | None = None, *, table: str | None = None,
+                     record_id: str | None = None, old_values: dict[str, Any] | None = None,
+                     new_values: dict[str, Any] | None = None) -> None:
+        """Append one audit entry (who did what to which record, old and new values), chained by hash."""
+        sql_audit.append(self, actor, action, target, details, table=table, record_id=record_id,
+                         old_values=old_values, new_values=new_values)
 
     def committed_position(self) -> int:
         """Return the position of the newest committed event (0 when there is none)."""
@@ -451,11 +449,18 @@ class SQLStore:
         with self.engine.connect() as conn:
             return read.stats(conn, filter_, self.size_bytes())
 
-    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Return the newest audit entries first."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)).all()
-        return [{**row._mapping, "details": json.loads(row.details) if row.details else None} for row in rows]
+    def audit_log(self, limit: int = 100, *, table: str | None = None, since: int | None = None,
+                  action: str | None = None) -> list[dict[str, Any]]:
+        """Return the newest audit entries first (of one table, action, or since a time, when given)."""
+        return sql_audit.entries(self, limit, table=table, since=since, action=action)
+
+    def audit_history(self, table: str, record_id: str) -> list[dict[str, Any]]:
+        """Return one record's audit entries oldest first, with old/new values and changed_fields."""
+        return sql_audit.entries(self, None, table=table, record_id=record_id, oldest_first=True)
+
+    def verify_audit(self) -> list[str]:
+        """Return where the audit hash chain is broken ([] when intact)."""
+        return sql_audit.verify(self)
 
     def size_bytes(self) -> int:
         """Return the bytes the store occupies (SQLite file and WAL; PostgreSQL tables and indexes)."""
