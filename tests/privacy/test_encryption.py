@@ -97,3 +97,4 @@ def test_bad_key_is_named(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match=r"security\.encryption\.key"):
         Telemetry(db_path=str(tmp_path / "t.db"), raise_on_error=True,
                   security={"encryption": {"enabled": True, "key": "xyz"}})
+

@@ -129,8 +129,10 @@ class SQLStore:
             if self._engine is not None:
                 return
             if self.path is not None:
-                os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+                from ...privacy.files import create_private_database
                 from .dialect import check_sqlite_file
+
+                create_private_database(self.path)  # owner-only: 0700 new directories, 0600 the file
 
                 check_sqlite_file(self.path)
             engine = self.sql.make_engine(self.url, busy_timeout_ms=self.busy_timeout_ms, wal=self.wal)
