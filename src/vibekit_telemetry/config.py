@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_camel, to_snake
 
@@ -138,10 +138,11 @@ class RetentionConfig(_Section):
     """Compliance retention: drop user-identifying fields after N days, delete events after M days."""
 
     anonymize_after: float | None = Field(default=None, gt=0)
-    delete_after: float | None = Field(default=None, gt=0)
+    delete_after: float | None = Field(default=None, gt=0, validation_alias=AliasChoices(
+        "delete_after", "deleteAfter", "retention_days", "retentionDays"))
     # Context / metadata keys that identify a user (removed by anonymize_after and `telemetry user delete`).
-    user_fields: list[str] = Field(default_factory=lambda: ["user", "user_id", "userId", "email", "ip",
-                                                            "ip_address", "username", "name"])
+    user_fields: list[str] = Field(default_factory=lambda: ["user", "user_id", "userId", "email", "username", "ip",
+                                                            "ip_address"])
 
 
 class DataMinimizationConfig(_Section):

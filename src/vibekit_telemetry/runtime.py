@@ -159,6 +159,12 @@ class Runtime:
         self.scheduler.every("retention", config.maintenance_interval_s, self._retention)
         self.scheduler.every("text-index", 1.0, self._index_text)
         self.scheduler.every("writer-metrics", config.writer_stats_interval_s, self.run_recorder.record)
+        retention = config.security.retention  # privacy (issue 12): anonymize_after / delete_after
+        if retention.anonymize_after or retention.delete_after:
+            from .privacy.retention import apply_retention
+
+            self.scheduler.every("privacy-retention", config.maintenance_interval_s,
+                                 lambda: apply_retention(self.store, retention), first_in=1.0)
 
     def _maintainable(self) -> list[Maintainable]:
         return [p for p in self.providers if isinstance(p, Maintainable)]
