@@ -97,7 +97,7 @@ class Redactor:
             # A keyed hash: the same value always gives the same tag (joins and counts still work), and
             # without the salt nobody can confirm a guess (an email) against the stored tag.
             digest = hmac.new(self.rules.salt, secret.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
-            return f"{tag[:-1]}:{digest[:12]}]" if tag.endswith("]") else f"{tag}:{digest[:12]}"
+            return f"{tag[:-1]}:{digest[:12]}{tag[-1]}" if tag.endswith(("]", ">", ")")) else f"{tag}:{digest[:12]}"
         return tag
 
     def spans(self, text: str) -> list[tuple[int, int, Detector]]:
