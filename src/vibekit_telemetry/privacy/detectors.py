@@ -23,6 +23,12 @@ class Detector:
     replacement: str
     check: Callable[[str], bool] | None = None
     group: int | str = 0
+    # Cheap prefilters, so most detectors skip most text without running their regex: one of
+    # `needles` must occur (in the lower-cased text when `ci`), and the text needs this many digits.
+    needles: tuple[str, ...] = ()
+    ci: bool = False
+    min_digits: int = 0
+    min_len: int = 0
 
 
 def luhn_ok(text: str) -> bool:
@@ -113,43 +119,52 @@ BUILTIN: Final[tuple[Detector, ...]] = (
         r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
         r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
         r"|-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[A-Za-z0-9+/=\s:,-]*"),
-        "[REDACTED_PRIVATE_KEY]"),
-    Detector("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), "[REDACTED_JWT]"),
-    Detector("anthropic_key", re.compile(r"\bsk-ant-[A-Za-z0-9_-]{20,}"), "[REDACTED_API_KEY]"),
-    Detector("openai_key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"), "[REDACTED_API_KEY]"),
-    Detector("aws_access_key", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b"), "[REDACTED_API_KEY]"),
+        "[REDACTED_PRIVATE_KEY]", needles=("-----BEGIN",)),
+    Detector("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), "[REDACTED_JWT]",
+        needles=("eyJ",)),
+    Detector("anthropic_key", re.compile(r"\bsk-ant-[A-Za-z0-9_-]{20,}"), "[REDACTED_API_KEY]", needles=("sk-ant-",)),
+    Detector("openai_key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"), "[REDACTED_API_KEY]",
+        needles=("sk-",)),
+    Detector("aws_access_key", re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b"), "[REDACTED_API_KEY]",
+        needles=("AKIA", "ASIA", "ABIA", "ACCA")),
     Detector("aws_secret_key", re.compile(
         r"(?i)(aws_?secret_?access_?key|aws_?secret)(\s*[:=]\s*[\"']?)([A-Za-z0-9/+]{40})\b"),
-        "[REDACTED_API_KEY]", group=3),
+        "[REDACTED_API_KEY]", group=3, needles=("aws",), ci=True),
     Detector("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})"),
-             "[REDACTED_API_KEY]"),
-    Detector("slack_token", re.compile(r"\bxox[abposre]-(?:[A-Za-z0-9]+-){1,4}[A-Za-z0-9]+"), "[REDACTED_API_KEY]"),
-    Detector("slack_webhook", re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/]+"), "[REDACTED_API_KEY]"),
-    Detector("stripe_key", re.compile(r"\b(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"), "[REDACTED_API_KEY]"),
-    Detector("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}"), "[REDACTED_API_KEY]"),
+             "[REDACTED_API_KEY]", needles=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_")),
+    Detector("slack_token", re.compile(r"\bxox[abposre]-(?:[A-Za-z0-9]+-){1,4}[A-Za-z0-9]+"), "[REDACTED_API_KEY]",
+        needles=("xox",)),
+    Detector("slack_webhook", re.compile(r"https://hooks\.slack\.com/services/[A-Za-z0-9/]+"), "[REDACTED_API_KEY]",
+        needles=("hooks.slack.com",)),
+    Detector("stripe_key", re.compile(r"\b(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"), "[REDACTED_API_KEY]",
+        needles=("_live_", "_test_")),
+    Detector("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}"), "[REDACTED_API_KEY]", needles=("AIza",)),
     Detector("url_password", re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]+:)([^\s@/]+)(@)"),
-             "[REDACTED_PASSWORD]", group=2),
+             "[REDACTED_PASSWORD]", group=2, needles=("://",)),
     Detector("assigned_secret", re.compile(
-        r"(?i)\b([\w.-]*(?:password|passwd|pwd|secret|token|api_?key|access_?key|private_?key|credential)s?[\"']?"
+        r"(?i)((?:password|passwd|pwd|secret|token|api_?key|access_?key|private_?key|credential)s?[\"']?"
         r"\s*(?::|=|:=|=>)\s*)([\"']?)([^\s\"'`,;()\[\]{}<>]{6,})(?=\2)(?=[\"'\s,;)}\]]|$)"),
-        "[REDACTED_PASSWORD]", check=assigned_secret_ok, group=3),
+        "[REDACTED_PASSWORD]", check=assigned_secret_ok, group=3,
+        needles=("pass", "pwd", "secret", "token", "key", "credential"), ci=True),
     Detector("email", re.compile(_W + r"(?!git@)[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
-             "[REDACTED_EMAIL]"),
+             "[REDACTED_EMAIL]", needles=("@",)),
     Detector("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), "[REDACTED_IBAN]",
-             check=iban_ok),
+             check=iban_ok, min_digits=8),
     Detector("credit_card", re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), "[REDACTED_CREDIT_CARD]",
-             check=luhn_ok),
-    Detector("ssn", re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"), "[REDACTED_SSN]", check=ssn_ok),
+             check=luhn_ok, min_digits=13),
+    Detector("ssn", re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"), "[REDACTED_SSN]", check=ssn_ok,
+             needles=("-",), min_digits=9),
     Detector("phone", re.compile(
         r"(?<![\w+])(?:\+\d{1,3}[\s.-]?(?:\(\d{1,4}\)[\s.-]?)?\d{1,4}(?:[\s.-]?\d{2,4}){1,4}"
         r"|\(\d{3}\)\s?\d{3}[\s.-]\d{4}|(?<![\d.])\d{3}[.-]\d{3}[.-]\d{4}"
         r"|(?<![\d.:-])0\d{1,4}[\s-]\d{3,4}[\s-]\d{3,4})(?![\d.]?\d)"),
-        "[REDACTED_PHONE]", check=phone_ok),
-    Detector("ipv4", re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]|\.\d)"), "[REDACTED_IP]", check=ipv4_ok),
+        "[REDACTED_PHONE]", check=phone_ok, min_digits=10),
+    Detector("ipv4", re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]|\.\d)"), "[REDACTED_IP]", check=ipv4_ok,
+             needles=(".",), min_digits=4),
     Detector("ipv6", re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"), "[REDACTED_IP]",
-             check=ipv6_ok),
+             check=ipv6_ok, needles=(":",)),
     Detector("high_entropy", re.compile(r"(?<![\w/+=-])[A-Za-z0-9_+/=-]{32,}(?![\w/+=-])"), "[REDACTED_SECRET]",
-             check=high_entropy_ok),
+             check=high_entropy_ok, min_digits=1, min_len=32),
 )
 BUILTIN_NAMES: Final = tuple(d.name for d in BUILTIN)
 # Names a user may list in `security.pii.patterns` for a whole family of detectors.

@@ -16,6 +16,7 @@ from .detectors import Detector, select
 DEFAULT_FIELDS: Final = ("password", "passwd", "pwd", "token", "secret", "api_key", "apikey", "access_token",
                          "refresh_token", "authorization", "private_key", "client_secret", "credentials", "cookie")
 FIELD_REPLACEMENT: Final = "[REDACTED]"
+_DROP_DIGITS: Final = str.maketrans("", "", "0123456789")
 # Deeper structures than this are replaced whole: no recursion limit can be hit, nothing leaks past it.
 MAX_DEPTH: Final = 64
 
@@ -89,6 +90,11 @@ class Redactor:
         self.rules = rules
         self._fields = frozenset(rules.fields)
         self._field_suffixes = tuple(rules.fields)
+        self._key_cache: dict[str, bool] = {}
+        # Per detector: its prefilter as one compiled search (C speed), so most detectors skip a text
+        # without running their own, costlier pattern.
+        self._plan = [(d, re.compile("|".join(map(re.escape, d.needles)), re.I if d.ci else 0).search
+                       if d.needles else None, d.min_digits, d.min_len) for d in rules.detectors]
         self.found: dict[str, int] = {}
 
     def _tag(self, detector: Detector, secret: str) -> str:
@@ -103,16 +109,24 @@ class Redactor:
     def spans(self, text: str) -> list[tuple[int, int, Detector]]:
         """Return the sensitive (start, end, detector) spans of text, without overlaps, in order."""
         taken: list[tuple[int, int, Detector]] = []
-        for detector in self.rules.detectors:
+        digits = -1
+        size = len(text)
+        for detector, gate, min_digits, min_len in self._plan:
+            if size < min_len or (gate is not None and gate(text) is None):
+                continue
+            if min_digits:
+                if digits < 0:
+                    digits = size - len(text.translate(_DROP_DIGITS))
+                if digits < min_digits:
+                    continue
             for match in detector.pattern.finditer(text):
                 start, end = match.span(detector.group)
                 if start < 0 or start == end:
                     continue
-                value = match.group(detector.group)
-                if detector.check is not None and not detector.check(value):
+                if taken and any(start < e and s < end for s, e, _ in taken):
+                    continue  # an earlier, more specific detector already covers it (checked first: cheaper)
+                if detector.check is not None and not detector.check(match.group(detector.group)):
                     continue
-                if any(start < e and s < end for s, e, _ in taken):
-                    continue  # an earlier, more specific detector already covers it
                 taken.append((start, end, detector))
         taken.sort(key=lambda span: span[0])
         return taken
@@ -135,8 +149,13 @@ class Redactor:
 
     def sensitive_key(self, key: str) -> bool:
         """Return True when a field named key is replaced whatever its value (db_password, apiKey, token …)."""
-        norm = _norm_key(key)
-        return norm in self._fields or (bool(norm) and norm.endswith(self._field_suffixes))
+        found = self._key_cache.get(key)
+        if found is None:
+            norm = _norm_key(key)
+            found = norm in self._fields or (bool(norm) and norm.endswith(self._field_suffixes))
+            if len(self._key_cache) < 10_000:  # key names are few; never let odd input grow it unbounded
+                self._key_cache[key] = found
+        return found
 
     def redact_value(self, value: Any, depth: int = 0) -> Any:
         """Return value with strings redacted and sensitive keys' values replaced, at any nesting depth."""
