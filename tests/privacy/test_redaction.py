@@ -125,6 +125,7 @@ def test_split_tail_holds_the_trailing_token() -> None:
     assert split_tail("my key is sk-ant-ap") == ("my key is ", "sk-ant-ap")
     assert split_tail("card 4111 1111") == ("card ", "4111 1111")
     assert split_tail("done. ") == ("done. ", "")
+    assert split_tail("chunk é ✓") == ("chunk é ✓", "")  # symbols and non-ASCII text are never held
 
 
 @settings(max_examples=60, deadline=None)

@@ -1,9 +1,10 @@
 """The chain's `redact` step: PII and secrets out of every text field before anything is stored or sent.
 
 Stream chunks: a secret can arrive split across two chunks of one session ("sk-ant-api03-AbC" then
-"dEf…"). Each chunk's trailing token (and a trailing run of digits, for card and phone numbers split
-at a space) is held back and put in front of the session's next chunk, so the detectors always see
-the whole value. The concatenated stream is unchanged; only where chunks split moves. A held tail is
+"dEf…"). A chunk's trailing token (and a trailing run of digits, for card and phone numbers split
+at a space), when it could start a secret (it holds an ASCII letter, digit or @ : / = _ + ( -), is
+held back and put in front of the session's next chunk, so the detectors see the whole value. The
+concatenated stream is unchanged; only where such chunks split moves. A held tail is
 released, redacted, with the session's next event (an end or error event carries it in
 `stream_data`), and dropped from memory (least recently used first) past `max_sessions`.
 """
@@ -27,6 +28,7 @@ MAX_HOLD: Final = 512
 _TAIL: Final = re.compile(r"(?:(?<![\w])[\d(+][\d ()+.-]*)?\S*\Z")
 _OPEN_KEY: Final = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY[^\n]*(?![\s\S]*-----END)[\s\S]*\Z")
 _MAX_KEY_HOLD: Final = 16_384
+_SECRETISH: Final = re.compile(r"[A-Za-z0-9@:/=_+(-]")
 
 
 def split_tail(text: str) -> tuple[str, str]:
@@ -36,9 +38,18 @@ def split_tail(text: str) -> tuple[str, str]:
         return text[:key.start()], text[key.start():]
     start = max(0, len(text) - MAX_HOLD)
     match = _TAIL.search(text, start)
-    if match is None or match.start() == match.end():
+    if match is None or match.start() == match.end() or not could_be_secret(match.group()):
         return text, ""
     return text[:match.start()], text[match.start():]
+
+
+def could_be_secret(tail: str) -> bool:
+    """Whether a chunk's trailing token could be the start of something a detector finds.
+
+    Every detected value starts with an ASCII letter, digit or one of + ( -; a tail of other symbols
+    and non-ASCII text (an emoji, a check mark, "é") is never held, so such chunks keep their boundaries.
+    """
+    return _SECRETISH.search(tail) is not None
 
 
 class Redact:
