@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_camel, to_snake
 
@@ -95,8 +95,79 @@ class StreamingConfig(_Section):
     provider: Literal["websocket", "sse", "grpc"] = "websocket"
 
 
+class PiiDetectorConfig(_Section):
+    """A custom PII detector: `{"name": "ticket", "pattern": "TICKET-\\d+", "replacement": "[TICKET]"}`."""
+
+    name: str = Field(min_length=1)
+    pattern: str = Field(min_length=1)
+    replacement: str | None = None
+
+
+class PiiConfig(_Section):
+    """PII and secret redaction on the chain's `redact` step (docs/privacy.md).
+
+    enabled=None means "the entry point decides": off for the SDK, on for the API server's ingest.
+    """
+
+    enabled: bool | None = None
+    patterns: list[str] = Field(default_factory=list)  # built-in detector names or families; empty = all
+    custom_detectors: list[PiiDetectorConfig] = Field(default_factory=list)
+    mode: Literal["replace", "hash"] = "replace"
+    hash_salt: str | None = None  # the key of the stable hash (mode="hash"); keep it secret
+    replacements: dict[str, str] = Field(default_factory=dict)  # detector name -> replacement tag
+    hold_stream_tails: bool = True
+
+
+class RedactionConfig(_Section):
+    """Field-name rules: metadata/context keys (and keys ending so) replaced whatever their value."""
+
+    enabled: bool = True
+    fields: list[str] = Field(default_factory=list)  # added to privacy.redactor.DEFAULT_FIELDS
+
+
+class EncryptionConfig(_Section):
+    """AES-256-GCM of label, stream data and metadata at rest (extra `crypto`; key from TELEMETRY_ENCRYPTION_KEY)."""
+
+    enabled: bool = False
+    key: str | None = None  # 64 hex chars; default TELEMETRY_ENCRYPTION_KEY
+    passphrase: str | None = None  # or a passphrase, stretched with scrypt and the store's salt
+    old_keys: list[str] = Field(default_factory=list)  # keys still accepted for reading (rotation)
+
+
+class RetentionConfig(_Section):
+    """Compliance retention: drop user-identifying fields after N days, delete events after M days."""
+
+    anonymize_after: float | None = Field(default=None, gt=0)
+    delete_after: float | None = Field(default=None, gt=0, validation_alias=AliasChoices(
+        "delete_after", "deleteAfter", "retention_days", "retentionDays"))
+    # Context / metadata keys that identify a user (removed by anonymize_after and `telemetry user delete`).
+    user_fields: list[str] = Field(default_factory=lambda: ["user", "user_id", "userId", "email", "username", "ip",
+                                                            "ip_address"])
+
+
+class DataMinimizationConfig(_Section):
+    """Keep less: metadata/context keys dropped (exclude_fields) or the only ones kept (include_only)."""
+
+    enabled: bool = True
+    exclude_fields: list[str] = Field(default_factory=list)
+    include_only: list[str] | None = None
+
+
+class AuditConfig(_Section):
+    """The audit trail (hash-chained entries in the store)."""
+
+    enabled: bool = True
+
+
 class SecurityConfig(_Section):
-    """PII redaction, encryption and retention (filled by the security issue)."""
+    """PII redaction, encryption at rest, retention, data minimisation and the audit trail (docs/privacy.md)."""
+
+    pii: PiiConfig = Field(default_factory=PiiConfig)
+    redaction: RedactionConfig = Field(default_factory=RedactionConfig)
+    encryption: EncryptionConfig = Field(default_factory=EncryptionConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    data_minimization: DataMinimizationConfig = Field(default_factory=DataMinimizationConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
 
 
 class RetryConfig(_Section):

@@ -170,6 +170,12 @@ class Runtime:
 
         self.scheduler.every("spool-replay", 1.0, replay_job(self))
         self.scheduler.every("resources", config.reliability.check_interval_s, self.resources.check)
+        retention = config.security.retention  # privacy (issue 12): anonymize_after / delete_after
+        if retention.anonymize_after or retention.delete_after:
+            from .privacy.retention import apply_retention
+
+            self.scheduler.every("privacy-retention", config.maintenance_interval_s,
+                                 lambda: apply_retention(self.store, retention), first_in=1.0)
 
     def _maintainable(self) -> list[Maintainable]:
         return [p for p in self.providers if isinstance(p, Maintainable)]

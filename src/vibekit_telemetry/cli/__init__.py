@@ -17,6 +17,7 @@ from .commands_demo import demo
 from .commands_events import dump, query
 from .commands_keys import keys
 from .commands_maint import check, clean, clear, init, reindex, vacuum
+from .commands_privacy import audit, rotate, user
 from .commands_sessions import session, sessions
 from .commands_stats import health, stats
 from .context import TelemetryCommand, TelemetryGroup
@@ -48,6 +49,7 @@ for _command in (init, demo, dump, query, sessions, session, stats, health, clea
 cli.add_command(api)  # the API server (issue 3)
 cli.add_command(keys)  # API keys for the server (issue 7)
 cli.add_command(config_group)  # `telemetry config check` (issue 13)
+cli.add_command(user); db.add_command(audit); keys.add_command(rotate)  # privacy (issue 12)  # noqa: E702
 
 
 @click.group(cls=TelemetryGroup, context_settings=CONTEXT_SETTINGS)

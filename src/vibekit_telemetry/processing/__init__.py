@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .chain import BatchValidationError, Chain, DropNotice, Processor
-from .steps import Encode, Enrich, Normalise, Redact, Sample, Truncate, Validate
+from .redact import Redact, build_redact
+from .steps import Encode, Enrich, Normalise, Sample, Truncate, Validate
 
 if TYPE_CHECKING:
     from ..config import TelemetryConfig
@@ -21,7 +22,7 @@ def build_chain(config: TelemetryConfig, extra: list[Any] | None = None) -> Chai
         Validate(),
         Enrich(service_name=config.service_name, service_version=config.service_version, context=context),
         Sample(config.sample_rate, keep_errors=config.keep_errors),
-        Redact(),
+        build_redact(config.security),
         Truncate(config.max_field_length),
         Encode(),
     ])

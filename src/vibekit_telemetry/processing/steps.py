@@ -104,13 +104,6 @@ class Enrich:
         return event
 
 
-class Redact:
-    """Placeholder for PII redaction (the privacy issue): changes nothing yet."""
-
-    name = "redact"
-
-    def process(self, event: TelemetryEvent) -> TelemetryEvent:
-        """Return the event unchanged."""
         return event
 
 

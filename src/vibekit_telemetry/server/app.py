@@ -48,6 +48,10 @@ def create_app(telemetry: Telemetry, settings: ServerSettings | None = None, **o
             when omitted.
         **options: ServerSettings overrides (auth, api_keys, cors_origins, rate_limit, max_body_bytes …).
     """
+    from ..processing.redact import enable_for_server  # PII redaction is on by default for ingest
+
+    if telemetry.runtime is not None:
+        enable_for_server(telemetry.runtime.chain, telemetry.config.security)
     if settings is None:
         settings = ServerSettings.resolve(telemetry.config.api, **options)
     elif options:

@@ -233,14 +233,26 @@ class Maintainable(Protocol):
 
 @runtime_checkable
 class Auditable(Protocol):
-    """A store that keeps the audit trail: who did what, when."""
+    """A store that keeps the audit trail: who did what, when, to which record, with old and new values.
+
+    Entries are chained by hash (store/audit.py): verify_audit() finds any entry changed or removed.
+    """
 
     def record_audit(self, actor: str, action: str, target: str | None = None,
-                     details: dict[str, Any] | None = None) -> None:
-        """Append one audit record."""
+                     details: dict[str, Any] | None = None, *, table: str | None = None,
+                     record_id: str | None = None, old_values: dict[str, Any] | None = None,
+                     new_values: dict[str, Any] | None = None) -> None:
+        """Append one audit record, chained to the previous one."""
 
-    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Return the newest audit records."""
+    def audit_log(self, limit: int = 100, *, table: str | None = None, since: int | None = None,
+                  action: str | None = None) -> list[dict[str, Any]]:
+        """Return the newest audit records (optionally of one table, action, or since a time in epoch ms)."""
+
+    def audit_history(self, table: str, record_id: str) -> list[dict[str, Any]]:
+        """Return one record's entries oldest first, with old/new values and changed_fields (seed 002)."""
+
+    def verify_audit(self) -> list[str]:
+        """Return where the hash chain is broken ([] when no entry was changed or removed)."""
 
 
 @runtime_checkable

@@ -94,7 +94,22 @@ def build_providers(config: TelemetryConfig) -> list[StorageProvider]:
         if not callable(getattr(obj, "store_batch", None)):
             raise ValidationError("storage", "provider objects with a store_batch(events) method", obj)
         providers.append(obj)
+    _attach_encryption(providers, config)
     return providers
+
+
+def _attach_encryption(providers: list[StorageProvider], config: TelemetryConfig) -> None:
+    """Give the SQL stores the config's encryption at rest (security.encryption, TELEMETRY_ENCRYPTION_KEY)."""
+    from ..privacy.crypto import from_config
+
+    encryption = from_config(config.security.encryption)
+    if encryption is None:
+        return
+    from .sql import SQLStore
+
+    for provider in providers:
+        if isinstance(provider, SQLStore):
+            provider.encryption = encryption
 
 
 def primary_store(config: TelemetryConfig) -> QueryableStore:

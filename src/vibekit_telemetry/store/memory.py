@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import ValidationError
 from ..events import TelemetryEvent, now_ms
 from ..query import QueryFilter, SessionFilter, StatsFilter
+from . import audit
 from ._batch import KnownSession, plan_batch, resolve_older_than, writer_run_row
 from .base import ERROR_GROUP_FIELDS, ERROR_GROUP_SAMPLES, BatchResult, ErrorGroup, GroupStats, Session, Stats
 from .changelog import MemoryChangeLog
@@ -267,16 +268,41 @@ class MemoryStore:
             return self._changes.cursors()
 
     def record_audit(self, actor: str, action: str, target: str | None = None,
-                     details: dict[str, Any] | None = None) -> None:
-        """Append one audit entry."""
+                     details: dict[str, Any] | None = None, *, table: str | None = None,
+                     record_id: str | None = None, old_values: dict[str, Any] | None = None,
+                     new_values: dict[str, Any] | None = None) -> None:
+        """Append one audit entry, chained by hash to the previous one (as the SQL store does)."""
         with self._lock:
-            self._audit.append({"id": len(self._audit) + 1, "timestamp": now_ms(), "actor": actor,
-                                "action": action, "target": target, "details": details})
+            prev = self._audit[-1]["hash"] if self._audit else audit.GENESIS
+            row: dict[str, Any] = {
+                "id": len(self._audit) + 1, "timestamp": now_ms(), "actor": actor, "action": action,
+                "target": target, "details": audit.dumps(details), "table_name": table, "record_id": record_id,
+                "old_values": audit.dumps(old_values), "new_values": audit.dumps(new_values), "prev_hash": prev}
+            row["hash"] = audit.entry_hash(prev, row)
+            self._audit.append(row)
 
-    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Return the newest audit entries first."""
+    def _audit_entries(self, *, table: str | None = None, since: int | None = None, action: str | None = None,
+                       record_id: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
-            return [dict(a) for a in reversed(self._audit[-limit:])] if limit else []
+            rows = list(self._audit)
+        return [audit.decoded(r) for r in rows
+                if (table is None or r["table_name"] == table) and (since is None or r["timestamp"] >= since)
+                and (action is None or r["action"] == action) and (record_id is None or r["record_id"] == record_id)]
+
+    def audit_log(self, limit: int = 100, *, table: str | None = None, since: int | None = None,
+                  action: str | None = None) -> list[dict[str, Any]]:
+        """Return the newest audit entries first (of one table, action, or since a time, when given)."""
+        found = self._audit_entries(table=table, since=since, action=action)
+        return list(reversed(found[-limit:])) if limit else []
+
+    def audit_history(self, table: str, record_id: str) -> list[dict[str, Any]]:
+        """Return one record's audit entries oldest first, with old/new values and changed_fields."""
+        return self._audit_entries(table=table, record_id=record_id)
+
+    def verify_audit(self) -> list[str]:
+        """Return where the audit hash chain is broken ([] when intact)."""
+        with self._lock:
+            return audit.verify([dict(r) for r in self._audit])
 
     def record_writer_run(self, run: dict[str, Any]) -> None:
         """Insert or update one writer's metrics (keyed by run_id); started_at stays as first recorded."""

@@ -181,7 +181,15 @@ audit_log = Table(
     Column("action", Text, nullable=False),
     Column("target", Text),
     Column("details", Text),
+    # Migration 0010: the record an entry is about, its old/new values, and the hash chain.
+    Column("table_name", Text),
+    Column("record_id", Text),
+    Column("old_values", Text),
+    Column("new_values", Text),
+    Column("prev_hash", Text),
+    Column("hash", Text),
     Index("ix_audit_log_timestamp", "timestamp"),
+    Index("ix_audit_log_record", "table_name", "record_id"),
 )
 
 # What migration 0003 creates: the FTS5 table (SQLite) or trigram GIN indexes (PostgreSQL).

@@ -14,6 +14,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, Engine, literal_column, select
 
 from ...events import TelemetryEvent, now_ms
+from ...privacy.crypto import decrypt_meta, decrypt_text
 from ..schema import EVENT_COLUMNS, events, exporter_cursors
 from .dialect import Dialect
 
@@ -43,7 +44,10 @@ def read_committed(engine: Engine, dialect: Dialect, after: int, limit: int) -> 
 def _row_to_event(names: Sequence[str], row: Sequence[Any]) -> TelemetryEvent:
     """An events row (columns `names`) as a TelemetryEvent, its JSON decoded."""
     values = dict(zip(names, row, strict=True))
-    meta_json, ctx_json = values.pop("metadata"), values.pop("context")
+    meta_json, ctx_json = decrypt_meta(values.pop("metadata")), values.pop("context")
+    # Exporters send plaintext: values encrypted at rest are decrypted here (privacy/crypto.py).
+    values["label"] = decrypt_text(values["label"], "label")
+    values["stream_data"] = decrypt_text(values["stream_data"], "stream_data")
     event = TelemetryEvent(**values, metadata=json.loads(meta_json) if meta_json else None,
                            context=json.loads(ctx_json) if ctx_json else None)
     event.metadata_json, event.context_json = meta_json, ctx_json

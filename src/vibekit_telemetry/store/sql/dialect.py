@@ -177,6 +177,10 @@ class Dialect:
         """A Core connection whose next transaction takes the write lock up front."""
         return conn
 
+    def lock_for_append(self, conn: Connection, table: str) -> None:
+        """Serialise appends to a hash-chained table (the audit log) across processes, until commit."""
+        conn.exec_driver_sql(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+
     def has_text_index(self, conn: Connection) -> bool:
         """Whether the store keeps its own deferred text index (SQLite FTS5 trigram) in this database."""
         return False
@@ -317,6 +321,9 @@ class SQLiteDialect(Dialect):
     def rollback(self, conn: Any, cur: Any) -> None:
         """ROLLBACK."""
         cur.execute("ROLLBACK")
+
+    def lock_for_append(self, conn: Connection, table: str) -> None:
+        """BEGIN IMMEDIATE (for_writing) already holds the database's one write lock."""
 
     def for_writing(self, conn: Connection) -> Connection:
         """Ask the engine's begin hook for BEGIN IMMEDIATE."""

@@ -12,6 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ...errors import ValidationError
 from ...events import TelemetryEvent
+from ...privacy.crypto import decrypt_meta, decrypt_text
 from ...query import QueryFilter, SessionFilter, StatsFilter
 from ..base import ERROR_GROUP_FIELDS, ERROR_GROUP_SAMPLES, ErrorGroup, GroupStats, Session, Stats
 from ..schema import EVENT_COLUMNS, ROLLUP_PERIODS, events, rollups, session_rollups, session_totals, sessions
@@ -25,7 +26,9 @@ def _loads(text: str | None) -> dict[str, Any] | None:
 def row_to_event(row: Row[Any]) -> TelemetryEvent:
     """Build a TelemetryEvent from an events row, JSON decoded."""
     values = dict(zip(EVENT_COLUMNS, row, strict=True))
-    meta_json, ctx_json = values.pop("metadata"), values.pop("context")
+    meta_json, ctx_json = decrypt_meta(values.pop("metadata")), values.pop("context")
+    values["label"] = decrypt_text(values["label"], "label")  # encryption at rest: privacy/crypto.py
+    values["stream_data"] = decrypt_text(values["stream_data"], "stream_data")
     event = TelemetryEvent(**values, metadata=_loads(meta_json), context=_loads(ctx_json))
     event.metadata_json, event.context_json = meta_json, ctx_json
     return event
@@ -34,7 +37,8 @@ def row_to_event(row: Row[Any]) -> TelemetryEvent:
 def row_to_session(row: Row[Any]) -> Session:
     """Build a Session from a sessions row."""
     values = dict(row._mapping)
-    values["metadata"] = _loads(values["metadata"])
+    values["metadata"] = _loads(decrypt_meta(values["metadata"]))
+    values["label"] = decrypt_text(values["label"], "label")
     return Session(**values)
 
 

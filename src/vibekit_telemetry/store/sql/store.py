@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 import time
@@ -12,17 +11,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from ...errors import RefusedRowError, StoreError, TransientStoreError
-from ...events import TelemetryEvent, now_ms
+from ...events import TelemetryEvent
 from ...query import QueryFilter, SessionFilter, StatsFilter
 from .. import migrate
 from .._batch import writer_run_row
 from ..base import BatchResult, ErrorGroup, Session, Stats
-from ..schema import EVENT_INDEXES, audit_log, session_totals, sessions, writer_runs
+from ..schema import EVENT_INDEXES, session_totals, sessions, writer_runs
+from . import audit as sql_audit
 from . import changelog, maintenance, read
 from .dialect import for_url, sqlite_path, to_url
 from .text_index import TextIndex
@@ -93,6 +93,8 @@ class SQLStore:
     """
 
     supports_query = True
+    # Encryption at rest (privacy/crypto.StoreEncryption), attached by build_providers from config.security.
+    encryption: Any = None
 
     def __init__(self, url_or_path: str | os.PathLike[str], *, enable_indexes: bool = True,
                  busy_timeout_ms: int = 5000, prune_days: float | None = None,
@@ -128,8 +130,10 @@ class SQLStore:
             if self._engine is not None:
                 return
             if self.path is not None:
-                os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+                from ...privacy.files import create_private_database
                 from .dialect import check_sqlite_file
+
+                create_private_database(self.path)  # owner-only: 0700 new directories, 0600 the file
 
                 check_sqlite_file(self.path)
             engine = self.sql.make_engine(self.url, busy_timeout_ms=self.busy_timeout_ms, wal=self.wal)
@@ -140,6 +144,8 @@ class SQLStore:
                         (index.create if self.enable_indexes else index.drop)(conn, checkfirst=True)
                     self._fts = self.sql.has_text_index(conn)
                 self._writer = self._open_writer(engine)
+                if self.encryption is not None:
+                    self.encryption.open(engine)
             except sa_exc.OperationalError as exc:
                 engine.dispose()
                 reason = str(exc.orig).strip().splitlines()[0]
@@ -329,6 +335,8 @@ class SQLStore:
 
     def _write(self, batch: Sequence[TelemetryEvent], *, check_ids: bool) -> BatchResult:
         with self._transaction() as cur:
+            if self.encryption is not None:  # the bytes at rest only: callers keep their plaintext events
+                batch = self.encryption.encrypt_batch(batch)
             return write(cur, self._statements, batch, check_ids=check_ids, text=self._text)
 
     @contextmanager
@@ -370,12 +378,12 @@ class SQLStore:
         return maintenance.check(self)
 
     def record_audit(self, actor: str, action: str, target: str | None = None,
-                     details: dict[str, Any] | None = None) -> None:
-        """Append one audit entry: who did what to what, when."""
-        with self.maintenance_transaction() as conn:
-            conn.execute(insert(audit_log).values(
-                timestamp=now_ms(), actor=actor, action=action, target=target,
-                details=json.dumps(details, default=str) if details is not None else None))
+                     details: dict[str, Any] | None = None, *, table: str | None = None,
+                     record_id: str | None = None, old_values: dict[str, Any] | None = None,
+                     new_values: dict[str, Any] | None = None) -> None:
+        """Append one audit entry (who did what to which record, old and new values), chained by hash."""
+        sql_audit.append(self, actor, action, target, details, table=table, record_id=record_id,
+                         old_values=old_values, new_values=new_values)
 
     # -- change log: what exporters follow (store/sql/changelog.py) ---------------------------------
 
@@ -449,11 +457,18 @@ class SQLStore:
         with self.engine.connect() as conn:
             return read.stats(conn, filter_, self.size_bytes())
 
-    def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Return the newest audit entries first."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)).all()
-        return [{**row._mapping, "details": json.loads(row.details) if row.details else None} for row in rows]
+    def audit_log(self, limit: int = 100, *, table: str | None = None, since: int | None = None,
+                  action: str | None = None) -> list[dict[str, Any]]:
+        """Return the newest audit entries first (of one table, action, or since a time, when given)."""
+        return sql_audit.entries(self, limit, table=table, since=since, action=action)
+
+    def audit_history(self, table: str, record_id: str) -> list[dict[str, Any]]:
+        """Return one record's audit entries oldest first, with old/new values and changed_fields."""
+        return sql_audit.entries(self, None, table=table, record_id=record_id, oldest_first=True)
+
+    def verify_audit(self) -> list[str]:
+        """Return where the audit hash chain is broken ([] when intact)."""
+        return sql_audit.verify(self)
 
     def size_bytes(self) -> int:
         """Return the bytes the store occupies (SQLite file and WAL; PostgreSQL tables and indexes)."""
