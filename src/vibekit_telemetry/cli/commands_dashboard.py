@@ -1,0 +1,75 @@
+"""`dashboard`: serve the API with the web dashboard on the selected database, optionally with a live demo."""
+
+from __future__ import annotations
+
+import webbrowser
+from typing import Any
+
+import click
+
+from .context import TelemetryCommand, database_label, open_telemetry
+from .options import console, database_options
+
+
+@click.command(cls=TelemetryCommand)
+@click.option("--port", "-p", type=click.IntRange(0, 65535), default=None,
+              help="Port to listen on (0: any free port) [default: 3000, or api.port in the config].")
+@click.option("--host", default=None, help="Address to bind [default: 127.0.0.1].")
+@click.option("--demo", is_flag=True, help="Run a live simulated multi-agent workload, so there is something "
+                                           "to watch.")
+@click.option("--open/--no-open", "open_browser", default=True, show_default=True,
+              help="Open the dashboard in the default browser once the server listens.")
+@click.option("--auth/--no-auth", default=None,
+              help="Require an API key (the dashboard asks for it) [env TELEMETRY_AUTH_ENABLED].")
+@click.option("--api-key", "api_keys", multiple=True, metavar="KEY[:SCOPES]",
+              help="Accept this X-API-Key (repeatable) [env TELEMETRY_API_KEYS].")
+@click.option("--dashboard-port", type=int, default=None, hidden=True,
+              help="Accepted for seed 002's `vibekit dashboard --dashboard-port`; one port serves both.")
+@click.option("--no-build", is_flag=True, hidden=True, help="Accepted for seed 002: the dashboard ships built.")
+@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+              default="warning", show_default=True)
+@database_options
+def dashboard(port: int | None, host: str | None, demo: bool, open_browser: bool, auth: bool | None,
+              api_keys: tuple[str, ...], dashboard_port: int | None, no_build: bool, log_level: str) -> None:
+    """Open the live web dashboard: overview, live feed, sessions, analytics and health.
+
+    \b
+    Examples:
+      telemetry dashboard                      # the embedded store, opens the browser
+      telemetry dashboard --demo               # with simulated agents working live
+      telemetry dashboard --port 4000 --no-open
+    Stop with Ctrl-C: pending events are written before the server exits.
+    """
+    try:
+        from ..dashboard.demo import LiveWorkload
+        from ..server.runner import run_api_server
+        from ..server.settings import ServerSettings
+    except ImportError as exc:
+        raise click.ClickException(f"the dashboard needs the server extra: pip install "
+                                   f"'vibekit-telemetry[server]' ({exc.name} is missing)") from None
+    err = console(stderr=True)
+    options: dict[str, Any] = {"auth": auth, "api_keys": list(api_keys) or None}
+    with open_telemetry(must_exist=False, raise_on_error=False) as telemetry:
+        config = telemetry.config.api
+        settings = ServerSettings.resolve(config, **{k: v for k, v in options.items() if v is not None})
+        workload = LiveWorkload(telemetry) if demo else None
+
+        def ready(url: str) -> None:
+            page = f"{url}/dashboard/"
+            err.print(f"Dashboard for [bold]{database_label()}[/] at [bold]{page}[/] (auth "
+                      f"{'on' if settings.auth_enabled else 'off'}"
+                      f"{', live demo workload running' if workload else ''}); Ctrl-C to stop")
+            if workload is not None:
+                workload.start()
+            if open_browser:
+                # Best effort: a headless machine has no browser, and the URL is printed above.
+                webbrowser.open(page, new=2)
+
+        try:
+            run_api_server(telemetry, port if port is not None else config.port,
+                           host if host is not None else config.host, settings=settings,
+                           log_level=log_level, access_log=log_level in ("info", "debug"), on_ready=ready,
+                           dashboard=True)
+        finally:
+            if workload is not None:
+                workload.stop()
