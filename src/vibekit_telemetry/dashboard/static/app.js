@@ -85,7 +85,7 @@
     const headers = { Accept: "application/json" };
     if (apiKey) headers["X-API-Key"] = apiKey;
     const res = await fetch(url, { headers, cache: "no-store" });
-    if (res.status === 401) { await askForKey(apiKey ? "That key was refused." : ""); return api(path, params); }
+    if (res.status === 401) { await askForKey(); return api(path, params); }
     if (!res.ok) {
       let message = `${res.status} ${res.statusText}`;
       try { const body = await res.json(); message = body.message || message; } catch (e) { /* not JSON */ }
@@ -95,11 +95,11 @@
   }
   const getJSON = async (path, params) => (await api(path, params)).json();
 
-  function askForKey(message) {
+  function askForKey() {
     // No data is on screen while the key is missing: the view is emptied before asking.
     view().replaceChildren(h("p", { class: "muted" }, "Waiting for an API key…"));
     const dialog = $("#auth");
-    $("#auth-error").textContent = message || "";
+    $("#auth-error").textContent = apiKey ? "That key was refused." : "";
     if (!dialog.open) dialog.showModal();
     $("#auth-key").focus();
     return new Promise((resolve) => authWaiters.push(resolve));
@@ -194,10 +194,12 @@
         const ws = new WebSocket(`${scheme}://${location.host}/ws?batch=true${keyParam}`);
         this.ws = ws;
         let opened = false;
-        ws.onopen = () => { opened = true; this.attempts = 0; this.wsFailures = 0; setState("live", "live (WebSocket)"); };
+        ws.onopen = () => { opened = true; this.wsFailures = 0; };
         ws.onmessage = (e) => {
           let msg; try { msg = JSON.parse(e.data); } catch (err) { return; }
-          if (msg.type === "error" && /auth|key/i.test(msg.message || "")) { this.stop(); askForKey(); return; }
+          // Live only once the server has admitted the connection (it accepts first, then checks the key).
+          if (msg.type === "connected") { this.attempts = 0; setState("live", "live (WebSocket)"); return; }
+          if (msg.type === "error" && /auth|key/i.test(msg.message || "")) { this.stop(); setState("offline", "locked"); askForKey(); return; }
           onMessage(msg);
         };
         ws.onclose = (e) => {
@@ -210,7 +212,7 @@
       } else {
         const es = new EventSource(`/api/stream?channel=all${keyParam}`);
         this.es = es;
-        es.onopen = () => { this.attempts = 0; setState("live", "live (SSE)"); };
+        es.addEventListener("connected", () => { this.attempts = 0; setState("live", "live (SSE)"); });
         es.onmessage = (e) => { try { onMessage(JSON.parse(e.data)); } catch (err) { /* ignore */ } };
         es.addEventListener("dropped", (e) => { try { onMessage(JSON.parse(e.data)); } catch (err) { /* */ } });
         es.onerror = () => { es.close(); if (this.es === es) { this.es = null; this.mode = "ws"; retry(); } };
