@@ -7,8 +7,13 @@ from typing import Any
 
 import click
 
-from .context import TelemetryCommand, database_label, open_telemetry
+from .context import TelemetryCommand, _config, database_label, open_telemetry
 from .options import console, database_options
+
+# A live view wants events on screen within a moment of track(): the writer commits (and so publishes)
+# every 100 ms instead of the SDK's 1,000 ms, unless the user configured an interval of their own.
+LIVE_FLUSH_MS = 100
+SDK_DEFAULT_FLUSH_MS = 1000
 
 
 @click.command(cls=TelemetryCommand)
@@ -49,7 +54,10 @@ def dashboard(port: int | None, host: str | None, demo: bool, open_browser: bool
                                    f"'vibekit-telemetry[server]' ({exc.name} is missing)") from None
     err = console(stderr=True)
     options: dict[str, Any] = {"auth": auth, "api_keys": list(api_keys) or None}
-    with open_telemetry(must_exist=False, raise_on_error=False) as telemetry:
+    extra: dict[str, Any] = {}
+    if _config().stream_flush_interval_ms == SDK_DEFAULT_FLUSH_MS:
+        extra["stream_flush_interval_ms"] = LIVE_FLUSH_MS
+    with open_telemetry(must_exist=False, raise_on_error=False, **extra) as telemetry:
         config = telemetry.config.api
         settings = ServerSettings.resolve(config, **{k: v for k, v in options.items() if v is not None})
         workload = LiveWorkload(telemetry) if demo else None

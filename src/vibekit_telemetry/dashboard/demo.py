@@ -65,6 +65,7 @@ class LiveWorkload:
             self._thread.join(timeout)
         for running in self._running:
             self.telemetry.track_end(running.session_id, "completed")
+            self.events += 1
         self._running.clear()
 
     def __enter__(self) -> LiveWorkload:

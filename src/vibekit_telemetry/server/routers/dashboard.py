@@ -160,7 +160,7 @@ def info(request: Request, _principal: Annotated[Principal, Depends(require("rea
     telemetry = get_telemetry(request)
     config = telemetry.config
     retention = []
-    for entry in config.storage:
+    for entry in config.storage_entries():
         options = dict(getattr(entry, "options", None) or {})
         retention.append({"store": getattr(entry, "type", None), "prune_days": options.get("prune_days"),
                           "max_size_mb": options.get("max_size_mb")})
