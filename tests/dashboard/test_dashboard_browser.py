@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from dashboard_support import Serve, expect
 
 from vibekit_telemetry import Telemetry
+from vibekit_telemetry.dashboard.demo import LiveWorkload
 from vibekit_telemetry.events import now_ms
 
 pytestmark = pytest.mark.timeout(180)
@@ -64,8 +66,12 @@ def test_overview_shows_kpis_and_a_live_event_arrives(telemetry: Telemetry, serv
     expect(row).to_have_count(1, timeout=WAIT)
     expect(row).to_contain_text("grok")
     page.screenshot(path=str(shots / "live.png"))
+    # A few seconds of simulated agents, so the overview's picture shows what `make run` shows.
     page.goto(f"{server.url}/dashboard/#/overview")
-    expect(page.locator("#kpi-total")).not_to_have_text("–", timeout=WAIT)
+    with LiveWorkload(telemetry, concurrency=8, tick_s=0.05, seed=3) as workload:
+        while workload.events < 300:
+            time.sleep(0.05)
+    expect(page.locator("#kpi-epm")).not_to_have_text(re.compile(r"^(–|0|1|2|3)$"), timeout=WAIT)
     page.screenshot(path=str(shots / "overview.png"))
 
 

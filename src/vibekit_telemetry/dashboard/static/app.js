@@ -147,8 +147,14 @@
     feed: [],                     // newest last
     perSecond: new Map(),         // second -> {events, errors}
     total: 0,
+    seen: new Set(),              // recent event ids: the backfill and the live stream may overlap
     listeners: new Set(),
     add(event) {
+      if (event.event_id) {
+        if (this.seen.has(event.event_id)) return;
+        this.seen.add(event.event_id);
+        if (this.seen.size > 4 * FEED_MAX) this.seen.delete(this.seen.values().next().value);
+      }
       this.total++;
       this.feed.push(event);
       if (this.feed.length > FEED_MAX) this.feed.splice(0, this.feed.length - FEED_MAX);
@@ -169,6 +175,16 @@
       return out;
     },
   };
+
+  let backfilled = false;
+  async function backfill() {
+    // The last two minutes, so the charts and the feed have a past the moment the page opens
+    // (an event both fetched here and streamed is counted once, by its id).
+    if (backfilled) return;
+    const res = await getJSON("/api/events", { since: "2m", order: "desc", limit: 1000 });
+    for (const e of res.events.reverse()) agg.add(e);
+    backfilled = true;
+  }
 
   const live = {
     ws: null, es: null, attempts: 0, timer: null, mode: "ws", wsFailures: 0,
@@ -301,8 +317,8 @@
         kpi("errrate", "error rate (1 h)"), kpi("p50", "p50 session duration"),
         kpi("p95", "p95 session duration"), kpi("total", "events stored")),
       h("div", { class: "grid two" },
-        panel("Events per second (live)", h("div", { id: "chart-rate" })),
-        panel("Errors per second (live)", h("div", { id: "chart-errors" }))),
+        panel("Events per second (last 2 min, live)", h("div", { id: "chart-rate" })),
+        panel("Errors per second (last 2 min, live)", h("div", { id: "chart-errors" }))),
       h("div", { class: "grid two" },
         panel("Top agents (24 h)", h("div", { id: "top-agents" })),
         panel("Events by type (24 h)", h("div", { id: "by-type" }))),
@@ -528,8 +544,8 @@
         const pts = (p.points || p.series || []).map((pt) => ({ t: pt.timestamp || pt.t, value: pt.value ?? pt.predicted,
           low: pt.lower ?? pt.low ?? pt.value, high: pt.upper ?? pt.high ?? pt.value }));
         predictionPanel.append(h("h3", {}, p.metric || p.name || "prediction"),
-          pts.length ? lineChart(pts, [{ key: "value", label: "predicted" }],
-            { title: `${p.metric || "prediction"} with its confidence band`, band: { low: "low", high: "high" } })
+          pts.length ? h("div", { class: "chart-box" }, lineChart(pts, [{ key: "value", label: "predicted" }],
+            { title: `${p.metric || "prediction"} with its confidence band`, band: { low: "low", high: "high" } }))
             : h("p", {}, `${p.value ?? p.predicted ?? ""} (${p.lower ?? p.low ?? "?"} – ${p.upper ?? p.high ?? "?"}` +
               `${p.confidence ? `, confidence ${p.confidence}` : ""})`));
       }
@@ -591,6 +607,7 @@
     }
     document.title = `${page[0].toUpperCase()}${page.slice(1)} · vibekit telemetry`;
     try {
+      await backfill();
       if (page === "sessions" && id) await pageSession(id);
       else await (PAGES[page] || pageOverview)(params);
     } catch (e) {
