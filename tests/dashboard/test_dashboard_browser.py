@@ -261,3 +261,13 @@ def test_analytics_health_themes_phone_and_keyboard(telemetry: Telemetry, serve:
     expect(page.locator("#kpi-total")).to_have_text("25", timeout=WAIT)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(shots / ("phone-dark.png" if theme == "dark" else "phone-light.png")), full_page=True)
+
+
+def test_falls_back_to_sse_when_websockets_are_blocked(telemetry: Telemetry, serve: Serve, page: Any) -> None:
+    server = serve()
+    # As a proxy that refuses WebSockets would: every /ws connection is closed at once.
+    page.route_web_socket(re.compile(r"/ws"), lambda ws: ws.close())
+    page.goto(f"{server.url}/dashboard/#/live")
+    expect(page.locator("#conn")).to_have_text("live (SSE)", timeout=WAIT)
+    telemetry.track_start("codex", "code", "delivered over server-sent events")
+    expect(page.locator("#feed-body")).to_contain_text("delivered over server-sent events", timeout=WAIT)

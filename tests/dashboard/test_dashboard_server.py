@@ -40,8 +40,9 @@ def _seed(telemetry: Telemetry) -> list[str]:
 def test_page_and_assets_carry_their_own_strict_csp(serve: Serve) -> None:
     server = serve()
     with httpx.Client(base_url=server.url, timeout=10) as http:
-        root = http.get("/", follow_redirects=False)
-        assert root.status_code == 307 and root.headers["location"] == "/dashboard/"
+        for path in ("/", "/dashboard"):
+            root = http.get(path, follow_redirects=False)
+            assert root.status_code == 307 and root.headers["location"] == "/dashboard/"
         page = http.get("/dashboard/")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         csp = page.headers["content-security-policy"]

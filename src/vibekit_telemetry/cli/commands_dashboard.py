@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import webbrowser
 from typing import Any
 
@@ -14,6 +16,13 @@ from .options import console, database_options
 # every 100 ms instead of the SDK's 1,000 ms, unless the user configured an interval of their own.
 LIVE_FLUSH_MS = 100
 SDK_DEFAULT_FLUSH_MS = 1000
+
+
+def can_open_browser() -> bool:
+    """Return whether a graphical browser can open here."""
+    # Without a display, webbrowser would start a text browser (lynx, w3m) in the server's terminal.
+    return sys.platform in ("darwin", "win32") or bool(os.environ.get("DISPLAY") or
+                                                        os.environ.get("WAYLAND_DISPLAY"))
 
 
 @click.command(cls=TelemetryCommand)
@@ -69,9 +78,10 @@ def dashboard(port: int | None, host: str | None, demo: bool, open_browser: bool
                       f"{', live demo workload running' if workload else ''}); Ctrl-C to stop")
             if workload is not None:
                 workload.start()
-            if open_browser:
-                # Best effort: a headless machine has no browser, and the URL is printed above.
-                webbrowser.open(page, new=2)
+            if open_browser and can_open_browser():
+                webbrowser.open(page, new=2)  # best effort: the URL is printed above either way
+            elif open_browser:
+                err.print("[dim]no display here: open the URL above in a browser[/]")
 
         try:
             run_api_server(telemetry, port if port is not None else config.port,

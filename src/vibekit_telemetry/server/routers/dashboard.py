@@ -45,12 +45,12 @@ def _headers() -> dict[str, str]:
 
 
 @router.get("/", include_in_schema=False)
+@router.get(MOUNT, include_in_schema=False)  # without the slash, the page's relative asset URLs would miss
 def root() -> Response:
-    """Send a browser at the server's root to the dashboard."""
+    """Send a browser at the server's root (or at /dashboard) to the dashboard."""
     return RedirectResponse(f"{MOUNT}/", status_code=307)
 
 
-@router.get(MOUNT, include_in_schema=False)
 @router.get(f"{MOUNT}/", include_in_schema=False)
 def page() -> Response:
     """Serve the dashboard's single page (no data in it: the page asks the API, with the key it holds)."""
