@@ -350,7 +350,9 @@
       setText("#overview-note", `Durations over the last ${durations.length} completed sessions. ` +
         `Updated ${fmtClock(Date.now())}.`);
     };
+    const mine = renderSeq;
     await refresh();
+    if (mine !== renderSeq) return;  // the user moved on while this page loaded
     pageTimer = setInterval(() => refresh().catch(() => {}), 5000);
   }
 
@@ -469,8 +471,10 @@
     return events.filter((e) => e.event_type === "stream" && e.stream_data).map((e) => e.stream_data).join("");
   }
   async function pageSession(id) {
+    const mine = renderSeq;
     const draw = async () => {
       const s = await getJSON(`/api/sessions/${encodeURIComponent(id)}`, { with_events: true });
+      if (mine !== renderSeq) return;
       const events = s.events || [];
       const start = s.start_time || (events[0] && events[0].timestamp) || 0;
       const errors = events.filter((e) => e.event_type === "error");
@@ -509,6 +513,7 @@
             JSON.stringify(e.metadata || {}, null, 2))))) : null].filter(Boolean));
     };
     await draw();
+    if (mine !== renderSeq) return;
     // While the session runs, new events of it redraw the page (throttled to one fetch a second).
     let pending = false;
     pageRedraw = () => {
@@ -522,6 +527,7 @@
     return h("ul", {}, ...items.map((item) => h("li", {}, describe(item))));
   }
   async function pageAnalytics() {
+    const mine = renderSeq;
     view().replaceChildren(h("h1", {}, "Analytics"), h("p", { class: "muted" }, "Loading…"));
     let insights = null, metrics = null;
     try { insights = await getJSON("/api/insights"); } catch (e) { if (!e.status) throw e; }
@@ -562,12 +568,15 @@
         h("dt", {}, "errors"), h("dd", {}, fmtInt(st.error_events)),
         h("dt", {}, "average session"), h("dd", {}, fmtMs(st.avg_session_duration_ms)))));
     }
+    if (mine !== renderSeq) return;
     view().replaceChildren(h("h1", {}, "Analytics"), h("div", { class: "grid" }, ...sections));
-    pageTimer = setInterval(() => { if (route().page === "analytics") pageAnalytics().catch(() => {}); }, 15000);
+    pageTimer = setTimeout(() => { if (route().page === "analytics") render(); }, 15000);
   }
 
   async function pageHealth() {
+    const mine = renderSeq;
     const [health, info] = await Promise.all([getJSON("/api/health"), getJSON("/api/dashboard/info")]);
+    if (mine !== renderSeq) return;
     const store = (health.stores || [])[0] || {};
     const writer = health.writer || {};
     const rows = [
