@@ -246,6 +246,8 @@ def test_analytics_health_themes_phone_and_keyboard(telemetry: Telemetry, serve:
 
     # Keyboard: the nav is reachable with Tab and follows Enter.
     page.goto(f"{server.url}/dashboard/#/overview")
+    page.reload()  # a fresh document: focus starts at the top, as for a user arriving
+    expect(page.locator("#kpi-total")).to_have_text("25", timeout=WAIT)
     page.keyboard.press("Tab")  # skip link
     page.keyboard.press("Tab")  # brand
     page.keyboard.press("Tab")
