@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench clean-venv
+.PHONY: run test lint bench screenshots clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,16 +14,19 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-## run: the main job on the embedded SQLite default (demo workload, then stats)
+## run: the dashboard on the embedded SQLite default, with simulated agents working live (Ctrl-C stops)
 run: $(STAMP)
-	$(BIN)/telemetry demo --sessions 40
-	$(BIN)/telemetry stats
+	$(BIN)/telemetry dashboard --demo
 
 ## test: lint, type-check and the whole suite
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+## screenshots: re-take docs/screenshots/ from the dashboard's browser tests (needs /usr/bin/chromium)
+screenshots: $(STAMP)
+	VIBEKIT_SCREENSHOTS=1 $(BIN)/pytest -q -p no:cacheprovider tests/dashboard/test_dashboard_browser.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

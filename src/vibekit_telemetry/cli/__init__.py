@@ -12,6 +12,7 @@ import click
 from .. import __version__
 from .commands_api import api
 from .commands_config import config as config_group
+from .commands_dashboard import dashboard
 from .commands_db import db
 from .commands_demo import demo
 from .commands_events import dump, query
@@ -20,7 +21,7 @@ from .commands_maint import check, clean, clear, init, reindex, vacuum
 from .commands_privacy import audit, rotate, user
 from .commands_sessions import session, sessions
 from .commands_stats import health, stats
-from .context import TelemetryCommand, TelemetryGroup
+from .context import TelemetryGroup
 from .options import database_options
 
 __all__ = ["cli", "main", "vibekit", "vibekit_main"]
@@ -50,6 +51,7 @@ cli.add_command(api)  # the API server (issue 3)
 cli.add_command(keys)  # API keys for the server (issue 7)
 cli.add_command(config_group)  # `telemetry config check` (issue 13)
 cli.add_command(user); db.add_command(audit); keys.add_command(rotate)  # privacy (issue 12)  # noqa: E702
+cli.add_command(dashboard)  # the web dashboard (issue 9); also `vibekit dashboard` below
 
 
 @click.group(cls=TelemetryGroup, context_settings=CONTEXT_SETTINGS)
@@ -59,14 +61,7 @@ def vibekit() -> None:
     """VibeKit's command line: `vibekit telemetry …`, `vibekit db …`, `vibekit dashboard`."""
 
 
-@vibekit.command(cls=TelemetryCommand)
-def dashboard() -> None:
-    """Open the live telemetry dashboard (not available yet)."""
-    # TODO: start the dashboard server once the dashboard issue lands (`telemetry dashboard`).
-    raise click.ClickException("the dashboard is not available yet; use `vibekit telemetry stats` "
-                               "and `vibekit telemetry sessions`")
-
-
+vibekit.add_command(dashboard)  # seed 002's `vibekit dashboard`
 vibekit.add_command(cli, name="telemetry")
 vibekit.add_command(db)
 

@@ -35,7 +35,7 @@ from .options import console, database_options
               help="Also receive OTLP/gRPC traces (port 4317; --otlp-grpc-port). OTLP/HTTP is always at /v1/traces.")
 @click.option("--otlp-grpc-port", type=click.IntRange(0, 65535), default=4317, show_default=True,
               help="Port of the OTLP/gRPC receiver.")
-@click.option("--dashboard", is_flag=True, help="Also serve the web dashboard (when installed).")
+@click.option("--dashboard", is_flag=True, help="Also serve the web dashboard at /dashboard/.")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True)
 @database_options
@@ -65,8 +65,6 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
     if max_body_mb is not None:
         options["max_body_bytes"] = int(max_body_mb * 1024 * 1024)
     err = console(stderr=True)
-    if dashboard:
-        err.print("[yellow]note:[/] the dashboard is not available yet; serving the API only")
     # The server's pipeline never raises into request handlers: bad events are answered with 400
     # before they are queued, and the writer counts anything the store refuses.
     with open_telemetry(must_exist=False, raise_on_error=False) as telemetry:
@@ -75,14 +73,15 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
 
         def ready(url: str) -> None:
             err.print(f"Serving [bold]{database_label()}[/] at [bold]{url}[/] (docs {url}/docs, auth "
-                      f"{'on' if settings.auth_enabled else 'off'}); Ctrl-C to stop")
+                      f"{'on' if settings.auth_enabled else 'off'}"
+                      f"{f', dashboard {url}/dashboard/' if dashboard else ''}); Ctrl-C to stop")
 
         grpc_server = _start_otlp_grpc(telemetry, settings, host or config.host, otlp_grpc_port) if otlp_grpc \
             else None
         try:
             run_api_server(telemetry, port if port is not None else config.port,
                            host if host is not None else config.host, settings=settings, log_level=log_level,
-                           access_log=log_level in ("info", "debug"), on_ready=ready)
+                           access_log=log_level in ("info", "debug"), on_ready=ready, dashboard=dashboard)
         finally:
             if grpc_server is not None:
                 grpc_server.stop()

@@ -46,12 +46,14 @@ def create_app(telemetry: Telemetry, settings: ServerSettings | None = None, **o
         telemetry: the Telemetry instance whose store is served and whose pipeline ingests.
         settings: server settings; built with ServerSettings.resolve(telemetry.config.api, **options)
             when omitted.
-        **options: ServerSettings overrides (auth, api_keys, cors_origins, rate_limit, max_body_bytes …).
+        **options: ServerSettings overrides (auth, api_keys, cors_origins, rate_limit, max_body_bytes …),
+            and dashboard=True to serve the web dashboard at /dashboard/ (and redirect / there).
     """
     from ..processing.redact import enable_for_server  # PII redaction is on by default for ingest
 
     if telemetry.runtime is not None:
         enable_for_server(telemetry.runtime.chain, telemetry.config.security)
+    with_dashboard = bool(options.pop("dashboard", False))  # the web dashboard (issue 9)
     if settings is None:
         settings = ServerSettings.resolve(telemetry.config.api, **options)
     elif options:
@@ -93,6 +95,10 @@ def create_app(telemetry: Telemetry, settings: ServerSettings | None = None, **o
     for module in (events, sessions, stats, health, metrics, streams):
         app.include_router(module.router)
     app.include_router(otlp.router)  # POST /v1/traces (issue 8)
+    if with_dashboard:
+        from .routers import dashboard  # issue 9: the page, its assets and its downloads
+
+        app.include_router(dashboard.router)
 
     # Added innermost first: the last one added sees the request first. Security headers and request
     # timing wrap everything (429s and 413s included); CORS answers preflights before rate limits and

@@ -53,7 +53,10 @@ def _config(app: FastAPI, log_level: str, access_log: bool) -> uvicorn.Config:
     # Long-lived streams are closed by the hub first; the grace period bounds anything else.
     # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 by default;
     # the app applies forwarded headers itself, and only from the proxies it is told to trust.
+    # ws_per_message_deflate=False: compressing every frame once per subscriber was most of the CPU of
+    # live fan-out (50 dashboards compressing the same batch 50 times); see bench/bench_fanout.py.
     config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on",
+                            ws_per_message_deflate=False,
                             timeout_graceful_shutdown=5, server_header=False, ws_ping_interval=20.0,
                             proxy_headers=False, forwarded_allow_ips=[], http=guarded_protocol(guard),
                             timeout_keep_alive=5, limit_concurrency=guard.cap, ws_max_size=WS_MAX_BYTES,

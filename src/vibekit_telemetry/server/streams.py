@@ -1,11 +1,14 @@
 """Live streams: a hub fed by `event:tracked` on the writer thread, fanning out to bounded per-client buffers.
 
-The writer thread only appends to a deque and, at most once per burst, schedules the hub on the event
-loop (`call_soon_threadsafe`); the loop encodes each event once and offers it to every matching
-subscriber. A subscriber's buffer is bounded: when a client reads too slowly its oldest messages are
-dropped and counted, so a slow consumer never slows ingest. Replies to the client's own commands
-(subscribed, query results, pong) go to a separate queue and are never dropped; the client's commands
-are not read while REPLY_BACKLOG replies wait, so that queue stays bounded too.
+The writer thread only appends to a deque and wakes the hub's fan-out thread. That thread, not the
+server's event loop, does the work that grows with subscribers: it groups connections by the rooms
+they are in, encodes each event once per room, and, for connections that take batched frames
+(`/ws?batch=true`, the dashboard), joins a round of messages once per group, so fifty dashboards cost
+one join, not fifty. The loop is then woken once per round to send. A subscriber's buffer is bounded:
+when a client reads too slowly its oldest messages are dropped and counted, so a slow consumer never
+slows ingest. Replies to the client's own commands (subscribed, query results, pong) go to a separate
+queue and are never dropped; the client's commands are not read while REPLY_BACKLOG replies wait, so
+that queue stays bounded too.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class Subscriber:
 
     kind: str
     buffer_size: int
+    # Takes several messages per frame (`/ws?batch=true`): the hub hands it pre-joined chunks.
+    batched: bool = False
     id: int = field(default_factory=lambda: next(_ids))
     all: bool = False
     sessions: set[str] = field(default_factory=set)
@@ -57,13 +62,14 @@ class Subscriber:
     sent: int = 0
     closed: bool = False
     _reported_dropped: int = 0
-    _buffer: deque[str] = field(init=False)
+    # (text, messages in it): one message, or for batched subscribers several joined by commas.
+    _buffer: deque[tuple[str, int]] = field(init=False, default_factory=deque)
+    _buffered: int = 0
+    # The fan-out thread fills the buffer while the loop empties it.
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
     _replies: deque[str] = field(init=False, default_factory=deque)
     _ready: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _drained: asyncio.Event = field(init=False, default_factory=asyncio.Event)
-
-    def __post_init__(self) -> None:
-        self._buffer = deque(maxlen=self.buffer_size)
 
     def subscribe(self, channel: str) -> None:
         """Join a room: all, session:<id> or category:<name>."""
@@ -90,6 +96,10 @@ class Subscriber:
         return ([ALL] if self.all else []) + [f"session:{s}" for s in sorted(self.sessions)] + \
             [f"category:{c}" for c in sorted(self.categories)]
 
+    def routing(self) -> tuple[bool, frozenset[str], frozenset[str], bool]:
+        """Return what decides which messages this connection gets and how: equal keys, equal messages."""
+        return self.all, frozenset(self.sessions), frozenset(self.categories), self.batched
+
     def match(self, event: TelemetryEvent) -> str | None:
         """Return the room an event reaches this connection through, or None."""
         if event.session_id is not None and event.session_id in self.sessions:
@@ -99,10 +109,23 @@ class Subscriber:
         return ALL if self.all else None
 
     def offer(self, message: str) -> None:
-        """Buffer one message; when full, the oldest goes and is counted (never blocks)."""
-        if len(self._buffer) == self.buffer_size:
-            self.dropped += 1
-        self._buffer.append(message)
+        """Buffer one message and wake the sender (on the loop); when full, the oldest goes and is counted."""
+        self.offer_chunk(message, 1)
+        self._ready.set()
+
+    def offer_chunk(self, text: str, count: int) -> None:
+        """Buffer `count` messages (comma-joined when several) from any thread; the caller wakes the sender."""
+        with self._lock:
+            self._buffer.append((text, count))
+            self._buffered += count
+            # Never blocks: the oldest entries go, counted, until the buffer is within its bound again.
+            while self._buffered > self.buffer_size and len(self._buffer) > 1:
+                _, lost = self._buffer.popleft()
+                self._buffered -= lost
+                self.dropped += lost
+
+    def wake(self) -> None:
+        """Tell the sender messages wait (on the loop)."""
         self._ready.set()
 
     def reply(self, message: str) -> None:
@@ -124,25 +147,48 @@ class Subscriber:
         self._drained.set()
 
     async def next_batch(self, timeout: float) -> list[str] | None:
-        """Wait up to `timeout` for messages; [] on timeout (time for a heartbeat), None once closed."""
+        """Wait up to `timeout` for messages; [] on timeout (time for a heartbeat), None once closed.
+
+        For a batched subscriber an item may hold several comma-joined messages: see next_frames.
+        """
+        taken = await self._take(timeout)
+        return None if taken is None else taken[0]
+
+    async def next_frames(self, timeout: float) -> list[str] | None:
+        """Like next_batch, but ready to send: batched subscribers get one `batch` frame for several messages."""
+        taken = await self._take(timeout)
+        if taken is None:
+            return None
+        items, count = taken
+        if self.batched and count > 1:
+            return ['{"type":"batch","messages":[' + ",".join(items) + "]}"]
+        return items
+
+    async def _take(self, timeout: float) -> tuple[list[str], int] | None:
         if not self._buffer and not self._replies and not self.closed:
             try:
                 await asyncio.wait_for(self._ready.wait(), timeout)
             except TimeoutError:
-                return []
+                return [], 0
         self._ready.clear()
         if self.closed:
             return None
-        messages = [*self._replies, *self._buffer]
+        with self._lock:
+            buffered, count = list(self._buffer), self._buffered
+            self._buffer.clear()
+            self._buffered = 0
+            dropped = self.dropped
+        items = [*self._replies, *(text for text, _ in buffered)]
+        count += len(self._replies)
         self._replies.clear()
         self._drained.set()
-        self._buffer.clear()
-        if self.dropped != self._reported_dropped:
-            lost = self.dropped - self._reported_dropped
-            self._reported_dropped = self.dropped
-            messages.insert(0, json.dumps({"type": "dropped", "count": lost, "total": self.dropped}))
-        self.sent += len(messages)
-        return messages
+        if dropped != self._reported_dropped:
+            lost = dropped - self._reported_dropped
+            self._reported_dropped = dropped
+            items.insert(0, json.dumps({"type": "dropped", "count": lost, "total": dropped}))
+            count += 1
+        self.sent += count
+        return items, count
 
     def heartbeat(self) -> str:
         """Return a heartbeat message (with the dropped count so far)."""
@@ -159,7 +205,9 @@ class StreamHub:
         self.heartbeat_s = heartbeat_s
         self._subscribers: tuple[Subscriber, ...] = ()
         self._pending: deque[TelemetryEvent] = deque()
-        self._scheduled = False
+        self._wakeup = threading.Event()
+        self._fanout: threading.Thread | None = None
+        self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._telemetry: Telemetry | None = None
         self._lock = threading.Lock()
@@ -172,13 +220,21 @@ class StreamHub:
         """Listen to `event:tracked` of `telemetry`, delivering on `loop`."""
         self._loop = loop
         self._telemetry = telemetry
+        self._stopping = False
+        self._fanout = threading.Thread(target=self._fanout_loop, name="vibekit-telemetry-fanout", daemon=True)
+        self._fanout.start()
         telemetry.on("event:tracked", self._on_tracked)
 
     def detach(self) -> None:
-        """Stop listening and end every open stream."""
+        """Stop listening, stop the fan-out thread and end every open stream."""
         if self._telemetry is not None:
             self._telemetry.off("event:tracked", self._on_tracked)
             self._telemetry = None
+        self._stopping = True
+        self._wakeup.set()
+        if self._fanout is not None:
+            self._fanout.join(5.0)
+            self._fanout = None
         self.close_all()
 
     def close_all(self) -> None:
@@ -195,11 +251,11 @@ class StreamHub:
 
     # -- subscribers (on the loop) ----------------------------------------------------------------
 
-    def add(self, kind: str, channels: Iterable[str] = ()) -> Subscriber:
+    def add(self, kind: str, channels: Iterable[str] = (), *, batched: bool = False) -> Subscriber:
         """Register a connection in the given rooms; raise OverflowError when at max_clients."""
         if len(self._subscribers) >= self.max_clients:
             raise OverflowError(f"at most {self.max_clients} live-stream connections")
-        subscriber = Subscriber(kind, self.buffer_size)
+        subscriber = Subscriber(kind, self.buffer_size, batched)
         for channel in channels:
             subscriber.subscribe(channel)
         with self._lock:
@@ -232,41 +288,72 @@ class StreamHub:
     # -- delivery ---------------------------------------------------------------------------------
 
     def _on_tracked(self, event: TelemetryEvent) -> None:
-        """On the writer thread: queue the event and wake the loop once per burst; nothing else."""
+        """On the writer thread: queue the event and wake the fan-out thread; nothing else."""
         if not self._subscribers:
             return
         self._pending.append(event)
-        if not self._scheduled:
-            self._scheduled = True
-            loop = self._loop
-            if loop is None:
-                return
-            try:
-                loop.call_soon_threadsafe(self._dispatch)
-            except RuntimeError:  # the loop has closed: the server is stopping
-                self._pending.clear()
+        self._wakeup.set()
 
     def publish(self, event: TelemetryEvent) -> None:
-        """Deliver one event to matching subscribers now (on the loop)."""
+        """Deliver one event to matching subscribers (from any thread; sent on the loop shortly)."""
         self._pending.append(event)
-        self._dispatch()
+        self._wakeup.set()
 
-    def _dispatch(self) -> None:
-        # Cleared before draining: an event appended after this point schedules another run.
-        self._scheduled = False
+    def _fanout_loop(self) -> None:
+        while not self._stopping:
+            self._wakeup.wait()
+            self._wakeup.clear()
+            try:
+                while self._pending and not self._stopping:
+                    self._round()
+            except Exception:  # a bug here must not end live streams for good
+                logger.exception("live-stream fan-out failed; continuing")
+
+    def _round(self) -> None:
+        """Fan out one slice of pending events (at most one buffer's worth, so a chunk fits a buffer)."""
         pending = self._pending
-        subscribers = self._subscribers
+        size = max(1, min(256, self.buffer_size))
+        events = [pending.popleft() for _ in range(min(size, len(pending)))]
+        groups: dict[tuple[bool, frozenset[str], frozenset[str], bool], list[Subscriber]] = {}
+        for subscriber in self._subscribers:
+            groups.setdefault(subscriber.routing(), []).append(subscriber)
+        encoded: dict[int, str] = {}
+        touched: list[Subscriber] = []
         delivered = 0
-        while pending:
-            event = pending.popleft()
-            encoded: str | None = None
-            for subscriber in subscribers:
-                channel = subscriber.match(event)
+        for members in groups.values():
+            sample = members[0]
+            messages: list[str] = []
+            for index, event in enumerate(events):
+                channel = sample.match(event)
                 if channel is None:
                     continue
-                if encoded is None:
-                    encoded = json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False,
-                                         default=str)
-                subscriber.offer(f'{{"type":"event","channel":{json.dumps(channel)},"event":{encoded}}}')
-                delivered += 1
+                body = encoded.get(index)
+                if body is None:
+                    body = encoded[index] = json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False,
+                                                       default=str)
+                messages.append(f'{{"type":"event","channel":{json.dumps(channel)},"event":{body}}}')
+            if not messages:
+                continue
+            if sample.batched:
+                chunk = ",".join(messages)  # once for the whole group
+                for subscriber in members:
+                    subscriber.offer_chunk(chunk, len(messages))
+            else:
+                for subscriber in members:
+                    for message in messages:
+                        subscriber.offer_chunk(message, 1)
+            touched.extend(members)
+            delivered += len(messages) * len(members)
         self.delivered += delivered
+        loop = self._loop
+        if touched and loop is not None:
+            try:
+                loop.call_soon_threadsafe(_wake, touched)
+            except RuntimeError:  # the loop has closed: the server is stopping
+                pending.clear()
+
+
+def _wake(subscribers: list[Subscriber]) -> None:
+    """On the loop: wake each sender once for the round."""
+    for subscriber in subscribers:
+        subscriber.wake()

@@ -64,7 +64,10 @@ async def websocket_stream(websocket: WebSocket) -> None:
         check_stream(websocket)
         query = websocket.query_params
         rooms = initial_channels(*(split_values(query.getlist(name)) for name in STREAM_PARAMS))
-        subscriber = hub.add("ws", rooms)
+        # ?batch=true: several waiting messages go out as one {"type": "batch", "messages": [...]} frame,
+        # which costs the server one send instead of one per event (dashboards, high-rate consumers).
+        batched = query.get("batch", "").lower() in ("1", "true", "yes")
+        subscriber = hub.add("ws", rooms, batched=batched)
     except ApiError as exc:
         await websocket.send_json({"type": "error", "error": exc.error, "message": exc.message})
         await websocket.close(CLOSE_CODES.get(exc.status_code, 1008), exc.message[:120])
@@ -75,10 +78,7 @@ async def websocket_stream(websocket: WebSocket) -> None:
         return
     await websocket.send_text(json.dumps({"type": "connected", "channels": subscriber.channels(),
                                           "heartbeat_s": hub.heartbeat_s, "buffer": hub.buffer_size}))
-    # ?batch=true: several waiting messages go out as one {"type": "batch", "messages": [...]} frame,
-    # which costs the server one send instead of one per event (dashboards, high-rate consumers).
-    batched = websocket.query_params.get("batch", "").lower() in ("1", "true", "yes")
-    sender = asyncio.create_task(_send_loop(websocket, subscriber, hub.heartbeat_s, batched))
+    sender = asyncio.create_task(_send_loop(websocket, subscriber, hub.heartbeat_s))
     try:
         while True:
             await subscriber.replies_drained()
@@ -102,20 +102,15 @@ async def websocket_stream(websocket: WebSocket) -> None:
             await websocket.close()
 
 
-async def _send_loop(websocket: WebSocket, subscriber: Subscriber, heartbeat_s: float, batched: bool) -> None:
+async def _send_loop(websocket: WebSocket, subscriber: Subscriber, heartbeat_s: float) -> None:
     while True:
-        batch = await subscriber.next_batch(heartbeat_s)
-        if batch is None:
+        frames = await subscriber.next_frames(heartbeat_s)
+        if frames is None:
             with contextlib.suppress(Exception):
                 await websocket.close(1001, "server shutting down")
             return
-        if not batch:
-            batch = [subscriber.heartbeat()]
-        if batched and len(batch) > 1:
-            await websocket.send_text('{"type":"batch","messages":[' + ",".join(batch) + "]}")
-            continue
-        for message in batch:
-            await websocket.send_text(message)
+        for frame in frames or [subscriber.heartbeat()]:
+            await websocket.send_text(frame)
 
 
 async def _handle(websocket: WebSocket, subscriber: Subscriber, text: str) -> dict[str, Any] | None:

@@ -1,0 +1,170 @@
+"""The web dashboard: its page and assets (strict CSP of their own) and CSV/JSON downloads of what it shows."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from itertools import islice
+from typing import Annotated, Any, Final, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+
+from ...dashboard import MOUNT, STATIC_DIR
+from ...query import parse_query, parse_session_filter
+from ...store.base import EventIterable
+from ..auth import Principal, require
+from ..errors import ApiError, json_response, validation_error
+from ._common import audit, check_params, compact, get_telemetry, split_values
+from .events import ERRORS, Since, Strings, Until
+
+router = APIRouter(tags=["dashboard"])
+
+# The page's own script and styles only: no inline script, no CDN, no framing; connect-src 'self' covers
+# fetch, WebSocket (same origin, ws: and wss:) and EventSource.
+DASHBOARD_CSP: Final = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                        "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; "
+                        "frame-ancestors 'none'")
+ASSETS: Final = {"app.js": "text/javascript", "style.css": "text/css", "favicon.svg": "image/svg+xml"}
+DOWNLOAD_PARAMS: Final = ("what", "format", "since", "until", "session_id", "event_type", "category", "action",
+                          "contains", "status", "limit")
+MAX_DOWNLOAD: Final = 1_000_000
+SESSION_PAGE: Final = 1000
+EVENT_COLUMNS: Final[tuple[str, ...]] = ("event_id", "session_id", "event_type", "category", "action", "label", "value",
+                        "stream_data", "sandbox_id", "repo_url", "timestamp", "duration", "metadata", "context")
+SESSION_COLUMNS: Final[tuple[str, ...]] = ("id", "category", "action", "status", "start_time", "end_time", "duration",
+                          "event_count", "stream_count", "error_count", "last_event_time", "label", "sandbox_id",
+                          "repo_url", "metadata")
+
+
+def _headers() -> dict[str, str]:
+    # The assets change with the package version only; revalidate so an upgrade shows at once.
+    return {"content-security-policy": DASHBOARD_CSP, "cache-control": "no-cache"}
+
+
+@router.get("/", include_in_schema=False)
+@router.get(MOUNT, include_in_schema=False)  # without the slash, the page's relative asset URLs would miss
+def root() -> Response:
+    """Send a browser at the server's root (or at /dashboard) to the dashboard."""
+    return RedirectResponse(f"{MOUNT}/", status_code=307)
+
+
+@router.get(f"{MOUNT}/", include_in_schema=False)
+def page() -> Response:
+    """Serve the dashboard's single page (no data in it: the page asks the API, with the key it holds)."""
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8", headers=_headers())
+
+
+@router.get(MOUNT + "/{name}", include_in_schema=False)
+def asset(name: str) -> Response:
+    """Serve one of the dashboard's assets (a fixed list: no path from the URL reaches the file system)."""
+    media_type = ASSETS.get(name)
+    if media_type is None:
+        raise ApiError(404, "Not Found", f"no dashboard asset {name!r}")
+    return FileResponse(STATIC_DIR / name, media_type=media_type, headers=_headers())
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return "" if value is None else value
+
+
+def _encode(rows: Iterator[dict[str, Any]], fmt: str, columns: tuple[str, ...]) -> Iterator[bytes]:
+    """Rows as CSV (header first) or as one JSON array, in chunks (constant memory)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if fmt == "csv":
+        writer.writerow(columns)
+    else:
+        buffer.write("[")
+    for count, row in enumerate(rows):
+        if fmt == "csv":
+            writer.writerow([_csv_cell(row.get(c)) for c in columns])
+        else:
+            buffer.write(("," if count else "") + json.dumps(row, ensure_ascii=False, default=str))
+        if buffer.tell() > 256 * 1024:
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+    if fmt == "json":
+        buffer.write("]\n")
+    yield buffer.getvalue().encode()
+
+
+@router.get("/api/dashboard/download", operation_id="downloadForDashboard",
+            summary="The dashboard's current filter as CSV or JSON", responses=ERRORS)
+def download(
+    request: Request,
+    principal: Annotated[Principal, Depends(require("read"))],
+    what: Annotated[Literal["events", "sessions"], Query(description="events or sessions")] = "events",
+    format: Annotated[Literal["csv", "json"], Query(description="csv or json")] = "json",
+    since: Since = None, until: Until = None, session_id: Strings = None, event_type: Strings = None,
+    category: Strings = None, action: Strings = None, status: Strings = None,
+    contains: Annotated[str | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_DOWNLOAD)] = 100_000,
+) -> Response:
+    """Stream the events or sessions matching the filter as a CSV or JSON attachment; audited as an export."""
+    check_params(request, DOWNLOAD_PARAMS)
+    store = get_telemetry(request).store
+    rows: Iterator[dict[str, Any]]
+    if what == "events":
+        if status:
+            raise validation_error([{"field": "status", "message": "applies to sessions, not events"}])
+        filters = compact({"since": since, "until": until, "session_id": split_values(session_id),
+                           "event_type": split_values(event_type), "category": split_values(category),
+                           "action": split_values(action), "contains": contains})
+        parsed = parse_query(**filters, order="desc")  # 400 now, not halfway through the download
+        events = store.iter_events(parsed, chunk_size=2000) if isinstance(store, EventIterable) \
+            else iter(store.query(parse_query(**filters, limit=limit, order="desc")))
+        rows = (e.to_dict() for e in islice(events, limit))
+        columns = EVENT_COLUMNS
+    else:
+        bad = [name for name, value in (("session_id", session_id), ("event_type", event_type),
+                                        ("action", action), ("contains", contains)) if value]
+        if bad:
+            raise validation_error([{"field": b, "message": "applies to events, not sessions"} for b in bad])
+        filters = compact({"since": since, "until": until, "category": split_values(category),
+                           "status": split_values(status)})
+        parse_session_filter(**filters)
+        rows = islice(_sessions(store, filters), limit)
+        columns = SESSION_COLUMNS
+    audit(request, principal, "export", what, {"filters": filters, "format": format, "limit": limit,
+                                               "via": "dashboard"})
+    media = "text/csv; charset=utf-8" if format == "csv" else "application/json"
+    return StreamingResponse(_encode(rows, format, columns), media_type=media,
+                             headers={"Content-Disposition": f'attachment; filename="{what}.{format}"'})
+
+
+def _sessions(store: Any, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Sessions newest first, page by page."""
+    offset = 0
+    while True:
+        page = store.get_sessions(parse_session_filter(**filters, limit=SESSION_PAGE, offset=offset))
+        for session in page:
+            yield session.to_dict()
+        if len(page) < SESSION_PAGE:
+            return
+        offset += len(page)
+
+
+@router.get("/api/dashboard/info", operation_id="dashboardInfo", summary="Version, retention and features",
+            responses=ERRORS)
+def info(request: Request, _principal: Annotated[Principal, Depends(require("read"))]) -> Response:
+    """Return what the Health page shows beside /api/health: versions, retention per store, auth, analytics."""
+    from ... import __version__
+
+    check_params(request, ())
+    telemetry = get_telemetry(request)
+    config = telemetry.config
+    retention = []
+    for entry in config.storage_entries():
+        options = dict(getattr(entry, "options", None) or {})
+        retention.append({"store": getattr(entry, "type", None), "prune_days": options.get("prune_days"),
+                          "max_size_mb": options.get("max_size_mb")})
+    return json_response({"version": __version__, "service": {"name": config.service_name,
+                                                              "version": config.service_version},
+                          "auth": request.app.state.settings.auth_enabled, "retention": retention,
+                          "analytics_enabled": bool(getattr(config.analytics, "enabled", False))})

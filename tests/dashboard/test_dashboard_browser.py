@@ -1,0 +1,275 @@
+"""The dashboard in a real Chromium against a real server: live feed, sessions, detail, downloads, auth."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dashboard_support import Serve, expect
+
+from vibekit_telemetry import Telemetry
+from vibekit_telemetry.dashboard.demo import LiveWorkload
+from vibekit_telemetry.events import now_ms
+
+pytestmark = pytest.mark.timeout(180)
+WAIT = 15_000  # ms: generous, the machine is shared; the live-latency figure is in bench/, not here
+
+
+def seed(telemetry: Telemetry) -> dict[str, str]:
+    """Three claude sessions with a known streamed answer, two failed codex sessions, one active gemini."""
+    base = now_ms() - 3_600_000
+    ids: dict[str, str] = {}
+    for n in range(3):
+        sid = telemetry.track_start("claude", "code", f"Refactor module {n}", timestamp=base + n * 1000,
+                                    metadata={"model": "claude-sonnet-4"})
+        for offset, chunk in enumerate(("Hello, ", "streamed ", "world", "!")):
+            telemetry.track_stream(sid, chunk, timestamp=base + n * 1000 + 10 + offset)
+        telemetry.track_end(sid, "completed", timestamp=base + n * 1000 + 500)
+        ids[f"claude{n}"] = sid
+    for n in range(2):
+        sid = telemetry.track_start("codex", "chat", f"Explain the flaky test {n}", timestamp=base + 5000 + n)
+        try:
+            raise RuntimeError("Sandbox timed out after 300s")
+        except RuntimeError as exc:
+            telemetry.track_error(sid, exc, timestamp=base + 5100 + n,
+                                  metadata={"stack": "Traceback (most recent call last):\n  File agent.py"})
+        telemetry.track_end(sid, "error", timestamp=base + 5200 + n)
+        ids[f"codex{n}"] = sid
+    ids["gemini"] = telemetry.track_start("gemini", "ask", "Summarise the open pull requests")
+    assert telemetry.flush(timeout=30)
+    return ids
+
+
+def test_overview_shows_kpis_and_a_live_event_arrives(telemetry: Telemetry, serve: Serve, page: Any,
+                                                      shots: Path) -> None:
+    seed(telemetry)
+    server = serve()
+    page.goto(f"{server.url}/dashboard/#/overview")
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=WAIT)
+    expect(page.locator("#kpi-total")).to_have_text("25", timeout=WAIT)  # 3x6 + 2x3 + 1 events
+    expect(page.locator("#kpi-active")).to_have_text("1")
+    expect(page.locator("#top-agents")).to_contain_text("claude")
+    expect(page.locator("#by-type")).to_contain_text("stream")
+    # Charts carry a text alternative.
+    expect(page.locator("#chart-rate svg[role=img]")).to_have_attribute("aria-label", re.compile("Events per second"))
+
+    page.goto(f"{server.url}/dashboard/#/live")
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=WAIT)
+    sid = telemetry.track_start("grok", "code", "a prompt that appears live")
+    telemetry.track_stream(sid, "live chunk number one")
+    row = page.locator("#feed-body tr", has_text="live chunk number one")
+    expect(row).to_have_count(1, timeout=WAIT)
+    expect(row).to_contain_text("grok")
+    page.screenshot(path=str(shots / "live.png"))
+    # A few seconds of simulated agents, so the overview's picture shows what `make run` shows.
+    page.goto(f"{server.url}/dashboard/#/overview")
+    with LiveWorkload(telemetry, concurrency=8, tick_s=0.05, seed=3) as workload:
+        while workload.events < 300:
+            time.sleep(0.05)
+    expect(page.locator("#kpi-epm")).not_to_have_text(re.compile(r"^(–|0|1|2|3)$"), timeout=WAIT)
+    page.screenshot(path=str(shots / "overview.png"))
+
+
+def test_live_feed_filters_and_pause(telemetry: Telemetry, serve: Serve, page: Any) -> None:
+    server = serve()
+    page.goto(f"{server.url}/dashboard/#/live?agent=codex")
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=WAIT)
+    expect(page.locator("#feed-agent")).to_have_value("codex")
+    telemetry.track_start("claude", "code", "not shown: claude")
+    telemetry.track_start("codex", "code", "shown: codex")
+    expect(page.locator("#feed-body")).to_contain_text("shown: codex", timeout=WAIT)
+    expect(page.locator("#feed-body")).not_to_contain_text("not shown: claude")
+    # The filter lives in the URL, so the link can be shared.
+    page.select_option("#feed-type", "start")
+    expect(page).to_have_url(re.compile(r"agent=codex.*type=start|type=start.*agent=codex"))
+    page.click("#pause")
+    expect(page.locator("#pause")).to_have_attribute("aria-pressed", "true")
+    telemetry.track_start("codex", "code", "arrived while paused")
+    expect(page.locator("#feed-status")).to_contain_text("1 new since", timeout=WAIT)
+    expect(page.locator("#feed-body")).not_to_contain_text("arrived while paused")
+    page.click("#pause")
+    expect(page.locator("#feed-body")).to_contain_text("arrived while paused", timeout=WAIT)
+
+
+def test_sessions_filter_open_detail_and_take_it_away(telemetry: Telemetry, serve: Serve, page: Any,
+                                                      shots: Path, tmp_path: Path) -> None:
+    ids = seed(telemetry)
+    server = serve()
+    page.goto(f"{server.url}/dashboard/#/sessions")
+    expect(page.locator(".session-row")).to_have_count(6, timeout=WAIT)
+    page.screenshot(path=str(shots / "sessions.png"))
+    page.fill("#s-agent", "codex")
+    page.select_option("#s-status", "error")
+    page.click("form[aria-label='Session filters'] button[type=submit]")
+    expect(page).to_have_url(re.compile(r"#/sessions\?.*status=error"))
+    expect(page.locator(".session-row")).to_have_count(2, timeout=WAIT)
+    expect(page.locator("#sessions-table tbody")).not_to_contain_text("claude")
+
+    # The filtered sessions, downloaded as CSV through the server's export.
+    with page.expect_download() as info:
+        page.click("[data-download=sessions-csv]")
+    path = tmp_path / "sessions.csv"
+    info.value.save_as(path)
+    rows = list(csv.DictReader(path.open()))
+    assert {r["id"] for r in rows} == {ids["codex0"], ids["codex1"]}
+    assert {r["status"] for r in rows} == {"error"}
+
+    # A shared link opens the same filtered view.
+    other = page.context.new_page()
+    other.goto(page.url)
+    expect(other.locator(".session-row")).to_have_count(2, timeout=WAIT)
+    other.close()
+
+    # The failed session's detail: the error with its stack.
+    page.locator(f".session-row[data-id='{ids['codex0']}'] a").click()
+    expect(page.locator("h1")).to_contain_text(ids["codex0"], timeout=WAIT)
+    expect(page.locator(".error-item")).to_contain_text("Sandbox timed out after 300s")
+    expect(page.locator(".error-item pre")).to_contain_text("Traceback (most recent call last)")
+
+    # A completed session: the stream reassembled in order, the timeline, copy as JSON.
+    page.goto(f"{server.url}/dashboard/#/sessions/{ids['claude1']}")
+    expect(page.locator("#stream-output")).to_have_text("Hello, streamed world!", timeout=WAIT)
+    expect(page.locator("#timeline li")).to_have_count(6)
+    expect(page.locator("#timeline li").first).to_contain_text("start")
+    expect(page.locator("#timeline li").last).to_contain_text("end")
+    expect(page.locator("#session-meta [data-field=status]")).to_have_text("completed")
+    page.screenshot(path=str(shots / "session.png"), full_page=True)
+    page.click("#copy-json")
+    expect(page.locator("#copy-json")).to_have_text("Copied", timeout=WAIT)
+    copied = json.loads(page.evaluate("navigator.clipboard.readText()"))
+    assert copied["id"] == ids["claude1"]
+    assert [e["stream_data"] for e in copied["events"] if e["event_type"] == "stream"] == \
+        ["Hello, ", "streamed ", "world", "!"]
+    with page.expect_download() as info:
+        page.click("[data-download=events-json]")
+    events_path = tmp_path / "events.json"
+    info.value.save_as(events_path)
+    events = json.loads(events_path.read_text())
+    assert len(events) == 6 and {e["session_id"] for e in events} == {ids["claude1"]}
+
+
+def test_sessions_search_sort_and_pages(telemetry: Telemetry, serve: Serve, page: Any) -> None:
+    base = now_ms() - 600_000
+    telemetry.track_batch([{"event_type": "start", "session_id": f"s-{n:03d}", "category": "claude",
+                            "label": "needle in the prompt" if n == 7 else f"prompt {n}", "timestamp": base + n}
+                           for n in range(120)])
+    assert telemetry.flush(timeout=30)
+    server = serve()
+    page.goto(f"{server.url}/dashboard/#/sessions")
+    expect(page.locator(".session-row")).to_have_count(50, timeout=WAIT)
+    expect(page.locator(".session-row").first).to_have_attribute("data-id", "s-119")
+    page.click("#next")
+    expect(page).to_have_url(re.compile("page=2"))
+    expect(page.locator(".session-row").first).to_have_attribute("data-id", "s-069", timeout=WAIT)
+    page.click("#next")
+    expect(page.locator(".session-row")).to_have_count(20, timeout=WAIT)
+    expect(page.locator("#next")).to_be_disabled()
+    # Sorting reverses the order on the server, over every session, not just this page.
+    page.click("#sort-start")
+    expect(page.locator(".session-row").first).to_have_attribute("data-id", "s-000", timeout=WAIT)
+    expect(page.locator("#page-label")).to_have_text("page 1")
+    # Search finds a session by its prompt text, and by its id.
+    page.fill("#s-q", "needle")
+    page.press("#s-q", "Enter")
+    expect(page.locator(".session-row")).to_have_count(1, timeout=WAIT)
+    expect(page.locator(".session-row")).to_have_attribute("data-id", "s-007")
+    page.fill("#s-q", "s-042")
+    page.press("#s-q", "Enter")
+    expect(page.locator("h1")).to_have_text("Session s-042", timeout=WAIT)
+
+
+def test_auth_prompt_shows_no_data_until_a_key_is_given(telemetry: Telemetry, serve: Serve, page: Any,
+                                                       shots: Path) -> None:
+    seed(telemetry)
+    server = serve(auth=True, api_keys=["reader-key-0123456789:read"])
+    page.goto(f"{server.url}/dashboard/#/sessions")
+    dialog = page.locator("#auth")
+    expect(dialog).to_be_visible(timeout=WAIT)
+    expect(page.locator("#view")).not_to_contain_text("claude")
+    assert page.locator(".session-row").count() == 0
+    page.screenshot(path=str(shots / "auth.png"))
+    page.fill("#auth-key", "wrong-key")
+    page.press("#auth-key", "Enter")
+    expect(page.locator("#auth-error")).to_contain_text("refused", timeout=WAIT)
+    assert page.locator(".session-row").count() == 0
+    page.fill("#auth-key", "reader-key-0123456789")
+    page.press("#auth-key", "Enter")
+    expect(page.locator(".session-row")).to_have_count(6, timeout=WAIT)
+    expect(dialog).to_be_hidden()
+    # The live stream uses the key too, and the key survives a reload of the tab.
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=WAIT)
+    page.reload()
+    expect(page.locator(".session-row")).to_have_count(6, timeout=WAIT)
+    expect(dialog).to_be_hidden()
+    page.click("#signout")
+    expect(dialog).to_be_visible(timeout=WAIT)
+
+
+def test_analytics_health_themes_phone_and_keyboard(telemetry: Telemetry, serve: Serve, page: Any,
+                                                    shots: Path) -> None:
+    seed(telemetry)
+    server = serve()
+    page.goto(f"{server.url}/dashboard/#/analytics")
+    expect(page.locator("#analytics-off")).to_be_visible(timeout=WAIT)
+    # When the analytics engine answers /api/insights, its sections fill in.
+    server.app.state.insights = lambda: {
+        "anomalies": [{"metric": "error_rate", "value": 0.4, "expected": 0.05, "severity": "high"}],
+        "predictions": [{"metric": "events_per_hour", "points": [
+            {"timestamp": now_ms() + i * 3_600_000, "value": 100 + i, "lower": 90 + i, "upper": 110 + i}
+            for i in range(6)]}],
+        "alerts": [{"name": "error rate above 20%", "severity": "high", "message": "3 of 5 sessions failed"}]}
+    page.reload()
+    expect(page.locator("section[aria-label=Anomalies]")).to_contain_text("error_rate", timeout=WAIT)
+    expect(page.locator("section[aria-label=Predictions] svg polygon")).to_have_count(1)
+    expect(page.locator("section[aria-label=Alerts]")).to_contain_text("3 of 5 sessions failed")
+    page.screenshot(path=str(shots / "analytics.png"), full_page=True)
+
+    page.goto(f"{server.url}/dashboard/#/health")
+    meta = page.locator("#health-meta")
+    expect(meta.locator("[data-field='events stored']")).to_have_text("25", timeout=WAIT)
+    expect(meta.locator("[data-field='store size']")).to_contain_text("B")
+    expect(meta.locator("[data-field='queue depth']")).to_contain_text("of")
+    expect(meta.locator("[data-field='events dropped']")).to_have_text("0")
+    expect(meta.locator("[data-field='vibekit-telemetry version']")).not_to_have_text("–")
+    page.screenshot(path=str(shots / "health.png"))
+
+    # Dark theme, kept across reloads.
+    page.click("#theme")
+    theme = page.evaluate("document.documentElement.dataset.theme")
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("data-theme", theme)
+
+    # Keyboard: the nav is reachable with Tab and follows Enter.
+    page.goto(f"{server.url}/dashboard/#/overview")
+    page.reload()  # a fresh document: focus starts at the top, as for a user arriving
+    expect(page.locator("#kpi-total")).to_have_text("25", timeout=WAIT)
+    page.keyboard.press("Tab")  # skip link
+    page.keyboard.press("Tab")  # brand
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")  # Live feed
+    page.keyboard.press("Tab")  # Sessions
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile("#/sessions"))
+    expect(page.locator("nav a[aria-current=page]")).to_have_text("Sessions")
+
+    # A phone: nothing overflows the width.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{server.url}/dashboard/#/overview")
+    expect(page.locator("#kpi-total")).to_have_text("25", timeout=WAIT)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(shots / ("phone-dark.png" if theme == "dark" else "phone-light.png")), full_page=True)
+
+
+def test_falls_back_to_sse_when_websockets_are_blocked(telemetry: Telemetry, serve: Serve, page: Any) -> None:
+    server = serve()
+    # As a proxy that refuses WebSockets would: every /ws connection is closed at once.
+    page.route_web_socket(re.compile(r"/ws"), lambda ws: ws.close())
+    page.goto(f"{server.url}/dashboard/#/live")
+    expect(page.locator("#conn")).to_have_text("live (SSE)", timeout=WAIT)
+    telemetry.track_start("codex", "code", "delivered over server-sent events")
+    expect(page.locator("#feed-body")).to_contain_text("delivered over server-sent events", timeout=WAIT)

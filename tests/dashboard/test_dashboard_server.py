@@ -1,0 +1,225 @@
+"""The dashboard's server side on real servers: page and assets, downloads, info, the CLI, the demo workload."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from dashboard_support import Serve
+
+from vibekit_telemetry import Telemetry
+from vibekit_telemetry.dashboard.demo import LiveWorkload
+from vibekit_telemetry.server import start_api_server
+
+KEY = "dashboard-key-0123456789"
+
+
+def _seed(telemetry: Telemetry) -> list[str]:
+    ids = []
+    for n, agent in enumerate(("claude", "claude", "codex")):
+        sid = telemetry.track_start(agent, "code", f"prompt {n}")
+        telemetry.track_stream(sid, f"chunk, with a comma {n}")
+        telemetry.track_end(sid, "error" if agent == "codex" else "completed")
+        ids.append(sid)
+    assert telemetry.flush(timeout=30)
+    return ids
+
+
+def test_page_and_assets_carry_their_own_strict_csp(serve: Serve) -> None:
+    server = serve()
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        for path in ("/", "/dashboard"):
+            root = http.get(path, follow_redirects=False)
+            assert root.status_code == 307 and root.headers["location"] == "/dashboard/"
+        page = http.get("/dashboard/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "connect-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert "unsafe-inline" not in csp and "http" not in csp  # nothing from elsewhere, nothing inline
+        assert '<script src="app.js"' in page.text
+        for name, kind in (("app.js", "text/javascript"), ("style.css", "text/css"), ("favicon.svg", "image/svg+xml")):
+            asset = http.get(f"/dashboard/{name}")
+            assert asset.status_code == 200 and asset.headers["content-type"].startswith(kind)
+        # The assets reference no other host (the SVG namespace is a name, not a fetch): it works offline.
+        for name in ("index.html", "app.js", "style.css"):
+            text = (http.get("/dashboard/") if name == "index.html" else http.get(f"/dashboard/{name}")).text
+            assert not re.search(r"https?://|//cdn", text.replace("http://www.w3.org/2000/svg", "")), name
+        assert http.get("/dashboard/..%2Fapp.py").status_code == 404
+        missing = http.get("/dashboard/nothing.js")
+        assert missing.status_code == 404 and "nothing.js" in missing.json()["message"]
+        # The API keeps its own CSP.
+        assert http.get("/api/stats").headers["content-security-policy"].startswith("default-src 'none'")
+
+
+def test_without_the_dashboard_option_the_server_serves_no_page(telemetry: Telemetry) -> None:
+    with start_api_server(telemetry, port=0) as server:
+        assert httpx.get(server.url + "/dashboard/", timeout=10).status_code == 404
+
+
+def test_downloads_follow_the_filter_in_csv_and_json(telemetry: Telemetry, serve: Serve) -> None:
+    ids = _seed(telemetry)
+    server = serve()
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        res = http.get("/api/dashboard/download", params={"what": "sessions", "format": "csv", "category": "claude"})
+        assert res.status_code == 200 and res.headers["content-type"].startswith("text/csv")
+        assert 'filename="sessions.csv"' in res.headers["content-disposition"]
+        rows = list(csv.DictReader(io.StringIO(res.text)))
+        assert sorted(r["id"] for r in rows) == sorted(ids[:2])
+        assert {r["status"] for r in rows} == {"completed"}
+
+        res = http.get("/api/dashboard/download", params={"what": "events", "format": "csv", "session_id": ids[0]})
+        rows = list(csv.DictReader(io.StringIO(res.text)))
+        assert [r["event_type"] for r in rows] == ["end", "stream", "start"]  # newest first, as on screen
+        assert rows[1]["stream_data"] == "chunk, with a comma 0"
+
+        events = http.get("/api/dashboard/download", params={"what": "events", "format": "json",
+                                                             "event_type": "stream"}).json()
+        assert sorted(e["session_id"] for e in events) == sorted(ids)
+        assert http.get("/api/dashboard/download", params={"what": "events", "format": "json",
+                                                          "category": "nobody"}).json() == []
+        limited = http.get("/api/dashboard/download", params={"what": "events", "format": "json", "limit": 2})
+        assert len(limited.json()) == 2
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"what": "rows"}, "what"), ({"format": "xml"}, "format"), ({"since": "not a time"}, "since"),
+    ({"what": "events", "status": "error"}, "status"), ({"what": "sessions", "contains": "x"}, "contains"),
+    ({"limit": 0}, "limit"), ({"colour": "red"}, "colour"),
+])
+def test_bad_download_requests_name_the_field(serve: Serve, params: dict[str, object], field: str) -> None:
+    server = serve()
+    res = httpx.get(server.url + "/api/dashboard/download", params=params, timeout=10)  # type: ignore[arg-type]
+    assert res.status_code == 400, res.text
+    body = res.json()
+    assert any(field in (d.get("field") or "") for d in body["details"]), body
+
+
+def test_auth_guards_data_not_the_page(telemetry: Telemetry, serve: Serve) -> None:
+    _seed(telemetry)
+    server = serve(api_keys=[KEY])
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        assert http.get("/dashboard/").status_code == 200  # the page holds no data: it asks for a key
+        for path in ("/api/dashboard/download", "/api/dashboard/info", "/api/sessions"):
+            assert http.get(path).status_code == 401
+        info = http.get("/api/dashboard/info", headers={"X-API-Key": KEY}).json()
+        assert info["auth"] is True and info["version"]
+        assert info["retention"] and info["retention"][0]["store"] == "sqlite"
+        assert http.get("/api/dashboard/download", headers={"X-API-Key": KEY}).status_code == 200
+
+
+def test_batched_and_single_subscribers_each_receive_every_event_once_in_order(telemetry: Telemetry,
+                                                                              serve: Serve) -> None:
+    from websockets.sync.client import connect
+
+    # Correctness, not speed: the buffer holds the whole burst, so threads reading slowly lose nothing.
+    server = serve(stream_buffer=5000)
+    url = server.url.replace("http://", "ws://")
+    total = 3000
+    dropped: list[dict[str, object]] = []
+    stack = contextlib.ExitStack()
+    sockets = [stack.enter_context(connect(url + "/ws?batch=true")) for _ in range(20)] + \
+        [stack.enter_context(connect(url + "/ws"))]
+    received: list[list[str]] = [[] for _ in sockets]
+
+    def read(index: int) -> None:
+        ws = sockets[index]
+        ws.recv(timeout=10)  # connected
+        while len(received[index]) < total:
+            message = json.loads(ws.recv(timeout=30))
+            for item in message["messages"] if message["type"] == "batch" else [message]:
+                if item["type"] == "event":
+                    received[index].append(item["event"]["label"])
+                if item["type"] == "dropped":
+                    dropped.append(item)
+                    return
+
+    readers = [threading.Thread(target=read, args=(i,)) for i in range(len(sockets))]
+    for reader in readers:
+        reader.start()
+    while server.app.state.hub.stats()["subscribers"] < len(sockets):
+        time.sleep(0.01)
+    expected = [f"e{n}" for n in range(total)]
+    for start in range(0, total, 500):
+        telemetry.track_batch([{"event_type": "custom", "category": "fan", "label": label}
+                               for label in expected[start:start + 500]])
+    for reader in readers:
+        reader.join(60)
+    stack.close()
+    assert not dropped
+    assert all(labels == expected for labels in received)
+    assert server.app.state.hub.dropped_total() == 0
+
+
+def test_live_workload_records_sessions_and_ends_them_on_stop(telemetry: Telemetry) -> None:
+    with LiveWorkload(telemetry, concurrency=3, tick_s=0.01, seed=7) as workload:
+        deadline = time.monotonic() + 30
+        while workload.sessions_started < 8 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert telemetry.flush(timeout=30)
+    sessions = telemetry.get_sessions(limit=1000)
+    assert len(sessions) == workload.sessions_started >= 8
+    assert all(s.status in ("completed", "error") for s in sessions)  # none left running
+    assert {s.category for s in sessions} <= {"claude", "codex", "gemini", "opencode", "grok"}
+    assert len(telemetry.query(limit=100_000)) == workload.events
+    assert sum(s.event_count for s in sessions) == workload.events
+    for bad in ({"concurrency": 0}, {"tick_s": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            LiveWorkload(telemetry, **bad)  # type: ignore[arg-type]
+
+
+def _cli(*args: str, db: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.Popen([sys.executable, "-m", "vibekit_telemetry.cli", "--db", str(db), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def test_telemetry_dashboard_demo_serves_live_agents_until_ctrl_c(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    process = _cli("dashboard", "--demo", "--port", "0", "--no-open", db=db)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = re.search(r"(http://127\.0\.0\.1:\d+)/dashboard/", line)
+    try:
+        assert match, line
+        url = match.group(1)
+        assert "live demo workload running" in line
+        deadline = time.monotonic() + 60
+        sessions: list[dict[str, object]] = []
+        while time.monotonic() < deadline and len(sessions) < 5:
+            with contextlib.suppress(httpx.TransportError):
+                sessions = httpx.get(url + "/api/sessions", timeout=5).json()["sessions"]
+            time.sleep(0.2)
+        assert len(sessions) >= 5
+        assert httpx.get(url + "/dashboard/", timeout=5).status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=60)[0]
+    assert process.returncode == 0, output
+    with Telemetry(db_path=str(db)) as check:
+        assert check.get_sessions(status="active") == []  # the demo ended what it started
+        assert check.get_stats().total_sessions >= 5
+
+
+def test_dashboard_commands_and_aliases_answer_help(tmp_path: Path) -> None:
+    for args in (("dashboard", "--help"), ):
+        out = subprocess.run([sys.executable, "-m", "vibekit_telemetry.cli", *args], capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0 and "--demo" in out.stdout and "--no-open" in out.stdout
+    code = "from vibekit_telemetry.cli import vibekit; vibekit(['dashboard', '--help'], prog_name='vibekit')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "--demo" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "vibekit_telemetry.cli", "dashboard", "--port", "70000"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--port" in bad.stderr
