@@ -13,7 +13,16 @@ from sqlalchemy.sql.elements import ColumnElement
 from ...errors import ValidationError
 from ...events import TelemetryEvent
 from ...query import QueryFilter, SessionFilter, StatsFilter
-from ..base import ERROR_GROUP_FIELDS, ERROR_GROUP_SAMPLES, ErrorGroup, GroupStats, Session, Stats
+from ..base import (
+    ERROR_GROUP_FIELDS,
+    ERROR_GROUP_SAMPLES,
+    MAX_SERIES_POINTS,
+    ErrorGroup,
+    GroupStats,
+    RollupPoint,
+    Session,
+    Stats,
+)
 from ..schema import EVENT_COLUMNS, ROLLUP_PERIODS, events, rollups, session_rollups, session_totals, sessions
 from .dialect import Dialect
 
@@ -347,3 +356,19 @@ def _groups(conn: Connection, by: str, counts: dict[str | None, tuple[int, int]]
     groups = [GroupStats(k, n, per_key.get(k, 0), err) for k, (n, err) in counts.items()]
     groups.sort(key=lambda g: (-g.events, g.key or ""))
     return groups
+
+
+def rollup_series(conn: Connection, period: str, since: int, until: int, categories: list[str]) -> list[RollupPoint]:
+    """Rollup buckets of one period in [since, until] (actions summed), by the (period, bucket_start) key."""
+    r = rollups.c
+    cond = [r.period == period, r.bucket_start >= since, r.bucket_start <= until]
+    if categories:
+        cond.append(r.category.in_(categories))
+    stmt = (select(r.bucket_start, r.category, r.event_type, func.sum(r.count), func.sum(r.error_count),
+                   func.sum(r.duration_sum), func.sum(r.duration_count), func.min(r.duration_min),
+                   func.max(r.duration_max))
+            .where(and_(*cond)).group_by(r.bucket_start, r.category, r.event_type)
+            .order_by(r.bucket_start, r.category, r.event_type).limit(MAX_SERIES_POINTS))
+    return [RollupPoint(int(row[0]), row[1], row[2], int(row[3]), int(row[4]), float(row[5] or 0.0), int(row[6]),
+                        None if row[7] is None else float(row[7]), None if row[8] is None else float(row[8]))
+            for row in conn.execute(stmt)]
