@@ -104,9 +104,19 @@ class ReliabilityConfig(_Section):
 
 
 class AnalyticsConfig(_Section):
-    """Live metrics, anomalies and alerts (filled by the analytics issue)."""
+    """Live metrics, anomalies and alerts (docs/analytics.md): evaluation on the scheduler when enabled."""
 
     enabled: bool = False
+    interval_s: float = Field(default=30.0, gt=0)
+    sensitivity: str = Field(default="medium", pattern="^(low|medium|high)$")
+    metrics: list[str] = Field(default=["throughput", "error_rate", "response_time"])
+    history_hours: float = Field(default=50.0, gt=0, le=24 * 90)
+    cooldown_s: float = Field(default=300.0, ge=0)
+    ttfc_slow_ms: float = Field(default=5000.0, gt=0)
+    # Model name (prefix) -> [input, output] USD per million tokens, over the shipped table.
+    prices: dict[str, Any] = Field(default_factory=dict)
+    webhooks: list[Any] = Field(default_factory=list)
+    thresholds: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class ApiAuthConfig(_Section):

@@ -29,6 +29,7 @@ from .store.base import ForkAware, Maintainable, QueryableStore, StorageProvider
 from .worker import BatchWorker
 
 if TYPE_CHECKING:
+    from .analytics.engine import Analytics
     from .exporters.manager import ExporterSet
 
 logger = logging.getLogger("vibekit_telemetry")
@@ -159,6 +160,23 @@ class Runtime:
         self.scheduler.every("retention", config.maintenance_interval_s, self._retention)
         self.scheduler.every("text-index", 1.0, self._index_text)
         self.scheduler.every("writer-metrics", config.writer_stats_interval_s, self.run_recorder.record)
+        self.analytics: Analytics | None = None
+        if config.analytics.enabled:
+            self.enable_analytics(schedule=True)
+
+    def enable_analytics(self, *, schedule: bool = False, interval_s: float | None = None) -> Analytics:
+        """Create the analytics engine on first use (live metrics from the bus); schedule its evaluation."""
+        from .analytics.engine import Analytics  # lazy: `import vibekit_telemetry` stays light
+
+        if self.analytics is None:
+            self.analytics = Analytics(lambda: self.store, self.config.analytics.model_dump(),
+                                       emit=self.emitter.emit)
+            if self.analytics.live is not None:
+                self.emitter.on("event:tracked", self.analytics.live.on_event)
+        if schedule:
+            self.scheduler.every("analytics", interval_s or self.config.analytics.interval_s,
+                                 self.analytics.evaluate)
+        return self.analytics
 
     def _maintainable(self) -> list[Maintainable]:
         return [p for p in self.providers if isinstance(p, Maintainable)]
