@@ -25,7 +25,8 @@ class AnalyticsAPI:
             raise StoreError("tracking is disabled (disabled=True, TELEMETRY_DISABLED or DO_NOT_TRACK)")
         return self._runtime.enable_analytics()
 
-    def get_metrics(self, time_range: str | int = "1h", categories: Iterable[str] | str | None = None) -> dict[str, Any]:
+    def get_metrics(self, time_range: str | int = "1h",
+                    categories: Iterable[str] | str | None = None) -> dict[str, Any]:
         """Return events per minute, sessions, error rate, latency percentiles, throughput, tokens, cost."""
         return self.analytics.get_metrics(time_range, categories)
 

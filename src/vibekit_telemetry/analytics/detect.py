@@ -105,10 +105,14 @@ class _Window:
 
 def detect_anomalies(timestamps: Sequence[int], values: Sequence[float], sensitivity: str = "medium", *,
                      metric: str = "value", window: int = 60, long_window: int = 240, recent: int = 10,
-                     period_ms: int = DAY_MS, since: int | None = None) -> list[Anomaly]:
+                     period_ms: int = DAY_MS, since: int | None = None, min_change: float = 0.0,
+                     min_relative_change: float = 0.0) -> list[Anomaly]:
     """Return the anomalous points of a series (epoch-ms timestamps, floats; any spacing), oldest first.
 
     `since` scores only points at or after it (earlier ones still feed the baseline): live evaluation.
+    `min_change` / `min_relative_change`: a point must also differ from the expected value by at least
+    this much (absolute / fraction of expected), so a statistically odd but tiny move (2 events
+    instead of 0 on a quiet counter) is not an alarm.
     """
     _check(timestamps, values, sensitivity)
     if window < 5 or long_window < window or recent < 1:
@@ -146,8 +150,9 @@ def detect_anomalies(timestamps: Sequence[int], values: Sequence[float], sensiti
                 shifted = abs(z) < threshold
                 score = level_z / 1.6 if shifted else z
                 expected = (level_base if shifted else base) + seasonal[i]
-                out.append(_anomaly(ts[i], raw[i], expected, score, threshold, metric,
-                                    "shift" if shifted else ("spike" if z > 0 else "dip")))
+                if abs(raw[i] - expected) >= max(min_change, min_relative_change * abs(expected)):
+                    out.append(_anomaly(ts[i], raw[i], expected, score, threshold, metric,
+                                        "shift" if shifted else ("spike" if z > 0 else "dip")))
         short.push(y)
         last.push(y)
         delayed.append(y)

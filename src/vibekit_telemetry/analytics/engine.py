@@ -28,6 +28,12 @@ DAY: Final = 86_400_000
 # Live (bus) metrics thresholds can watch besides the rollup series.
 LIVE_METRICS: Final = ("cost", "tokens")
 _ANOMALY_MEMORY: Final = 500
+# The smallest move worth an alarm per series (absolute, relative to expected), beside the z-score:
+# 3 events instead of 0 on a quiet counter is statistically odd and practically nothing.
+MIN_CHANGE: Final[dict[str, tuple[float, float]]] = {
+    "throughput": (10.0, 0.5), "errors": (5.0, 0.5), "error_rate": (5.0, 0.0),
+    "response_time": (0.0, 0.2), "session_duration": (0.0, 0.2),
+}
 
 
 def _now() -> int:
@@ -214,7 +220,7 @@ class Analytics:
         for name in names:
             ts, vs = self.series(name, max(self.history_ms, until - since + 4 * HOUR), categories, now=until)
             ts, vs = _complete(name, ts, vs, until)
-            found.extend(detect_anomalies(ts, vs, level, metric=name, since=since))
+            found.extend(_detect(name, ts, vs, level, since))
         found.sort(key=lambda a: a.timestamp)
         return [a.to_dict() for a in found]
 
@@ -295,7 +301,7 @@ class Analytics:
             for name in self.monitored:
                 ts, vs = self.series(name, self.history_ms, now=now)
                 ts, vs = _complete(name, ts, vs, now)
-                for anomaly in detect_anomalies(ts, vs, self.sensitivity, metric=name, since=start):
+                for anomaly in _detect(name, ts, vs, self.sensitivity, start):
                     key = (name, anomaly.timestamp)
                     if key in self._seen:
                         continue
@@ -405,6 +411,12 @@ class Analytics:
             self.live.on_event(event)
             n += 1
         return n
+
+
+def _detect(name: str, ts: list[int], vs: list[float], sensitivity: str, since: int) -> list[Anomaly]:
+    absolute, relative = MIN_CHANGE.get(name, (0.0, 0.0))
+    return detect_anomalies(ts, vs, sensitivity, metric=name, since=since, min_change=absolute,
+                            min_relative_change=relative)
 
 
 def _complete(name: str, ts: list[int], vs: list[float], now: int) -> tuple[list[int], list[float]]:

@@ -73,15 +73,17 @@ def forecast(timestamps: Sequence[int], values: Sequence[float], steps: int, *, 
     alpha, level, trend, errors = _fit(ys)
     tail = errors[len(errors) // 4:] or errors
     sigma = math.sqrt(sum(e * e for e in tail) / len(tail)) if tail else 0.0
+    # Counts, rates and durations cannot go negative: neither can their forecasts.
+    floor = 0.0 if min(values) >= 0 else -math.inf
     out = Forecast(metric, [], [], [], [])
     for h in range(1, steps + 1):
         t = ts[-1] + h * step
         value = level + h * trend + (profile[season_bin(t, period_ms)] if profile else 0.0)
         spread = _Z95 * sigma * math.sqrt(1 + (h - 1) * alpha * alpha)
         out.timestamps.append(t)
-        out.values.append(round(value, 6))
-        out.lower.append(round(value - spread, 6))
-        out.upper.append(round(value + spread, 6))
+        out.values.append(round(max(floor, value), 6))
+        out.lower.append(round(max(floor, value - spread), 6))
+        out.upper.append(round(max(floor, value + spread), 6))
     if backtest:
         out.backtest = backtest_error(ts, list(values), steps, step, period_ms)
     return out

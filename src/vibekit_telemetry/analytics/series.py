@@ -16,6 +16,7 @@ SERIES_METRICS: Final = {
     "session_duration": "mean duration (ms) of sessions ending in the bucket (end events' durations)",
     "errors": "error events per bucket",
 }
+MIN_RATE_EVENTS: Final = 5
 METRIC_ALIASES: Final = {"latency": "response_time", "events": "throughput", "error": "error_rate",
                          "duration": "session_duration"}
 
@@ -65,7 +66,8 @@ def build_series(points: Sequence[RollupPoint], metric: str, size_ms: int, since
         elif metric == "errors":
             value = float(errors.get(b, 0))
         elif metric == "error_rate":
-            value = 100.0 * errors.get(b, 0) / n if n else None
+            # A rate over a handful of events is noise (1 error in 2 events is 50 %): skip such buckets.
+            value = 100.0 * errors.get(b, 0) / n if n >= MIN_RATE_EVENTS else None
         else:
             value = dsum[b] / dcount[b] if dcount.get(b) else None
         if value is not None:

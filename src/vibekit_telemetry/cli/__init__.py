@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .commands_analytics import analytics, metrics
 from .commands_api import api
 from .commands_db import db
 from .commands_demo import demo
@@ -46,6 +47,8 @@ for _command in (init, demo, dump, query, sessions, session, stats, health, clea
     cli.add_command(_command)
 cli.add_command(api)  # the API server (issue 3)
 cli.add_command(keys)  # API keys for the server (issue 7)
+cli.add_command(metrics)  # analytics (issue 10)
+cli.add_command(analytics)
 
 
 @click.group(cls=TelemetryGroup, context_settings=CONTEXT_SETTINGS)
