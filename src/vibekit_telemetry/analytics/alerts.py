@@ -69,16 +69,17 @@ def make_rule(metric: str, threshold: Any, direction: str = "above", severity: s
               category: str | None = None, window_s: Any = 300.0, cooldown_s: Any = 300.0) -> AlertRule:
     """Validate and build a rule; errors name the argument."""
     if not isinstance(metric, str) or not metric:
-        raise ValidationError("metric", f"expected a metric name, got {metric!r}")
+        raise ValidationError("metric", "a metric name", metric)
     for name, value in (("threshold", threshold), ("window_s", window_s), ("cooldown_s", cooldown_s)):
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValidationError(name, f"expected a number, got {value!r}")
+            raise ValidationError(name, "a number", value)
     if direction not in DIRECTIONS:
-        raise ValidationError("direction", f"expected above or below, got {direction!r}")
+        raise ValidationError("direction", "above or below", direction)
     if severity not in SEVERITIES:
-        raise ValidationError("severity", f"expected one of {', '.join(SEVERITIES)}, got {severity!r}")
+        raise ValidationError("severity", f"one of {', '.join(SEVERITIES)}", severity)
     if window_s <= 0 or cooldown_s < 0:
-        raise ValidationError("window_s", "expected window_s > 0 and cooldown_s >= 0")
+        raise ValidationError("window_s" if window_s <= 0 else "cooldown_s", "window > 0 and cooldown >= 0",
+                              window_s if window_s <= 0 else cooldown_s)
     return AlertRule(metric, float(threshold), direction, severity, category, float(window_s), float(cooldown_s))
 
 

@@ -73,8 +73,20 @@ def seasonal_profile(timestamps: Sequence[int], values: Sequence[float],
     level = {p: median(vs) for p, vs in by_period.items()}
     offsets: list[list[float]] = [[] for _ in range(_BINS_PER_PERIOD)]
     for t, v in zip(timestamps, values, strict=True):
-        offsets[season_bin(int(t), period_ms)].append(v - level[int(t) // period_ms])
+        offsets[season_bin(int(t), period_ms)].append(v - _level_at(level, int(t), period_ms))
     return [median(o) if o else 0.0 for o in offsets]
+
+
+def _level_at(level: dict[int, float], t: int, period_ms: int) -> float:
+    """The periods' medians joined linearly between period midpoints: with a trend, a step per period
+    would leave a sawtooth in the profile (and a false shift at every midnight)."""
+    p = t // period_ms
+    centre = p * period_ms + period_ms / 2
+    other = p - 1 if t < centre else p + 1
+    if other not in level:
+        return level[p]
+    weight = abs(t - centre) / period_ms
+    return level[p] * (1 - weight) + level[other] * weight
 
 
 def season_bin(timestamp: int, period_ms: int = DAY_MS) -> int:

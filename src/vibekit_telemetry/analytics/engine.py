@@ -60,7 +60,7 @@ def _categories(value: Iterable[str] | str | None) -> list[str]:
     out = list(value)
     for item in out:
         if not isinstance(item, str):
-            raise ValidationError("categories", f"expected agent names (strings), got {item!r}")
+            raise ValidationError("categories", "agent names (strings)", item)
     return out
 
 
@@ -73,7 +73,7 @@ class Analytics:
         self._store = store
         self.sensitivity = str(opts.get("sensitivity", "medium"))
         if self.sensitivity not in THRESHOLDS:
-            raise ValidationError("analytics.sensitivity", f"expected one of {', '.join(THRESHOLDS)}",
+            raise ValidationError("analytics.sensitivity", f"one of {', '.join(THRESHOLDS)}",
                                   self.sensitivity)
         self.monitored = [metric_name(m, "analytics.metrics")
                           for m in opts.get("metrics", ("throughput", "error_rate", "response_time"))]

@@ -25,7 +25,7 @@ def metric_name(name: str, field: str = "metrics") -> str:
     """Return the canonical series name, or raise naming the field."""
     canonical = METRIC_ALIASES.get(name, name)
     if canonical not in SERIES_METRICS:
-        raise ValidationError(field, f"expected one of {', '.join(SERIES_METRICS)}, got {name!r}")
+        raise ValidationError(field, f"one of {', '.join(SERIES_METRICS)}", name)
     return canonical
 
 
@@ -33,7 +33,7 @@ def rollup_points(store: object, period: str, since: int, until: int,
                   categories: Sequence[str] = ()) -> list[RollupPoint]:
     """Read rollup points through the read API; a store without it has no series."""
     if not isinstance(store, ReadSeries):
-        raise ValidationError("store", f"expected a store with rollup series, got {type(store).__name__}")
+        raise ValidationError("store", "a store with rollup series (ReadSeries)", type(store).__name__)
     return store.rollup_series(period, since, until, categories)
 
 

@@ -215,12 +215,12 @@ def check_series_args(period: str, since: int, until: int) -> None:
     from ..errors import ValidationError
 
     if period not in SERIES_PERIODS:
-        raise ValidationError("period", f"expected one of {', '.join(SERIES_PERIODS)}, got {period!r}")
+        raise ValidationError("period", f"one of {', '.join(SERIES_PERIODS)}", period)
     for name, value in (("since", since), ("until", until)):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValidationError(name, f"expected epoch milliseconds (int), got {value!r}")
+            raise ValidationError(name, "epoch milliseconds (int)", value)
     if until < since:
-        raise ValidationError("until", f"expected a time at or after since ({since}), got {until}")
+        raise ValidationError("until", f"a time at or after since ({since})", until)
 
 
 @runtime_checkable
