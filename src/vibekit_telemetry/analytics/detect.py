@@ -186,8 +186,9 @@ def _anomaly(ts: int, observed: float, expected: float, score: float, threshold:
     severity = "critical" if strength >= 2 else "warning"
     confidence = round(min(0.99, 1 - 0.5 / strength), 3)
     direction = "above" if observed > expected else "below"
-    description = (f"{metric} {_fmt(observed)} is {direction} the expected {_fmt(expected)} "
-                   f"({abs(score):.1f}× the usual spread, {kind})")
+    # A near-flat baseline makes the ratio huge (thousands) and no more telling than "over 100".
+    spread = f"{abs(score):.1f}× the usual spread" if abs(score) < 100 else "over 100× the usual spread"
+    description = f"{metric} {_fmt(observed)} is {direction} the expected {_fmt(expected)} ({spread}, {kind})"
     return Anomaly(ts, observed, round(expected, 6), round(score, 3), severity, confidence, kind, metric,
                    description)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -254,9 +255,12 @@ def performance(since: str | None, monitor: bool, interval: str, iterations: int
 def _threshold(text: str) -> tuple[str, float]:
     metric, sep, value = text.partition(":")
     try:
-        return metric.strip(), float(value) if sep else float("nan")
+        number = float(value)
     except ValueError:
-        raise ValidationError("--threshold", "METRIC:NUMBER such as response_time:5000", text) from None
+        number = math.nan
+    if not sep or not metric.strip() or not math.isfinite(number):
+        raise ValidationError("--threshold", "METRIC:NUMBER such as response_time:5000", text)
+    return metric.strip(), number
 
 
 def _show_performance(m: Mapping[str, Any], fired: list[dict[str, Any]], fmt: str) -> None:
