@@ -10,9 +10,9 @@ import pytest
 from cli_support import Run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "analytics"))
-from workload import MIN, now_minute, workload  # noqa: E402
+from workload import MIN, now_minute, workload
 
-from vibekit_telemetry import Telemetry  # noqa: E402
+from vibekit_telemetry import Telemetry
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
-"""/api/metrics, /api/insights, /api/anomalies, /api/predictions, /api/alerts on a real server (shapes the dashboard reads)."""
+"""/api/metrics, /api/insights, /api/anomalies, /api/predictions, /api/alerts on a real server.
+
+The shapes asserted here are those docs/analytics.md documents for the dashboard."""
 
 from __future__ import annotations
 
@@ -8,9 +10,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "analytics"))
-from workload import MIN, now_minute, workload  # noqa: E402
+from workload import MIN, now_minute, workload
 
-from vibekit_telemetry import Telemetry  # noqa: E402
+from vibekit_telemetry import Telemetry
 
 
 def _load(telemetry: Telemetry, faults: bool = True) -> int:
