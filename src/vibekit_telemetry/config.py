@@ -118,6 +118,16 @@ class AnalyticsConfig(_Section):
     webhooks: list[Any] = Field(default_factory=list)
     thresholds: list[dict[str, Any]] = Field(default_factory=list)
 
+    @field_validator("thresholds")
+    @classmethod
+    def _valid_rules(cls, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Checked here, with the config, so a bad rule fails at Telemetry(...) before any thread starts.
+        from .analytics.alerts import check_rule_options  # only when rules are configured
+
+        for index, rule in enumerate(rules):
+            check_rule_options(rule, f"analytics.thresholds[{index}]")
+        return rules
+
 
 class ApiAuthConfig(_Section):
     """API authentication: keys (`X-API-Key`) and bearer tokens, each `SECRET` or `SECRET:scope+scope`."""

@@ -168,11 +168,12 @@ class Runtime:
         """Create the analytics engine on first use (live metrics from the bus); schedule its evaluation."""
         from .analytics.engine import Analytics  # lazy: `import vibekit_telemetry` stays light
 
-        if self.analytics is None:
-            self.analytics = Analytics(lambda: self.store, self.config.analytics.model_dump(),
-                                       emit=self.emitter.emit)
-            if self.analytics.live is not None:
-                self.emitter.on("event:tracked", self.analytics.live.on_event)
+        with self._counts_lock:  # server threads may ask at once: one engine, subscribed once
+            if self.analytics is None:
+                self.analytics = Analytics(lambda: self.store, self.config.analytics.model_dump(),
+                                           emit=self.emitter.emit)
+                if self.analytics.live is not None:
+                    self.emitter.on("event:tracked", self.analytics.live.on_event)
         if schedule:
             self.scheduler.every("analytics", interval_s or self.config.analytics.interval_s,
                                  self.analytics.evaluate)

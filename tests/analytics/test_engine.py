@@ -196,3 +196,13 @@ def test_start_monitoring_registers_the_scheduled_job(make_telemetry: Make) -> N
     t.start_monitoring("2h")
     status = t.runtime.scheduler.status()  # type: ignore[union-attr]
     assert status["analytics"]["interval_s"] == 7200
+
+
+@pytest.mark.parametrize(("rule", "field"), [
+    ({"metric": "error_rate", "threshold": 5, "direction": "up"}, "analytics.thresholds[0].direction"),
+    ({"metric": "error_rate", "threshold": 5, "windw": "5m"}, "analytics.thresholds[0].windw"),
+    ({"metric": "error_rate"}, "analytics.thresholds[0].threshold"),
+])
+def test_bad_configured_rules_fail_at_construction(make_telemetry: Make, rule: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        make_telemetry(analytics={"enabled": True, "thresholds": [rule]})

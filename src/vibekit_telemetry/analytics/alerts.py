@@ -83,6 +83,23 @@ def make_rule(metric: str, threshold: Any, direction: str = "above", severity: s
     return AlertRule(metric, float(threshold), direction, severity, category, float(window_s), float(cooldown_s))
 
 
+_RULE_KEYS: Final = frozenset({"metric", "threshold", "direction", "severity", "category", "window", "cooldown"})
+
+
+def check_rule_options(rule: Any, field: str) -> None:
+    """Check a configured threshold rule's keys and values; the error names the rule and key."""
+    if not isinstance(rule, dict):
+        raise ValidationError(field, "an object with metric, threshold, direction, severity", rule)
+    unknown = sorted(set(rule) - _RULE_KEYS)
+    if unknown:
+        raise ValidationError(f"{field}.{unknown[0]}", "one of " + ", ".join(sorted(_RULE_KEYS)), rule[unknown[0]])
+    try:
+        make_rule(rule.get("metric", ""), rule.get("threshold"), rule.get("direction", "above"),
+                  rule.get("severity", "warning"))
+    except ValidationError as exc:
+        raise ValidationError(f"{field}.{exc.field}", exc.expected, exc.got) from None
+
+
 @dataclass(slots=True)
 class WebhookChannel:
     """POST each alert as JSON; retried with backoff on failure, bounded by a timeout per attempt."""
