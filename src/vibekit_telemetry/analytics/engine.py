@@ -120,6 +120,20 @@ class Analytics:
 
     # -- metrics -------------------------------------------------------------------------------------
 
+    def window_points(self, since: int, until: int, cats: Sequence[str] = ()) -> tuple[list[RollupPoint], str]:
+        """Rollup points covering [since, until]: minutes for short windows; beyond 3 hours, whole hours
+        from the hour rollups and minutes only at the two edges (tens of rows per hour instead of
+        thousands), the way get_stats() covers a window."""
+        if until - since <= 3 * HOUR:
+            return rollup_points(self.store, "minute", since // MINUTE * MINUTE, until, cats), "minute"
+        first_hour = -(-since // HOUR) * HOUR
+        last_hour = until // HOUR * HOUR
+        points = rollup_points(self.store, "minute", since // MINUTE * MINUTE, first_hour - 1, cats)
+        if last_hour > first_hour:
+            points += rollup_points(self.store, "hour", first_hour, last_hour - 1, cats)
+        points += rollup_points(self.store, "minute", last_hour, until, cats)
+        return points, "hour"
+
     def get_metrics(self, time_range: str | int = "1h", categories: Iterable[str] | str | None = None, *,
                     now: int | None = None) -> dict[str, Any]:
         """Return events, sessions, errors, performance, throughput, agents, tokens, cost and custom metrics."""
@@ -127,20 +141,23 @@ class Analytics:
         cats = _categories(categories)
         until = _now() if now is None else now
         since = until - span
-        period, size = ("minute", MINUTE) if span <= 2 * DAY else ("hour", HOUR)
-        points = rollup_points(self.store, period, since // size * size, until, cats)
+        points, period = self.window_points(since, until, cats)
+        size = MINUTE if period == "minute" else HOUR
         totals = _totals(points)
         stats = self.store.get_stats(StatsFilter(since=since, until=until, categories=cats))
         minutes = max(1.0, span / MINUTE)
         per_bucket: dict[int, int] = {}
         per_hour: dict[int, int] = {}
+        per_minute: dict[int, int] = {}
         for p in points:
-            per_bucket[p.bucket_start] = per_bucket.get(p.bucket_start, 0) + p.count
+            bucket = p.bucket_start // size * size
+            per_bucket[bucket] = per_bucket.get(bucket, 0) + p.count
             hour = p.bucket_start // HOUR * HOUR
             per_hour[hour] = per_hour.get(hour, 0) + p.count
+            per_minute[p.bucket_start] = per_minute.get(p.bucket_start, 0) + p.count
         peak = max(per_bucket.items(), key=lambda kv: kv[1], default=(None, 0))
         peak_hour = max(per_hour.items(), key=lambda kv: kv[1], default=(None, 0))
-        current = until // size * size
+        current = until // MINUTE * MINUTE
         live = self.live.summary(since, until, cats) if self.live is not None else None
         latency = live["latency"] if live else {}
         events_total = totals["count"]
@@ -159,7 +176,7 @@ class Analytics:
                 "p50": latency.get("p50"), "p95": latency.get("p95"), "p99": latency.get("p99"),
                 "time_to_first_chunk": live["time_to_first_chunk"] if live else None,
             },
-            "throughput": {"current_per_minute": per_bucket.get(current, 0) if size == MINUTE else None,
+            "throughput": {"current_per_minute": per_minute.get(current, 0),
                            "peak_per_bucket": peak[1], "peak_bucket": peak[0], "bucket": period,
                            "peak_hour": peak_hour[0], "peak_hour_events": peak_hour[1]},
             "top_agents": totals["agents"][:10],
@@ -174,13 +191,20 @@ class Analytics:
     def series(self, metric: str, time_range: str | int = "24h", categories: Iterable[str] | str | None = None,
                *, now: int | None = None, period: str = "minute") -> tuple[list[int], list[float]]:
         """Return one metric's series (timestamps, values) from the rollups."""
+        return self.many_series([metric], time_range, categories, now=now, period=period)[metric_name(metric)]
+
+    def many_series(self, metrics: Sequence[str], time_range: str | int = "24h",
+                    categories: Iterable[str] | str | None = None, *, now: int | None = None,
+                    period: str = "minute") -> dict[str, tuple[list[int], list[float]]]:
+        """Return several series from one read of the rollups."""
         size = {"minute": MINUTE, "hour": HOUR, "day": DAY}.get(period)
         if size is None:
             raise ValidationError("period", "minute, hour or day", period)
+        names = [metric_name(m) for m in metrics]
         until = _now() if now is None else now
         since = until - _range_ms(time_range)
         points = rollup_points(self.store, period, since // size * size, until, _categories(categories))
-        return build_series(points, metric, size, since, until)
+        return {name: build_series(points, name, size, since, until) for name in names}
 
     # -- custom metrics ------------------------------------------------------------------------------
 
@@ -217,8 +241,8 @@ class Analytics:
         until = _now() if now is None else now
         since = until - _range_ms(time_range)
         found: list[Anomaly] = []
-        for name in names:
-            ts, vs = self.series(name, max(self.history_ms, until - since + 4 * HOUR), categories, now=until)
+        history = max(self.history_ms, until - since + 4 * HOUR)
+        for name, (ts, vs) in self.many_series(names, history, categories, now=until).items():
             ts, vs = _complete(name, ts, vs, until)
             found.extend(_detect(name, ts, vs, level, since))
         found.sort(key=lambda a: a.timestamp)
@@ -232,8 +256,9 @@ class Analytics:
             raise ValidationError("minutes_ahead", "an integer from 1 to 10080", minutes_ahead)
         until = _now() if now is None else now
         out: dict[str, Any] = {}
-        for name in [metric_name(m) for m in (metrics or ("response_time", "throughput"))]:
-            ts, vs = _complete(name, *self.series(name, history, categories, now=until), until)
+        names = [metric_name(m) for m in (metrics or ("response_time", "throughput"))]
+        for name, (ts, vs) in self.many_series(names, history, categories, now=until).items():
+            ts, vs = _complete(name, ts, vs, until)
             if len(vs) < 3:
                 out[name] = {"metric": name, "error": "not enough data (at least 3 minutes with values)"}
                 continue
@@ -298,8 +323,7 @@ class Analytics:
             # Score the points since the last run (at least the last 3 minutes: late rows, partial buckets).
             start = min(self._evaluated_until or now, now - 3 * MINUTE)
             fresh: list[Anomaly] = []
-            for name in self.monitored:
-                ts, vs = self.series(name, self.history_ms, now=now)
+            for name, (ts, vs) in self.many_series(self.monitored, self.history_ms, now=now).items():
                 ts, vs = _complete(name, ts, vs, now)
                 for anomaly in _detect(name, ts, vs, self.sensitivity, start):
                     key = (name, anomaly.timestamp)
@@ -341,9 +365,8 @@ class Analytics:
             anomalies = [a.to_dict() for a in self.anomalies if a.timestamp >= since]
         else:  # no scheduled evaluation in this process (the CLI), or one agent's view: detect now
             anomalies = self.detect_anomalies(time_range=span, categories=cats, now=until)
-        period, size = ("minute", MINUTE) if span <= 2 * DAY else ("hour", HOUR)
-        before = rollup_points(self.store, period, (since - span) // size * size, since - 1, cats)
-        now_points = rollup_points(self.store, period, since // size * size, until, cats)
+        before, _ = self.window_points(since - span, since - 1, cats)
+        now_points, _ = self.window_points(since, until, cats)
         return {
             "time_range": metrics["time_range"],
             "generated_at": _now(),

@@ -42,8 +42,15 @@ def token_usage(metadata: Mapping[str, Any] | None) -> tuple[int, int]:
         return 0, 0
     usage = metadata.get("usage")
     source: Mapping[str, Any] = usage if isinstance(usage, Mapping) else metadata
-    prompt = next((_number(source[k]) for k in _INPUT_KEYS if k in source), 0)
-    completion = next((_number(source[k]) for k in _OUTPUT_KEYS if k in source), 0)
+    prompt = completion = 0
+    for key in _INPUT_KEYS:
+        if key in source:
+            prompt = _number(source[key])
+            break
+    for key in _OUTPUT_KEYS:
+        if key in source:
+            completion = _number(source[key])
+            break
     return prompt, completion
 
 
@@ -64,16 +71,19 @@ class Pricing:
         for name, price in (overrides or {}).items():
             self.prices[str(name)] = _price(name, price)
         self._by_length = sorted(self.prices, key=len, reverse=True)
+        self._memo: dict[str, tuple[float, float] | None] = {}
 
     def price(self, model: str | None) -> tuple[float, float] | None:
         """Return (input, output) USD per million tokens for a model (or agent) name, or None."""
         if not model:
             return None
+        if model in self._memo:
+            return self._memo[model]
         lowered = model.lower()
-        for name in self._by_length:
-            if lowered.startswith(name.lower()):
-                return self.prices[name]
-        return None
+        found = next((self.prices[n] for n in self._by_length if lowered.startswith(n.lower())), None)
+        if len(self._memo) < 10_000:  # model names are few; a bound keeps odd input from growing it
+            self._memo[model] = found
+        return found
 
     def cost(self, model: str | None, prompt: int, completion: int) -> float:
         """Return the USD cost of the tokens (0 for an unknown model)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+_log = math.log
+
 
 class QuantileSketch:
     """Values in logarithmic buckets, so any quantile is within `relative_accuracy` of the true value.
@@ -30,13 +32,17 @@ class QuantileSketch:
         """Record one value."""
         self.count += 1
         self.sum += value
-        self.min = min(self.min, value)
-        self.max = max(self.max, value)
+        # Plain comparisons, not min()/max(): this runs once per event on the writer thread.
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
         if value <= 0:
             self.zeros += 1
             return
-        key = math.ceil(math.log(value) / self._log_gamma)
-        self.bins[key] = self.bins.get(key, 0) + 1
+        key = math.ceil(_log(value) / self._log_gamma)
+        bins = self.bins
+        bins[key] = bins.get(key, 0) + 1
 
     def merge(self, other: QuantileSketch) -> None:
         """Add every value `other` recorded (same accuracy expected)."""
