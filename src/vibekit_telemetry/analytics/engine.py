@@ -138,8 +138,11 @@ class Analytics:
                     now: int | None = None) -> dict[str, Any]:
         """Return events, sessions, errors, performance, throughput, agents, tokens, cost and custom metrics."""
         span = _range_ms(time_range)
-        cats = _categories(categories)
         until = _now() if now is None else now
+        return self._metrics(span, _categories(categories), until)[0]
+
+    def _metrics(self, span: int, cats: list[str], until: int) -> tuple[dict[str, Any], list[RollupPoint]]:
+        """The metrics of a window and the rollup points they came from (insights reuse them)."""
         since = until - span
         points, period = self.window_points(since, until, cats)
         size = MINUTE if period == "minute" else HOUR
@@ -186,7 +189,7 @@ class Analytics:
             "source": {"series": f"rollups:{period}", "live": self.live is not None,
                        "live_events": self.live.events_seen if self.live is not None else 0},
         }
-        return body
+        return body, points
 
     def series(self, metric: str, time_range: str | int = "24h", categories: Iterable[str] | str | None = None,
                *, now: int | None = None, period: str = "minute") -> tuple[list[int], list[float]]:
@@ -360,13 +363,12 @@ class Analytics:
         cats = _categories(categories)
         until = _now() if now is None else now
         since = until - span
-        metrics = self.get_metrics(span, cats, now=until)
+        metrics, now_points = self._metrics(span, cats, until)
         if self.evaluations and not cats:
             anomalies = [a.to_dict() for a in self.anomalies if a.timestamp >= since]
         else:  # no scheduled evaluation in this process (the CLI), or one agent's view: detect now
             anomalies = self.detect_anomalies(time_range=span, categories=cats, now=until)
         before, _ = self.window_points(since - span, since - 1, cats)
-        now_points, _ = self.window_points(since, until, cats)
         return {
             "time_range": metrics["time_range"],
             "generated_at": _now(),
@@ -394,7 +396,9 @@ class Analytics:
                             "evidence": {"agent": agent["agent"], "error_rate": rate, "previous_error_rate": prev_rate,
                                          "errors": agent["errors"], "events": agent["events"]}})
         stale_before = now - 30 * MINUTE
-        open_sessions = self.store.get_sessions(SessionFilter(statuses=["active"], until=stale_before, limit=1000))
+        # Sessions started in the last 7 days only (the start_time index bounds the read), at most 200.
+        open_sessions = self.store.get_sessions(SessionFilter(statuses=["active"], since=now - 7 * DAY,
+                                                              until=stale_before, limit=200))
         abandoned = [s for s in open_sessions if (s.last_event_time or s.start_time) < stale_before]
         if abandoned:
             out.append({"kind": "abandoned_sessions", "severity": "warning",
