@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "analytics"))
-from workload import MIN, now_minute, workload
+from analytics_workload import MIN, now_minute, workload
 
 from vibekit_telemetry import Telemetry
 

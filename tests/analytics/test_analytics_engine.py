@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from workload import MIN, now_minute, workload
+from analytics_workload import MIN, now_minute, workload
 
 from vibekit_telemetry import Telemetry
 from vibekit_telemetry.analytics.alerts import Alert, AlertManager, make_rule
