@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_camel, to_snake
 
@@ -109,7 +109,8 @@ class AnalyticsConfig(_Section):
     enabled: bool = False
     interval_s: float = Field(default=30.0, gt=0)
     sensitivity: str = Field(default="medium", pattern="^(low|medium|high)$")
-    metrics: list[str] = Field(default=["throughput", "error_rate", "response_time"])
+    # The series the evaluation job watches (seed 001 spells it anomaly.metrics).
+    watch: list[str] = Field(default=["throughput", "error_rate", "response_time"])
     history_hours: float = Field(default=50.0, gt=0, le=24 * 90)
     cooldown_s: float = Field(default=300.0, ge=0)
     ttfc_slow_ms: float = Field(default=5000.0, gt=0)
@@ -117,6 +118,24 @@ class AnalyticsConfig(_Section):
     prices: dict[str, Any] = Field(default_factory=dict)
     webhooks: list[Any] = Field(default_factory=list)
     thresholds: list[dict[str, Any]] = Field(default_factory=list)
+
+    # Seed 001's nested blocks, kept as given and mapped onto the flat fields above by _seed_blocks.
+    metrics: dict[str, Any] = Field(default_factory=dict)   # {enabled, interval (ms), persistence}
+    anomaly: dict[str, Any] = Field(default_factory=dict)   # {enabled, sensitivity, metrics}
+    alerts: dict[str, Any] = Field(default_factory=dict)    # {enabled, channels: [{type: webhook, url}]}
+
+    @model_validator(mode="after")
+    def _seed_blocks(self) -> AnalyticsConfig:
+        if isinstance(self.metrics.get("interval"), int | float) and self.metrics["interval"] > 0:
+            self.interval_s = self.metrics["interval"] / 1000
+        if self.anomaly.get("sensitivity") in ("low", "medium", "high"):
+            self.sensitivity = self.anomaly["sensitivity"]
+        if isinstance(self.anomaly.get("metrics"), list):
+            self.watch = [str(m) for m in self.anomaly["metrics"]]
+        for channel in self.alerts.get("channels") or ():
+            if isinstance(channel, dict) and channel.get("type") == "webhook" and channel.get("url"):
+                self.webhooks.append({"url": channel["url"]})
+        return self
 
     @field_validator("thresholds")
     @classmethod

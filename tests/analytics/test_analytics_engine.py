@@ -206,3 +206,12 @@ def test_start_monitoring_registers_the_scheduled_job(make_telemetry: Make) -> N
 def test_bad_configured_rules_fail_at_construction(make_telemetry: Make, rule: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError, match=field.replace("[", r"\[").replace("]", r"\]")):
         make_telemetry(analytics={"enabled": True, "thresholds": [rule]})
+
+
+def test_seed_config_blocks_map_onto_the_engine(make_telemetry: Make) -> None:
+    t = make_telemetry(analytics={"enabled": True, "metrics": {"enabled": True, "interval": 5000},
+                                  "anomaly": {"enabled": True, "sensitivity": "high", "metrics": ["error_rate"]},
+                                  "alerts": {"channels": [{"type": "webhook", "url": "http://127.0.0.1:9/x"}]}})
+    assert t.runtime.scheduler.status()["analytics"]["interval_s"] == 5  # type: ignore[union-attr]
+    assert (t.analytics.sensitivity, t.analytics.monitored) == ("high", ["error_rate"])
+    assert [h.url for h in t.analytics.alerts.webhooks] == ["http://127.0.0.1:9/x"]

@@ -75,8 +75,8 @@ class Analytics:
         if self.sensitivity not in THRESHOLDS:
             raise ValidationError("analytics.sensitivity", f"one of {', '.join(THRESHOLDS)}",
                                   self.sensitivity)
-        self.monitored = [metric_name(m, "analytics.metrics")
-                          for m in opts.get("metrics", ("throughput", "error_rate", "response_time"))]
+        self.monitored = [metric_name(m, "analytics.watch")
+                          for m in opts.get("watch", ("throughput", "error_rate", "response_time"))]
         self.history_ms = int(float(opts.get("history_hours", 50)) * HOUR)
         self.ttfc_slow_ms = float(opts.get("ttfc_slow_ms", 5000))
         self.anomaly_cooldown_s = float(opts.get("cooldown_s", 300))
