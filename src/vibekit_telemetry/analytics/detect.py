@@ -103,6 +103,7 @@ class _Window:
         self.order: list[float] = []
 
     def push(self, value: float) -> None:
+        """Add the newest value, dropping the oldest beyond the window."""
         self.items.append(value)
         bisect.insort(self.order, value)
         if len(self.items) > self.size:
@@ -110,6 +111,7 @@ class _Window:
             del self.order[bisect.bisect_left(self.order, old)]
 
     def median(self) -> float:
+        """The window's median (it is never asked while empty)."""
         n = len(self.order)
         mid = n // 2
         return self.order[mid] if n % 2 else (self.order[mid - 1] + self.order[mid]) / 2

@@ -79,7 +79,9 @@ def score(detected: Sequence[int], labels: Sequence[tuple[int, int, str]], *,
             alarms[-1][1] = t
         else:
             alarms.append([t, t])
+
     def overlaps(a: list[int], lab: tuple[int, int, str]) -> bool:
+        """Whether an alarm's span meets a label's window, with the tolerance on both sides."""
         return a[0] <= lab[1] + tolerance_ms and a[1] >= lab[0] - tolerance_ms
     true_alarms = sum(any(overlaps(a, lab) for lab in labels) for a in alarms)
     recalled = sum(any(overlaps(a, lab) for a in alarms) for lab in labels)

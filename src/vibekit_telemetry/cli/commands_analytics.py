@@ -118,6 +118,7 @@ def dashboard(since: str | None, interval: str, iterations: int | None) -> None:
     span, pause = _span(since, "1h"), duration_ms(interval, "--interval") / 1000
 
     def render(m: Mapping[str, Any]) -> Table:
+        """One frame of the view."""
         table = Table(title=f"vibekit telemetry — {format_time(now_ms())}", show_header=False)
         for label, value in _metric_lines(m):
             table.add_row(label, value)
