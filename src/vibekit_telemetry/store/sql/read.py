@@ -7,7 +7,21 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Select, and_, case, distinct, func, literal_column, or_, select, true
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    case,
+    distinct,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from ...errors import ValidationError
@@ -358,17 +372,29 @@ def _groups(conn: Connection, by: str, counts: dict[str | None, tuple[int, int]]
     return groups
 
 
-def rollup_series(conn: Connection, period: str, since: int, until: int, categories: list[str]) -> list[RollupPoint]:
-    """Rollup buckets of one period in [since, until] (actions summed), by the (period, bucket_start) key."""
+def _rollup_series_stmt(with_categories: bool) -> Select[Any]:
+    """Built once: the dashboard asks every few seconds, and building a select costs more than running it."""
     r = rollups.c
-    cond = [r.period == period, r.bucket_start >= since, r.bucket_start <= until]
-    if categories:
-        cond.append(r.category.in_(categories))
-    stmt = (select(r.bucket_start, r.category, r.event_type, func.sum(r.count), func.sum(r.error_count),
+    cond = [r.period == bindparam("period"), r.bucket_start >= bindparam("since"),
+            r.bucket_start <= bindparam("until")]
+    if with_categories:
+        cond.append(r.category.in_(bindparam("categories", expanding=True)))
+    return (select(r.bucket_start, r.category, r.event_type, func.sum(r.count), func.sum(r.error_count),
                    func.sum(r.duration_sum), func.sum(r.duration_count), func.min(r.duration_min),
                    func.max(r.duration_max))
             .where(and_(*cond)).group_by(r.bucket_start, r.category, r.event_type)
             .order_by(r.bucket_start, r.category, r.event_type).limit(MAX_SERIES_POINTS))
-    return [RollupPoint(int(row[0]), row[1], row[2], int(row[3]), int(row[4]), float(row[5] or 0.0), int(row[6]),
-                        None if row[7] is None else float(row[7]), None if row[8] is None else float(row[8]))
-            for row in conn.execute(stmt)]
+
+
+_ROLLUP_SERIES = {False: _rollup_series_stmt(False), True: _rollup_series_stmt(True)}
+
+
+def rollup_series(conn: Connection, period: str, since: int, until: int, categories: list[str]) -> list[RollupPoint]:
+    """Rollup buckets of one period in [since, until] (actions summed), by the (period, bucket_start) key."""
+    params: dict[str, Any] = {"period": period, "since": since, "until": until}
+    if categories:
+        params["categories"] = categories
+    rows = conn.execute(_ROLLUP_SERIES[bool(categories)], params)
+    return [RollupPoint(int(b), c, t, int(n), int(e), float(ds or 0.0), int(dc),
+                        None if lo is None else float(lo), None if hi is None else float(hi))
+            for b, c, t, n, e, ds, dc, lo, hi in rows]
