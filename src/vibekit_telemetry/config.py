@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.alias_generators import to_camel, to_snake
 
@@ -219,9 +219,48 @@ class ReliabilityConfig(_Section):
 
 
 class AnalyticsConfig(_Section):
-    """Live metrics, anomalies and alerts (filled by the analytics issue)."""
+    """Live metrics, anomalies and alerts (docs/analytics.md): evaluation on the scheduler when enabled."""
 
     enabled: bool = False
+    interval_s: float = Field(default=30.0, gt=0)
+    sensitivity: str = Field(default="medium", pattern="^(low|medium|high)$")
+    # The series the evaluation job watches (seed 001 spells it anomaly.metrics).
+    watch: list[str] = Field(default=["throughput", "error_rate", "response_time"])
+    history_hours: float = Field(default=50.0, gt=0, le=24 * 90)
+    cooldown_s: float = Field(default=300.0, ge=0)
+    ttfc_slow_ms: float = Field(default=5000.0, gt=0)
+    # Model name (prefix) -> [input, output] USD per million tokens, over the shipped table.
+    prices: dict[str, Any] = Field(default_factory=dict)
+    webhooks: list[Any] = Field(default_factory=list)
+    thresholds: list[dict[str, Any]] = Field(default_factory=list)
+
+    # Seed 001's nested blocks, kept as given and mapped onto the flat fields above by _seed_blocks.
+    metrics: dict[str, Any] = Field(default_factory=dict)   # {enabled, interval (ms), persistence}
+    anomaly: dict[str, Any] = Field(default_factory=dict)   # {enabled, sensitivity, metrics}
+    alerts: dict[str, Any] = Field(default_factory=dict)    # {enabled, channels: [{type: webhook, url}]}
+
+    @model_validator(mode="after")
+    def _seed_blocks(self) -> AnalyticsConfig:
+        if isinstance(self.metrics.get("interval"), int | float) and self.metrics["interval"] > 0:
+            self.interval_s = self.metrics["interval"] / 1000
+        if self.anomaly.get("sensitivity") in ("low", "medium", "high"):
+            self.sensitivity = self.anomaly["sensitivity"]
+        if isinstance(self.anomaly.get("metrics"), list):
+            self.watch = [str(m) for m in self.anomaly["metrics"]]
+        for channel in self.alerts.get("channels") or ():
+            if isinstance(channel, dict) and channel.get("type") == "webhook" and channel.get("url"):
+                self.webhooks.append({"url": channel["url"]})
+        return self
+
+    @field_validator("thresholds")
+    @classmethod
+    def _valid_rules(cls, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Checked here, with the config, so a bad rule fails at Telemetry(...) before any thread starts.
+        from .analytics.alerts import check_rule_options  # only when rules are configured
+
+        for index, rule in enumerate(rules):
+            check_rule_options(rule, f"analytics.thresholds[{index}]")
+        return rules
 
 
 class ApiAuthConfig(_Section):

@@ -29,6 +29,7 @@ from .store.base import ForkAware, Maintainable, QueryableStore, StorageProvider
 from .worker import BatchWorker
 
 if TYPE_CHECKING:
+    from .analytics.engine import Analytics
     from .exporters.manager import ExporterSet
 
 logger = logging.getLogger("vibekit_telemetry")
@@ -176,6 +177,24 @@ class Runtime:
 
             self.scheduler.every("privacy-retention", config.maintenance_interval_s,
                                  lambda: apply_retention(self.store, retention), first_in=1.0)
+        self.analytics: Analytics | None = None
+        if config.analytics.enabled:
+            self.enable_analytics(schedule=True)
+
+    def enable_analytics(self, *, schedule: bool = False, interval_s: float | None = None) -> Analytics:
+        """Create the analytics engine on first use (live metrics from the bus); schedule its evaluation."""
+        from .analytics.engine import Analytics  # lazy: `import vibekit_telemetry` stays light
+
+        with self._counts_lock:  # server threads may ask at once: one engine, subscribed once
+            if self.analytics is None:
+                self.analytics = Analytics(lambda: self.store, self.config.analytics.model_dump(),
+                                           emit=self.emitter.emit)
+                if self.analytics.live is not None:
+                    self.emitter.on("event:tracked", self.analytics.live.on_event)
+        if schedule:
+            self.scheduler.every("analytics", interval_s or self.config.analytics.interval_s,
+                                 self.analytics.evaluate)
+        return self.analytics
 
     def _maintainable(self) -> list[Maintainable]:
         return [p for p in self.providers if isinstance(p, Maintainable)]

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .analytics_api import AnalyticsAPI
 from .calling_styles import end_event, error_event, keyword_fields, start_event, stream_event
 from .config import TelemetryConfig, load_config
 from .emitter import Emitter, Handler
@@ -34,7 +35,7 @@ _time_ns = time.time_ns
 _DICT_KEYS = frozenset(FIELD_ALIASES) | _FOLDED_KEYS
 
 
-class Telemetry:
+class Telemetry(AnalyticsAPI):
     """Track agent sessions and events; a background thread batches them into the stores.
 
     Args:

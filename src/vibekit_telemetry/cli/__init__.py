@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .commands_analytics import analytics, metrics
 from .commands_api import api
 from .commands_config import config as config_group
 from .commands_dashboard import dashboard
@@ -52,6 +53,8 @@ cli.add_command(keys)  # API keys for the server (issue 7)
 cli.add_command(config_group)  # `telemetry config check` (issue 13)
 cli.add_command(user); db.add_command(audit); keys.add_command(rotate)  # privacy (issue 12)  # noqa: E702
 cli.add_command(dashboard)  # the web dashboard (issue 9); also `vibekit dashboard` below
+cli.add_command(metrics)  # analytics (issue 10)
+cli.add_command(analytics)
 
 
 @click.group(cls=TelemetryGroup, context_settings=CONTEXT_SETTINGS)

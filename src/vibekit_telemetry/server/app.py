@@ -20,7 +20,7 @@ from .browser_guard import BrowserGuardMiddleware, declared_body_types
 from .errors import JSONBody, install_error_handlers
 from .metrics import HttpMetricsMiddleware, ServerMetrics
 from .ratelimit import RateLimitMiddleware, make_backend
-from .routers import events, health, metrics, otlp, sessions, stats, streams
+from .routers import analytics, events, health, metrics, otlp, sessions, stats, streams
 from .security_headers import SecurityHeadersMiddleware
 from .settings import ServerSettings
 from .streams import StreamHub
@@ -91,8 +91,9 @@ def create_app(telemetry: Telemetry, settings: ServerSettings | None = None, **o
     app.state.auth = auth
     app.state.limiter = limiter
     app.state.started = time.monotonic()
+    app.state.insights = telemetry.get_insights  # /api/insights (analytics, issue 10)
     install_error_handlers(app)
-    for module in (events, sessions, stats, health, metrics, streams):
+    for module in (events, sessions, stats, health, metrics, streams, analytics):
         app.include_router(module.router)
     app.include_router(otlp.router)  # POST /v1/traces (issue 8)
     if with_dashboard:

@@ -190,6 +190,48 @@ class ReadInsights(Protocol):
         """Return the finished sessions matching the filter, longest duration first."""
 
 
+@dataclass(slots=True)
+class RollupPoint:
+    """One rollup bucket of one agent and event type: counts and duration statistics (analytics series)."""
+
+    bucket_start: int
+    category: str
+    event_type: str
+    count: int
+    error_count: int
+    duration_sum: float
+    duration_count: int
+    duration_min: float | None = None
+    duration_max: float | None = None
+
+
+# Rollup periods rollup_series() accepts (store/_batch.py ROLLUP_PERIODS), and its row cap per call.
+SERIES_PERIODS = ("minute", "hour", "day")
+MAX_SERIES_POINTS = 200_000
+
+
+def check_series_args(period: str, since: int, until: int) -> None:
+    """Refuse a rollup_series request naming the bad argument (ValidationError)."""
+    from ..errors import ValidationError
+
+    if period not in SERIES_PERIODS:
+        raise ValidationError("period", f"one of {', '.join(SERIES_PERIODS)}", period)
+    for name, value in (("since", since), ("until", until)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError(name, "epoch milliseconds (int)", value)
+    if until < since:
+        raise ValidationError("until", f"a time at or after since ({since})", until)
+
+
+@runtime_checkable
+class ReadSeries(Protocol):
+    """A store that serves time series from its maintained rollups (never by scanning raw events)."""
+
+    def rollup_series(self, period: str, since: int, until: int,
+                      categories: Sequence[str] = ()) -> list[RollupPoint]:
+        """Return the `period` buckets starting in [since, until] per category and event type, oldest first."""
+
+
 @runtime_checkable
 class ChangeLog(Protocol):
     """A durable store that exporters follow: committed events in commit order, by a position.

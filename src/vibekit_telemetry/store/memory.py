@@ -14,8 +14,27 @@ from ..errors import ValidationError
 from ..events import TelemetryEvent, now_ms
 from ..query import QueryFilter, SessionFilter, StatsFilter
 from . import audit
-from ._batch import KnownSession, plan_batch, resolve_older_than, writer_run_row
-from .base import ERROR_GROUP_FIELDS, ERROR_GROUP_SAMPLES, BatchResult, ErrorGroup, GroupStats, Session, Stats
+from ._batch import (
+    ROLLUP_PERIODS,
+    KnownSession,
+    RollupDelta,
+    RollupKey,
+    add_event_rollups,
+    plan_batch,
+    resolve_older_than,
+    writer_run_row,
+)
+from .base import (
+    ERROR_GROUP_FIELDS,
+    ERROR_GROUP_SAMPLES,
+    BatchResult,
+    ErrorGroup,
+    GroupStats,
+    RollupPoint,
+    Session,
+    Stats,
+    check_series_args,
+)
 from .changelog import MemoryChangeLog
 
 
@@ -219,6 +238,49 @@ class MemoryStore:
             database_size_bytes=None,
             avg_session_duration_ms=sum(durations) / len(durations) if durations else None,
             group_by=f.group_by, groups=groups)
+
+    def rollup_series(self, period: str, since: int, until: int,
+                      categories: Sequence[str] = ()) -> list[RollupPoint]:
+        """Return the `period` buckets starting in [since, until] per category and event type.
+
+        Built with the writer's own rollup delta function over the stored events, so the buckets are
+        those the SQL store keeps (this store is for tests; it has no maintained rollups).
+        """
+        check_series_args(period, since, until)
+        size = ROLLUP_PERIODS[period]
+        deltas: dict[RollupKey, RollupDelta] = {}
+        with self._lock:
+            lo = bisect.bisect_left(self._order, (since // size * size, ""))
+            for ts, event_id in self._order[lo:]:
+                if ts // size * size > until:
+                    break
+                e = self._events[event_id]
+                if categories and e.category not in categories:
+                    continue
+                add_event_rollups(deltas, None, ts, e.category or "", e.action or "", e.event_type,
+                                  errors=1 if e.event_type == "error" else 0, duration_sum=e.duration or 0.0,
+                                  duration_count=0 if e.duration is None else 1, duration=e.duration)
+        merged: dict[tuple[int, str, str], RollupPoint] = {}
+        for (p, start, category, _action, kind), d in deltas.items():
+            if p != period or not since <= start <= until:
+                continue
+            point = merged.get((start, category, kind))
+            if point is None:
+                merged[(start, category, kind)] = RollupPoint(start, category, kind, d.count, d.error_count,
+                                                              d.duration_sum, d.duration_count,
+                                                              d.duration_min, d.duration_max)
+                continue
+            point.count += d.count
+            point.error_count += d.error_count
+            point.duration_sum += d.duration_sum
+            point.duration_count += d.duration_count
+            if d.duration_min is not None:
+                point.duration_min = d.duration_min if point.duration_min is None else min(point.duration_min,
+                                                                                            d.duration_min)
+            if d.duration_max is not None:
+                point.duration_max = d.duration_max if point.duration_max is None else max(point.duration_max,
+                                                                                            d.duration_max)
+        return [merged[k] for k in sorted(merged)]
 
     def clean(self, *, older_than_ms: int | None = None, session_ids: Sequence[str] = (),
               categories: Sequence[str] = ()) -> int:

@@ -16,6 +16,7 @@ from .events import ERRORS, Since, Strings, Until
 
 router = APIRouter(tags=["stats"])
 
+TimeRange = Annotated[str, Query(description="how far back: `15m`, `1h`, `24h`, `7d`")]
 GroupBy = Literal["category", "action", "event_type", "agent_type", "agentType", "mode", "eventType", "type"]
 
 
@@ -40,9 +41,10 @@ def get_metrics(
     request: Request,
     _principal: Annotated[Principal, Depends(require("read"))],
     since: Since = None, until: Until = None,
+    time_range: TimeRange = "1h", category: Strings = None,
 ) -> Response:
-    """Return stats for the time range plus the pipeline's and the live streams' counters."""
-    check_params(request, ("since", "until"))
+    """Return stats for the time range, the analytics metrics, the pipeline's and the live streams' counters."""
+    check_params(request, ("since", "until", "time_range", "category"))
     telemetry = get_telemetry(request)
     stats = telemetry.store.get_stats(parse_stats_filter(**compact({"since": since, "until": until})))
     health = telemetry.get_health_status()
@@ -51,6 +53,8 @@ def get_metrics(
         "pipeline": {key: health.get(key) for key in ("status", "queue", "events", "dropped", "writer")},
         "streams": request.app.state.hub.stats(),
         "uptime_s": round(time.monotonic() - request.app.state.started, 3),
+        # Rollups + live sketches (docs/analytics.md documents this object's shape).
+        "analytics": telemetry.get_metrics(time_range, _categories(category)),
     }
     return json_response(body)
 
@@ -59,10 +63,15 @@ def get_metrics(
 def get_insights(
     request: Request,
     _principal: Annotated[Principal, Depends(require("read"))],
+    time_range: TimeRange = "24h", category: Strings = None,
 ) -> Response:
-    """Return insights from the analytics engine (none until analytics is enabled)."""
-    check_params(request, ())
+    """Return metrics, anomalies, trends and recommendations from the analytics engine."""
+    check_params(request, ("time_range", "category"))
     provider = getattr(request.app.state, "insights", None)
     if callable(provider):
-        return json_response(provider())
+        return json_response(provider(time_range, _categories(category)))
     return json_response({"insights": [], "available": False})
+
+
+def _categories(values: list[str] | None) -> list[str]:
+    return [v.strip() for value in values or () for v in value.split(",") if v.strip()]

@@ -7,14 +7,37 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Select, and_, case, distinct, func, literal_column, or_, select, true
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    case,
+    distinct,
+    func,
+    literal_column,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from ...errors import ValidationError
 from ...events import TelemetryEvent
 from ...privacy.crypto import decrypt_meta, decrypt_text
 from ...query import QueryFilter, SessionFilter, StatsFilter
-from ..base import ERROR_GROUP_FIELDS, ERROR_GROUP_SAMPLES, ErrorGroup, GroupStats, Session, Stats
+from ..base import (
+    ERROR_GROUP_FIELDS,
+    ERROR_GROUP_SAMPLES,
+    MAX_SERIES_POINTS,
+    ErrorGroup,
+    GroupStats,
+    RollupPoint,
+    Session,
+    Stats,
+)
 from ..schema import EVENT_COLUMNS, ROLLUP_PERIODS, events, rollups, session_rollups, session_totals, sessions
 from .dialect import Dialect
 
@@ -351,3 +374,31 @@ def _groups(conn: Connection, by: str, counts: dict[str | None, tuple[int, int]]
     groups = [GroupStats(k, n, per_key.get(k, 0), err) for k, (n, err) in counts.items()]
     groups.sort(key=lambda g: (-g.events, g.key or ""))
     return groups
+
+
+def _rollup_series_stmt(with_categories: bool) -> Select[Any]:
+    """Built once: the dashboard asks every few seconds, and building a select costs more than running it."""
+    r = rollups.c
+    cond = [r.period == bindparam("period"), r.bucket_start >= bindparam("since"),
+            r.bucket_start <= bindparam("until")]
+    if with_categories:
+        cond.append(r.category.in_(bindparam("categories", expanding=True)))
+    return (select(r.bucket_start, r.category, r.event_type, func.sum(r.count), func.sum(r.error_count),
+                   func.sum(r.duration_sum), func.sum(r.duration_count), func.min(r.duration_min),
+                   func.max(r.duration_max))
+            .where(and_(*cond)).group_by(r.bucket_start, r.category, r.event_type)
+            .order_by(r.bucket_start, r.category, r.event_type).limit(MAX_SERIES_POINTS))
+
+
+_ROLLUP_SERIES = {False: _rollup_series_stmt(False), True: _rollup_series_stmt(True)}
+
+
+def rollup_series(conn: Connection, period: str, since: int, until: int, categories: list[str]) -> list[RollupPoint]:
+    """Rollup buckets of one period in [since, until] (actions summed), by the (period, bucket_start) key."""
+    params: dict[str, Any] = {"period": period, "since": since, "until": until}
+    if categories:
+        params["categories"] = categories
+    rows = conn.execute(_ROLLUP_SERIES[bool(categories)], params)
+    return [RollupPoint(int(b), c, t, int(n), int(e), float(ds or 0.0), int(dc),
+                        None if lo is None else float(lo), None if hi is None else float(hi))
+            for b, c, t, n, e, ds, dc, lo, hi in rows]

@@ -20,7 +20,7 @@ from ...events import TelemetryEvent
 from ...query import QueryFilter, SessionFilter, StatsFilter
 from .. import migrate
 from .._batch import writer_run_row
-from ..base import BatchResult, ErrorGroup, Session, Stats
+from ..base import BatchResult, ErrorGroup, RollupPoint, Session, Stats, check_series_args
 from ..schema import EVENT_INDEXES, session_totals, sessions, writer_runs
 from . import audit as sql_audit
 from . import changelog, maintenance, read
@@ -438,6 +438,13 @@ class SQLStore:
         """Return the finished sessions matching the filter, longest duration first."""
         with self.engine.connect() as conn:
             return read.longest_sessions(conn, filter_, limit)
+
+    def rollup_series(self, period: str, since: int, until: int,
+                      categories: Sequence[str] = ()) -> list[RollupPoint]:
+        """Return the `period` rollup buckets starting in [since, until] per category and event type."""
+        check_series_args(period, since, until)
+        with self.engine.connect() as conn:
+            return read.rollup_series(conn, period, since, until, list(categories))
 
     def error_groups(self, filter_: QueryFilter, by: str = "label", limit: int | None = None) -> list[ErrorGroup]:
         """Return the error events matching the filter grouped by `by`, most frequent first."""
