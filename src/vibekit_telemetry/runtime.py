@@ -29,6 +29,7 @@ from .store.base import ForkAware, Maintainable, QueryableStore, StorageProvider
 from .worker import BatchWorker
 
 if TYPE_CHECKING:
+    from .export.schedule import ExportScheduler
     from .exporters.manager import ExporterSet
 
 logger = logging.getLogger("vibekit_telemetry")
@@ -159,6 +160,20 @@ class Runtime:
         self.scheduler.every("retention", config.maintenance_interval_s, self._retention)
         self.scheduler.every("text-index", 1.0, self._index_text)
         self.scheduler.every("writer-metrics", config.writer_stats_interval_s, self.run_recorder.record)
+        self.export_scheduler: ExportScheduler | None = None
+        if config.exports.schedules:  # scheduled exports (issue 11), run by this runtime's scheduler
+            from .export.schedule import make_schedule
+
+            for entry in config.exports.schedules:
+                self.exports().add(make_schedule(**entry))
+
+    def exports(self) -> ExportScheduler:
+        """The scheduled exports of this runtime (created on first use)."""
+        if self.export_scheduler is None:
+            from .export.schedule import ExportScheduler
+
+            self.export_scheduler = ExportScheduler(self.scheduler, lambda: self.store)
+        return self.export_scheduler
 
     def _maintainable(self) -> list[Maintainable]:
         return [p for p in self.providers if isinstance(p, Maintainable)]

@@ -109,12 +109,10 @@ def _check(record: dict[str, Any]) -> None:
 
 def import_records(runtime: Runtime, source: str, records: Callable[[], Iterable[Record]], *,
                    transform: Transform | None = None, skip_invalid: bool = False,
-                   progress: Progress | None = None, checkpoint: Callable[[str], None] | None = None,
-                   report: ImportReport | None = None) -> ImportReport:
+                   progress: Progress | None = None, report: ImportReport | None = None) -> ImportReport:
     """Validate every record, then import them through the chain in durable chunks; return the report.
 
-    `records` is called twice (one pass each); `checkpoint(where)` runs after each committed chunk
-    with the place of its last record (legacy migration resumes from it).
+    `records` is called twice (one pass each).
     """
     report = report or ImportReport()
     invalid: set[str] = set()
@@ -141,12 +139,12 @@ def import_records(runtime: Runtime, source: str, records: Callable[[], Iterable
             continue
         chunk.append((where, prepared))
         if len(chunk) >= CHUNK:
-            done += _commit(runtime, store, chunk, report, checkpoint)
+            done += _commit(runtime, store, chunk, report)
             chunk = []
             if progress:
                 progress(done)
     if chunk:
-        done += _commit(runtime, store, chunk, report, checkpoint)
+        done += _commit(runtime, store, chunk, report)
         if progress:
             progress(done)
     return report
@@ -156,8 +154,7 @@ def _event_id(record: dict[str, Any]) -> str:
     return str(record.get("event_id") or record.get("eventId") or record.get("id"))
 
 
-def _commit(runtime: Runtime, store: Any, chunk: list[tuple[str, dict[str, Any]]], report: ImportReport,
-            checkpoint: Callable[[str], None] | None) -> int:
+def _commit(runtime: Runtime, store: Any, chunk: list[tuple[str, dict[str, Any]]], report: ImportReport) -> int:
     """Run the chain on one chunk, queue it as one ticket and wait for its commit."""
     seen: set[str] = set()
     fresh: list[tuple[str, dict[str, Any]]] = []
@@ -194,8 +191,6 @@ def _commit(runtime: Runtime, store: Any, chunk: list[tuple[str, dict[str, Any]]
                                  "run the import again (what was committed is skipped)")
         report.imported += len(events)
         break
-    if checkpoint is not None:
-        checkpoint(chunk[-1][0])
     return len(chunk)
 
 
