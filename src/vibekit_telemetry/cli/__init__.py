@@ -14,6 +14,7 @@ from .commands_api import api
 from .commands_db import db
 from .commands_demo import demo
 from .commands_events import dump, query
+from .commands_export import convert_command, export_command, import_command, migrate_legacy_command, schedule
 from .commands_keys import keys
 from .commands_maint import check, clean, clear, init, reindex, vacuum
 from .commands_sessions import session, sessions
@@ -46,6 +47,8 @@ for _command in (init, demo, dump, query, sessions, session, stats, health, clea
     cli.add_command(_command)
 cli.add_command(api)  # the API server (issue 3)
 cli.add_command(keys)  # API keys for the server (issue 7)
+for _command in (export_command, convert_command, import_command, migrate_legacy_command, schedule):  # issue 11
+    cli.add_command(_command)
 
 
 @click.group(cls=TelemetryGroup, context_settings=CONTEXT_SETTINGS)
