@@ -65,8 +65,8 @@ def detect_table(path: str) -> str:
 
 def _timestamp(value: Any) -> Any:
     # Legacy rows sometimes hold seconds (REAL in seed 002): taken as such when plainly not milliseconds.
-    if isinstance(value, int | float) and 0 < value < MIN_TIMESTAMP_MS / 1000 * 10:
-        return int(value * 1000)
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < MIN_TIMESTAMP_MS:
+        return round(value * 1000)
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
