@@ -8,12 +8,14 @@ from collections.abc import Iterator
 from ..errors import ValidationError
 from ..events import TelemetryEvent, coerce_event, validate_event
 from .exports import ExportResult, check_format
-from .readers import ImportFileError, detect_format, read_records
+from .readers import BadRecord, ImportFileError, detect_format, read_records
 from .writers import Progress
 
 
 def _events(path: str, fmt: str, delimiter: str | None) -> Iterator[TelemetryEvent]:
     for where, record in read_records(path, fmt, delimiter=delimiter):
+        if isinstance(record, BadRecord):
+            raise ImportFileError(path, where, record.reason)
         try:
             yield validate_event(coerce_event(record), require_session=False)
         except ValidationError as exc:

@@ -19,7 +19,7 @@ from ..errors import StoreError, ValidationError
 from ..events import coerce_event, validate_event
 from ..processing import BatchValidationError
 from ..store.base import EventLookup
-from .readers import Record, detect_format, read_records
+from .readers import BadRecord, Record, detect_format, read_records
 from .records import content_event_id
 
 if TYPE_CHECKING:
@@ -86,6 +86,8 @@ def load_transform(path: str) -> Transform:
 
 def _prepare(where: str, record: dict[str, Any], transform: Transform | None) -> dict[str, Any] | None:
     """Apply the transform and give an id to a record without one; ValidationError when it is not an event."""
+    if isinstance(record, BadRecord):
+        raise ValidationError("record", record.reason, message=record.reason)
     if transform is not None:
         try:
             out = transform(dict(record))

@@ -33,6 +33,14 @@ class ImportFileError(ValidationError):
         self.where = where
 
 
+class BadRecord(dict[str, Any]):
+    """A record that could not be read (bad JSON line, bad CSV cell): the importer rejects it with `reason`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
 @contextmanager
 def open_decompressed(path: str) -> Iterator[IO[bytes]]:
     """Open a file for reading, decompressed (gzip and zstd by content, brotli by extension)."""
@@ -119,8 +127,9 @@ def _ndjson(path: str, text: IO[str]) -> Iterator[Record]:
         try:
             value = json.loads(line)
         except ValueError as exc:
-            raise ImportFileError(path, where, f"not valid JSON ({exc})") from None
-        yield where, _object(path, where, value)
+            yield where, BadRecord(f"not valid JSON ({exc})")
+            continue
+        yield where, value if isinstance(value, dict) else BadRecord("expected a JSON object (an event)")
 
 
 _HEADER = re.compile(r'^\{"export": \{.*\}, "events": \[\s*$')
@@ -155,6 +164,7 @@ def _json(path: str, text: IO[str]) -> Iterator[Record]:
 
 
 def _json_lines(path: str, text: Iterable[str]) -> Iterator[Record]:
+    number = 1
     for number, line in enumerate(text, start=2):
         stripped = line.rstrip("\r\n")
         if stripped.startswith("]"):
@@ -166,9 +176,11 @@ def _json_lines(path: str, text: Iterable[str]) -> Iterator[Record]:
         try:
             value = json.loads(body)
         except ValueError as exc:
-            raise ImportFileError(path, where, f"not valid JSON, truncated or corrupt ({exc})") from None
-        yield where, _object(path, where, value)
-    raise ImportFileError(path, "end of file", "the file is truncated (no closing `]` after the events)")
+            yield where, BadRecord(f"not valid JSON, truncated or corrupt ({exc})")
+            continue
+        yield where, value if isinstance(value, dict) else BadRecord("expected a JSON object (an event)")
+    raise ImportFileError(path, f"end of file after line {number}",
+                          "the file is truncated (no closing `]` after the events)")
 
 
 def _field_pattern(delimiter: str) -> re.Pattern[str]:
@@ -240,14 +252,17 @@ def _csv(path: str, text: IO[str], delimiter: str | None) -> Iterator[Record]:
             continue
         cells = _split(record, delimiter, pattern)
         if cells is None:
-            raise ImportFileError(path, where, "a well-formed CSV row (a quote is not closed or is misplaced)")
+            yield where, BadRecord("expected a well-formed CSV row (a quote is not closed or is misplaced)")
+            continue
         if len(cells) != len(names):
-            raise ImportFileError(path, where, f"{len(names)} cells as in the header, got {len(cells)}")
+            yield where, BadRecord(f"expected {len(names)} cells as in the header, got {len(cells)}")
+            continue
         try:
             values = {name: typed_cell(column, cell, where)
                       for name, column, cell in zip(names, canonical, cells, strict=True) if cell is not None}
         except ValueError as exc:
-            raise ImportFileError(path, where, str(exc).split(": ", 1)[-1]) from None
+            yield where, BadRecord(str(exc).split(": ", 1)[-1])
+            continue
         yield where, values
 
 
@@ -267,8 +282,10 @@ def _parquet(path: str) -> Iterator[Record]:
                 where = f"row {row}"
                 clean = {k: v for k, v in record.items() if v is not None}
                 try:
-                    yield where, decode_json_columns(clean, where)
+                    decoded = decode_json_columns(clean, where)
                 except ValueError as exc:
-                    raise ImportFileError(path, where, str(exc).split(": ", 1)[-1]) from None
+                    yield where, BadRecord(str(exc).split(": ", 1)[-1])
+                    continue
+                yield where, decoded
     except (OSError, pa.ArrowException) as exc:
         raise ImportFileError(path, f"row {row + 1}", f"readable Parquet data ({exc})") from None
