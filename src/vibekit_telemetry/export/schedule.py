@@ -1,7 +1,7 @@
 """Scheduled exports (seed 000 ExportScheduler): a scheduler job per schedule, new events only, old files pruned.
 
-Each run exports the events timestamped since the previous run's window end up to the current
-second, into `{name}-{YYYYmmddTHHMMSSZ}{ext}` in the output directory, then deletes all but the
+Each run exports the events timestamped since the previous run's window end up to now, into
+`{name}-{YYYYmmddTHHMMSS.fffZ}{ext}` (the window end, UTC) in the output directory, then deletes all but the
 newest `keep` files of the schedule. The previous window end is read back from the newest file's
 name, so no state is kept anywhere else; with no file yet, the first run exports everything.
 """
@@ -26,7 +26,7 @@ from .writers import FORMAT_EXTENSIONS
 
 logger = logging.getLogger("vibekit_telemetry")
 _NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_STAMP: Final = "%Y%m%dT%H%M%SZ"
+_STAMP: Final = "%Y%m%dT%H%M%S"
 
 
 @dataclass(slots=True)
@@ -43,7 +43,7 @@ class ExportSchedule:
 
     def file_pattern(self) -> re.Pattern[str]:
         """The names of this schedule's files, the window end captured."""
-        return re.compile(rf"^{re.escape(self.name)}-(\d{{8}}T\d{{6}}Z)\.")
+        return re.compile(rf"^{re.escape(self.name)}-(\d{{8}}T\d{{6}}\.\d{{3}}Z)\.")
 
 
 def make_schedule(name: str, *, format: str, every: str | float, output_dir: str, keep: int = 7,
@@ -78,22 +78,27 @@ def _files(schedule: ExportSchedule) -> list[tuple[str, str]]:
     return sorted(found)
 
 
+def _stamp(ms: int) -> str:
+    return datetime.fromtimestamp(ms // 1000, UTC).strftime(_STAMP) + f".{ms % 1000:03d}Z"
+
+
+def _parse_stamp(stamp: str) -> int:
+    seconds, millis = stamp.rstrip("Z").split(".")
+    return int(datetime.strptime(seconds, _STAMP).replace(tzinfo=UTC).timestamp()) * 1000 + int(millis)
+
+
 def run_schedule(store: Any, schedule: ExportSchedule, *, now_ms: int | None = None) -> ExportResult:
     """Export the events since the previous run into a new file, then prune the oldest files."""
     os.makedirs(schedule.output_dir, exist_ok=True)
-    now = int(time.time() * 1000) if now_ms is None else now_ms
-    until = now - now % 1000  # the window ends on a whole second: the file name holds it exactly
+    until = int(time.time() * 1000) if now_ms is None else now_ms
     files = _files(schedule)
-    since = None
-    if files:
-        since = int(datetime.strptime(files[-1][0], _STAMP).replace(tzinfo=UTC).timestamp() * 1000)
+    since = _parse_stamp(files[-1][0]) if files else None
     if since is not None and since >= until:
-        until = since + 1000  # two runs within one second: the next window, empty so far
-    stamp = datetime.fromtimestamp(until / 1000, UTC).strftime(_STAMP)
+        until = since + 1  # two runs within one millisecond: the next window, empty so far
     ext = FORMAT_EXTENSIONS[schedule.format]
     if schedule.format != "parquet" and schedule.compression not in (None, "none"):
         ext += comp.SUFFIX[comp.normalise(schedule.compression) or "none"]
-    path = os.path.join(schedule.output_dir, f"{schedule.name}-{stamp}{ext}")
+    path = os.path.join(schedule.output_dir, f"{schedule.name}-{_stamp(until)}{ext}")
     window = {**schedule.filter, "since": since, "until": until - 1}
     result = export_events(store, schedule.format, output_path=path, filter=window,
                            compression=schedule.compression)
