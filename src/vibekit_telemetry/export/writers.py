@@ -17,6 +17,8 @@ FORMAT_EXTENSIONS: Final = {"json": ".json", "ndjson": ".ndjson", "csv": ".csv",
                             "otlp": ".json"}
 PARQUET_CODECS: Final = ("snappy", "zstd", "gzip", "brotli", "none")
 CHUNK: Final = 5000
+# Rows per Parquet row group: large enough for good compression, small enough to keep RSS flat.
+PARQUET_ROWS: Final = 10_000
 
 Progress = Callable[[int], None]
 T = TypeVar("T")
@@ -149,7 +151,7 @@ def write_parquet(events: Iterable[TelemetryEvent], raw: IO[bytes], *, codec: st
     schema = parquet_schema()
     count = 0
     with pa.parquet.ParquetWriter(raw, schema, compression=codec) as writer:
-        for chunk in chunked(events, 50_000):
+        for chunk in chunked(events, PARQUET_ROWS):
             rows = [event_row(e) for e in chunk]
             columns = [pa.array([row[i] for row in rows], type=schema.field(i).type)
                        for i in range(len(EVENT_COLUMNS))]
