@@ -180,6 +180,10 @@ class ExportSettings(_Section):
         for index, entry in enumerate(value):
             if not isinstance(entry, dict) or "name" not in entry:
                 raise ValueError(f"schedules[{index}]: expected a dict with name, format, every, output_dir")
+            unknown = set(entry) - {"name", "format", "every", "output_dir", "keep", "compression", "filter"}
+            if unknown:
+                raise ValueError(f"schedules[{index}].{sorted(unknown)[0]}: not a schedule option (known: name, "
+                                 "format, every, output_dir, keep, compression, filter)")
             options = dict(entry)
             make_schedule(options.pop("name"), field_prefix=f"exports.schedules[{index}].", **options)
         return value

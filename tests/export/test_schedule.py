@@ -86,3 +86,16 @@ def test_configured_schedules_run_with_the_cli(tmp_path: Path) -> None:
     assert file.name.startswith("nightly-") and file.suffix == ".csv"
     unknown = CliRunner().invoke(cli, ["--config", str(config), "schedule", "run", "--name", "weekly"])
     assert unknown.exit_code == 2 and "nightly" in unknown.output
+
+
+@pytest.mark.parametrize(("entry", "named"), [
+    ({"name": "x", "format": "xml", "every": "1h", "output_dir": "o"}, "schedules[0].format"),
+    ({"name": "x", "format": "json", "every": "1h", "output_dir": "o", "bogus": 1}, "schedules[0].bogus"),
+    ({"format": "json"}, "schedules[0]"),
+])
+def test_bad_configured_schedules_are_refused_at_load(entry: dict[str, object], named: str) -> None:
+    from vibekit_telemetry.config import load_config
+
+    with pytest.raises(ValidationError) as caught:
+        load_config(exports={"schedules": [entry]})
+    assert caught.value.field == "exports.schedules" and named in str(caught.value)
