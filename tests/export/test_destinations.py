@@ -112,6 +112,10 @@ def test_api_export_writes_inside_the_export_directory(api: tuple[Telemetry, htt
     ({"format": "json"}, "output_path"),
     ({"format": "json", "output_path": "e.json", "overwrite": True}, "overwrite"),
     ({"format": "json", "output_path": "e.json", "filter": {"colour": "red"}}, "colour"),
+    ({"format": "parquet", "output_path": "e.parquet", "compression": 5}, "compression"),
+    ({"format": "csv", "output_path": "e.csv", "tables": 5}, "tables"),
+    ({"format": "csv", "output_path": "e.csv", "delimiter": ["x"]}, "delimiter"),
+    ({"format": "json", "output_path": "e.json", "pretty": "yes"}, "pretty"),
 ])
 def test_api_export_refuses_bad_requests_naming_the_field(api: tuple[Telemetry, httpx.Client, Path],
                                                          tmp_path: Path, body: dict[str, object],

@@ -17,6 +17,7 @@ from .records import SCHEMA_VERSION, SESSION_COLUMNS, session_row
 from .writers import (
     CHUNK,
     FORMATS,
+    PARQUET_CODECS,
     Progress,
     check_delimiter,
     write_csv,
@@ -57,6 +58,8 @@ def check_format(fmt: Any, field_name: str = "format") -> str:
 
 
 def _tables(tables: str | Sequence[str] | None, fmt: str) -> list[str]:
+    if tables is not None and not isinstance(tables, str | list | tuple):
+        raise ValidationError("tables", "a list of " + " and ".join(TABLES), tables)
     names = [t.strip() for t in tables.split(",")] if isinstance(tables, str) else list(tables or ["events"])
     for name in names:
         if name not in TABLES:
@@ -115,8 +118,9 @@ def export_events(store: Any, fmt: str, *, output_path: str, filter: QueryFilter
         raise ValidationError("output_path", "a file path or URL", output_path)
     query = replace(parse_query(filter), order="asc")
     if fmt == "parquet":
-        codec = (compression or "snappy").lower()
-        compression_name = codec
+        if compression is not None and (not isinstance(compression, str) or compression.lower() not in PARQUET_CODECS):
+            raise ValidationError("compression", "for Parquet one of " + ", ".join(PARQUET_CODECS), compression)
+        compression_name = (compression or "snappy").lower()
     else:
         compression_name = comp.normalise(compression) or comp.from_extension(output_path)
         delimiter = check_delimiter(delimiter) if fmt == "csv" else delimiter
