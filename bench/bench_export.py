@@ -130,8 +130,15 @@ def _peak_rss_mb() -> float:
 
 
 def _child(kind: str, db: str, fmt: str, out: str) -> None:
+    import resource
+
     run = {"ours": _ours, "peer_write_only": _peer_write_only, "peer_read_write": _peer_read_write}[kind]
+    before = resource.getrusage(resource.RUSAGE_SELF)
     result = run(Path(db), fmt, Path(out))
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    # CPU seconds of the whole child (loading rows included for write-only peers): on a shared machine
+    # wall time swings with the neighbours' load, CPU time much less.
+    result["cpu_seconds"] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     result["peak_rss_mb"] = _peak_rss_mb()
     print(json.dumps(result))
 
@@ -169,14 +176,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 if fmt == "ndjson":
                     entry["peer_msgspec_write_only"] = _measure("peer_write_only", db, "msgspec", workdir)
             ours = entry["ours"]
-            line = f"  {fmt:8} ours {ours.get('seconds', float('nan')):6.1f} s, peak RSS " \
-                   f"{ours.get('peak_rss_mb', float('nan')):6.0f} MB"
+            nan = float("nan")
+            line = f"  {fmt:8} ours {ours.get('seconds', nan):6.1f} s (cpu {ours.get('cpu_seconds', nan):.1f} s), " \
+                   f"peak RSS {ours.get('peak_rss_mb', nan):4.0f} MB"
             for peer in ("peer_write_only", "peer_read_write", "peer_msgspec_write_only"):
                 if peer in entry and "seconds" in entry[peer] and "seconds" in ours:
                     ratio = ours["seconds"] / entry[peer]["seconds"]
                     entry[f"ratio_{peer}"] = ratio
-                    line += f"; {peer} {entry[peer]['seconds']:.1f} s ({entry[peer]['peak_rss_mb']:.0f} MB), " \
-                            f"ratio {ratio:.2f}"
+                    line += f"; {peer} {entry[peer]['seconds']:.1f} s (cpu {entry[peer]['cpu_seconds']:.1f} s, " \
+                            f"{entry[peer]['peak_rss_mb']:.0f} MB), ratio {ratio:.2f}"
             summary.append(line)
             results["formats"][fmt] = entry
     results["targets_met"] = {
