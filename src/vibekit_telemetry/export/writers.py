@@ -180,7 +180,12 @@ def write_otlp(events: Iterable[TelemetryEvent], sink: Sink, progress: Progress 
     """
     encode = otlp_encoder()
     selected = list(events)
-    sink.write(json.dumps(encode(selected), ensure_ascii=False).encode("utf-8"))
+    try:
+        document = encode(selected)
+    except ImportError as exc:  # the encoder imports the OpenTelemetry protobuf classes when first used
+        raise ValidationError("format", "the `otlp` extra for OTLP (pip install 'vibekit-telemetry[otlp]')",
+                              str(exc)) from None
+    sink.write(json.dumps(document, ensure_ascii=False).encode("utf-8"))
     if progress:
         progress(len(selected))
     return len(selected)
