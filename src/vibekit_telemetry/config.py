@@ -318,6 +318,31 @@ class DashboardConfig(_Section):
     enabled: bool = False
 
 
+class ExportSettings(_Section):
+    """Exports (issue 11): where API-requested exports may be written, and scheduled exports."""
+
+    # Exports requested through the API are confined to this directory (no `..`, no symlinks out).
+    export_dir: str = ".vibekit/exports"
+    # Each: {"name", "format", "every": "24h", "output_dir", "keep": 7, "compression", "filter": {...}}.
+    schedules: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("schedules")
+    @classmethod
+    def _valid_schedules(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from .export.schedule import make_schedule
+
+        for index, entry in enumerate(value):
+            if not isinstance(entry, dict) or "name" not in entry:
+                raise ValueError(f"schedules[{index}]: expected a dict with name, format, every, output_dir")
+            unknown = set(entry) - {"name", "format", "every", "output_dir", "keep", "compression", "filter"}
+            if unknown:
+                raise ValueError(f"schedules[{index}].{sorted(unknown)[0]}: not a schedule option (known: name, "
+                                 "format, every, output_dir, keep, compression, filter)")
+            options = dict(entry)
+            make_schedule(options.pop("name"), field_prefix=f"exports.schedules[{index}].", **options)
+        return value
+
+
 class TelemetryConfig(_Section):
     """Everything a Telemetry instance can be told; seed 001's TelemetryConfig in Python spelling."""
 
@@ -356,6 +381,7 @@ class TelemetryConfig(_Section):
     analytics: AnalyticsConfig = Field(default_factory=AnalyticsConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+    exports: ExportSettings = Field(default_factory=ExportSettings)
     plugins: list[Any] = Field(default_factory=list)
     # How long shutdown() waits for exporters to deliver what is committed (the rest goes on the next start).
     exporter_shutdown_timeout_s: float = Field(5.0, ge=0, le=600)

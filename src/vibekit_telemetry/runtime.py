@@ -30,6 +30,7 @@ from .worker import BatchWorker
 
 if TYPE_CHECKING:
     from .analytics.engine import Analytics
+    from .export.schedule import ExportScheduler
     from .exporters.manager import ExporterSet
 
 logger = logging.getLogger("vibekit_telemetry")
@@ -180,6 +181,12 @@ class Runtime:
         self.analytics: Analytics | None = None
         if config.analytics.enabled:
             self.enable_analytics(schedule=True)
+        self.export_scheduler: ExportScheduler | None = None
+        if config.exports.schedules:  # scheduled exports (issue 11), run by this runtime's scheduler
+            from .export.schedule import make_schedule
+
+            for entry in config.exports.schedules:
+                self.exports().add(make_schedule(**entry))
 
     def enable_analytics(self, *, schedule: bool = False, interval_s: float | None = None) -> Analytics:
         """Create the analytics engine on first use (live metrics from the bus); schedule its evaluation."""
@@ -195,6 +202,14 @@ class Runtime:
             self.scheduler.every("analytics", interval_s or self.config.analytics.interval_s,
                                  self.analytics.evaluate)
         return self.analytics
+
+    def exports(self) -> ExportScheduler:
+        """The scheduled exports of this runtime (created on first use)."""
+        if self.export_scheduler is None:
+            from .export.schedule import ExportScheduler
+
+            self.export_scheduler = ExportScheduler(self.scheduler, lambda: self.store)
+        return self.export_scheduler
 
     def _maintainable(self) -> list[Maintainable]:
         return [p for p in self.providers if isinstance(p, Maintainable)]

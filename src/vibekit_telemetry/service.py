@@ -18,6 +18,7 @@ from .config import TelemetryConfig, load_config
 from .emitter import Emitter, Handler
 from .errors import StoreError, TelemetryError, ValidationError
 from .events import _FOLDED_KEYS, EVENT_TYPES, FIELD_ALIASES, TelemetryEvent, now_ms
+from .export.facade import ExportMethods
 from .health import health_status, health_summary, performance_metrics
 from .ids import uuid7
 from .processing import Processor
@@ -35,7 +36,7 @@ _time_ns = time.time_ns
 _DICT_KEYS = frozenset(FIELD_ALIASES) | _FOLDED_KEYS
 
 
-class Telemetry(AnalyticsAPI):
+class Telemetry(AnalyticsAPI, ExportMethods):  # analytics: analytics_api.py (#10); export: export/facade.py (#11)
     """Track agent sessions and events; a background thread batches them into the stores.
 
     Args:

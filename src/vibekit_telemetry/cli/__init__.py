@@ -17,6 +17,7 @@ from .commands_dashboard import dashboard
 from .commands_db import db
 from .commands_demo import demo
 from .commands_events import dump, query
+from .commands_export import convert_command, export_command, import_command, migrate_legacy_command, schedule
 from .commands_keys import keys
 from .commands_maint import check, clean, clear, init, reindex, vacuum
 from .commands_privacy import audit, rotate, user
@@ -55,6 +56,8 @@ cli.add_command(user); db.add_command(audit); keys.add_command(rotate)  # privac
 cli.add_command(dashboard)  # the web dashboard (issue 9); also `vibekit dashboard` below
 cli.add_command(metrics)  # analytics (issue 10)
 cli.add_command(analytics)
+for _command in (export_command, convert_command, import_command, migrate_legacy_command, schedule):  # issue 11
+    cli.add_command(_command)
 
 
 @click.group(cls=TelemetryGroup, context_settings=CONTEXT_SETTINGS)

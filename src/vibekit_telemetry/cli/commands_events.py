@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ..query import parse_query, parse_session_filter
-from ..store.base import ERROR_GROUP_FIELDS, ReadInsights
+from ..store.base import ERROR_GROUP_FIELDS, EventIterable, ReadInsights
 from .adhoc_sql import run_readonly_sql, sql_options
 from .context import TelemetryCommand, open_store
 from .options import (
@@ -26,6 +26,7 @@ from .options import (
     output_options,
     select_columns,
 )
+from .stream_output import stream_csv, stream_json
 
 ERROR_GROUPS = ERROR_GROUP_FIELDS
 
@@ -35,6 +36,11 @@ def _emit_events(filters: dict[str, Any], fmt: str, fields: Sequence[str], exclu
     columns = select_columns(EVENT_FIELDS, fields, exclude, aliases=EVENT_ALIASES,
                              table_default=EVENT_TABLE_FIELDS, fmt=fmt)
     with open_store() as store:
+        if fmt.lower() in ("json", "csv") and isinstance(store, EventIterable):
+            # Streamed page by page (issue 11): constant memory however many events match.
+            rows_iter = (event.to_dict() for event in store.iter_events(query_filter, chunk_size=1000))
+            (stream_json if fmt.lower() == "json" else stream_csv)(rows_iter, columns)
+            return
         events = store.query(query_filter)
     rows = [event.to_dict() for event in events]
     emit_rows(rows, columns, fmt, empty="No events match.")

@@ -180,6 +180,14 @@ class EventIterable(Protocol):
 
 
 @runtime_checkable
+class EventLookup(Protocol):
+    """A store that tells which event ids it already holds (imports skip them: idempotent by event_id)."""
+
+    def existing_event_ids(self, event_ids: Sequence[str]) -> set[str]:
+        """Return which of these event ids are stored."""
+
+
+@runtime_checkable
 class ReadInsights(Protocol):
     """A store that answers the CLI's and dashboard's canned questions itself (no client-side scans)."""
 

@@ -199,6 +199,11 @@ class MemoryStore:
         end = None if f.limit is None else f.offset + f.limit
         return found[f.offset:end]
 
+    def existing_event_ids(self, event_ids: Sequence[str]) -> set[str]:
+        """Return which of these event ids are stored."""
+        with self._lock:
+            return {e for e in event_ids if e in self._events}
+
     def existing_sessions(self, session_ids: Sequence[str]) -> set[str]:
         """Return which of these session ids are stored."""
         with self._lock:

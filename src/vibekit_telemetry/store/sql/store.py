@@ -21,7 +21,7 @@ from ...query import QueryFilter, SessionFilter, StatsFilter
 from .. import migrate
 from .._batch import writer_run_row
 from ..base import BatchResult, ErrorGroup, RollupPoint, Session, Stats, check_series_args
-from ..schema import EVENT_INDEXES, session_totals, sessions, writer_runs
+from ..schema import EVENT_INDEXES, events, session_totals, sessions, writer_runs
 from . import audit as sql_audit
 from . import changelog, maintenance, read
 from .dialect import for_url, sqlite_path, to_url
@@ -450,6 +450,14 @@ class SQLStore:
         """Return the error events matching the filter grouped by `by`, most frequent first."""
         with self.engine.connect() as conn:
             return read.error_groups(conn, filter_, self.sql, self._fts, by, limit)
+
+    def existing_event_ids(self, event_ids: Sequence[str]) -> set[str]:
+        """Return which of these event ids are stored (primary-key lookups, in chunks)."""
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in chunks(list(event_ids)):
+                found.update(conn.execute(select(events.c.event_id).where(events.c.event_id.in_(chunk))).scalars())
+        return found
 
     def existing_sessions(self, session_ids: Sequence[str]) -> set[str]:
         """Return which of these session ids the store holds."""

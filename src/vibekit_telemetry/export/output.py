@@ -1,0 +1,97 @@
+"""Where an export goes: a temporary file renamed when complete, an fsspec URL, a confined directory."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import IO, Any
+
+from ..errors import ValidationError
+
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]+://")
+
+
+def is_url(path: str) -> bool:
+    """Return whether the destination is a URL (s3://, gs://, memory:// …) rather than a local path."""
+    return bool(_URL.match(path)) and not path.startswith("file://")
+
+
+def _local(path: str) -> str:
+    return path[len("file://"):] if path.startswith("file://") else path
+
+
+@contextmanager
+def atomic_output(path: str) -> Iterator[IO[bytes]]:
+    """Open a binary file that appears at `path` only once the block completes.
+
+    Locally the bytes go to a hidden temporary file beside the target, renamed over it at the end
+    (atomic on one filesystem), so an interrupted export never leaves a truncated file that looks
+    complete. URLs go through fsspec (the `export` extra; s3:// needs s3fs), whose object stores
+    publish an object only when its upload completes.
+    """
+    if is_url(path):
+        try:
+            import fsspec
+        except ImportError:
+            raise ValidationError("output_path", "a local path, or fsspec installed for URLs "
+                                  "(pip install 'vibekit-telemetry[export]')", path) from None
+        with fsspec.open(path, "wb") as remote:
+            yield remote
+        return
+    target = Path(_local(path))
+    if target.is_dir():
+        raise ValidationError("output_path", "a file path, not a directory", path)
+    parent = target.parent
+    if not parent.exists():
+        raise ValidationError("output_path", f"a path in an existing directory ({parent} does not exist)", path)
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def output_size(path: str) -> int | None:
+    """Return the size in bytes of a written export (None for a URL fsspec cannot stat)."""
+    if not is_url(path):
+        return os.path.getsize(_local(path))
+    try:
+        import fsspec
+
+        fs, _, paths = fsspec.get_fs_token_paths(path)
+        size: Any = fs.size(paths[0])
+        return int(size) if size is not None else None
+    except Exception:
+        return None
+
+
+def confine(path: str, root: str | os.PathLike[str], field: str = "output_path") -> str:
+    """Return `path` resolved inside the export directory `root`; ValidationError when it leaves it.
+
+    Relative paths are taken from root. `..`, absolute paths outside root, URLs and symlinks that
+    lead out of it are refused (seed 001 path-traversal protection); the directories on the way must
+    exist already.
+    """
+    if not isinstance(path, str) or not path or "\x00" in path:
+        raise ValidationError(field, "a file name inside the export directory", path)
+    if is_url(path) or path.startswith("file://"):
+        raise ValidationError(field, "a file name inside the export directory, not a URL", path)
+    base = Path(root).resolve()
+    candidate = Path(path) if os.path.isabs(path) else base / path
+    # resolve() follows symlinks, so a link inside the directory pointing out of it is caught too.
+    resolved = candidate.resolve()
+    if resolved != base and base not in resolved.parents:
+        raise ValidationError(field, f"a path inside the export directory {base}", path)
+    if resolved == base:
+        raise ValidationError(field, "a file name, not the export directory itself", path)
+    return str(resolved)
