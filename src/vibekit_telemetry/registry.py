@@ -31,6 +31,7 @@ _BUILTINS: Final[dict[str, tuple[Kind, str]]] = {
     "memory": ("store", "vibekit_telemetry.store.factory:build_memory"),
     "custom": ("store", "vibekit_telemetry.store.factory:build_custom"),
     "webhook": ("exporter", "vibekit_telemetry.exporters.webhook:build_webhook"),
+    "usage-batches": ("exporter", "vibekit_telemetry.usage.batcher:build_usage_batches"),
 }
 
 _lock = threading.Lock()

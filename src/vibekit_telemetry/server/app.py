@@ -20,7 +20,7 @@ from .browser_guard import BrowserGuardMiddleware, declared_body_types
 from .errors import JSONBody, install_error_handlers
 from .metrics import HttpMetricsMiddleware, ServerMetrics
 from .ratelimit import RateLimitMiddleware, make_backend
-from .routers import events, health, metrics, sessions, stats, streams
+from .routers import events, health, metrics, pipeline, sessions, stats, streams
 from .security_headers import SecurityHeadersMiddleware
 from .settings import ServerSettings
 from .streams import StreamHub
@@ -88,6 +88,7 @@ def create_app(telemetry: Telemetry, settings: ServerSettings | None = None, **o
     install_error_handlers(app)
     for module in (events, sessions, stats, health, metrics, streams):
         app.include_router(module.router)
+    app.include_router(pipeline.router)  # seed 004's usage ingestion (issue 14)
 
     # Added innermost first: the last one added sees the request first. Security headers and request
     # timing wrap everything (429s and 413s included); CORS answers preflights before rate limits and
