@@ -15,6 +15,7 @@ from .commands_db import db
 from .commands_demo import demo
 from .commands_events import dump, query
 from .commands_keys import keys
+from .commands_lake import lake
 from .commands_maint import check, clean, clear, init, reindex, vacuum
 from .commands_sessions import session, sessions
 from .commands_stats import health, stats
@@ -46,6 +47,7 @@ for _command in (init, demo, dump, query, sessions, session, stats, health, clea
     cli.add_command(_command)
 cli.add_command(api)  # the API server (issue 3)
 cli.add_command(keys)  # API keys for the server (issue 7)
+cli.add_command(lake)  # usage batches with DuckDB (issue 14)
 
 
 @click.group(cls=TelemetryGroup, context_settings=CONTEXT_SETTINGS)

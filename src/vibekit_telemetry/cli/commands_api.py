@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .context import TelemetryCommand, database_label, open_telemetry
+from .context import TelemetryCommand, database_label, get_state, open_telemetry
 from .options import console, database_options
 
 
@@ -31,14 +31,16 @@ from .options import console, database_options
               help="Largest request body accepted [default: 10].")
 @click.option("--trust-proxy", "trusted_proxies", multiple=True, metavar="CIDR",
               help="Believe X-Forwarded-For/-Proto only from this proxy address or network (repeatable).")
+@click.option("--pipeline", metavar="DEST", default=None,
+              help="Batch POST /api/pipeline usage payloads into DEST: a directory or s3://bucket/prefix.")
 @click.option("--dashboard", is_flag=True, help="Also serve the web dashboard (when installed).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True)
 @database_options
 def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[str, ...],
         bearer_tokens: tuple[str, ...], cors_origins: tuple[str, ...], rate_limit: str | None,
-        redis_url: str | None, max_body_mb: float | None, trusted_proxies: tuple[str, ...], dashboard: bool,
-        log_level: str) -> None:
+        redis_url: str | None, max_body_mb: float | None, trusted_proxies: tuple[str, ...], pipeline: str | None,
+        dashboard: bool, log_level: str) -> None:
     """Serve the HTTP API: events, sessions, stats, live streams (/ws, /api/stream), /metrics.
 
     \b
@@ -65,7 +67,12 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
         err.print("[yellow]note:[/] the dashboard is not available yet; serving the API only")
     # The server's pipeline never raises into request handlers: bad events are answered with 400
     # before they are queued, and the writer counts anything the store refuses.
-    with open_telemetry(must_exist=False, raise_on_error=False) as telemetry:
+    extra: dict[str, Any] = {}
+    if pipeline is not None:
+        from ..usage.batcher import pipeline_storage
+
+        extra["storage"] = pipeline_storage(get_state().config_kwargs(), pipeline)
+    with open_telemetry(must_exist=False, raise_on_error=False, **extra) as telemetry:
         config = telemetry.config.api
         settings = ServerSettings.resolve(config, **{k: v for k, v in options.items() if v is not None})
 

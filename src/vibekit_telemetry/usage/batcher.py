@@ -192,6 +192,18 @@ class UsageBatcher:
                     "last_object": self.last_object, "last_error": self.last_error}
 
 
+def pipeline_storage(config_kwargs: dict[str, Any], dest: str) -> list[dict[str, Any]]:
+    """Return the storage entries of a configuration plus a usage-batches exporter into `dest`.
+
+    It starts at the beginning of the store the first time, so payloads already committed are batched too.
+    """
+    from ..config import load_config
+
+    entries = [{"type": e.type, "enabled": True, "options": dict(e.options)}
+               for e in load_config(**config_kwargs).storage_entries()]
+    return [*entries, {"type": "usage-batches", "options": {"dest": dest, "start_at": "beginning"}}]
+
+
 def build_usage_batches(options: dict[str, Any], field: str) -> UsageBatcher:
     """Registry factory for `{"type": "usage-batches", "options": {"dest": ..., ...}}`."""
     unknown = set(options) - OPTIONS
