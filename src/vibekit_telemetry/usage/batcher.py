@@ -84,11 +84,13 @@ class UsageBatcher:
     def export(self, events: list[TelemetryEvent]) -> None:
         """Spool the batch's usage payloads (fsynced), then write every batch that reached a limit."""
         fresh: list[tuple[str, bytes]] = []
+        seen: set[str] = set()
         for event in events:
             data = from_event(event)
             eid = event.event_id or ""
-            if data is None or eid in self._ids or eid in self._recent_set:
+            if data is None or eid in seen or eid in self._ids or eid in self._recent_set:
                 continue
+            seen.add(eid)
             fresh.append((eid, json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"))
         with self._lock:
             if fresh:
