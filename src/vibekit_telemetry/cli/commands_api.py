@@ -33,6 +33,9 @@ from .options import console, database_options
               help="Believe X-Forwarded-For/-Proto only from this proxy address or network (repeatable).")
 @click.option("--pipeline", metavar="DEST", default=None,
               help="Batch POST /api/pipeline usage payloads into DEST: a directory or s3://bucket/prefix.")
+@click.option("--pipeline-option", "pipeline_options", multiple=True, metavar="KEY=VALUE",
+              help="Batching (max_rows, max_bytes, max_age_s, compress, spool_dir) or fsspec option "
+                   "(endpoint_url=…) of --pipeline (repeatable).")
 @click.option("--dashboard", is_flag=True, help="Also serve the web dashboard (when installed).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True)
@@ -40,7 +43,7 @@ from .options import console, database_options
 def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[str, ...],
         bearer_tokens: tuple[str, ...], cors_origins: tuple[str, ...], rate_limit: str | None,
         redis_url: str | None, max_body_mb: float | None, trusted_proxies: tuple[str, ...], pipeline: str | None,
-        dashboard: bool, log_level: str) -> None:
+        pipeline_options: tuple[str, ...], dashboard: bool, log_level: str) -> None:
     """Serve the HTTP API: events, sessions, stats, live streams (/ws, /api/stream), /metrics.
 
     \b
@@ -71,7 +74,7 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
     if pipeline is not None:
         from ..usage.batcher import pipeline_storage
 
-        extra["storage"] = pipeline_storage(get_state().config_kwargs(), pipeline)
+        extra["storage"] = pipeline_storage(get_state().config_kwargs(), pipeline, pipeline_options)
     with open_telemetry(must_exist=False, raise_on_error=False, **extra) as telemetry:
         config = telemetry.config.api
         settings = ServerSettings.resolve(config, **{k: v for k, v in options.items() if v is not None})

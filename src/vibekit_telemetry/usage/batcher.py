@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
@@ -194,16 +195,31 @@ class UsageBatcher:
                     "last_object": self.last_object, "last_error": self.last_error}
 
 
-def pipeline_storage(config_kwargs: dict[str, Any], dest: str) -> list[dict[str, Any]]:
+def pipeline_storage(config_kwargs: dict[str, Any], dest: str, options: Iterable[str] = ()) -> list[dict[str, Any]]:
     """Return the storage entries of a configuration plus a usage-batches exporter into `dest`.
 
-    It starts at the beginning of the store the first time, so payloads already committed are batched too.
+    `options` are `KEY=VALUE` texts (values read as JSON when they parse): batching options by name,
+    anything else an fsspec storage option. The exporter starts at the beginning of the store the
+    first time, so payloads already committed are batched too.
     """
     from ..config import load_config
 
+    mine: dict[str, Any] = {"dest": dest, "start_at": "beginning"}
+    storage: dict[str, Any] = {}
+    for item in options:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValidationError("--pipeline-option", "KEY=VALUE", item)
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        (mine if key in OPTIONS - {"dest", "storage_options"} else storage)[key.strip()] = value
+    if storage:
+        mine["storage_options"] = storage
     entries = [{"type": e.type, "enabled": True, "options": dict(e.options)}
                for e in load_config(**config_kwargs).storage_entries()]
-    return [*entries, {"type": "usage-batches", "options": {"dest": dest, "start_at": "beginning"}}]
+    return [*entries, {"type": "usage-batches", "options": mine}]
 
 
 def build_usage_batches(options: dict[str, Any], field: str) -> UsageBatcher:
