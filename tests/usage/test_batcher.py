@@ -171,5 +171,5 @@ def test_s3_destination_and_lake(tmp_path: Path, s3: dict[str, Any], batchers: l
     batcher.flush()
     lake = Lake("s3://usage-bucket/vibe-tools", storage_options=s3)
     assert len(lake.files()) == 3 and all(f.startswith("s3://usage-bucket/vibe-tools/dt=") for f in lake.files())
-    columns, rows = lake.query("SELECT command, count(*) FROM usage GROUP BY 1 ORDER BY 1")
+    _, rows = lake.query("SELECT command, count(*) FROM usage GROUP BY 1 ORDER BY 1")
     assert rows == [("plan", 3), ("repo", 4)]

@@ -144,7 +144,8 @@ def test_non_interactive_run_stays_pending(tmp_path: Path, counting: Counting) -
 
 def test_pending_sends_nothing_when_the_tool_says_so(tmp_path: Path, counting: Counting) -> None:
     usage = UsageTelemetry("quiet-tool", "1", counting.url, home=tmp_path, send_when_pending=False, environ={})
-    assert usage.ensure_consent(stdin=open(os.devnull), stdout=open(os.devnull, "w")) is False
+    with open(os.devnull) as stdin, open(os.devnull, "w") as stdout:
+        assert usage.ensure_consent(stdin=stdin, stdout=stdout) is False
     with usage.command("run"):
         pass
     assert usage.close(5) and counting.requests == []
@@ -249,3 +250,12 @@ def test_bad_arguments_name_the_field(tmp_path: Path) -> None:
     usage = UsageTelemetry("t", "1", "http://127.0.0.1:9/", home=tmp_path)
     with pytest.raises(ValidationError, match="tokens"):
         usage.start_command("x").update(tokens=5)
+
+
+def test_the_client_import_stays_light() -> None:
+    # A CLI tool imports this on every run: the standard library only, no store, server or lake.
+    code = ("import sys, vibekit_telemetry.usage; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'fastapi', 'duckdb', 'fsspec', "
+            "'pydantic', 'httpx', 'pyarrow'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr

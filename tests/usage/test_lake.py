@@ -18,7 +18,7 @@ from vibekit_telemetry.usage.lake import Lake
 from vibekit_telemetry.usage.payload import payload_id, to_raw_event
 
 pytest.importorskip("duckdb", reason="DuckDB is not installed: pip install 'vibekit-telemetry[usage]'")
-from vibekit_telemetry.events import TelemetryEvent  # noqa: E402
+from vibekit_telemetry.events import TelemetryEvent
 
 
 def _payloads() -> list[dict[str, Any]]:

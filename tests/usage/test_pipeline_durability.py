@@ -60,7 +60,8 @@ def test_acknowledged_payloads_survive_kill_9_between_ack_and_flush(tmp_path: Pa
             process.kill()
     assert len(acked) == 30
     assert _batched(batches) == []  # the kill came before the batch was cut
-    process, url = _serve(db, batches)  # default limits (5 s); the restart replays the spool and follows the store from its cursor
+    # Default limits (5 s); the restart replays the spool and follows the store from its cursor.
+    process, url = _serve(db, batches)
     try:
         deadline = time.monotonic() + 60
         while sorted(set(_batched(batches))) != sorted(acked) and time.monotonic() < deadline:

@@ -12,7 +12,8 @@ def _as_mapping(options: Any) -> Mapping[str, Any]:
     if isinstance(options, Mapping):
         return options
     if hasattr(options, "__dict__"):  # argparse.Namespace and similar
-        return vars(options)
+        namespace: dict[str, Any] = vars(options)
+        return namespace
     raise TypeError(f"options: expected a mapping or an argparse.Namespace, got {type(options).__name__}")
 
 
@@ -28,9 +29,8 @@ def sanitize_options(options: Any, allowed: Collection[str],
     for key, value in _as_mapping(options).items():
         if key not in allowed or value is None or value is False:
             continue
-        if isinstance(value, bool | int | float):
-            out[key] = value
-        elif key in keep_values and isinstance(value, str) and len(value) <= 200:
+        kept_text = key in keep_values and isinstance(value, str) and len(value) <= 200
+        if isinstance(value, bool | int | float) or kept_text:
             out[key] = value
         else:
             out[key] = True
