@@ -59,7 +59,8 @@ def test_unknown_fields_are_dropped_never_stored(client: httpx.Client, telemetry
 
 @pytest.mark.parametrize(("field", "value"), [
     ("duration", "slow"), ("promptTokens", -1), ("promptTokens", 1.5), ("hasError", "yes"),
-    ("options", ["debug"]), ("model", {"name": "x"}), ("timestamp", "yesterday"), ("eventName", "other"),
+    ("options", ["debug"]), ("model", {"name": "x"}), ("timestamp", "yesterday"), ("timestamp", "0001-01-01T00:00:00Z"),
+    ("timestamp", "9999-12-31T23:59:59Z"), ("timestamp", "2025-13-01T00:00:00Z"), ("eventName", "other"),
     ("userId", None), ("command", "x" * 500),
 ])
 def test_wrong_types_are_refused_naming_the_field(client: httpx.Client, telemetry: Telemetry, field: str,

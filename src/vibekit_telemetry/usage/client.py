@@ -187,7 +187,9 @@ class UsageTelemetry:
         try:
             yield state
         except BaseException as exc:
-            self.record_error(exc)
+            # sys.exit(0) and exit() end a command that worked; any other exit or exception is its error.
+            if not (isinstance(exc, SystemExit) and exc.code in (0, None)):
+                self.record_error(exc)
             raise
         finally:
             self.end_command()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ EVENT_NAMES: Final = frozenset({"command_executed", "command_error"})
 MAX_TEXT: Final = 200
 MAX_OPTIONS: Final = 50
 MAX_TOKENS: Final = 10**12
+EARLIEST_MS: Final = 946_684_800_000  # 2000-01-01T00:00:00Z
+MAX_CLOCK_AHEAD_MS: Final = 86_400_000
 # Seed 004's names and what each must be: "text", "count" (int >= 0), "ms" (number >= 0), "bool", "options".
 FIELDS: Final[dict[str, str]] = {
     "eventName": "text", "userId": "text", "sessionId": "text", "timestamp": "iso", "toolVersion": "text",
@@ -45,11 +48,11 @@ def parse_iso(value: str, field: str = "timestamp") -> int:
     """Return epoch ms of an ISO 8601 time; a time without zone is UTC."""
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return int(parsed.timestamp() * 1000)
+    except (ValueError, OverflowError):
         raise ValidationError(field, "an ISO 8601 time such as 2025-01-31T12:00:00.000Z", value) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
 
 
 def _text(value: Any, field: str) -> str:
@@ -119,7 +122,10 @@ def validate_payload(data: Any) -> dict[str, Any]:
             out[name] = _options(value, field)
     if out["eventName"] not in EVENT_NAMES:
         raise ValidationError("data.eventName", "command_executed or command_error", out["eventName"])
-    parse_iso(out["timestamp"], "data.timestamp")
+    at = parse_iso(out["timestamp"], "data.timestamp")
+    # A clock far off (year 1 or 9999) would put the run on a day it never happened: refuse it.
+    if not EARLIEST_MS <= at <= time.time() * 1000 + MAX_CLOCK_AHEAD_MS:
+        raise ValidationError("data.timestamp", "a time between 2000-01-01 and one day from now", out["timestamp"])
     return out
 
 

@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ...errors import ValidationError
+from ...processing import BatchValidationError
 from ...usage.payload import FIELDS, to_raw_event, validate_payload
 from ..body import parse_body
 from ..errors import ApiError, from_validation, json_response, validation_error
@@ -64,7 +65,12 @@ async def ingest_usage(request: Request) -> Response:
         except ValidationError as exc:
             raise validation_error([from_validation(exc)], "the payload is invalid; nothing was stored") from None
         dropped = sorted(str(k) for k in data if k not in FIELDS)
-        events = runtime.process_now([to_raw_event(clean)])
+        try:
+            events = runtime.process_now([to_raw_event(clean)])
+        except ValidationError as exc:  # a processor of this server refused it: still the sender's data
+            first = exc.errors[0][1] if isinstance(exc, BatchValidationError) else exc
+            raise validation_error([from_validation(first, "data.")],
+                                   "the payload is invalid; nothing was stored") from None
         return Prepared(events, True, 1), dropped
 
     prepared, dropped = await run_in_threadpool(work)
