@@ -259,3 +259,16 @@ def test_the_client_import_stays_light() -> None:
             "'pydantic', 'httpx', 'pyarrow'}))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_sys_exit_zero_is_not_an_error(tmp_path: Path, counting: Counting) -> None:
+    usage = UsageTelemetry("t", "1", counting.url, home=tmp_path, environ={})
+    usage.set_enabled(True)
+    for code in (0, 3):
+        with pytest.raises(SystemExit), usage.command(f"exit-{code}"):
+            raise SystemExit(code)
+    assert usage.close(10)
+    assert _wait_for(lambda: len(counting.requests) == 2)
+    by_command = {r["data"]["command"]: r["data"] for r in counting.requests}
+    assert by_command["exit-0"]["hasError"] is False
+    assert by_command["exit-3"]["errorType"] == "SystemExit"
