@@ -146,10 +146,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--payloads", type=int, default=5000)
     parser.add_argument("--lake-rows", type=int, default=1_000_000)
+    parser.add_argument("--skip-http", action="store_true", help="only the lake part")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-usage-"))
     try:
-        http = bench_http(args.payloads, work)
+        http = bench_http(args.payloads, work) if not args.skip_http else None
+        if http is None:
+            lake = bench_lake(args.lake_rows, work)
+            emit("usage-lake", {"machine": machine(), "lake": lake}, [
+                f"lake {lake['rows']:,} payloads: stats {lake['stats_s']:.2f} s, GROUP BY {lake['group_by_s']:.2f} s; "
+                f"Parquet {lake['parquet_group_by_s']:.3f} s"])
+            return
         lake = bench_lake(args.lake_rows, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
