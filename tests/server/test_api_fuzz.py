@@ -23,7 +23,7 @@ from vibekit_telemetry.server import ServerHandle, start_api_server
 MAX_EXAMPLES = 40
 OPERATIONS = ["queryEvents", "ingestEvents", "exportEvents", "deleteEvents", "listSessions", "getSession",
               "deleteSession", "getStats", "getMetrics", "getInsights", "liveness", "readiness", "health",
-              "prometheusMetrics"]
+              "prometheusMetrics", "ingestUsage"]
 
 
 @pytest.fixture(scope="module")
