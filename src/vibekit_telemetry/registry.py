@@ -32,6 +32,7 @@ _BUILTINS: Final[dict[str, tuple[Kind, str]]] = {
     "custom": ("store", "vibekit_telemetry.store.factory:build_custom"),
     "webhook": ("exporter", "vibekit_telemetry.exporters.webhook:build_webhook"),
     "otlp": ("exporter", "vibekit_telemetry.otlp.exporter:build_otlp"),
+    "usage-batches": ("exporter", "vibekit_telemetry.usage.batcher:build_usage_batches"),
 }
 
 _lock = threading.Lock()

@@ -23,7 +23,8 @@ from vibekit_telemetry.server import ServerHandle, start_api_server
 MAX_EXAMPLES = 40
 OPERATIONS = ["queryEvents", "ingestEvents", "exportEvents", "deleteEvents", "listSessions", "getSession",
               "deleteSession", "getStats", "getMetrics", "getInsights", "liveness", "readiness", "health",
-              "prometheusMetrics", "otlpTraces", "getAnomalies", "getPredictions", "getAlerts", "createExport"]
+              "prometheusMetrics", "otlpTraces", "getAnomalies", "getPredictions", "getAlerts", "createExport",
+              "ingestUsage"]
 
 
 @pytest.fixture(scope="module")

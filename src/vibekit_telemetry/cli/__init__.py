@@ -19,6 +19,7 @@ from .commands_demo import demo
 from .commands_events import dump, query
 from .commands_export import convert_command, export_command, import_command, migrate_legacy_command, schedule
 from .commands_keys import keys
+from .commands_lake import lake
 from .commands_maint import check, clean, clear, init, reindex, vacuum
 from .commands_privacy import audit, rotate, user
 from .commands_sessions import session, sessions
@@ -58,6 +59,7 @@ cli.add_command(metrics)  # analytics (issue 10)
 cli.add_command(analytics)
 for _command in (export_command, convert_command, import_command, migrate_legacy_command, schedule):  # issue 11
     cli.add_command(_command)
+cli.add_command(lake)  # usage batches with DuckDB (issue 14)
 
 
 @click.group(cls=TelemetryGroup, context_settings=CONTEXT_SETTINGS)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from .context import TelemetryCommand, database_label, open_telemetry
+from .context import TelemetryCommand, database_label, get_state, open_telemetry
 from .options import console, database_options
 
 
@@ -35,6 +35,11 @@ from .options import console, database_options
               help="Also receive OTLP/gRPC traces (port 4317; --otlp-grpc-port). OTLP/HTTP is always at /v1/traces.")
 @click.option("--otlp-grpc-port", type=click.IntRange(0, 65535), default=4317, show_default=True,
               help="Port of the OTLP/gRPC receiver.")
+@click.option("--pipeline", metavar="DEST", default=None,
+              help="Batch POST /api/pipeline usage payloads into DEST: a directory or s3://bucket/prefix.")
+@click.option("--pipeline-option", "pipeline_options", multiple=True, metavar="KEY=VALUE",
+              help="Batching (max_rows, max_bytes, max_age_s, compress, spool_dir) or fsspec option "
+                   "(endpoint_url=…) of --pipeline (repeatable).")
 @click.option("--dashboard", is_flag=True, help="Also serve the web dashboard at /dashboard/.")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True)
@@ -42,7 +47,8 @@ from .options import console, database_options
 def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[str, ...],
         bearer_tokens: tuple[str, ...], cors_origins: tuple[str, ...], rate_limit: str | None,
         redis_url: str | None, max_body_mb: float | None, trusted_proxies: tuple[str, ...], otlp_grpc: bool,
-        otlp_grpc_port: int, dashboard: bool, log_level: str) -> None:
+        otlp_grpc_port: int, pipeline: str | None, pipeline_options: tuple[str, ...], dashboard: bool,
+        log_level: str) -> None:
     """Serve the HTTP API: events, sessions, stats, live streams (/ws, /api/stream), /metrics.
 
     \b
@@ -67,7 +73,12 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
     err = console(stderr=True)
     # The server's pipeline never raises into request handlers: bad events are answered with 400
     # before they are queued, and the writer counts anything the store refuses.
-    with open_telemetry(must_exist=False, raise_on_error=False) as telemetry:
+    extra: dict[str, Any] = {}
+    if pipeline is not None:
+        from ..usage.batcher import pipeline_storage
+
+        extra["storage"] = pipeline_storage(get_state().config_kwargs(), pipeline, pipeline_options)
+    with open_telemetry(must_exist=False, raise_on_error=False, **extra) as telemetry:
         config = telemetry.config.api
         settings = ServerSettings.resolve(config, **{k: v for k, v in options.items() if v is not None})
 

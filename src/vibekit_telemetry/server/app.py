@@ -20,7 +20,7 @@ from .browser_guard import BrowserGuardMiddleware, declared_body_types
 from .errors import JSONBody, install_error_handlers
 from .metrics import HttpMetricsMiddleware, ServerMetrics
 from .ratelimit import RateLimitMiddleware, make_backend
-from .routers import analytics, events, exports, health, metrics, otlp, sessions, stats, streams
+from .routers import analytics, events, exports, health, metrics, otlp, pipeline, sessions, stats, streams
 from .security_headers import SecurityHeadersMiddleware
 from .settings import ServerSettings
 from .streams import StreamHub
@@ -97,6 +97,7 @@ def create_app(telemetry: Telemetry, settings: ServerSettings | None = None, **o
         app.include_router(module.router)
     app.include_router(otlp.router)  # POST /v1/traces (issue 8)
     app.include_router(exports.router)  # POST /api/exports (issue 11)
+    app.include_router(pipeline.router)  # seed 004's usage ingestion (issue 14)
     if with_dashboard:
         from .routers import dashboard  # issue 9: the page, its assets and its downloads
 
