@@ -61,8 +61,10 @@ def test_overview_shows_kpis_and_a_live_event_arrives(telemetry: Telemetry, serv
     page.goto(f"{server.url}/dashboard/#/live")
     expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=WAIT)
     sid = telemetry.track_start("grok", "code", "a prompt that appears live")
+    # The server redacts by default and holds each chunk's last word until the session's next event
+    # (a secret split across two chunks is still caught, docs/privacy.md): the chunk shows without it.
     telemetry.track_stream(sid, "live chunk number one")
-    row = page.locator("#feed-body tr", has_text="live chunk number one")
+    row = page.locator("#feed-body tr", has_text="live chunk number")
     expect(row).to_have_count(1, timeout=WAIT)
     expect(row).to_contain_text("grok")
     page.screenshot(path=str(shots / "live.png"))
@@ -215,9 +217,11 @@ def test_analytics_health_themes_phone_and_keyboard(telemetry: Telemetry, serve:
     seed(telemetry)
     server = serve()
     page.goto(f"{server.url}/dashboard/#/analytics")
-    expect(page.locator("#analytics-off")).to_be_visible(timeout=WAIT)
-    # When the analytics engine answers /api/insights, its sections fill in.
-    server.app.state.insights = lambda: {
+    # The analytics engine (issue 10) answers /api/insights: its sections are there from the start.
+    expect(page.locator("section[aria-label=Anomalies]")).to_be_visible(timeout=WAIT)
+    expect(page.locator("#analytics-off")).to_have_count(0)
+    # What it finds fills them in.
+    server.app.state.insights = lambda *_filters: {
         "anomalies": [{"metric": "error_rate", "value": 0.4, "expected": 0.05, "severity": "high"}],
         "predictions": [{"metric": "events_per_hour", "points": [
             {"timestamp": now_ms() + i * 3_600_000, "value": 100 + i, "lower": 90 + i, "upper": 110 + i}
