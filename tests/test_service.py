@@ -306,9 +306,11 @@ def test_custom_provider_fan_out(make_telemetry: MakeTelemetry) -> None:
     extra = Collect()
     telemetry = make_telemetry(storage=[{"type": "sqlite", "options": {"path": "fan.db"}}, extra])
     sid = telemetry.track_start("claude", "code", "p")
-    telemetry.flush(10)
+    assert telemetry.flush(10)
+    assert telemetry.get_session(sid) is not None  # committed to the primary
+    # The second provider follows the primary on its own thread; shutdown gives it time to catch up.
+    telemetry.shutdown()
     assert [e.session_id for e in extra.events] == [sid]
-    assert telemetry.get_session(sid) is not None
 
 
 def test_service_alias() -> None:
