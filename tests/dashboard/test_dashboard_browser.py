@@ -277,3 +277,22 @@ def test_falls_back_to_sse_when_websockets_are_blocked(telemetry: Telemetry, ser
     expect(page.locator("#conn")).to_have_text("live (SSE)", timeout=WAIT)
     telemetry.track_start("codex", "code", "delivered over server-sent events")
     expect(page.locator("#feed-body")).to_contain_text("delivered over server-sent events", timeout=WAIT)
+
+
+def test_secrets_are_shown_only_redacted(telemetry: Telemetry, serve: Serve, page: Any) -> None:
+    # Issue 12: a prompt with an email, a card number and an API key is shown in the dashboard only as
+    # redacted text (the server turns redaction on by default before anything is stored or streamed).
+    server = serve()
+    secret_prompt = "mail bob@example.com, card 4111 1111 1111 1111, key sk-ant-api03-Q2w3E4r5T6y7U8i9O0pA"
+    sid = telemetry.track_start("claude", "code", secret_prompt)
+    telemetry.track_stream(sid, "the answer goes to bob@example.com now")
+    telemetry.track_end(sid, "completed")
+    assert telemetry.flush(timeout=30)
+    page.goto(f"{server.url}/dashboard/#/sessions/{sid}")
+    expect(page.locator("#stream-output")).to_contain_text("[REDACTED_EMAIL]", timeout=WAIT)
+    text = page.locator("body").inner_text()
+    for secret in ("bob@example.com", "4111 1111 1111 1111", "sk-ant-api03-Q2w3E4r5T6y7U8i9O0pA"):
+        assert secret not in text
+    page.goto(f"{server.url}/dashboard/#/live")
+    expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=WAIT)
+    assert "bob@example.com" not in page.locator("body").inner_text()
