@@ -64,6 +64,11 @@ class PluginManager:
             self.runners = [*self.runners, runner]  # copy-on-write: the writer iterates a snapshot
         if runner.has("initialize"):
             runner.call("initialize", telemetry)
+            if isinstance(runner.last_exception, ValidationError):  # its settings are wrong: say so now
+                with self._lock:
+                    self.runners = [r for r in self.runners if r is not runner]
+                runner.stop(0.1)
+                raise runner.last_exception
             if runner.errors or runner.timeouts:  # a plugin that could not start must not half-run
                 runner.disabled = f"initialize failed: {runner.last_error}"
         return runner

@@ -42,6 +42,7 @@ class PluginRunner:
         self.skipped = 0
         self.disabled: str | None = None
         self.last_error: str | None = None
+        self.last_exception: BaseException | None = None
         self._consecutive = 0
         self._stuck = False
         self._pending = 0
@@ -78,6 +79,7 @@ class PluginRunner:
     def _error(self, hook: str, exc: BaseException) -> None:
         with self._lock:
             self.errors += 1
+            self.last_exception = exc
         logger.debug("telemetry plugin %s.%s raised", self.name, hook, exc_info=exc)
         self._failed(f"{hook}: {type(exc).__name__}: {exc}")
 
