@@ -92,6 +92,20 @@ class Telemetry(AnalyticsAPI, ExportMethods):  # analytics: analytics_api.py (#1
             self._runtime.plugin_manager().add(plugin, self)
         return self
 
+    def create_event_stream(self, filter: Mapping[str, Any] | None = None, *, buffer_size: int = 10_000) -> Any:
+        """Live committed events (filter by session_id, category, event_type) to iterate or `async for`."""
+        from .streaming import EventStream
+
+        return EventStream(self._emitter, filter, buffer_size=buffer_size)
+
+    def create_batcher(self, batch_size: int = 100, flush_interval: float = 1000, max_retries: int = 3) -> Any:
+        """A Batcher: add() events, sent in batches every batch_size events or flush_interval ms, retried."""
+        from .streaming import Batcher
+
+        if self._runtime is None:
+            raise ValidationError("batcher", "a recording Telemetry (this one is disabled)")
+        return Batcher(self._runtime, batch_size=batch_size, flush_interval=flush_interval, max_retries=max_retries)
+
     def _around_query(self, kind: str, filter: Any, query: Any) -> Any:
         plugins = self._runtime.plugins if self._runtime is not None else None
         return query(filter) if plugins is None else plugins.around_query(kind, filter, query)
