@@ -55,7 +55,7 @@ def test_event_stream_is_bounded_and_checks_its_filter(tmp_path: Path) -> None:
             t.track_batch([{"event_type": "start", "session_id": f"s{i}", "agent_type": "a"} for i in range(5)])
             assert t.flush()
             assert stream.dropped == 3 and [stream.get(0).session_id, stream.get(0).session_id] == ["s3", "s4"]
-        with pytest.raises(ValidationError, match="filter.colour"):
+        with pytest.raises(ValidationError, match=r"filter\.colour"):
             t.create_event_stream({"colour": "red"})
 
 
