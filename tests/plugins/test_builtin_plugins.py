@@ -118,3 +118,31 @@ def test_encryption_plugin_needs_a_sql_store() -> None:
     pytest.importorskip("cryptography", reason="the crypto extra is not installed")
     with pytest.raises(ValidationError, match=r"encryption\.storage"):
         Telemetry(storage=[{"type": "memory"}], plugins=[EncryptionPlugin("ab" * 32)])
+
+
+def test_s3_export_to_a_real_s3_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("s3fs", reason="s3fs is not installed (usage extra)")
+    server_mod = pytest.importorskip("moto.server", reason="moto[server] is not installed (dev extra)")
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        # The export code takes S3 settings from the environment, as boto does.
+        for name, value in (("AWS_ENDPOINT_URL", endpoint), ("AWS_ACCESS_KEY_ID", "testing"),
+                            ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1")):
+            monkeypatch.setenv(name, value)
+        import boto3  # comes with moto
+
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        s3.create_bucket(Bucket="telemetry-exports")
+        plugin = S3ExportPlugin("s3://telemetry-exports/daily", format="csv", compression="gzip")
+        with _telemetry(tmp_path, plugins=[plugin]) as t:
+            t.track_start("claude", "code", "hi")
+            assert t.flush()
+            result = plugin.run()
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="telemetry-exports")["Contents"]]
+        assert result.record_count == 1 and keys == [result.path.removeprefix("s3://telemetry-exports/")]
+        assert keys[0].startswith("daily/events-") and keys[0].endswith(".csv.gz")
+    finally:
+        server.stop()

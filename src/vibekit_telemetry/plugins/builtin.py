@@ -112,10 +112,17 @@ class S3ExportPlugin(Plugin):
 
         if not isinstance(url, str) or not url:
             raise ValidationError("s3-export.url", "an s3:// URL (or another fsspec URL or a directory)", url)
+        from ..export import compression as comp
+
         self.url = url.rstrip("/")
         self.format = check_format(format)
         self.every_s = _seconds(every, "s3-export.every")
-        self.compression = compression
+        self.compression = compression if self.format == "parquet" else \
+            comp.normalise(compression, "s3-export.compression")  # Parquet's codecs are checked by the export
+        # The file name says how it is compressed (Parquet compresses inside the file).
+        self.suffix = "" if self.format == "parquet" or self.compression in (None, "none") else \
+            {"gzip": ".gz", "brotli": ".br", "zstd": ".zst"}[self.compression]
+        self.new_events = 0  # committed since the last run (after_store): nothing new, no empty file
         self.filter = dict(filter or {})
         self.since: int | None = None  # the next window's start (ms); None: everything so far
         self.results: list[Any] = []
@@ -125,7 +132,12 @@ class S3ExportPlugin(Plugin):
     def initialize(self, telemetry: Any) -> None:
         """Schedule the export on the Telemetry's scheduler."""
         self._telemetry = telemetry
-        _scheduler(telemetry, "s3-export").every(f"plugin:{self.name}", self.every_s, self.run)
+        _scheduler(telemetry, "s3-export").every(f"plugin:{self.name}", self.every_s, self._scheduled)
+
+    def after_store(self, events: list[TelemetryEvent]) -> None:
+        """Count what is new, so a run with nothing new writes no file."""
+        with self._lock:
+            self.new_events += len(events)
 
     def run(self) -> Any:
         """Export the events timestamped since the previous run now; return the ExportResult."""
@@ -136,15 +148,21 @@ class S3ExportPlugin(Plugin):
             until = now_ms()
             stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(until / 1000)) + f".{until % 1000:03d}Z"
             chosen = {**self.filter, "until": until, **({"since": self.since} if self.since is not None else {})}
+            name = f"events-{stamp}{FORMAT_EXTENSIONS[self.format]}{self.suffix}"
             result = export_events(self._telemetry.store, self.format, filter=chosen, compression=self.compression,
-                                   output_path=f"{self.url}/events-{stamp}{FORMAT_EXTENSIONS[self.format]}")
+                                   output_path=f"{self.url}/{name}")
             self.since = until + 1
+            self.new_events = 0
             self.results.append(result)
             return result
 
+    def _scheduled(self) -> None:
+        if self.since is None or self.new_events:
+            self.run()
+
     def shutdown(self) -> None:
         """Export what came in since the last run, so nothing recorded is left out."""
-        if self._telemetry is not None and self.since is not None:
+        if self._telemetry is not None and self.since is not None and self.new_events:
             self.run()
 
 
