@@ -4,5 +4,7 @@ from __future__ import annotations
 
 from .batcher import Batcher
 from .events import EventFilter, EventStream
+from .providers import ChannelProvider, GrpcProvider, SSEProvider, StreamingProvider, WebSocketProvider
 
-__all__ = ["Batcher", "EventFilter", "EventStream"]
+__all__ = ["Batcher", "ChannelProvider", "EventFilter", "EventStream", "GrpcProvider", "SSEProvider",
+           "StreamingProvider", "WebSocketProvider"]
