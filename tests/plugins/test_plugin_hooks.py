@@ -218,3 +218,24 @@ def test_shutdown_is_bounded_by_a_hanging_plugin(tmp_path: Path) -> None:
     assert t.shutdown()
     HangsOnShutdown.gate.set()
     assert time.monotonic() - started < 30  # bounded, not forever (a generous bound, not a benchmark)
+
+
+def test_plugins_run_in_a_forked_child(tmp_path: Path) -> None:
+    plugin = Tagger()
+    t = _telemetry(tmp_path).use(plugin)
+    t.track_start("claude", "code", "parent")
+    assert t.flush()  # the plugin's thread is running in the parent now
+    pid = os.fork()
+    if pid == 0:
+        try:
+            t.track_start("claude", "code", "child")
+            code = 0 if t.flush(10) else 3
+        except BaseException:
+            code = 4
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    events = t.query()
+    assert sorted(e.label or "" for e in events) == ["child", "parent"]
+    assert all(e.metadata and e.metadata["tagged"] for e in events)  # the child's plugin ran too
+    t.shutdown()

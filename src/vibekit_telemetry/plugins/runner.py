@@ -91,8 +91,15 @@ class PluginRunner:
     # -- the plugin's thread --------------------------------------------------------------------------
 
     def _start(self) -> None:
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            return
         with self._lock:
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
+                if self._thread is not None:  # a forked child (threads do not survive fork) or after stop()
+                    self._jobs = queue.SimpleQueue()
+                    self._stuck = False
+                    self._pending = 0
                 self._thread = threading.Thread(target=self._serve, name=f"telemetry-plugin-{self.name}",
                                                 daemon=True)  # a hung plugin must not keep the process alive
                 self._thread.start()
