@@ -58,11 +58,18 @@ class Telemetry(AnalyticsAPI, ExportMethods):  # analytics: analytics_api.py (#1
             return
         from .runtime import Runtime
 
-        self._runtime = Runtime(self.config, self._emitter, processors=processors)
-        for index, spec in enumerate(self.config.plugins):  # plugins=[...] (issue 15): objects or names
+        plugins: list[Any] = []
+        if self.config.plugins:  # plugins=[...] (issue 15): objects or names, checked before anything starts
             from .plugins import build_plugin
 
-            self.use(build_plugin(spec, f"plugins[{index}]"))
+            plugins = [build_plugin(spec, f"plugins[{i}]") for i, spec in enumerate(self.config.plugins)]
+        self._runtime = Runtime(self.config, self._emitter, processors=processors)
+        try:
+            for plugin in plugins:
+                self.use(plugin)
+        except BaseException:  # a plugin refused its settings: leave no writer running behind the error
+            self._runtime.shutdown(timeout=5.0)
+            raise
 
     @property
     def runtime(self) -> Runtime | None:

@@ -239,3 +239,21 @@ def test_plugins_run_in_a_forked_child(tmp_path: Path) -> None:
     assert sorted(e.label or "" for e in events) == ["child", "parent"]
     assert all(e.metadata and e.metadata["tagged"] for e in events)  # the child's plugin ran too
     t.shutdown()
+
+
+def test_a_refused_plugin_leaves_no_runtime_running(tmp_path: Path) -> None:
+    from vibekit_telemetry import lifecycle
+
+    before = set(map(id, lifecycle._exit_flushed))  # runtimes that still flush at exit (not shut down)
+
+    class BadSettings(Plugin):
+        name = "bad-settings"
+
+        def initialize(self, telemetry: Any) -> None:
+            raise ValidationError("bad-settings.level", "a level from 1 to 3", 7)
+
+    with pytest.raises(ValidationError, match="bad-settings"):
+        _telemetry(tmp_path, plugins=[BadSettings()])
+    with pytest.raises(ValidationError, match="no-such-plugin"):
+        _telemetry(tmp_path, plugins=["no-such-plugin"])
+    assert set(map(id, lifecycle._exit_flushed)) <= before

@@ -136,8 +136,9 @@ class S3ExportPlugin(Plugin):
 
     def after_store(self, events: list[TelemetryEvent]) -> None:
         """Count what is new, so a run with nothing new writes no file."""
-        with self._lock:
-            self.new_events += len(events)
+        with self._lock:  # this may arrive after a run() that already exported them: count only later ones
+            since = self.since
+            self.new_events += sum(1 for e in events if since is None or e.timestamp >= since)
 
     def run(self) -> Any:
         """Export the events timestamped since the previous run now; return the ExportResult."""
