@@ -383,6 +383,10 @@ class TelemetryConfig(_Section):
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     exports: ExportSettings = Field(default_factory=ExportSettings)
     plugins: list[Any] = Field(default_factory=list)
+    # Plugins (issue 15, docs/plugins.md): each hook call waits this long at most; this many failures in a
+    # row disable a plugin (0: never).
+    plugin_timeout_s: float = Field(1.0, gt=0, le=600)
+    plugin_max_failures: int = Field(10, ge=0)
     # How long shutdown() waits for exporters to deliver what is committed (the rest goes on the next start).
     exporter_shutdown_timeout_s: float = Field(5.0, ge=0, le=600)
     # Your own chain steps (objects with `name` and process(event) -> event | None), run before truncate.

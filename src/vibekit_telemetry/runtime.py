@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .analytics.engine import Analytics
     from .export.schedule import ExportScheduler
     from .exporters.manager import ExporterSet
+    from .plugins.manager import PluginManager
 
 logger = logging.getLogger("vibekit_telemetry")
 
@@ -90,6 +91,7 @@ class Runtime:
         self.providers: list[StorageProvider] = []
         self.chain: Chain = build_chain(config, [*config.processors, *processors])
         self.chain.on_problem = self._on_problem
+        self.plugins: PluginManager | None = None  # plugins (issue 15): created by the first Telemetry.use()
         self.caller_invalid = 0
         self._counts_lock = threading.Lock()
         self._reopen_pending = False
@@ -202,6 +204,19 @@ class Runtime:
             self.scheduler.every("analytics", interval_s or self.config.analytics.interval_s,
                                  self.analytics.evaluate)
         return self.analytics
+
+    def plugin_manager(self) -> PluginManager:
+        """The plugins of this runtime; the first call plugs their hook steps into the chain."""
+        with self._counts_lock:
+            if self.plugins is None:
+                from .plugins.manager import PluginManager
+
+                manager = PluginManager(timeout_s=self.config.plugin_timeout_s,
+                                        max_failures=self.config.plugin_max_failures or None)
+                self.chain.add(manager.track_step, after="enrich")
+                self.chain.add(manager.store_step)  # just before truncate: after redact
+                self.plugins = manager
+        return self.plugins
 
     def exports(self) -> ExportScheduler:
         """The scheduled exports of this runtime (created on first use)."""
@@ -356,6 +371,8 @@ class Runtime:
                 pending.append(item)
         if pending:
             ready.extend(self.chain.run(pending))
+        if self.plugins is not None and ready:
+            self.plugins.after_track(ready)
         try:
             outcome = self.pipeline.process(ready)
         except BaseException as exc:
@@ -371,6 +388,8 @@ class Runtime:
                 ticket.resolve(None)
         if outcome.stored:
             self.exporters.on_committed(outcome.stored)
+            if self.plugins is not None:
+                self.plugins.after_store(outcome.stored)
         if not self.run_recorder.recorded and outcome.stored:
             # Once, after the first commit, so `telemetry stats --performance` sees this writer at once;
             # the scheduler's writer-metrics job keeps it current after that.
@@ -425,6 +444,8 @@ class Runtime:
         finished = self.worker.flush(timeout)
         self.pipeline.stopping.set()
         finished = self.worker.shutdown(timeout) and finished
+        if self.plugins is not None:  # after the last commit (after_store seen), before the stores close
+            self.plugins.shutdown()
         # Exporters get a bounded time to deliver what is committed; the rest goes out on the next start.
         self.exporters.shutdown(self.config.exporter_shutdown_timeout_s)
         self.run_recorder.record(final=True)

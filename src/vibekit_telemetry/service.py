@@ -58,7 +58,18 @@ class Telemetry(AnalyticsAPI, ExportMethods):  # analytics: analytics_api.py (#1
             return
         from .runtime import Runtime
 
+        plugins: list[Any] = []
+        if self.config.plugins:  # plugins=[...] (issue 15): objects or names, checked before anything starts
+            from .plugins import build_plugin
+
+            plugins = [build_plugin(spec, f"plugins[{i}]") for i, spec in enumerate(self.config.plugins)]
         self._runtime = Runtime(self.config, self._emitter, processors=processors)
+        try:
+            for plugin in plugins:
+                self.use(plugin)
+        except BaseException:  # a plugin refused its settings: leave no writer running behind the error
+            self._runtime.shutdown(timeout=5.0)
+            raise
 
     @property
     def runtime(self) -> Runtime | None:
@@ -81,6 +92,30 @@ class Telemetry(AnalyticsAPI, ExportMethods):  # analytics: analytics_api.py (#1
         """Insert your own step into the chain (default: just before truncate); see docs/pipeline.md."""
         if self._runtime is not None:
             self._runtime.chain.add(processor, before=before, after=after)
+
+    def use(self, plugin: Any) -> Telemetry:
+        """Add a plugin (hooks around track, store, query, export; see docs/plugins.md); returns self."""
+        if self._runtime is not None:
+            self._runtime.plugin_manager().add(plugin, self)
+        return self
+
+    def create_event_stream(self, filter: Mapping[str, Any] | None = None, *, buffer_size: int = 10_000) -> Any:
+        """Live committed events (filter by session_id, category, event_type) to iterate or `async for`."""
+        from .streaming import EventStream
+
+        return EventStream(self._emitter, filter, buffer_size=buffer_size)
+
+    def create_batcher(self, batch_size: int = 100, flush_interval: float = 1000, max_retries: int = 3) -> Any:
+        """A Batcher: add() events, sent in batches every batch_size events or flush_interval ms, retried."""
+        from .streaming import Batcher
+
+        if self._runtime is None:
+            raise ValidationError("batcher", "a recording Telemetry (this one is disabled)")
+        return Batcher(self._runtime, batch_size=batch_size, flush_interval=flush_interval, max_retries=max_retries)
+
+    def _around_query(self, kind: str, filter: Any, query: Any) -> Any:
+        plugins = self._runtime.plugins if self._runtime is not None else None
+        return query(filter) if plugins is None else plugins.around_query(kind, filter, query)
 
     # -- recording ------------------------------------------------------------------------------------
 
@@ -345,7 +380,7 @@ class Telemetry(AnalyticsAPI, ExportMethods):  # analytics: analytics_api.py (#1
 
     def query(self, filter: Any = None, **filters: Any) -> list[TelemetryEvent]:
         """Return stored events matching the filters (see docs/query.md for every filter)."""
-        return self.store.query(parse_query(filter, **filters))
+        return self._around_query("query", parse_query(filter, **filters), self.store.query)  # type: ignore[no-any-return]
 
     def get_session(self, session_id: str, *, with_events: bool = False) -> Session | None:
         """Return one session (with its events if asked), or None."""
@@ -355,11 +390,13 @@ class Telemetry(AnalyticsAPI, ExportMethods):  # analytics: analytics_api.py (#1
 
     def get_sessions(self, filter: Any = None, **filters: Any) -> list[Session]:
         """Return sessions filtered by status, category, time and errors."""
-        return self.store.get_sessions(parse_session_filter(filter, **filters))
+        return self._around_query("sessions", parse_session_filter(filter, **filters),  # type: ignore[no-any-return]
+                                  self.store.get_sessions)
 
     def get_stats(self, filter: Any = None, **filters: Any) -> Stats:
         """Return totals, agent shares, date range, size, average duration and an optional breakdown."""
-        return self.store.get_stats(parse_stats_filter(filter, **filters))
+        return self._around_query("stats", parse_stats_filter(filter, **filters),  # type: ignore[no-any-return]
+                                  self.store.get_stats)
 
     def clean(self, retention_days: float | None = None, *, older_than: Any = None,
               session_ids: Sequence[str] = (), categories: Sequence[str] = ()) -> int:

@@ -21,6 +21,7 @@ from .commands_export import convert_command, export_command, import_command, mi
 from .commands_keys import keys
 from .commands_lake import lake
 from .commands_maint import check, clean, clear, init, reindex, vacuum
+from .commands_plugins import plugins
 from .commands_privacy import audit, rotate, user
 from .commands_sessions import session, sessions
 from .commands_stats import health, stats
@@ -60,6 +61,7 @@ cli.add_command(analytics)
 for _command in (export_command, convert_command, import_command, migrate_legacy_command, schedule):  # issue 11
     cli.add_command(_command)
 cli.add_command(lake)  # usage batches with DuckDB (issue 14)
+cli.add_command(plugins)  # `telemetry plugins list` (issue 15)
 
 
 @click.group(cls=TelemetryGroup, context_settings=CONTEXT_SETTINGS)

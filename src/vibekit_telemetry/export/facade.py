@@ -53,8 +53,14 @@ class ExportMethods:
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             output_path = os.path.join(self.config.exports.export_dir, f"events-{stamp}{FORMAT_EXTENSIONS[fmt]}")
         self.flush()  # what was tracked before the call is in the export
-        return export_events(self.store, fmt, output_path=output_path, filter=filter, compression=compression,
-                             pretty=pretty, delimiter=delimiter, header=header, tables=tables, progress=progress)
+
+        def run(chosen: Mapping[str, Any] | None) -> ExportResult:
+            return export_events(self.store, fmt, output_path=output_path, filter=chosen, compression=compression,
+                                 pretty=pretty, delimiter=delimiter, header=header, tables=tables,
+                                 progress=progress)
+
+        plugins = getattr(self.runtime, "plugins", None)  # before/after_export hooks (issue 15)
+        return run(filter) if plugins is None else plugins.around_export(fmt, filter, run)  # type: ignore[no-any-return]
 
     def import_file(self, path: str, *, format: str | None = None,
                     transform: Callable[[dict[str, Any]], dict[str, Any] | None] | str | None = None,

@@ -187,6 +187,16 @@ class Chain:
             step = processor.process
             kept: list[TelemetryEvent] = []
             kept_positions: list[int] = []
+            batch = getattr(processor, "process_batch", None)
+            if batch is not None:  # a step that handles a batch at once (plugins: one thread trip per batch)
+                for out, index in zip(batch(events), indices, strict=True):
+                    if out is None:
+                        self._problem("dropped", processor.name, None, "dropped", None)
+                        continue
+                    kept.append(out)
+                    kept_positions.append(index)
+                events, indices = kept, kept_positions
+                continue
             for event, index in zip(events, indices, strict=True):
                 try:
                     out = step(event)
