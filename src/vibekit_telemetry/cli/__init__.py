@@ -18,6 +18,7 @@ from .commands_db import db
 from .commands_demo import demo
 from .commands_events import dump, query
 from .commands_export import convert_command, export_command, import_command, migrate_legacy_command, schedule
+from .commands_forward import forward
 from .commands_keys import keys
 from .commands_lake import lake
 from .commands_maint import check, clean, clear, init, reindex, vacuum
@@ -60,6 +61,7 @@ cli.add_command(analytics)
 for _command in (export_command, convert_command, import_command, migrate_legacy_command, schedule):  # issue 11
     cli.add_command(_command)
 cli.add_command(lake)  # usage batches with DuckDB (issue 14)
+cli.add_command(forward)  # forwarding to a central server (issue 16)
 
 
 @click.group(cls=TelemetryGroup, context_settings=CONTEXT_SETTINGS)
