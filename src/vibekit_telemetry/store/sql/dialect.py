@@ -33,6 +33,7 @@ from sqlalchemy.sql.elements import ClauseElement
 
 from ...errors import StoreError
 from ..schema import events
+from .pool import PoolOptions
 
 SQLITE: Final = "sqlite"
 POSTGRESQL: Final = "postgresql"
@@ -151,8 +152,8 @@ class Dialect:
         """Match events whose label or stream_data contains text, case-insensitively."""
         raise NotImplementedError
 
-    def make_engine(self, url: str, *, busy_timeout_ms: int, wal: bool) -> Engine:
-        """Create the engine every connection of the store comes from."""
+    def make_engine(self, url: str, *, busy_timeout_ms: int, wal: bool, pool: PoolOptions | None = None) -> Engine:
+        """Create the engine every connection of the store comes from (pool options: PostgreSQL only)."""
         raise NotImplementedError
 
     def prepare_writer(self, conn: Any) -> None:
@@ -278,7 +279,7 @@ class SQLiteDialect(Dialect):
         # SQLite's LIKE is case-insensitive for ASCII.
         return or_(events.c.label.like(pattern, escape="\\"), events.c.stream_data.like(pattern, escape="\\"))
 
-    def make_engine(self, url: str, *, busy_timeout_ms: int, wal: bool) -> Engine:
+    def make_engine(self, url: str, *, busy_timeout_ms: int, wal: bool, pool: PoolOptions | None = None) -> Engine:
         """An engine whose SQLite transactions really BEGIN (IMMEDIATE when asked), pragmas set per connection."""
         memory = sqlite_path(url) is None
         # Pooled connections may be checked out by any thread (one at a time), hence
@@ -411,9 +412,13 @@ class PostgreSQLDialect(Dialect):
         pattern = _like_pattern(text)
         return or_(events.c.label.ilike(pattern, escape="\\"), events.c.stream_data.ilike(pattern, escape="\\"))
 
-    def make_engine(self, url: str, *, busy_timeout_ms: int, wal: bool) -> Engine:
+    def make_engine(self, url: str, *, busy_timeout_ms: int, wal: bool, pool: PoolOptions | None = None) -> Engine:
         """A pooled engine; pre_ping makes a server restart between queries cost one reconnect."""
-        return create_engine(url, pool_pre_ping=True)
+        if pool is None:
+            return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, **pool.engine_kwargs())
+        pool.attach(engine)
+        return engine
 
     def connection_lost(self, conn: Any) -> bool:
         """psycopg marks a connection closed or broken after a restart, failover or idle timeout."""
