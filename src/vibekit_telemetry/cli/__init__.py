@@ -15,6 +15,7 @@ from .commands_api import api
 from .commands_config import config as config_group
 from .commands_dashboard import dashboard
 from .commands_db import db
+from .commands_db_copy import copy_command
 from .commands_demo import demo
 from .commands_events import dump, query
 from .commands_export import convert_command, export_command, import_command, migrate_legacy_command, schedule
@@ -61,7 +62,7 @@ cli.add_command(analytics)
 for _command in (export_command, convert_command, import_command, migrate_legacy_command, schedule):  # issue 11
     cli.add_command(_command)
 cli.add_command(lake)  # usage batches with DuckDB (issue 14)
-cli.add_command(forward)  # forwarding to a central server (issue 16)
+cli.add_command(forward); db.add_command(copy_command)  # central server, moving stores (issue 16)  # noqa: E702
 
 
 @click.group(cls=TelemetryGroup, context_settings=CONTEXT_SETTINGS)
