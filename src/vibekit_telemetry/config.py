@@ -37,6 +37,8 @@ ENV_FIELDS: Final = {
     "TELEMETRY_MAX_FIELD_LENGTH": "max_field_length",
     "TELEMETRY_RAISE_ON_ERROR": "raise_on_error",
     "TELEMETRY_DEBUG": "debug",
+    "TELEMETRY_SERVER_URL": "server_url",  # forwarding to a central server (issue 16)
+    "TELEMETRY_API_KEY": "server_api_key",
 }
 ENV_STORE_OPTIONS: Final = {
     "TELEMETRY_PRUNE_DAYS": "prune_days",
@@ -395,6 +397,10 @@ class TelemetryConfig(_Section):
     # `endpoint` (an "otlp" exporter entry with default options; docs/otlp.md) while is_enabled.
     endpoint: str | None = None
     is_enabled: bool = True
+    # Issue 16: forward what the local store commits to a central `telemetry api` (a "server" exporter
+    # entry with default options; docs/scale.md). The key is sent as X-API-Key.
+    server_url: str | None = None
+    server_api_key: str | None = Field(None, repr=False)
 
     def model_post_init(self, __context: Any) -> None:
         """Let batching options given inside a storage entry (seed 001) or localStore (seed 003) apply."""
@@ -431,6 +437,9 @@ class TelemetryConfig(_Section):
                     break
         if self.endpoint and self.is_enabled:
             entries.append(StorageConfig(type="otlp", options={"endpoint": self.endpoint}))
+        if self.server_url and not any(e.type == "server" for e in entries):
+            server = {"url": self.server_url, **({"api_key": self.server_api_key} if self.server_api_key else {})}
+            entries.append(StorageConfig(type="server", options=server))
         return entries
 
 

@@ -33,6 +33,7 @@ _BUILTINS: Final[dict[str, tuple[Kind, str]]] = {
     "webhook": ("exporter", "vibekit_telemetry.exporters.webhook:build_webhook"),
     "otlp": ("exporter", "vibekit_telemetry.otlp.exporter:build_otlp"),
     "usage-batches": ("exporter", "vibekit_telemetry.usage.batcher:build_usage_batches"),
+    "server": ("exporter", "vibekit_telemetry.exporters.server:build_server"),
 }
 
 _lock = threading.Lock()

@@ -15,9 +15,11 @@ from .commands_api import api
 from .commands_config import config as config_group
 from .commands_dashboard import dashboard
 from .commands_db import db
+from .commands_db_copy import copy_command
 from .commands_demo import demo
 from .commands_events import dump, query
 from .commands_export import convert_command, export_command, import_command, migrate_legacy_command, schedule
+from .commands_forward import forward
 from .commands_keys import keys
 from .commands_lake import lake
 from .commands_maint import check, clean, clear, init, reindex, vacuum
@@ -62,6 +64,7 @@ for _command in (export_command, convert_command, import_command, migrate_legacy
     cli.add_command(_command)
 cli.add_command(lake)  # usage batches with DuckDB (issue 14)
 cli.add_command(plugins)  # `telemetry plugins list` (issue 15)
+cli.add_command(forward); db.add_command(copy_command)  # central server, moving stores (issue 16)  # noqa: E702
 
 
 @click.group(cls=TelemetryGroup, context_settings=CONTEXT_SETTINGS)

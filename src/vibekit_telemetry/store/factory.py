@@ -54,8 +54,10 @@ def build_postgres(options: dict[str, Any], field: str) -> StorageProvider:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     from .sql import SQLStore
+    from .sql.pool import POOL_OPTIONS, PoolOptions
 
-    return SQLStore(url, prune_days=options.get("prune_days"))
+    pool = PoolOptions.parse(options, field) if POOL_OPTIONS & set(options) else None
+    return SQLStore(url, prune_days=options.get("prune_days"), pool=pool)
 
 
 def build_memory(options: dict[str, Any], field: str) -> StorageProvider:

@@ -70,6 +70,10 @@ def create_at_head(conn: Connection) -> None:
     conn.execute(_version_table.insert().values(version_num=HEAD))
 
 
+# A fixed advisory-lock key for schema changes (any 64-bit number no other tool of the database uses).
+MIGRATION_LOCK_KEY: Final = 0x76696265_6B697401  # "vibekit\x01"
+
+
 def upgrade(engine: Engine, to_version: str = "head") -> None:
     """Migrate the database up to `to_version` (default the head), in one transaction.
 
@@ -81,13 +85,25 @@ def upgrade(engine: Engine, to_version: str = "head") -> None:
         with engine.connect() as conn:
             conn = conn.execution_options(sqlite_immediate=True)  # serialise two first starts
             with conn.begin():
+                _lock_schema(conn)
                 if _read_version(conn) is None and _is_empty(conn):
                     create_at_head(conn)
                     return
     from alembic import command
 
     with engine.begin() as conn:
+        _lock_schema(conn)
         command.upgrade(_config(conn), to_version)
+
+
+def _lock_schema(conn: Any) -> None:
+    """On PostgreSQL, wait for any other process migrating this database (released at commit).
+
+    Several `telemetry api` replicas started at once on a new database would otherwise all create
+    the tables, and all but one fail on pg_type's unique index. SQLite serialises with BEGIN IMMEDIATE.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
 
 
 def downgrade(engine: Engine, to_version: str) -> None:

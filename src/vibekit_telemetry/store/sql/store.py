@@ -25,6 +25,7 @@ from ..schema import EVENT_INDEXES, events, session_totals, sessions, writer_run
 from . import audit as sql_audit
 from . import changelog, maintenance, read
 from .dialect import for_url, sqlite_path, to_url
+from .pool import PoolOptions
 from .text_index import TextIndex
 from .writer import Statements, chunks, write
 
@@ -99,8 +100,10 @@ class SQLStore:
     def __init__(self, url_or_path: str | os.PathLike[str], *, enable_indexes: bool = True,
                  busy_timeout_ms: int = 5000, prune_days: float | None = None,
                  max_size_mb: float | None = None, wal: bool = True, text_index: bool | None = None,
-                 text_index_rows: int = 20_000, text_index_delay_s: float = 2.0) -> None:
+                 text_index_rows: int = 20_000, text_index_delay_s: float = 2.0,
+                 pool: PoolOptions | None = None) -> None:
         self.url = to_url(url_or_path)
+        self.pool = pool  # PostgreSQL connection pool (pool_size, idle_timeout); None: SQLAlchemy's defaults
         self.sql = for_url(self.url)
         self.dialect: str = self.sql.name
         self.name = self.dialect
@@ -136,7 +139,8 @@ class SQLStore:
                 create_private_database(self.path)  # owner-only: 0700 new directories, 0600 the file
 
                 check_sqlite_file(self.path)
-            engine = self.sql.make_engine(self.url, busy_timeout_ms=self.busy_timeout_ms, wal=self.wal)
+            engine = self.sql.make_engine(self.url, busy_timeout_ms=self.busy_timeout_ms, wal=self.wal,
+                                          pool=self.pool)
             try:
                 migrate.upgrade(engine)
                 with engine.begin() as conn:

@@ -46,7 +46,7 @@ def write(cur: Any, st: Statements, batch: Sequence[TelemetryEvent], *, check_id
     if new:
         cur.executemany(st.insert_session, [st.session_row(d) for d in new])
     if plan.events:
-        cur.executemany(st.insert_events, plan.event_rows())
+        st.dialect.insert_events(cur, st.insert_events, plan.event_rows())
     old = [d for d in plan.sessions.values() if not d.new]
     if old:
         cur.executemany(st.update_session, [st.update_row(d) for d in old])
@@ -65,6 +65,7 @@ class Statements:
     """The write path's statements, compiled once per store to positional DBAPI SQL."""
 
     def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
         d = dialect.positional()
         self.ph = dialect.placeholder
         self.insert_events, names = compile_positional(insert(events), d)

@@ -1,0 +1,77 @@
+"""deploy/: the compose file, Prometheus config and rules and the Grafana dashboard parse, and every
+query names a metric a real `telemetry api` exports on /metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from vibekit_telemetry import Telemetry
+
+yaml = pytest.importorskip("yaml", reason="PyYAML reads the compose and Prometheus files (pip install pyyaml)")
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+METRIC = re.compile(r"\btelemetry_[a-z_]+\b")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+    """Every series name a real server exports (counters with _total, histograms with _bucket ...)."""
+    telemetry = Telemetry(db_path=str(tmp_path_factory.mktemp("deploy") / "t.db"))
+    server = telemetry.start_api_server(port=0)
+    try:
+        text = httpx.get(server.url + "/metrics", timeout=10).text
+    finally:
+        server.stop()
+        telemetry.shutdown()
+    names: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split()
+            names |= {name, f"{name}_total"} if kind == "counter" else {name}
+            if kind == "histogram":
+                names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+        elif line and not line.startswith("#"):
+            names.add(re.split(r"[{ ]", line, maxsplit=1)[0])
+    return names
+
+
+def _yaml(path: str) -> dict[str, object]:
+    document = yaml.safe_load((DEPLOY / path).read_text(encoding="utf-8"))
+    assert isinstance(document, dict)
+    return document
+
+
+def test_compose_runs_two_replicas_on_postgres_with_redis_prometheus_and_grafana() -> None:
+    services = _yaml("docker-compose.yml")["services"]
+    assert isinstance(services, dict)
+    assert {"postgres", "redis", "telemetry-1", "telemetry-2", "prometheus", "grafana"} <= set(services)
+    for name in ("telemetry-1", "telemetry-2"):
+        env = services[name]["environment"]
+        assert env["TELEMETRY_DATABASE_URL"].startswith("postgresql://")
+        assert env["TELEMETRY_REDIS_URL"].startswith("redis://")
+    for volume in services["prometheus"]["volumes"] + services["grafana"]["volumes"]:
+        source = volume.split(":", 1)[0]
+        assert (DEPLOY / source).exists(), f"compose mounts {source}, which deploy/ lacks"
+
+
+def test_prometheus_scrapes_every_replica() -> None:
+    config = _yaml("prometheus/prometheus.yml")
+    [job] = config["scrape_configs"]  # type: ignore[index]
+    assert job["metrics_path"] == "/metrics"
+    assert job["static_configs"][0]["targets"] == ["telemetry-1:8000", "telemetry-2:8000"]
+
+
+def test_every_dashboard_and_alert_query_names_an_exported_metric(exported: set[str]) -> None:
+    dashboard = json.loads((DEPLOY / "grafana/dashboards/telemetry.json").read_text(encoding="utf-8"))
+    queries = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    rules = _yaml("prometheus/alerts.yml")["groups"][0]["rules"]  # type: ignore[index]
+    queries += [rule["expr"] for rule in rules]
+    assert len(queries) >= 15
+    for query in queries:
+        for name in METRIC.findall(query):
+            assert name in exported, f"{name} (in {query!r}) is not on /metrics"
