@@ -12,6 +12,7 @@ import click
 
 from ..export.compression import COMPRESSIONS
 from ..export.writers import FORMATS, PARQUET_CODECS
+from ..store.base import EventIterable
 from .context import TelemetryCommand, TelemetryGroup, open_store, open_telemetry
 from .options import build_query_kwargs, console, database_options, event_filter_options, split_list
 
@@ -41,7 +42,9 @@ def _report(payload: dict[str, Any], as_json: bool, text: str) -> None:
 @click.command("export", cls=TelemetryCommand)
 @click.option("--format", "fmt", type=click.Choice(FORMATS, case_sensitive=False), default="json",
               show_default=True, help="Output format.")
-@click.option("--output", "-o", "output", required=True, metavar="PATH",
+@click.option("--endpoint", metavar="URL", help="With --format otlp: send the traces to this OTLP/HTTP endpoint "
+              "(a base URL gets /v1/traces) instead of writing a file.")
+@click.option("--output", "-o", "output", required=False, metavar="PATH",
               help="File to write (or an fsspec URL such as s3://bucket/key); written whole or not at all.")
 @click.option("--compress", "--compression", "compress", metavar="NAME", help=_COMPRESS_HELP)
 @click.option("--pretty", is_flag=True, help="Indent JSON.")
@@ -54,8 +57,9 @@ def _report(payload: dict[str, Any], as_json: bool, text: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @event_filter_options
 @database_options
-def export_command(fmt: str, output: str, compress: str | None, pretty: bool, delimiter: str, no_header: bool,
-                   tables: str, session_list: str | None, as_json: bool, **filter_options: Any) -> None:
+def export_command(fmt: str, endpoint: str | None, output: str | None, compress: str | None, pretty: bool,
+                   delimiter: str, no_header: bool, tables: str, session_list: str | None, as_json: bool,
+                   **filter_options: Any) -> None:
     """Export events to JSON, NDJSON, CSV, Parquet or OTLP JSON, streamed from the store.
 
     \b
@@ -64,12 +68,20 @@ def export_command(fmt: str, output: str, compress: str | None, pretty: bool, de
       telemetry export --format csv --delimiter ';' --tables events,sessions --output data.csv
       telemetry export --format parquet --compression zstd --output events.parquet
       telemetry export --format otlp --sessions s1,s2 --output traces.json
+      telemetry export --format otlp --endpoint http://collector:4318
     """
     from ..export.exports import export_events
 
     filters = build_query_kwargs(**filter_options)
     if session_list:
         filters["session_ids"] = [*filters.get("session_ids", []), *split_list([session_list])]
+    if endpoint is not None:
+        if fmt.lower() != "otlp":
+            raise click.UsageError("--endpoint: sending is for --format otlp; other formats write a file")
+        _send_otlp(endpoint, filters, as_json)
+        return
+    if not output:
+        raise click.UsageError("--output: expected the file to write (or --format otlp --endpoint URL)")
     with open_store() as store, _progress(f"exporting {fmt}") as progress:
         result = export_events(store, fmt.lower(), output_path=output, filter=filters, compression=compress,
                                pretty=pretty, delimiter=delimiter, header=not no_header, tables=tables,
@@ -80,9 +92,44 @@ def export_command(fmt: str, output: str, compress: str | None, pretty: bool, de
     _report(result.to_dict(), as_json, "\n".join(lines) + size)
 
 
+def _send_otlp(endpoint: str, filters: dict[str, Any], as_json: bool) -> None:
+    """Send the selected events as OTLP/HTTP protobuf traces to a collector (one request)."""
+    import urllib.error
+    import urllib.request
+
+    from ..otlp.encode import encode_traces
+    from ..otlp.settings import traces_url
+    from ..query import parse_query
+
+    url = traces_url(endpoint)
+    if not url.startswith(("http://", "https://")):
+        raise click.UsageError(f"--endpoint: expected an http:// or https:// URL, got {endpoint!r}")
+    with open_store() as store:
+        events = list(store.iter_events(parse_query(**filters))) if isinstance(store, EventIterable) \
+            else store.query(parse_query(**filters))
+    if not events:
+        _report({"sent": 0, "endpoint": url}, as_json, "No events match: nothing sent.")
+        return
+    body = encode_traces(events).SerializeToString()
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/x-protobuf"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        raise click.ClickException(f"{url} answered {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise click.ClickException(f"cannot send to {url}: {getattr(exc, 'reason', exc)}") from None
+    sessions = len({e.session_id for e in events})
+    _report({"sent": len(events), "sessions": sessions, "endpoint": url, "status": status}, as_json,
+            f"Sent {len(events):,} events ({sessions:,} sessions as traces) to {url}")
+
+
 @click.command("convert", cls=TelemetryCommand)
 @click.option("--input", "-i", "input_path", required=True, metavar="PATH", help="The file to read.")
-@click.option("--output", "-o", "output", required=True, metavar="PATH", help="The file to write.")
+@click.option("--endpoint", metavar="URL", help="With --format otlp: send the traces to this OTLP/HTTP endpoint "
+              "(a base URL gets /v1/traces) instead of writing a file.")
+@click.option("--output", "-o", "output", required=False, metavar="PATH", help="The file to write.")
 @click.option("--from", "from_format", type=click.Choice(FORMATS, case_sensitive=False),
               help="Input format [default: detected from the extension and content].")
 @click.option("--to", "to_format", type=click.Choice(FORMATS, case_sensitive=False),
