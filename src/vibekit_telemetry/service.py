@@ -139,6 +139,7 @@ class Telemetry(AnalyticsAPI, ExportMethods):  # analytics: analytics_api.py (#1
 
         Events a processor chose to drop (sampling, a filter) count as accepted: not an error, and a
         sampled-out start still returns its session id so the caller can go on with the session.
+        Returns -1 when the input was refused as invalid, 0 when valid events found the queue full.
         """
         runtime = self._runtime
         assert runtime is not None
@@ -146,7 +147,7 @@ class Telemetry(AnalyticsAPI, ExportMethods):  # analytics: analytics_api.py (#1
             events = runtime.process_now(raw)
         except Exception as exc:
             self._fail(exc)
-            return 0
+            return -1
         if not events:
             return len(raw)  # a processor chose to drop them (sampling, a filter): not an error
         return len(raw) if runtime.submit_processed(events) is not None else 0
@@ -194,7 +195,7 @@ class Telemetry(AnalyticsAPI, ExportMethods):  # analytics: analytics_api.py (#1
         if not items:
             return 0
         if self._raise:
-            return self._record_now(items)
+            return max(0, self._record_now(items))
         processed = runtime.chain.run(items)
         if not processed:
             return 0
@@ -226,7 +227,10 @@ class Telemetry(AnalyticsAPI, ExportMethods):  # analytics: analytics_api.py (#1
         except Exception as exc:
             self._fail(exc)
             return ""
-        return sid if self._record_now([event]) == 1 else ""
+        # "" only for a start refused as invalid. A valid start dropped under backpressure keeps its id:
+        # the session's later events still go in (the store creates the session from the first one that
+        # arrives), so one dropped event costs one event.
+        return "" if self._record_now([event]) < 0 else sid
 
     def track_stream(self, session_id: str | Mapping[str, Any] | None = None, stream_data: str | None = None,
                      *legacy: Any, metadata: Mapping[str, Any] | None = None,
