@@ -127,9 +127,7 @@ def _send_otlp(endpoint: str, filters: dict[str, Any], as_json: bool) -> None:
 
 @click.command("convert", cls=TelemetryCommand)
 @click.option("--input", "-i", "input_path", required=True, metavar="PATH", help="The file to read.")
-@click.option("--endpoint", metavar="URL", help="With --format otlp: send the traces to this OTLP/HTTP endpoint "
-              "(a base URL gets /v1/traces) instead of writing a file.")
-@click.option("--output", "-o", "output", required=False, metavar="PATH", help="The file to write.")
+@click.option("--output", "-o", "output", required=True, metavar="PATH", help="The file to write.")
 @click.option("--from", "from_format", type=click.Choice(FORMATS, case_sensitive=False),
               help="Input format [default: detected from the extension and content].")
 @click.option("--to", "to_format", type=click.Choice(FORMATS, case_sensitive=False),
