@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..errors import ValidationError
 from ..events import TelemetryEvent
 from .base import DEFAULT_BATCH_SIZE, PoisonBatchError
+from .http import error_detail
 from .webhook import _OPENER
 
 OPTIONS: Final = frozenset({"url", "api_key", "timeout_s", "batch_size", "name"})
@@ -94,7 +95,7 @@ class ServerExporter:
             with _OPENER.open(request, timeout=self.timeout_s) as response:
                 status, raw = response.status, response.read()
         except urllib.error.HTTPError as exc:
-            detail = _detail(exc)
+            detail = error_detail(exc)
             if exc.code in REFUSED_STATUSES:
                 raise PoisonBatchError(f"{self.url} answered {exc.code}{detail}") from None
             raise ServerUnavailable(f"{self.url} answered {exc.code}{detail}") from None
@@ -116,15 +117,6 @@ def _json(raw: bytes) -> dict[str, Any]:
         return {}
     return value if isinstance(value, dict) else {}
 
-
-def _detail(exc: urllib.error.HTTPError) -> str:
-    try:
-        text = exc.read(300).decode("utf-8", "replace").strip()
-    except Exception:  # the body is a courtesy; the status says enough
-        text = ""
-    finally:
-        exc.close()
-    return f": {text}" if text else ""
 
 
 def build_server(options: dict[str, Any], field: str) -> ServerExporter:

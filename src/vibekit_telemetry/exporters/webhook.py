@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from ..errors import ValidationError
 from ..events import TelemetryEvent
 from .base import DEFAULT_BATCH_SIZE, PoisonBatchError
+from .http import error_detail
 
 OPTIONS: Final = frozenset({"url", "headers", "timeout_s", "batch_size", "name"})
 # Answers that mean "not now" rather than "never": retried like a connection failure.
@@ -72,7 +73,7 @@ class WebhookExporter:
             with _OPENER.open(request, timeout=self.timeout_s) as response:
                 response.read()
         except urllib.error.HTTPError as exc:
-            detail = _detail(exc)
+            detail = error_detail(exc, 200)
             if 400 <= exc.code < 500 and exc.code not in RETRY_STATUSES:
                 raise PoisonBatchError(f"{self.url} answered {exc.code}{detail}") from None
             raise WebhookError(f"{self.url} answered {exc.code}{detail}") from None
@@ -83,15 +84,6 @@ class WebhookExporter:
     def shutdown(self) -> None:
         """Nothing to release: every request opens and closes its own connection."""
 
-
-def _detail(exc: urllib.error.HTTPError) -> str:
-    try:
-        text = exc.read(200).decode("utf-8", "replace").strip()
-    except Exception:  # the body is a courtesy; the status says enough
-        text = ""
-    finally:
-        exc.close()
-    return f": {text}" if text else ""
 
 
 def build_webhook(options: dict[str, Any], field: str) -> WebhookExporter:

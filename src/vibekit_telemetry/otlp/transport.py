@@ -14,6 +14,7 @@ import urllib.request
 from typing import TYPE_CHECKING, Any, Final
 
 from ..exporters.base import PoisonBatchError
+from ..exporters.http import error_detail
 from .encode import request_to_json
 from .settings import Target
 
@@ -68,7 +69,7 @@ class Sender:
                 answer = response.read()
                 kind = response.headers.get("Content-Type", "")
         except urllib.error.HTTPError as exc:
-            detail = _detail(exc)
+            detail = error_detail(exc)
             message = f"{target.endpoint} answered {exc.code}{detail}"
             if 400 <= exc.code < 500 and exc.code not in RETRYABLE_HTTP:
                 raise PoisonBatchError(message) from None
@@ -125,12 +126,3 @@ def _partial(answer: bytes, kind: str) -> tuple[int, str]:
     except Exception:  # the request was taken (2xx); an odd answer body changes nothing
         return 0, ""
 
-
-def _detail(exc: urllib.error.HTTPError) -> str:
-    try:
-        text = exc.read(300).decode("utf-8", "replace").strip()
-    except Exception:  # the body is a courtesy; the status says enough
-        text = ""
-    finally:
-        exc.close()
-    return f": {text}" if text else ""
