@@ -240,6 +240,66 @@ class ReadSeries(Protocol):
         """Return the `period` buckets starting in [since, until] per category and event type, oldest first."""
 
 
+# Keys the breakdown read methods group by: event counts come from the rollups (category, action,
+# event type); session counts and percentiles from the sessions (category, action, status).
+EVENT_BREAKDOWN_KEYS = ("category", "action", "event_type")
+SESSION_BREAKDOWN_KEYS = ("category", "action", "status")
+# Nearest-rank percentiles session_breakdown(percentiles=True) reports.
+BREAKDOWN_PERCENTILES = (50, 90, 95, 99)
+
+
+@dataclass(slots=True)
+class EventGroup:
+    """Events and error events of one breakdown group (key: one value per key asked, None for none)."""
+
+    key: tuple[str | None, ...]
+    events: int
+    errors: int
+
+
+@dataclass(slots=True)
+class SessionGroup:
+    """Sessions of one breakdown group; percentiles (nearest rank) over its ended sessions when asked."""
+
+    key: tuple[str | None, ...]
+    sessions: int
+    active: int
+    ended: int
+    duration_sum: float
+    duration_count: int
+    duration_percentiles: dict[int, float] = field(default_factory=dict)
+    events_percentiles: dict[int, float] = field(default_factory=dict)
+
+
+def check_breakdown_keys(by: Sequence[str], allowed: Sequence[str]) -> tuple[str, ...]:
+    """Return the keys if each is allowed and none repeats, else raise naming `by` (ValidationError)."""
+    from ..errors import ValidationError
+
+    if isinstance(by, str) or len(set(by)) != len(by) or any(k not in allowed for k in by):
+        raise ValidationError("by", f"distinct keys among {', '.join(allowed)}", by)
+    return tuple(by)
+
+
+@runtime_checkable
+class ReadBreakdown(Protocol):
+    """A store that answers analytics windows and breakdowns from its rollups (never a scan of raw events)."""
+
+    def rollup_totals(self, since: int, until: int, categories: Sequence[str] = (),
+                      bucket: str | None = None) -> list[RollupPoint]:
+        """Return the events of the minutes [since, until] per category and event type, summed per
+        `bucket` (minute, hour or day: bucket_start is the bucket's start) or over the whole window
+        (None: bucket_start is since's minute); whole hours and days come from their own rollups."""
+
+    def event_breakdown(self, by: Sequence[str], since: int | None = None, until: int | None = None,
+                        categories: Sequence[str] = ()) -> list[EventGroup]:
+        """Return events and errors per combination of EVENT_BREAKDOWN_KEYS values (whole minutes), most first."""
+
+    def session_breakdown(self, by: Sequence[str], since: int | None = None, until: int | None = None,
+                          categories: Sequence[str] = (), percentiles: bool = False) -> list[SessionGroup]:
+        """Return sessions started in [since, until] per combination of SESSION_BREAKDOWN_KEYS values,
+        most first; with percentiles, BREAKDOWN_PERCENTILES of duration and events per ended session."""
+
+
 @runtime_checkable
 class ChangeLog(Protocol):
     """A durable store that exporters follow: committed events in commit order, by a position.

@@ -36,9 +36,10 @@ from .base import (
     check_series_args,
 )
 from .changelog import MemoryChangeLog
+from .memory_breakdown import MemoryBreakdown
 
 
-class MemoryStore:
+class MemoryStore(MemoryBreakdown):
     """Events and sessions in dicts behind one lock; nothing survives the process."""
 
     name = "memory"

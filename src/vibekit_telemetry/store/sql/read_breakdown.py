@@ -1,0 +1,187 @@
+"""The ReadBreakdown methods of SQLStore: analytics windows and breakdowns, computed in the database.
+
+Event counts come from the rollups (minute rows only at a window's edges, see store/breakdown.py),
+sessions from session_rollups when only agents are asked, else from the sessions table (one row
+per session, by ix_sessions_start_time; never the events). Percentiles are nearest-rank values
+picked with ROW_NUMBER() inside the database: only four rows per group and metric come back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import BigInteger, Connection, Engine, Select, and_, bindparam, case, func, literal_column, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from ...query import StatsFilter
+from ..base import (
+    BREAKDOWN_PERCENTILES,
+    EVENT_BREAKDOWN_KEYS,
+    SESSION_BREAKDOWN_KEYS,
+    EventGroup,
+    RollupPoint,
+    SessionGroup,
+    check_breakdown_keys,
+)
+from ..breakdown import check_categories, check_window, none_if_empty, rollup_pieces
+from ..schema import ROLLUP_PERIODS, rollups, sessions
+from . import read
+
+# Built once per shape (pieces, bucket, agent filter): building a select costs more than running it.
+_TOTALS: dict[tuple[int, str | None, bool], Select[Any]] = {}
+
+
+def _totals_stmt(pieces: int, bucket: str | None, with_categories: bool) -> Select[Any]:
+    key = (pieces, bucket, with_categories)
+    cached = _TOTALS.get(key)
+    if cached is not None:
+        return cached
+    r = rollups.c
+    ranges = [and_(r.period == bindparam(f"p{i}"), r.bucket_start >= bindparam(f"lo{i}", type_=BigInteger),
+                   r.bucket_start < bindparam(f"hi{i}", type_=BigInteger)) for i in range(pieces)]
+    where: list[ColumnElement[bool]] = [or_(*ranges)]
+    if with_categories:
+        where.append(r.category.in_(bindparam("categories", expanding=True)))
+    sums = (func.sum(r.count), func.sum(r.error_count), func.sum(r.duration_sum), func.sum(r.duration_count),
+            func.min(r.duration_min), func.max(r.duration_max))
+    stmt: Select[Any]
+    if bucket is None:
+        stmt = select(r.category, r.event_type, *sums).where(*where).group_by(r.category, r.event_type) \
+            .order_by(r.category, r.event_type)
+    else:
+        # The size is inlined (one of three constants), not bound: PostgreSQL cannot tell that two
+        # placeholders in SELECT and GROUP BY hold the same value.
+        size = literal_column(str(ROLLUP_PERIODS[bucket]), BigInteger)
+        start: Any = ((r.bucket_start // size) * size).label("b")
+        columns: list[Any] = [start, r.category, r.event_type, *sums]
+        stmt = select(*columns).where(*where).group_by(start, r.category, r.event_type) \
+            .order_by(start, r.category, r.event_type)
+    _TOTALS[key] = stmt
+    return stmt
+
+
+def rollup_totals(conn: Connection, since: int, until: int, categories: list[str],
+                  bucket: str | None) -> list[RollupPoint]:
+    """Events of the minutes [since, until] per agent and event type, per bucket or for the whole window."""
+    pieces = rollup_pieces(since, until, bucket)
+    if not pieces:
+        return []
+    params: dict[str, Any] = {}
+    for i, (period, lo, hi) in enumerate(pieces):
+        params.update({f"p{i}": period, f"lo{i}": lo, f"hi{i}": hi})
+    if categories:
+        params["categories"] = categories
+    first = pieces[0][1]
+    out = []
+    for row in conn.execute(_totals_stmt(len(pieces), bucket, bool(categories)), params):
+        b, rest = (first, row) if bucket is None else (int(row[0]), row[1:])
+        category, kind, n, err, dsum, dcount, lo, hi = rest
+        out.append(RollupPoint(b, category, kind, int(n), int(err), float(dsum or 0.0), int(dcount or 0),
+                               None if lo is None else float(lo), None if hi is None else float(hi)))
+    return out
+
+
+def event_breakdown(conn: Connection, by: tuple[str, ...], since: int, until: int,
+                    categories: list[str]) -> list[EventGroup]:
+    """Events and errors per combination of the keys, from the rollups of the window."""
+    pieces = rollup_pieces(since, until, None)
+    r = rollups.c
+    keys = [r[k] for k in by]
+    where: list[ColumnElement[bool]] = [or_(*(and_(r.period == p, r.bucket_start >= lo, r.bucket_start < hi)
+                                              for p, lo, hi in pieces))] if pieces else [literal_column("1") == 0]
+    if categories:
+        where.append(r.category.in_(categories))
+    stmt = select(*keys, func.sum(r.count), func.sum(r.error_count)).where(*where).group_by(*keys)
+    groups = [EventGroup(tuple(none_if_empty(v) for v in row[:len(by)]), int(row[-2]), int(row[-1]))
+              for row in conn.execute(stmt)]
+    return _ordered([g for g in groups if g.events], lambda g: g.events)
+
+
+def session_breakdown(conn: Connection, by: tuple[str, ...], since: int, until: int, categories: list[str],
+                      percentiles: bool) -> list[SessionGroup]:
+    """Sessions started in [since, until] per combination of the keys; nearest-rank percentiles when asked."""
+    if set(by) <= {"category"} and not percentiles:
+        # Agents only: session_rollups for whole hours and days, the sessions table at the edges.
+        per = read.session_counts(conn, StatsFilter(since=since, until=until, categories=categories))
+        if by:
+            fast = [SessionGroup((cat,), n, a, 0, d, c) for cat, (n, a, d, c) in per.items()]
+        else:
+            fast = [SessionGroup((), sum(v[0] for v in per.values()), sum(v[1] for v in per.values()), 0,
+                                 sum(v[2] for v in per.values()), sum(v[3] for v in per.values()))] if per else []
+        for g in fast:
+            g.ended = g.duration_count  # session_rollups count ended sessions with their duration
+        return _ordered(fast, lambda g: g.sessions)
+    s = sessions.c
+    keys = [s[k] for k in by]
+    where = [s.start_time >= since, s.start_time <= until, *([s.category.in_(categories)] if categories else [])]
+    ended_duration = case((s.end_time.is_not(None), s.duration), else_=None)
+    rows = conn.execute(select(*keys, func.count(), func.sum(case((s.status == "active", 1), else_=0)),
+                               func.count(s.end_time), func.sum(ended_duration), func.count(ended_duration))
+                        .where(*where).group_by(*keys)).all()
+    groups = {tuple(none_if_empty(v) for v in row[:len(by)]): SessionGroup(
+        tuple(none_if_empty(v) for v in row[:len(by)]), int(row[-5]), int(row[-4] or 0), int(row[-3]),
+        float(row[-2] or 0.0), int(row[-1])) for row in rows}
+    if percentiles:
+        ended = [*where, s.end_time.is_not(None), s.duration.is_not(None)]
+        for column, attr in ((s.duration, "duration_percentiles"), (s.event_count, "events_percentiles")):
+            for key, p, value in _percentile_rows(conn, keys, column, ended):
+                if key in groups:
+                    getattr(groups[key], attr)[p] = float(value)
+    return _ordered(list(groups.values()), lambda g: g.sessions)
+
+
+def _percentile_rows(conn: Connection, keys: list[Any], column: Any,
+                     where: list[ColumnElement[bool]]) -> list[tuple[tuple[str | None, ...], int, float]]:
+    """(group key, percentile, value) for BREAKDOWN_PERCENTILES: the row at rank ceil(p*n/100) of each group."""
+    ranked = select(*[k.label(f"k{i}") for i, k in enumerate(keys)], column.label("v"),
+                    func.row_number().over(partition_by=keys or None, order_by=column).label("rn"),
+                    func.count().over(partition_by=keys or None).label("n")).where(*where).subquery()
+    rank = {p: (p * ranked.c.n + 99) // 100 for p in BREAKDOWN_PERCENTILES}  # floor((p*n+99)/100) = ceil(p*n/100)
+    stmt = select(*[ranked.c[f"k{i}"] for i in range(len(keys))], ranked.c.rn, ranked.c.n, ranked.c.v).where(
+        or_(*(ranked.c.rn == r for r in rank.values())))
+    out: list[tuple[tuple[str | None, ...], int, float]] = []
+    for row in conn.execute(stmt):
+        key = tuple(none_if_empty(v) for v in row[:len(keys)])
+        rn, n, value = int(row[-3]), int(row[-2]), row[-1]
+        out.extend((key, p, value) for p in BREAKDOWN_PERCENTILES if max(1, (p * n + 99) // 100) == rn)
+    return out
+
+
+def _ordered(groups: list[Any], size: Any) -> list[Any]:
+    """Biggest group first, ties by key (None first) so every backend agrees whatever its collation."""
+    return sorted(groups, key=lambda g: (-size(g), tuple((v is not None, v or "") for v in g.key)))
+
+
+class BreakdownReads:
+    """SQLStore's ReadBreakdown methods (a mixin: each opens a pooled connection for one read)."""
+
+    @property
+    def engine(self) -> Engine:  # provided by SQLStore
+        raise NotImplementedError
+
+    def rollup_totals(self, since: int, until: int, categories: Sequence[str] = (),
+                      bucket: str | None = None) -> list[RollupPoint]:
+        """Return the window's events per agent and event type, per bucket or in all (see ReadBreakdown)."""
+        lo, hi = check_window(since, until, bucket)
+        cats = check_categories(categories)
+        with self.engine.connect() as conn:
+            return rollup_totals(conn, lo, hi, cats, bucket)
+
+    def event_breakdown(self, by: Sequence[str], since: int | None = None, until: int | None = None,
+                        categories: Sequence[str] = ()) -> list[EventGroup]:
+        """Return events and errors per combination of the keys' values, most first."""
+        keys = check_breakdown_keys(by, EVENT_BREAKDOWN_KEYS)
+        lo, hi = check_window(since, until)
+        cats = check_categories(categories)
+        with self.engine.connect() as conn:
+            return event_breakdown(conn, keys, lo, hi, cats)
+
+    def session_breakdown(self, by: Sequence[str], since: int | None = None, until: int | None = None,
+                          categories: Sequence[str] = (), percentiles: bool = False) -> list[SessionGroup]:
+        """Return sessions per combination of the keys' values, most first, with percentiles when asked."""
+        keys = check_breakdown_keys(by, SESSION_BREAKDOWN_KEYS)
+        lo, hi = check_window(since, until)
+        cats = check_categories(categories)
+        with self.engine.connect() as conn:
+            return session_breakdown(conn, keys, lo, hi, cats, bool(percentiles))
