@@ -45,7 +45,7 @@ def _totals_stmt(pieces: int, bucket: str | None, with_categories: bool) -> Sele
         where.append(r.category.in_(bindparam("categories", expanding=True)))
     sums = (func.sum(r.count), func.sum(r.error_count), func.sum(r.duration_sum), func.sum(r.duration_count),
             func.min(r.duration_min), func.max(r.duration_max))
-    stmt: Select[Any]
+    stmt: Any
     if bucket is None:
         stmt = select(r.category, r.event_type, *sums).where(*where).group_by(r.category, r.event_type) \
             .order_by(r.category, r.event_type)
@@ -55,8 +55,8 @@ def _totals_stmt(pieces: int, bucket: str | None, with_categories: bool) -> Sele
         size = literal_column(str(ROLLUP_PERIODS[bucket]), BigInteger)
         start: Any = ((r.bucket_start // size) * size).label("b")
         columns: list[Any] = [start, r.category, r.event_type, *sums]
-        stmt = select(*columns).where(*where).group_by(start, r.category, r.event_type) \
-            .order_by(start, r.category, r.event_type)
+        grouped: Any = select(*columns).where(*where).group_by(start, r.category, r.event_type)
+        stmt = grouped.order_by(start, r.category, r.event_type)
     _TOTALS[key] = stmt
     return stmt
 
