@@ -58,7 +58,7 @@ def _totals_stmt(pieces: int, bucket: str | None, with_categories: bool) -> Sele
         grouped: Any = select(*columns).where(*where).group_by(start, r.category, r.event_type)
         stmt = grouped.order_by(start, r.category, r.event_type)
     _TOTALS[key] = stmt
-    return stmt
+    return _TOTALS[key]
 
 
 def rollup_totals(conn: Connection, since: int, until: int, categories: list[str],
