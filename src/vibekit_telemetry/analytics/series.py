@@ -40,37 +40,52 @@ def rollup_points(store: object, period: str, since: int, until: int,
 def build_series(points: Sequence[RollupPoint], metric: str, size_ms: int, since: int,
                  until: int) -> tuple[list[int], list[float]]:
     """Turn rollup points into one value per bucket; empty buckets count 0 events (rates are skipped)."""
-    metric = metric_name(metric)
+    return build_all_series(points, [metric_name(metric)], size_ms, since, until)[metric_name(metric)]
+
+
+def build_all_series(points: Sequence[RollupPoint], metrics: Sequence[str], size_ms: int, since: int,
+                     until: int) -> dict[str, tuple[list[int], list[float]]]:
+    """Every asked series from one pass over the points (per bucket: events, errors, durations of
+    session ends and of everything else), then one value per bucket and metric."""
     count: dict[int, int] = {}
     errors: dict[int, int] = {}
-    dsum: dict[int, float] = {}
-    dcount: dict[int, int] = {}
+    # Per bucket: [duration sum, count] of non-end events (response time), then of session ends.
+    durations: dict[int, list[float]] = {}
     for p in points:
         b = p.bucket_start
         count[b] = count.get(b, 0) + p.count
         errors[b] = errors.get(b, 0) + p.error_count
-        ends = p.event_type == "end"
-        if (metric == "session_duration") == ends and p.duration_count:
-            dsum[b] = dsum.get(b, 0.0) + p.duration_sum
-            dcount[b] = dcount.get(b, 0) + p.duration_count
-    ts: list[int] = []
-    vs: list[float] = []
+        if p.duration_count:
+            d = durations.get(b)
+            if d is None:
+                d = durations[b] = [0.0, 0.0, 0.0, 0.0]
+            at = 2 if p.event_type == "end" else 0
+            d[at] += p.duration_sum
+            d[at + 1] += p.duration_count
     first = since // size_ms * size_ms
     if count:
         # Start where the data starts: leading empty buckets are "not recording yet", not zero traffic.
         first = max(first, min(count))
-    for b in range(first, until // size_ms * size_ms + 1, size_ms):
-        n = count.get(b, 0)
-        if metric == "throughput":
-            value: float | None = float(n)
-        elif metric == "errors":
-            value = float(errors.get(b, 0))
-        elif metric == "error_rate":
-            # A rate over a handful of events is noise (1 error in 2 events is 50 %): skip such buckets.
-            value = 100.0 * errors.get(b, 0) / n if n >= MIN_RATE_EVENTS else None
-        else:
-            value = dsum[b] / dcount[b] if dcount.get(b) else None
-        if value is not None:
-            ts.append(b)
-            vs.append(value)
-    return ts, vs
+    buckets = range(first, until // size_ms * size_ms + 1, size_ms)
+    out: dict[str, tuple[list[int], list[float]]] = {}
+    for metric in metrics:
+        ts: list[int] = []
+        vs: list[float] = []
+        for b in buckets:
+            n = count.get(b, 0)
+            if metric == "throughput":
+                value: float | None = float(n)
+            elif metric == "errors":
+                value = float(errors.get(b, 0))
+            elif metric == "error_rate":
+                # A rate over a handful of events is noise (1 error in 2 events is 50 %): skip such buckets.
+                value = 100.0 * errors.get(b, 0) / n if n >= MIN_RATE_EVENTS else None
+            else:
+                d = durations.get(b)
+                at = 2 if metric == "session_duration" else 0
+                value = d[at] / d[at + 1] if d is not None and d[at + 1] else None
+            if value is not None:
+                ts.append(b)
+                vs.append(value)
+        out[metric] = (ts, vs)
+    return out

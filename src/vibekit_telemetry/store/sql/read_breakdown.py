@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import BigInteger, Connection, Engine, Select, and_, bindparam, case, func, literal_column, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from ...query import StatsFilter
 from ..base import (
     BREAKDOWN_PERCENTILES,
     EVENT_BREAKDOWN_KEYS,
@@ -25,7 +24,7 @@ from ..base import (
     check_breakdown_keys,
 )
 from ..breakdown import check_categories, check_window, none_if_empty, rollup_pieces
-from ..schema import ROLLUP_PERIODS, rollups, sessions
+from ..schema import ROLLUP_PERIODS, rollups, session_rollups, sessions
 from . import read
 
 # Built once per shape (pieces, bucket, agent filter): building a select costs more than running it.
@@ -102,15 +101,11 @@ def session_breakdown(conn: Connection, by: tuple[str, ...], since: int, until: 
                       percentiles: bool) -> list[SessionGroup]:
     """Sessions started in [since, until] per combination of the keys; nearest-rank percentiles when asked."""
     if set(by) <= {"category"} and not percentiles:
-        # Agents only: session_rollups for whole hours and days, the sessions table at the edges.
-        per = read.session_counts(conn, StatsFilter(since=since, until=until, categories=categories))
-        if by:
-            fast = [SessionGroup((cat,), n, a, 0, d, c) for cat, (n, a, d, c) in per.items()]
-        else:
-            fast = [SessionGroup((), sum(v[0] for v in per.values()), sum(v[1] for v in per.values()), 0,
-                                 sum(v[2] for v in per.values()), sum(v[3] for v in per.values()))] if per else []
-        for g in fast:
-            g.ended = g.duration_count  # session_rollups count ended sessions with their duration
+        fast = _agent_sessions(conn, since, until, categories)
+        if not by:
+            fast = [SessionGroup((), sum(g.sessions for g in fast), sum(g.active for g in fast),
+                                 sum(g.ended for g in fast), sum(g.duration_sum for g in fast),
+                                 sum(g.duration_count for g in fast))] if fast else []
         return _ordered(fast, lambda g: g.sessions)
     s = sessions.c
     keys = [s[k] for k in by]
@@ -129,6 +124,65 @@ def session_breakdown(conn: Connection, by: tuple[str, ...], since: int, until: 
                 if key in groups:
                     getattr(groups[key], attr)[p] = float(value)
     return _ordered(list(groups.values()), lambda g: g.sessions)
+
+
+# Session counts per agent: (rollup pieces, raw pieces, agent filter) -> the two prebuilt selects.
+_SESSIONS: dict[tuple[int, int, bool], tuple[Select[Any], Select[Any]]] = {}
+
+
+def _sessions_stmts(rolled: int, raw: int, with_categories: bool) -> tuple[Select[Any], Select[Any]]:
+    key = (rolled, raw, with_categories)
+    cached = _SESSIONS.get(key)
+    if cached is not None:
+        return cached
+    r, s = session_rollups.c, sessions.c
+    rolled_where: list[ColumnElement[bool]] = [or_(*(and_(
+        r.period == bindparam(f"p{i}"), r.bucket_start >= bindparam(f"lo{i}", type_=BigInteger),
+        r.bucket_start < bindparam(f"hi{i}", type_=BigInteger)) for i in range(rolled)))]
+    raw_where: list[ColumnElement[bool]] = [or_(*(and_(
+        s.start_time >= bindparam(f"rlo{i}", type_=BigInteger), s.start_time < bindparam(f"rhi{i}", type_=BigInteger))
+        for i in range(raw)))]
+    if with_categories:
+        rolled_where.append(r.category.in_(bindparam("categories", expanding=True)))
+        raw_where.append(s.category.in_(bindparam("categories", expanding=True)))
+    rolled_stmt = select(r.category, func.sum(r.sessions), func.sum(r.active_sessions), func.sum(r.ended_sessions),
+                         func.sum(r.duration_sum), func.sum(r.duration_count)).where(*rolled_where) \
+        .group_by(r.category)
+    ended_duration = case((s.end_time.is_not(None), s.duration), else_=None)
+    raw_stmt = select(s.category, func.count(), func.sum(case((s.status == "active", 1), else_=0)),
+                      func.count(s.end_time), func.sum(ended_duration), func.count(ended_duration)) \
+        .where(*raw_where).group_by(s.category)
+    _SESSIONS[key] = (rolled_stmt, raw_stmt)
+    return _SESSIONS[key]
+
+
+def _agent_sessions(conn: Connection, since: int, until: int, categories: list[str]) -> list[SessionGroup]:
+    """Sessions per agent started in [since, until]: session_rollups for whole hours and days, the
+    sessions table (by ix_sessions_start_time) only for the partial hours at the edges; two prebuilt
+    selects whatever the window."""
+    rolled = [(p, lo, hi) for p, lo, hi in read.time_pieces(since, until) if p != "raw"]
+    raw = [(lo, hi) for p, lo, hi in read.time_pieces(since, until) if p == "raw"]
+    rolled_stmt, raw_stmt = _sessions_stmts(len(rolled), len(raw), bool(categories))
+    params: dict[str, Any] = {"categories": categories} if categories else {}
+    for i, (period, lo, hi) in enumerate(rolled):
+        params.update({f"p{i}": period, f"lo{i}": lo, f"hi{i}": hi})
+    for i, (lo, hi) in enumerate(raw):
+        params.update({f"rlo{i}": lo, f"rhi{i}": hi})
+    groups: dict[str | None, SessionGroup] = {}
+    for stmt, used in ((rolled_stmt, rolled), (raw_stmt, raw)):
+        if not used:
+            continue
+        for cat, n, active, ended, dsum, dcount in conn.execute(stmt, params):
+            key = none_if_empty(cat)
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = SessionGroup((key,), 0, 0, 0, 0.0, 0)
+            g.sessions += int(n or 0)
+            g.active += int(active or 0)
+            g.ended += int(ended or 0)
+            g.duration_sum += float(dsum or 0.0)
+            g.duration_count += int(dcount or 0)
+    return [g for g in groups.values() if g.sessions]
 
 
 def _percentile_rows(conn: Connection, keys: list[Any], column: Any,
