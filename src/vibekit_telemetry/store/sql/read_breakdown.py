@@ -11,7 +11,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Engine, Select, and_, bindparam, case, func, literal_column, or_, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Select,
+    and_,
+    bindparam,
+    case,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..base import (
@@ -88,7 +101,7 @@ def event_breakdown(conn: Connection, by: tuple[str, ...], since: int, until: in
     r = rollups.c
     keys = [r[k] for k in by]
     where: list[ColumnElement[bool]] = [or_(*(and_(r.period == p, r.bucket_start >= lo, r.bucket_start < hi)
-                                              for p, lo, hi in pieces))] if pieces else [literal_column("1") == 0]
+                                              for p, lo, hi in pieces))] if pieces else [false()]
     if categories:
         where.append(r.category.in_(categories))
     stmt = select(*keys, func.sum(r.count), func.sum(r.error_count)).where(*where).group_by(*keys)
@@ -136,10 +149,10 @@ def _sessions_stmts(rolled: int, raw: int, with_categories: bool) -> tuple[Selec
     if cached is not None:
         return cached
     r, s = session_rollups.c, sessions.c
-    rolled_where: list[ColumnElement[bool]] = [or_(*(and_(
+    rolled_where: list[ColumnElement[bool]] = [or_(false(), *(and_(
         r.period == bindparam(f"p{i}"), r.bucket_start >= bindparam(f"lo{i}", type_=BigInteger),
         r.bucket_start < bindparam(f"hi{i}", type_=BigInteger)) for i in range(rolled)))]
-    raw_where: list[ColumnElement[bool]] = [or_(*(and_(
+    raw_where: list[ColumnElement[bool]] = [or_(false(), *(and_(
         s.start_time >= bindparam(f"rlo{i}", type_=BigInteger), s.start_time < bindparam(f"rhi{i}", type_=BigInteger))
         for i in range(raw)))]
     if with_categories:
