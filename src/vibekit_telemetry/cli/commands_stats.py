@@ -136,13 +136,22 @@ def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
 @click.option("--to", "--until", "until", metavar="TIME", help="Only events at or before TIME.")
 @click.option("--group-by", "group_by", metavar="FIELD",
               help="Break down by " + ", ".join(GROUP_BY_FIELDS) + " (agent, mode, type accepted).")
+@click.option("--breakdown", metavar="KEYS",
+              help="Events and sessions per group of agent, mode, type and/or status (comma-separated).")
+@click.option("--percentiles", is_flag=True,
+              help="With --breakdown (or alone: all sessions): p50/p90/p95/p99 of session duration and "
+                   "events per session.")
 @click.option("--performance", is_flag=True,
               help="Add the metrics writers recorded in the store (last 24 h, or since --from) and the store's.")
 @format_option(("table", "json"))
 @database_options
 def stats(agents: tuple[str, ...], since: str | None, until: str | None, group_by: str | None,
-          performance: bool, fmt: str) -> None:
+          breakdown: str | None, percentiles: bool, performance: bool, fmt: str) -> None:
     """Totals: events, sessions, agents with shares, date range, database size, average duration."""
+    from .stats_breakdown import breakdown as read_breakdown
+    from .stats_breakdown import parse_keys, print_breakdown
+
+    keys = parse_keys(breakdown) if breakdown is not None else ()
     kwargs: dict[str, Any] = {
         "since": time_option_value(since, "--from"),
         "until": time_option_value(until, "--to"),
@@ -160,8 +169,12 @@ def stats(agents: tuple[str, ...], since: str | None, until: str | None, group_b
             since_ms = stats_filter.since if stats_filter.since is not None else now_ms() - _DAY_MS
             runs = store.writer_runs(since_ms=since_ms) if isinstance(store, WriterRunRecorder) else None
             perf = _performance(runs, since_ms, result.database_size_bytes, query_ms)
+        groups = read_breakdown(store, keys, percentiles, stats_filter.since, stats_filter.until,
+                                stats_filter.categories) if breakdown is not None or percentiles else None
     if fmt == "json":
         document = result.to_dict()
+        if groups is not None:
+            document["breakdown"] = groups
         if performance:
             document["performance"] = perf
         echo_json(document)
@@ -173,6 +186,8 @@ def stats(agents: tuple[str, ...], since: str | None, until: str | None, group_b
         console().print()
         print_table(rows, [result.group_by, "events", "sessions", "errors"],
                     title=f"By {result.group_by}", empty="No groups.")
+    if groups is not None:
+        print_breakdown(groups)
     if performance:
         _print_performance(perf)
 
