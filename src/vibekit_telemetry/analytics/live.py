@@ -21,6 +21,10 @@ MetricType = Literal["counter", "gauge", "histogram"]
 METRIC_TYPES: Final = ("counter", "gauge", "histogram")
 _MAX_OPEN_SESSIONS: Final = 10_000
 _MAX_COSTED_SESSIONS: Final = 10_000
+# Distinct (agent, model) pairs the cumulative counters keep apart; beyond, they add up under OTHER
+# (a Prometheus label set must stay small whatever clients send).
+MAX_USAGE_KEYS: Final = 500
+OTHER: Final = "_other"
 
 
 @dataclass(slots=True)
@@ -60,6 +64,8 @@ class LiveMetrics:
         self._newest = 0
         self._starts: OrderedDict[str, int] = OrderedDict()
         self._session_cost: OrderedDict[str, float] = OrderedDict()
+        # Since this process started, per (agent, model): USD, prompt and completion tokens (counters).
+        self.usage_totals: dict[tuple[str, str], list[float]] = {}
         self._lock = threading.Lock()
 
     def define(self, definition: MetricDefinition) -> None:
@@ -119,6 +125,15 @@ class LiveMetrics:
         window.cost_by_agent[agent] = window.cost_by_agent.get(agent, 0.0) + cost
         if model:
             window.cost_by_model[model] = window.cost_by_model.get(model, 0.0) + cost
+        key = (agent, model or "")
+        totals = self.usage_totals.get(key)
+        if totals is None:
+            if len(self.usage_totals) >= MAX_USAGE_KEYS:
+                key = (OTHER, OTHER)
+            totals = self.usage_totals.setdefault(key, [0.0, 0.0, 0.0])
+        totals[0] += cost
+        totals[1] += prompt
+        totals[2] += completion
         if event.session_id is not None:
             costs = self._session_cost
             costs[event.session_id] = costs.pop(event.session_id, 0.0) + cost
@@ -175,6 +190,11 @@ class LiveMetrics:
                               **({"value": gauges[name]} if name in gauges else {})}
                        for name in self.definitions},
         }
+
+    def usage_counters(self) -> dict[tuple[str, str], tuple[float, int, int]]:
+        """(agent, model) -> (USD, prompt tokens, completion tokens) since this process started counting."""
+        with self._lock:
+            return {k: (v[0], int(v[1]), int(v[2])) for k, v in self.usage_totals.items()}
 
     def cost_since(self, since: int, category: str | None = None) -> float:
         """Return the USD spent since `since` (one agent, or all)."""

@@ -115,6 +115,10 @@ class ServerMetrics:
         from .reliability_metrics import reliability_families
 
         yield from reliability_families(health)  # breaker of a remote primary, spool, healthy (issue 13)
+        if telemetry is not None:
+            from .analytics_metrics import analytics_families
+
+            yield from analytics_families(telemetry)  # rates, error rate, anomalies, alerts, cost (issue 10)
         hub = self._hub
         if hub is not None:
             yield GaugeMetricFamily("telemetry_stream_subscribers", "Open live-stream connections",
