@@ -1,22 +1,30 @@
 """Analytics latency on databases of 1M and 10M events, detection quality, and the per-event cost on ingest.
 
-- get_metrics("1h") and get_metrics("24h") through the analytics engine on a fresh SQLStore (series
-  from the minute rollups, sessions from session_rollups: no raw-event scan), beside get_stats() over
-  the same window, the read the dashboard already makes (the peer measured in the same run);
+- get_metrics("1h") and get_metrics("24h") through the analytics engine on a fresh SQLStore (one
+  grouped read of the rollups: hour rows inside the window, minute rows at its edges; sessions from
+  session_rollups: no raw-event scan), beside get_stats() over the same window, the read the
+  dashboard already makes (the peer measured in the same run);
 - get_insights("24h") as the server answers it after the scheduled evaluation (anomalies cached), and
   the evaluation job itself (three series over 50 hours, detection on the newest points);
 - the per-event cost of the live metrics on the writer thread (LiveMetrics.on_event: sketches, tokens,
   cost), beside the whole pipeline's cost per event (1 / the ingest rate in README);
-- precision / recall / F1 of the detector per sensitivity on the generated labelled series.
+- precision / recall / F1 of the detector per sensitivity on the generated labelled series;
+- `telemetry stats --breakdown agent,mode --percentiles`'s reads (event_breakdown from the rollups,
+  session_breakdown with nearest-rank percentiles computed in the database over all sessions).
+
+Each size is measured --runs times (each a median of 9 calls); the summary gives the median run and
+the load average before and after (the machine is shared).
 
 The databases are those of bench_lookup.py (built once, cached under bench/.cache/).
-Targets (issue 10): get_metrics <= 20 ms and get_insights <= 50 ms on 10M events.
+Targets (issue 10): get_metrics <= 20 ms and get_insights <= 50 ms on 1M and 10M events.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -56,8 +64,25 @@ def measure(path: Path) -> dict[str, Any]:
     out["get_insights_24h_ms"] = _median_ms(lambda: engine.get_insights("24h"))
     out["get_insights_1h_ms"] = _median_ms(lambda: engine.get_insights("1h"))
     out["events_in_24h"] = engine.get_metrics("24h")["events"]["total"]
+    out["breakdown_events_ms"] = _median_ms(lambda: store.event_breakdown(["category", "action"]), runs=3)
+    out["breakdown_sessions_percentiles_ms"] = _median_ms(
+        lambda: store.session_breakdown(["category", "action"], percentiles=True), runs=3)
     store.shutdown()
     return out
+
+
+def measure_runs(path: Path, runs: int) -> dict[str, Any]:
+    """measure() `runs` times; every figure is the median over the runs, each run kept beside it."""
+    samples = []
+    for _ in range(runs):
+        load_before = os.getloadavg()[0]
+        entry = measure(path)
+        entry["load_average_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+        samples.append(entry)
+    keys = [k for k, v in samples[0].items() if isinstance(v, int | float)]
+    medians: dict[str, Any] = {k: statistics.median(s[k] for s in samples) for k in keys}
+    medians["runs"] = samples
+    return medians
 
 
 def per_event_cost(n: int = 200_000) -> dict[str, float]:
@@ -110,27 +135,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000000,10000000", help="comma-separated event counts")
     parser.add_argument("--rebuild", action="store_true", help="ignore cached databases")
+    parser.add_argument("--runs", type=int, default=3, help="measurement runs per size (medians reported)")
+    parser.add_argument("--no-quality", action="store_true", help="skip the detector quality and ingest cost")
     args = parser.parse_args(argv)
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"machine": machine(), "sizes": {}}
     summary = []
-    q = results["quality"] = quality()
-    for sensitivity, r in q.items():
-        summary.append(f"  detector {sensitivity:>6}: precision {r['precision']:.2f} recall {r['recall']:.2f} "
-                       f"F1 {r['f1']:.2f}, {r['false_alarms_per_day_on_clean']} false alarms/day on clean data")
-    cost = results["ingest_cost"] = per_event_cost()
-    summary.append(f"  live metrics per event on the writer: {cost['on_event_us']:.2f} us")
+    if not args.no_quality:
+        q = results["quality"] = quality()
+        for sensitivity, r in q.items():
+            summary.append(f"  detector {sensitivity:>6}: precision {r['precision']:.2f} recall {r['recall']:.2f} "
+                           f"F1 {r['f1']:.2f}, {r['false_alarms_per_day_on_clean']} false alarms/day on clean data")
+        cost = results["ingest_cost"] = per_event_cost()
+        summary.append(f"  live metrics per event on the writer: {cost['on_event_us']:.2f} us")
     for size in (int(s) for s in args.sizes.split(",") if s.strip()):
         path = CACHE_DIR / f"lookup-{size}.db"
         if args.rebuild or not path.exists():
             remove_db(path)
             build(path, size)
-        entry = measure(path)
+        entry = measure_runs(path, args.runs)
         results["sizes"][str(size)] = entry
+        loads = [x for r in entry["runs"] for x in r["load_average_1m"]]
         summary.append(f"  {size:>11,} events: get_metrics 1h {entry['get_metrics_1h_ms']:.1f} ms, 24h "
                        f"{entry['get_metrics_24h_ms']:.1f} ms (get_stats 24h {entry['peer_get_stats_24h_ms']:.1f} ms); "
                        f"get_insights 24h {entry['get_insights_24h_ms']:.1f} ms; evaluation job "
-                       f"{entry['evaluation_job_ms']:.0f} ms")
+                       f"{entry['evaluation_job_ms']:.0f} ms; breakdown events "
+                       f"{entry['breakdown_events_ms']:.1f} ms, sessions+percentiles "
+                       f"{entry['breakdown_sessions_percentiles_ms']:.0f} ms (median of {args.runs} runs, "
+                       f"load average {min(loads):.1f}-{max(loads):.1f})")
     emit("analytics", results, summary)
     return results
 

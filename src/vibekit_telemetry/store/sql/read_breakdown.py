@@ -132,10 +132,9 @@ def session_breakdown(conn: Connection, by: tuple[str, ...], since: int, until: 
         float(row[-2] or 0.0), int(row[-1])) for row in rows}
     if percentiles:
         ended = [*where, s.end_time.is_not(None), s.duration.is_not(None)]
-        for column, attr in ((s.duration, "duration_percentiles"), (s.event_count, "events_percentiles")):
-            for key, p, value in _percentile_rows(conn, keys, column, ended):
-                if key in groups:
-                    getattr(groups[key], attr)[p] = float(value)
+        for key, attr, p, value in _percentile_rows(conn, keys, ended):
+            if key in groups:
+                getattr(groups[key], attr)[p] = float(value)
     return _ordered(list(groups.values()), lambda g: g.sessions)
 
 
@@ -198,20 +197,31 @@ def _agent_sessions(conn: Connection, since: int, until: int, categories: list[s
     return [g for g in groups.values() if g.sessions]
 
 
-def _percentile_rows(conn: Connection, keys: list[Any], column: Any,
-                     where: list[ColumnElement[bool]]) -> list[tuple[tuple[str | None, ...], int, float]]:
-    """(group key, percentile, value) for BREAKDOWN_PERCENTILES: the row at rank ceil(p*n/100) of each group."""
-    ranked = select(*[k.label(f"k{i}") for i, k in enumerate(keys)], column.label("v"),
-                    func.row_number().over(partition_by=keys or None, order_by=column).label("rn"),
-                    func.count().over(partition_by=keys or None).label("n")).where(*where).subquery()
-    rank = {p: (p * ranked.c.n + 99) // 100 for p in BREAKDOWN_PERCENTILES}  # floor((p*n+99)/100) = ceil(p*n/100)
-    stmt = select(*[ranked.c[f"k{i}"] for i in range(len(keys))], ranked.c.rn, ranked.c.n, ranked.c.v).where(
-        or_(*(ranked.c.rn == r for r in rank.values())))
-    out: list[tuple[tuple[str | None, ...], int, float]] = []
+def _percentile_rows(conn: Connection, keys: list[Any], where: list[ColumnElement[bool]]
+                     ) -> list[tuple[tuple[str | None, ...], str, int, float]]:
+    """(group key, attribute, percentile, value): for duration and events per session, the rows at rank
+    ceil(p*n/100) of each group, both ranked in one pass over the ended sessions."""
+    s = sessions.c
+    part = keys or None
+    ranked = select(*[k.label(f"k{i}") for i, k in enumerate(keys)], s.duration.label("d"),
+                    s.event_count.label("e"),
+                    func.row_number().over(partition_by=part, order_by=s.duration).label("rd"),
+                    func.row_number().over(partition_by=part, order_by=s.event_count).label("re"),
+                    func.count().over(partition_by=part).label("n")).where(*where).subquery()
+    c = ranked.c
+    ranks = [(p * c.n + 99) // 100 for p in BREAKDOWN_PERCENTILES]  # floor((p*n+99)/100) = ceil(p*n/100)
+    stmt = select(*[c[f"k{i}"] for i in range(len(keys))], c.rd, c.re, c.n, c.d, c.e).where(
+        or_(*(c.rd == r for r in ranks), *(c.re == r for r in ranks)))
+    out: list[tuple[tuple[str | None, ...], str, int, float]] = []
     for row in conn.execute(stmt):
         key = tuple(none_if_empty(v) for v in row[:len(keys)])
-        rn, n, value = int(row[-3]), int(row[-2]), row[-1]
-        out.extend((key, p, value) for p in BREAKDOWN_PERCENTILES if max(1, (p * n + 99) // 100) == rn)
+        rd, re, n, d, e = (int(row[-5]), int(row[-4]), int(row[-3]), row[-2], row[-1])
+        for p in BREAKDOWN_PERCENTILES:
+            rank = max(1, (p * n + 99) // 100)
+            if rd == rank:
+                out.append((key, "duration_percentiles", p, float(d)))
+            if re == rank:
+                out.append((key, "events_percentiles", p, float(e)))
     return out
 
 
