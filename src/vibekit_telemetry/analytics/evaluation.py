@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from ..errors import ValidationError
+from ..store.base import RollupPoint
 from .alerts import Alert
 from .detect import THRESHOLDS, Anomaly, detect_anomalies
 from .routing import AlertRouting
@@ -22,6 +23,10 @@ MIN_CHANGE: Final[dict[str, tuple[float, float]]] = {
     "response_time": (0.0, 0.2), "session_duration": (0.0, 0.2),
 }
 PERIODS: Final = {"minute": MINUTE, "hour": HOUR, "day": DAY}
+# Minutes older than this are read once and kept between evaluations (rows rarely arrive later);
+# the whole history is read again every REFRESH_MS so late rows still reach the baseline.
+SETTLE_MS: Final = 10 * MINUTE
+REFRESH_MS: Final = HOUR
 
 
 def read_series(store: object, names: Sequence[str], since: int, until: int, cats: Sequence[str],
@@ -75,6 +80,27 @@ class Evaluator:
         self._evaluated_until: int | None = None
         self._seen: set[tuple[str, int]] = set()
         self._lock = threading.Lock()
+        # Settled minute points [history start, _settled_until) kept between runs, and when read in full.
+        self._settled: list[RollupPoint] = []
+        self._settled_until: int | None = None
+        self._settled_read_at = 0
+
+    def _history(self, now: int) -> dict[str, tuple[list[int], list[float]]]:
+        """The watched series over history_ms: settled minutes from the cache, the newest read again."""
+        store = self._store()
+        since = (now - self.history_ms) // MINUTE * MINUTE
+        cut = (now - SETTLE_MS) // MINUTE * MINUTE
+        cached = self._settled_until
+        if cached is None or cached < since or cut < cached or now - self._settled_read_at >= REFRESH_MS:
+            self._settled = rollup_points(store, "minute", since, cut - 1) if cut > since else []
+            self._settled_read_at = now
+        elif cut > cached:
+            self._settled += rollup_points(store, "minute", cached, cut - 1)
+        self._settled_until = max(cut, since)
+        if self._settled and self._settled[0].bucket_start < since:
+            self._settled = [p for p in self._settled if p.bucket_start >= since]
+        points = self._settled + rollup_points(store, "minute", self._settled_until, now)
+        return build_all_series(points, self.monitored, MINUTE, now - self.history_ms, now)
 
     def run(self, now: int) -> dict[str, Any]:
         """Run detection on the newest data and check every threshold."""
@@ -82,8 +108,7 @@ class Evaluator:
             # Score the points since the last run (at least the last 3 minutes: late rows, partial buckets).
             start = min(self._evaluated_until or now, now - 3 * MINUTE)
             fresh: list[Anomaly] = []
-            series = read_series(self._store(), self.monitored, now - self.history_ms, now, ())
-            for name, (ts, vs) in series.items():
+            for name, (ts, vs) in self._history(now).items():
                 ts, vs = complete(name, ts, vs, now)
                 for anomaly in detect(name, ts, vs, self.sensitivity, start):
                     key = (name, anomaly.timestamp)
