@@ -16,7 +16,7 @@ from ..store.base import EventIterable, QueryableStore
 from .alerts import Alert, AlertManager, AlertRule, WebhookChannel
 from .detect import Anomaly
 from .evaluation import Evaluator, check_sensitivity, complete, detect, read_series
-from .insights import recommendations, trends
+from .insights import AbandonedSessions, recommendations, trends
 from .live import METRIC_TYPES, LiveMetrics, MetricDefinition
 from .predict import forecast
 from .pricing import Pricing
@@ -48,6 +48,7 @@ class Analytics:
         monitored = [metric_name(m, "analytics.watch")
                      for m in opts.get("watch", ("throughput", "error_rate", "response_time"))]
         self.ttfc_slow_ms = float(opts.get("ttfc_slow_ms", 5000))
+        self._abandoned = AbandonedSessions()
         self.live: LiveMetrics | None = LiveMetrics(Pricing(opts.get("prices"))) if live else None
         self.routing = AlertRouting(store, self.live, self._emit_one, log=bool(opts.get("log", True)))
         self.evaluator = Evaluator(store, self.routing, self._emit_one, monitored=monitored, sensitivity=sensitivity,
@@ -236,8 +237,8 @@ class Analytics:
             "metrics": metrics,
             "anomalies": anomalies,
             "trends": trends(before, window.sums),
-            "recommendations": recommendations(self.store, metrics, before, window.sums, anomalies, until,
-                                               self.ttfc_slow_ms),
+            "recommendations": recommendations(metrics, before, window.sums, anomalies,
+                                               self._abandoned.find(self.store, until), self.ttfc_slow_ms),
             "alerts": [a.to_dict() for a in self.alerts.recent if a.timestamp >= since][-20:],
         }
 

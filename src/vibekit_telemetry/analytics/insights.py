@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -39,12 +40,11 @@ def trends(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def recommendations(store: QueryableStore, metrics: Mapping[str, Any], before: Mapping[str, Any],
-                    current: Mapping[str, Any], anomalies: Sequence[Mapping[str, Any]], now: int,
+def recommendations(metrics: Mapping[str, Any], before: Mapping[str, Any], current: Mapping[str, Any],
+                    anomalies: Sequence[Mapping[str, Any]], abandoned: dict[str, Any] | None,
                     ttfc_slow_ms: float) -> list[dict[str, Any]]:
     """What to look at: agents whose error rate rose, abandoned sessions, slow first chunks, errors, anomalies."""
     out = _error_rate_increases(before, current)
-    abandoned = _abandoned(store, now)
     if abandoned:
         out.append(abandoned)
     ttfc = metrics["performance"].get("time_to_first_chunk") or {}
@@ -82,6 +82,26 @@ def _error_rate_increases(before: Mapping[str, Any], current: Mapping[str, Any])
                         "evidence": {"agent": agent["agent"], "error_rate": rate, "previous_error_rate": prev_rate,
                                      "errors": agent["errors"], "events": agent["events"]}})
     return out
+
+
+class AbandonedSessions:
+    """The abandoned-sessions recommendation, looked up at most once per minute: it moves on a
+    30-minute scale, and the lookup walks a week of sessions by start time (the dashboard asks
+    for insights every few seconds)."""
+
+    def __init__(self) -> None:
+        self._minute: int | None = None
+        self._found: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    def find(self, store: QueryableStore, now: int) -> dict[str, Any] | None:
+        """The recommendation for `now`'s minute (None: no abandoned session)."""
+        minute = now // MINUTE
+        with self._lock:
+            if self._minute != minute:
+                self._found = _abandoned(store, now)
+                self._minute = minute
+            return self._found
 
 
 def _abandoned(store: QueryableStore, now: int) -> dict[str, Any] | None:
