@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import operator
+from dataclasses import dataclass, fields
 from typing import Any, Final
 
 from ..events import TelemetryEvent
@@ -72,6 +73,33 @@ class Plugin:
 
     def after_export(self, format: str, result: Any) -> None:
         """An export finished."""
+
+
+_FIELDS: Final = operator.attrgetter(*(f.name for f in fields(TelemetryEvent)))
+
+
+def _copy_json(value: Any) -> Any:
+    """A copy of JSON-like data, down through dicts and lists (other values are shared, as immutable)."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy_json(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy_json(item) for item in value]
+    return value
+
+
+def detached(event: TelemetryEvent) -> TelemetryEvent:
+    """A copy of the event a plugin may change at will: nothing it does reaches the original.
+
+    Per-event hooks get one, so a call that times out (and goes on running on the plugin's thread)
+    cannot change an event the chain has moved on with and the writer may already have stored.
+    """
+    clone = TelemetryEvent(*_FIELDS(event))
+    if clone.metadata is not None:
+        clone.metadata = _copy_json(clone.metadata)
+    if clone.context is not None:
+        clone.context = _copy_json(clone.context)
+    return clone
 
 
 def implemented_hooks(plugin: object) -> dict[str, Any]:

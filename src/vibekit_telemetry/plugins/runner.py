@@ -18,7 +18,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from ..events import TelemetryEvent
-from .base import implemented_hooks, plugin_name
+from .base import detached, implemented_hooks, plugin_name
 
 logger = logging.getLogger("vibekit_telemetry")
 
@@ -173,15 +173,21 @@ class PluginRunner:
     def map_events(self, hook: str, events: list[TelemetryEvent]) -> list[TelemetryEvent | None]:
         """Pass each event through a per-event hook in one trip to the plugin's thread.
 
-        An event the hook raises on passes unchanged (counted); on a timeout the whole batch does.
+        The hook gets a copy of each event (`detached`): on a timeout the whole batch passes on
+        unchanged, and the call still running on the plugin's thread only ever changes its copies, so
+        it cannot touch an event the writer stores meanwhile; it also stops before the next event.
+        An event the hook raises on passes unchanged (counted).
         """
         fn = self.hooks[hook]
+        abandoned = [False]  # set by the caller on a timeout: the late call takes no further event
 
         def work() -> list[TelemetryEvent | None]:
             out: list[TelemetryEvent | None] = []
             for event in events:
+                if abandoned[0]:
+                    break
                 try:
-                    result = fn(event)
+                    result = fn(detached(event))
                     if type(result) is not TelemetryEvent and result is not None:
                         result = self.resolve(result)
                 except Exception as exc:
@@ -190,7 +196,11 @@ class PluginRunner:
                 out.append(result if result is None or isinstance(result, TelemetryEvent) else event)
             return out
 
-        return self._run(hook, work, list(events))  # type: ignore[no-any-return]
+        unchanged = list(events)
+        result = self._run(hook, work, unchanged)
+        if result is unchanged:
+            abandoned[0] = True
+        return result  # type: ignore[no-any-return]
 
     def fire(self, hook: str, *args: Any) -> None:
         """Queue a hook call without waiting (after_track, after_store); skipped when too many are pending."""
