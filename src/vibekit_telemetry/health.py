@@ -115,7 +115,20 @@ def health_status(runtime: Runtime, truncated: int) -> dict[str, Any]:
     from .reliability import health_components
 
     health_components(runtime, report)  # spool, breaker, memory, disk, sampling; `healthy` and `issues`
+    _plugin_health(runtime, report)
     return report
+
+
+def _plugin_health(runtime: Runtime, report: dict[str, Any]) -> None:
+    """Each plugin's state and counts; a disabled or stuck plugin is an issue (tracking goes on: degraded)."""
+    plugins = runtime.plugins
+    report["plugins"] = plugins.status() if plugins is not None else []
+    issues = plugins.issues() if plugins is not None else []
+    if issues:
+        report["issues"] = [*report["issues"], *issues]
+        report["healthy"] = False
+        if report["status"] == "healthy":
+            report["status"] = "degraded"
 
 
 def performance_metrics(runtime: Runtime | None) -> dict[str, Any]:

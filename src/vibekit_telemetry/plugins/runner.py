@@ -40,7 +40,8 @@ class PluginRunner:
         self.errors = 0
         self.timeouts = 0
         self.skipped = 0
-        self.disabled: str | None = None
+        self.disabled: str | None = None  # why it was disabled, with the last error's text
+        self.disabled_reason: str | None = None  # the same without error text (for public health checks)
         self.last_error: str | None = None
         self.last_exception: BaseException | None = None
         self._consecutive = 0
@@ -63,17 +64,22 @@ class PluginRunner:
         return self.disabled is None and not self._stuck
 
     def status(self) -> dict[str, Any]:
-        """Counts and state for health and `telemetry plugins list`."""
-        return {"name": self.name, "hooks": [h for h in self.hooks], "calls": self.calls, "errors": self.errors,
-                "timeouts": self.timeouts, "skipped": self.skipped, "disabled": self.disabled,
-                "stuck": self._stuck, "last_error": self.last_error}
+        """Counts and state for health (get_health_status, /api/health, /health/ready)."""
+        version = getattr(self.plugin, "version", None)
+        return {"name": self.name, "version": version if isinstance(version, str) else None,
+                "enabled": self.disabled is None, "hooks": list(self.hooks), "calls": self.calls,
+                "errors": self.errors, "timeouts": self.timeouts, "skipped": self.skipped,
+                "disabled": self.disabled, "disabled_reason": self.disabled_reason, "stuck": self._stuck,
+                "last_error": self.last_error}
 
     def _failed(self, reason: str) -> None:
         with self._lock:
             self.last_error = reason
             self._consecutive += 1
             if self.max_failures and self._consecutive >= self.max_failures and self.disabled is None:
-                self.disabled = f"{self._consecutive} failures in a row; last: {reason}"
+                count = f"{self._consecutive} failure{'' if self._consecutive == 1 else 's'} in a row"
+                self.disabled = f"{count}; last: {reason}"
+                self.disabled_reason = count
                 logger.warning("telemetry plugin %s disabled: %s", self.name, self.disabled)
 
     def _error(self, hook: str, exc: BaseException) -> None:
