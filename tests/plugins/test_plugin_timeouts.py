@@ -1,4 +1,4 @@
-"""A before_track call that times out cannot change events: it works on copies, and stops early."""
+"""A before_track call that times out cannot change events the chain goes on with, and stops early."""
 
 from __future__ import annotations
 
@@ -61,14 +61,50 @@ def test_timed_out_call_takes_no_further_event_of_its_batch() -> None:
               for i in range(3)]
     try:
         out = manager.track_step.process_batch(events)
-        assert [e is o for e, o in zip(events, out, strict=True)] == [True, True, True]  # passed on unchanged
+        assert out[0] is not events[0] and out[0] == events[0]  # the held event goes on as a copy
+        assert out[1] is events[1] and out[2] is events[2]  # the rest untouched
         plugin.release.set()
         assert plugin.done.wait(10)
         manager.shutdown()  # joins the plugin's thread: whatever the late call did is done
         assert len(plugin.seen) == 1  # events 1 and 2 never reached the timed-out call
-        assert [e.metadata for e in events] == [{"nested": {"n": i}} for i in range(3)]
+        assert events[0].label == "changed late"  # it changed the original it held...
+        assert out[0] is not None and out[0].label is None and out[0].metadata == {"nested": {"n": 0}}  # ...only
+        assert [e.metadata for e in events[1:]] == [{"nested": {"n": i}} for i in (1, 2)]
     finally:
         plugin.release.set()
+
+
+class DropsTagsThenHangs(Plugin):
+    name = "drops-tags-hangs"
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def before_track(self, event: TelemetryEvent) -> TelemetryEvent | None:
+        if event.stream_data == "0":
+            return None
+        if event.stream_data == "1":
+            event.label = "tagged"
+            return event
+        self.release.wait(30)
+        event.label = "too late"
+        return event
+
+
+def test_answers_given_before_the_timeout_are_kept() -> None:
+    plugin = DropsTagsThenHangs()
+    manager = PluginManager(timeout_s=0.2)
+    manager.add(plugin)
+    events = [TelemetryEvent("stream", "claude", session_id="b", stream_data=str(i)) for i in range(4)]
+    try:
+        out = manager.track_step.process_batch(events)
+        assert out[0] is None and out[1] is not None and out[1].label == "tagged"
+        assert out[2] is not None and out[2] is not events[2] and out[2].label is None
+        assert out[3] is events[3]
+    finally:
+        plugin.release.set()
+        manager.shutdown()
+    assert out[2].label is None and events[2].label == "too late"
 
 
 def test_a_plugin_that_answers_in_time_still_changes_the_event(tmp_path: Path) -> None:
