@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,28 @@ def test_server_health_endpoints_show_plugins(tmp_path: Path) -> None:
     assert "secret-detail" not in str(body["components"])  # the error's text stays out of the components
     assert any(i.startswith("plugin failing: disabled") for i in body["issues"])
     assert [p["name"] for p in detail["plugins"]] == ["fine", "failing"] and detail["plugins"][1]["last_error"]
+
+
+def test_cli_health_detailed_shows_each_writers_plugins(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from vibekit_telemetry.cli import cli
+
+    db = tmp_path / "t.db"
+    with Telemetry(db_path=str(db), plugins=[Fine(), Failing()], plugin_max_failures=2) as t:
+        _track_batches(t, 3)
+    # This command runs no writer: it reads what the writer above recorded (writer_runs.plugins).
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--db", str(db), "health", "--detailed", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    plugins = {p["name"]: p for p in report["plugins"]}
+    assert plugins["fine"]["enabled"] and plugins["fine"]["version"] == "1.0" and plugins["fine"]["calls"] == 3
+    assert plugins["failing"]["enabled"] is False and plugins["failing"]["errors"] == 2
+    assert plugins["failing"]["disabled_reason"] == "2 failures in a row" and plugins["failing"]["writer"]
+    assert report["status"] == "degraded" and any(
+        i.startswith("plugin failing (writer ") and "disabled (2 failures in a row" in i for i in report["issues"])
+    table = runner.invoke(cli, ["--db", str(db), "health", "--detailed"])
+    assert "plugins[1].disabled_reason" in table.stdout and "2 failures in a row" in table.stdout
+    summary = json.loads(runner.invoke(cli, ["--db", str(db), "health", "--format", "json"]).stdout)
+    assert "plugins" not in summary and summary["status"] == "degraded"  # the issue shows without --detailed
