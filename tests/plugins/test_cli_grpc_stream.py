@@ -159,3 +159,13 @@ def test_grpc_port_from_the_environment_and_a_busy_port(tmp_path: Path) -> None:
         [sys.executable, "-m", "vibekit_telemetry.cli", "--db", str(tmp_path / "x.db"), "api", "--grpc-port", "70000"],
         capture_output=True, text=True, timeout=60, env=_ENV)
     assert bad.returncode == 2 and "--grpc-port" in bad.stderr and "70000" in bad.stderr
+
+
+def test_grpc_port_in_the_config_is_checked(tmp_path: Path) -> None:
+    from vibekit_telemetry.config import TelemetryConfig
+    from vibekit_telemetry.errors import ValidationError
+
+    assert TelemetryConfig(api={"grpc_port": 50051}).api.grpc_port == 50051
+    assert TelemetryConfig().api.grpc_port is None  # off unless asked for
+    with pytest.raises((ValidationError, ValueError), match="grpc_port"):
+        TelemetryConfig(api={"grpc_port": 70000})
