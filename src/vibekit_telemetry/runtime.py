@@ -111,7 +111,8 @@ class Runtime:
             interval_s=config.stream_flush_interval_ms / 1000, max_batch=config.max_batch_size,
             max_queue=config.max_queue_size, policy=config.backpressure,
             block_timeout_s=config.block_timeout_ms / 1000,
-            target_batch_ms=config.reliability.target_commit_ms if config.reliability.adaptive_batching else None)
+            target_batch_ms=config.reliability.target_commit_ms if config.reliability.adaptive_batching else None,
+            backpressure_threshold=config.reliability.backpressure_threshold)
         from .health import WriterRunRecorder
 
         self.run_recorder = WriterRunRecorder(self)

@@ -55,7 +55,8 @@ class BatchWorker:
     def __init__(self, process: Callable[[list[Any]], None], *, batch_size: int = 50,
                  interval_s: float = 1.0, max_batch: int = 5000, max_queue: int = 100_000,
                  policy: Policy = "block", block_timeout_s: float = 0.1,
-                 name: str = "vibekit-telemetry-writer", target_batch_ms: float | None = None) -> None:
+                 name: str = "vibekit-telemetry-writer", target_batch_ms: float | None = None,
+                 backpressure_threshold: float = 0.8) -> None:
         """Create and start the worker.
 
         Args:
@@ -69,7 +70,12 @@ class BatchWorker:
             name: the thread's name.
             target_batch_ms: adaptive batching (seed 002): when a batch takes longer, the next ones get
                 smaller (down to batch_size); when batches run well under it, they grow back to max_batch.
+            backpressure_threshold: with adaptive batching, once the queue holds more than this fraction of
+                max_queue the next batches are max_batch whatever the latency, to drain it before
+                producers are blocked or dropped (seed 002's backpressure threshold).
         """
+        if not 0.0 < backpressure_threshold <= 1.0:
+            raise ValueError(f"backpressure_threshold: expected a fraction in (0, 1], got {backpressure_threshold!r}")
         if policy not in POLICIES:
             raise ValueError(f"policy: expected one of {', '.join(POLICIES)}, got {policy!r}")
         self._process = process
@@ -78,6 +84,8 @@ class BatchWorker:
         self._max_batch = max_batch
         self._batch_limit = max_batch  # the adaptive bound, between batch_size and max_batch
         self._target_batch_ms = target_batch_ms
+        self._drain_depth = backpressure_threshold * max_queue
+        self.drain_batches = 0  # batches made max size because the queue passed the threshold
         self._max_queue = max_queue
         self._policy: Policy = policy
         self._block_timeout_s = block_timeout_s
@@ -259,6 +267,12 @@ class BatchWorker:
         """Process everything queued, in batches of at most max_batch."""
         queue = self._queue
         while queue:
+            if self._target_batch_ms is not None and self.depth() > self._drain_depth:
+                # Backpressure: the queue is close to full. Small batches would keep it full (and block or
+                # drop producers); the largest batch drains it fastest per commit, whatever the latency.
+                if self._batch_limit < self._max_batch:
+                    self.drain_batches += 1
+                self._batch_limit = self._max_batch
             batch: list[Any] = []
             markers: list[_FlushMarker] = []
             weight = 0
