@@ -56,7 +56,7 @@ def configure_pipeline(pipeline: WritePipeline, config: TelemetryConfig) -> None
         return
     breaker_cfg = rel.circuit_breaker
     pipeline.breaker = CircuitBreaker(breaker_cfg.threshold if breaker_cfg.enabled else 1_000_000_000,
-                                      breaker_cfg.timeout / 1000)
+                                      breaker_cfg.timeout / 1000, half_open_probes=breaker_cfg.half_open_probes)
     if rel.buffer_on_error:
         path = (rel.spool_path or default_spool_path(pipeline.providers[0])) if rel.persist_buffer else None
         pipeline.spool = Spool(path, rel.buffer_size)
