@@ -43,6 +43,7 @@ class WorkerStats:
     dropped_oldest: int = 0
     dropped_block_timeout: int = 0
     dropped_at_shutdown: int = 0
+    dropped_memory: int = 0  # refused because the queue held memory_limit's worth of events
     batch_errors: int = 0
     last_batch_ms: float = 0.0
     total_batch_ms: float = 0.0
@@ -84,9 +85,10 @@ class BatchWorker:
         self._max_batch = max_batch
         self._batch_limit = max_batch  # the adaptive bound, between batch_size and max_batch
         self._target_batch_ms = target_batch_ms
-        self._drain_depth = backpressure_threshold * max_queue
+        self._threshold = backpressure_threshold
         self.drain_batches = 0  # batches made max size because the queue passed the threshold
-        self._max_queue = max_queue
+        self._max_queue = max_queue  # the bound in force: the configured one, or less under memory_limit
+        self._configured_queue = max_queue
         self._policy: Policy = policy
         self._block_timeout_s = block_timeout_s
         self._name = name
@@ -133,9 +135,17 @@ class BatchWorker:
             self._wake.set()
         return True
 
+    def set_bound(self, events: int) -> None:
+        """Bound the queue below its configured size (memory_limit); max_queue again once it allows."""
+        self._max_queue = max(1, min(self._configured_queue, events))
+
+    def _reason(self, counter: str) -> str:
+        """A drop while memory_limit lowered the bound is counted as memory's, whatever the policy."""
+        return "dropped_memory" if self._max_queue < self._configured_queue else counter
+
     def _make_room(self) -> bool:
         if self._policy == "drop_newest":
-            self._count_drop("dropped_newest")
+            self._count_drop(self._reason("dropped_newest"))
             return False
         if self._policy == "drop_oldest":
             try:
@@ -145,9 +155,9 @@ class BatchWorker:
             if isinstance(oldest, _FlushMarker) or _size(oldest) > 1:
                 # Never drop a flush request, nor a batch someone waits on: keep it, drop the new item.
                 self._queue.appendleft(oldest)
-                self._count_drop("dropped_newest")
+                self._count_drop(self._reason("dropped_newest"))
                 return False
-            self._count_drop("dropped_oldest")
+            self._count_drop(self._reason("dropped_oldest"))
             return True
         deadline = time.monotonic() + self._block_timeout_s
         self._wake.set()
@@ -155,7 +165,7 @@ class BatchWorker:
             while self.depth() >= self._max_queue:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._shutdown:
-                    self._count_drop("dropped_block_timeout")
+                    self._count_drop(self._reason("dropped_block_timeout"))
                     return False
                 self._space.wait(remaining)
         return True
@@ -170,7 +180,8 @@ class BatchWorker:
         if self._shutdown:
             return False
         if size > self._max_queue or (self.depth() + size > self._max_queue and not self._room_for(size)):
-            self._count_drop("dropped_block_timeout" if self._policy == "block" else "dropped_newest", size)
+            self._count_drop(self._reason("dropped_block_timeout" if self._policy == "block" else "dropped_newest"),
+                             size)
             return False
         with self._stats_lock:
             self._extra += size - 1
@@ -267,7 +278,7 @@ class BatchWorker:
         """Process everything queued, in batches of at most max_batch."""
         queue = self._queue
         while queue:
-            if self._target_batch_ms is not None and self.depth() > self._drain_depth:
+            if self._target_batch_ms is not None and self.depth() > self._threshold * self._max_queue:
                 # Backpressure: the queue is close to full. Small batches would keep it full (and block or
                 # drop producers); the largest batch drains it fastest per commit, whatever the latency.
                 if self._batch_limit < self._max_batch:
