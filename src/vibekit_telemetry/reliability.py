@@ -184,6 +184,29 @@ class ResourceMonitor:
             self.free_disk_mb = None
 
 
+def stats_sampling(store: object, runtime: Runtime | None, since_ms: int | None) -> dict[str, Any]:
+    """The `sampling` part of get_stats: sessions seen and kept by every writer, and the kept fraction.
+
+    Read from writer_runs (rows updated since `since_ms`, the newest 10,000), so a process that writes
+    nothing (the CLI, a dashboard) sees what the writers sampled; a running writer adds its live counts.
+    """
+    from .processing.sampling import kept_fraction
+    from .store.base import WriterRunRecorder
+
+    runs: list[dict[str, Any]] = []
+    if isinstance(store, WriterRunRecorder):
+        try:
+            runs = store.writer_runs(since_ms=since_ms, limit=10_000)
+        except Exception as exc:  # stats must not fail because the metrics table cannot be read
+            logger.debug("telemetry writer_runs not read for sampling: %s", exc)
+    recorder = runtime.run_recorder if runtime is not None else None
+    summary = kept_fraction(runs, recorder.live_sampling() if recorder is not None else None,
+                            recorder.run_id if recorder is not None else None)
+    if runtime is not None:
+        summary["sample_rate"], summary["keep_errors"] = runtime.config.sample_rate, runtime.config.keep_errors
+    return summary
+
+
 def replay_job(runtime: Runtime) -> Callable[[], None]:
     """A scheduled job: when the spool holds events and the writer is idle, wake it to replay them."""
     def nudge() -> None:

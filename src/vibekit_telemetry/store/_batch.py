@@ -318,7 +318,7 @@ def resolve_older_than(older_than_ms: int | None) -> int | None:
 WRITER_RUN_COLUMNS: Final = (
     "run_id", "service_name", "service_version", "host", "pid", "started_at", "updated_at",
     "events_written", "batches", "total_batch_ms", "last_batch_ms", "max_batch_ms", "dropped",
-    "queue_depth", "queue_capacity",
+    "queue_depth", "queue_capacity", "sessions_seen", "sessions_kept",
 )
 _RUN_COUNTERS: Final = WRITER_RUN_COLUMNS[7:]
 

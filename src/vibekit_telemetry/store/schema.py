@@ -161,6 +161,9 @@ writer_runs = Table(
     Column("dropped", BigInteger, nullable=False, server_default="0"),
     Column("queue_depth", Integer, nullable=False, server_default="0"),
     Column("queue_capacity", Integer, nullable=False, server_default="0"),
+    # Migration 0011: sessions the writer's `sample` step saw and kept (the kept fraction of get_stats).
+    Column("sessions_seen", BigInteger, nullable=False, server_default="0"),
+    Column("sessions_kept", BigInteger, nullable=False, server_default="0"),
     Index("ix_writer_runs_updated_at", "updated_at"),
 )
 
