@@ -110,6 +110,7 @@ class WritePipeline:
         self.disk_full: str | None = None
         # Set by the runtime (reliability.min_free_disk_mb): commits to the primary wait while disk is low.
         self.disk_guard: DiskGuard | None = None
+        self.spool_guard: DiskGuard | None = None  # the same check for the spool's directory
         # Set by the runtime (reliability.memory_limit): True while the queue holds too much, so batches
         # go to the spool at once instead of waiting on a remote primary.
         self.spill_now: Callable[[], bool] = lambda: False
@@ -294,13 +295,39 @@ class WritePipeline:
             stored.extend(outcome.stored)
         return stored
 
+    def _spool_append(self, events: list[TelemetryEvent]) -> int:
+        """Spool a batch; a full disk under the spool (or below min_free_disk_mb) is waited out, not lost."""
+        assert self.spool is not None
+        attempt = 0
+        while True:
+            try:
+                if self.spool_guard is not None:
+                    self.spool_guard.ensure()
+                lost = self.spool.append(events)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                if self.stopping.is_set():
+                    logger.error("telemetry spool %s: %s at shutdown; %d events lost", self.spool.path, exc,
+                                 len(events))
+                    return len(events)  # the spool had no room for them: counted as spool_full
+                attempt += 1
+                if self.disk_full is None:
+                    logger.error("telemetry spool %s: %s; holding %d events", self.spool.path, exc, len(events))
+                self.disk_full = f"spool {self.spool.path}: {exc}" if is_disk_full(exc) else self.disk_full
+                self.note_error(f"spool: {exc}")
+                self.stopping.wait(self._retry_delay(attempt))
+                continue
+            self.disk_full = None
+            return lost
+
     def _process_spooling(self, events: list[TelemetryEvent], started: float) -> CommitOutcome:
         """The primary is remote: replay the spool first, so order holds; spool what it cannot take now."""
         assert self.spool is not None
         if self.spill_now() and events:
             # The queue holds more than memory_limit: move this batch to disk now; the spool replays it,
             # in order, once the queue is back under the limit.
-            lost = self.spool.append(events)
+            lost = self._spool_append(events)
             self.counters.spilled += len(events) - lost
             self.counters.spool_full += lost
             return CommitOutcome(lost == 0, [], set())
@@ -320,7 +347,7 @@ class WritePipeline:
                 outcome = self._committed(events, result, started)
                 outcome.stored = [*replayed, *outcome.stored]
                 return outcome
-        lost = self.spool.append(events)
+        lost = self._spool_append(events)
         if lost:
             self.counters.spool_full += lost
             logger.error("telemetry spool full (%d events): %d events dropped", self.spool.max_events, lost)

@@ -66,6 +66,11 @@ def configure_pipeline(pipeline: WritePipeline, config: TelemetryConfig) -> None
     if rel.buffer_on_error:
         path = (rel.spool_path or default_spool_path(pipeline.providers[0])) if rel.persist_buffer else None
         pipeline.spool = Spool(path, rel.buffer_size)
+        if path is not None and rel.min_free_disk_mb > 0:
+            from .limits import DiskGuard
+
+            pipeline.spool_guard = DiskGuard(os.path.dirname(os.path.abspath(path)), rel.min_free_disk_mb,
+                                             rel.disk_check_interval_ms / 1000)
         pipeline.replay_batch = config.max_batch_size
 
 

@@ -151,3 +151,29 @@ def _until_health(telemetry: Telemetry, check: Callable[[dict[str, Any]], bool],
         time.sleep(0.1)
         health = telemetry.get_health_status()
     return health
+
+
+def test_a_full_disk_under_the_spool_holds_batches_until_space_returns(small_disk: Path) -> None:
+    # The primary is a PostgreSQL server that is not there: every batch goes to the spool, on the small disk.
+    telemetry = Telemetry(
+        database_url="postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=1",
+        stream_flush_interval_ms=20, retry_delay_ms=20,
+        reliability={"spool_path": str(small_disk / "spool.db"), "min_free_disk_mb": 2,
+                     "disk_check_interval_ms": 50, "retry": {"max_attempts": 0},
+                     "circuit_breaker": {"threshold": 1, "timeout": 600_000}})
+    try:
+        sid = telemetry.track_start("claude", "code", "spooled")
+        assert telemetry.flush(10)
+        _fill_leaving(small_disk / "filler", 1.0)
+        time.sleep(0.2)  # past disk_check_interval_ms
+        for i in range(10):
+            assert telemetry.track_stream(sid, f"{i} " + "s" * 500)
+        health = _until_health(telemetry, lambda h: bool(h["disk"]["full"]))
+        assert "spool" in health["disk"]["full"] and "below min_free_disk_mb" in health["disk"]["full"]
+        assert health["spool"]["depth"] == 1 and health["writer"]["alive"]
+        (small_disk / "filler").unlink()
+        assert telemetry.flush(30)
+        after = telemetry.get_health_status()
+        assert after["spool"]["depth"] == 11 and after["disk"]["full"] is None and after["dropped_total"] == 0
+    finally:
+        telemetry.shutdown(timeout=5)
