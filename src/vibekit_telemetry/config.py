@@ -189,6 +189,8 @@ class CircuitBreakerConfig(_Section):
     enabled: bool = True
     threshold: int = Field(default=5, ge=1)
     timeout: float = Field(default=30_000.0, gt=0)
+    # Successful probes in a row (one at a time) that close a half-open breaker; a failed one reopens it.
+    half_open_probes: int = Field(default=1, ge=1, le=100)
 
 
 class TrackRateLimitConfig(_Section):
@@ -210,13 +212,19 @@ class ReliabilityConfig(_Section):
     buffer_size: int = Field(default=1_000_000, ge=1)
     persist_buffer: bool = True
     spool_path: str | None = None
-    # Bytes of resident memory above which `memory:high` is emitted (seed 001 `memoryLimit`).
+    # Seed 001 `memoryLimit`, bytes: the most the writer queue may hold (estimated from the measured size
+    # of events); past it events spill to the spool, or are dropped by `backpressure` (counted as
+    # memory_limit). Resident memory over it emits `memory:high` too.
     memory_limit: int | None = Field(default=None, ge=1)
-    # Free disk below this (MB) next to a file store is a health issue before SQLite says SQLITE_FULL.
+    # Free disk (MB) next to a SQLite store below which commits are held (retried) rather than run into
+    # SQLITE_FULL; checked before each commit, statvfs cached for disk_check_interval_ms.
     min_free_disk_mb: float = Field(default=50.0, ge=0)
-    # Seed 002's auto-tuned batch size: shrink batches when a commit takes longer than this.
+    disk_check_interval_ms: float = Field(default=1000.0, ge=0)
+    # Seed 002's auto-tuned batch size: shrink batches when a commit takes longer than this ...
     adaptive_batching: bool = True
     target_commit_ms: float = Field(default=1000.0, gt=0)
+    # ... but once the queue is fuller than this fraction of max_queue_size, batches go to the largest.
+    backpressure_threshold: float = Field(default=0.8, gt=0, le=1)
     check_interval_s: float = Field(default=5.0, gt=0)
 
 

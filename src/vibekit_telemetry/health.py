@@ -42,6 +42,22 @@ class WriterRunRecorder:
         # A forked child inherits the parent's counters: its run counts from here.
         pipeline = getattr(runtime, "pipeline", None)
         self.base = (pipeline.counters.written, runtime.losses()) if pipeline is not None else (0, 0)
+        seen, kept = self.sampled()
+        self.sampling_base = (seen, kept)  # a forked child's sample step goes on from the parent's counts
+
+    def sampled(self) -> tuple[int, int]:
+        """Sessions this process's `sample` step has seen and kept so far (0, 0 without sampling)."""
+        chain = getattr(self.runtime, "chain", None)
+        stats = getattr(chain.get("sample"), "stats", None) if chain is not None else None
+        if not callable(stats):
+            return 0, 0
+        figures = stats()
+        return int(figures["sessions_seen"]), int(figures["sessions_kept"])
+
+    def live_sampling(self) -> dict[str, int]:
+        """This run's sessions seen and kept (what its writer_runs row will say)."""
+        seen, kept = self.sampled()
+        return {"sessions_seen": seen - self.sampling_base[0], "sessions_kept": kept - self.sampling_base[1]}
 
     def record(self, *, final: bool = False, first: bool = False) -> None:
         """Save the counters now (first: right after this writer's first commit); never raises."""
@@ -64,6 +80,7 @@ class WriterRunRecorder:
                 "max_batch_ms": stats.max_batch_ms, "dropped": runtime.losses() - self.base[1],
                 "queue_depth": runtime.worker.depth(), "queue_capacity": runtime.worker.capacity(),
                 "plugins": plugins_json(runtime),
+                **self.live_sampling(),
             })
             self.recorded = True
         except Exception as exc:  # metrics must never break the writer

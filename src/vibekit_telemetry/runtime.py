@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .analytics.engine import Analytics
     from .export.schedule import ExportScheduler
     from .exporters.manager import ExporterSet
+    from .limits import MemoryBudget
     from .plugins.manager import PluginManager
 
 logger = logging.getLogger("vibekit_telemetry")
@@ -111,13 +112,19 @@ class Runtime:
 
         configure_pipeline(self.pipeline, config)  # backoff; breaker and spool for a remote primary
         self.resources = ResourceMonitor(self, config.reliability)
+        self.memory: MemoryBudget | None = None
         self.exporters = self._build_exporters()
         self.worker = BatchWorker(
             self._write_batch, batch_size=config.stream_batch_size,
             interval_s=config.stream_flush_interval_ms / 1000, max_batch=config.max_batch_size,
             max_queue=config.max_queue_size, policy=config.backpressure,
             block_timeout_s=config.block_timeout_ms / 1000,
-            target_batch_ms=config.reliability.target_commit_ms if config.reliability.adaptive_batching else None)
+            target_batch_ms=config.reliability.target_commit_ms if config.reliability.adaptive_batching else None,
+            backpressure_threshold=config.reliability.backpressure_threshold)
+        if config.reliability.memory_limit:
+            from .reliability import enforce_memory_limit
+
+            self.memory = enforce_memory_limit(self)  # the queue's bound and the spill signal follow it
         from .health import WriterRunRecorder
 
         self.run_recorder = WriterRunRecorder(self)
@@ -289,7 +296,8 @@ class Runtime:
         # goes on from the parent's figure: that is the child's baseline for "lost since the last flush".
         stats = self.worker.stats
         self._losses_at_flush = self.losses() - (stats.dropped_newest + stats.dropped_block_timeout
-                                                 + stats.dropped_oldest + stats.dropped_at_shutdown)
+                                                 + stats.dropped_oldest + stats.dropped_at_shutdown
+                                                 + stats.dropped_memory)
         self.run_recorder.new_run()
 
     def ensure_process(self) -> None:
@@ -384,6 +392,8 @@ class Runtime:
         self._last_write_at = time.monotonic()
         if self.plugins is not None and ready:
             self.plugins.after_track(ready)
+        if self.memory is not None:
+            self.worker.set_bound(self.memory.update(ready))  # memory_limit in events of the measured size
         try:
             outcome = self.pipeline.process(ready)
         except BaseException as exc:
@@ -418,6 +428,7 @@ class Runtime:
         return {
             "queue_full": stats.dropped_newest + stats.dropped_block_timeout,
             "oldest_evicted": stats.dropped_oldest,
+            "memory_limit": stats.dropped_memory,
             "at_shutdown": stats.dropped_at_shutdown,
             "invalid": self.caller_invalid + sum(self.chain.invalid.values()),
             "rejected_by_store": counters.rejected,

@@ -404,9 +404,14 @@ class Telemetry(AnalyticsAPI, ExportMethods):  # analytics: analytics_api.py (#1
                                   self.store.get_sessions)
 
     def get_stats(self, filter: Any = None, **filters: Any) -> Stats:
-        """Return totals, agent shares, date range, size, average duration and an optional breakdown."""
-        return self._around_query("stats", parse_stats_filter(filter, **filters),  # type: ignore[no-any-return]
-                                  self.store.get_stats)
+        """Return totals, agent shares, date range, size, average duration, breakdown, sampling's kept fraction."""
+        parsed = parse_stats_filter(filter, **filters)
+        stats = self._around_query("stats", parsed, self.store.get_stats)
+        if isinstance(stats, Stats) and stats.sampling is None:
+            from .reliability import stats_sampling  # scale counts by 1 / kept_fraction (issue 13)
+
+            stats.sampling = stats_sampling(self.store, self._runtime, parsed.since)
+        return stats  # type: ignore[no-any-return]
 
     def clean(self, retention_days: float | None = None, *, older_than: Any = None,
               session_ids: Sequence[str] = (), categories: Sequence[str] = ()) -> int:

@@ -60,7 +60,18 @@ def stats_lines(stats: Stats) -> list[tuple[str, str]]:
         ("Date Range", date_range),
         ("Database Size", format_bytes(stats.database_size_bytes)),
         ("Average Session Duration", format_duration(average) if average is not None else "n/a"),
+        *_sampling_line(stats.sampling),
     ]
+
+
+def _sampling_line(sampling: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """`Sampling: kept 2,512 of 10,000 sessions (25.1%); scale counts by 3.98` when writers sampled."""
+    if not sampling or sampling["sessions_kept"] >= sampling["sessions_seen"]:
+        return []
+    fraction = sampling["kept_fraction"]
+    scale = f"; scale counts by {1 / fraction:.2f}" if fraction else ""
+    return [("Sampling", f"kept {sampling['sessions_kept']:,} of {sampling['sessions_seen']:,} sessions "
+                         f"({100 * fraction:.1f}%){scale}")]
 
 
 def _writer_run(run: Mapping[str, Any]) -> dict[str, Any]:
@@ -167,6 +178,9 @@ def stats(agents: tuple[str, ...], since: str | None, until: str | None, group_b
         started = time.perf_counter()
         result = store.get_stats(stats_filter)
         query_ms = (time.perf_counter() - started) * 1000
+        from ..reliability import stats_sampling  # what the writers' sample step kept (writer_runs)
+
+        result.sampling = stats_sampling(store, None, stats_filter.since)
         perf: dict[str, Any] = {}
         if performance:
             # Writers run in other processes: read what they recorded (this command runs none).

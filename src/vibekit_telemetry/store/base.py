@@ -71,6 +71,9 @@ class Stats:
     avg_session_duration_ms: float | None
     group_by: str | None = None
     groups: list[GroupStats] = field(default_factory=list)
+    # Sessions the writers' `sample` step saw and kept, and the kept fraction (scale counts by 1 / it);
+    # set by Telemetry.get_stats, `telemetry stats` and GET /api/stats from writer_runs (issue 13).
+    sampling: dict[str, Any] | None = None
 
     def agent_shares(self) -> dict[str, float]:
         """Return each agent's share of all events, from 0 to 1."""

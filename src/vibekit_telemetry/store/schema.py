@@ -164,6 +164,9 @@ writer_runs = Table(
     # Migration 0011: the writer's plugins as JSON (name, version, enabled, counts, disabled reason), so
     # `telemetry health --detailed` in another process can show them and list a disabled one as an issue.
     Column("plugins", Text),
+    # Migration 0012: sessions the writer's `sample` step saw and kept (the kept fraction of get_stats).
+    Column("sessions_seen", BigInteger, nullable=False, server_default="0"),
+    Column("sessions_kept", BigInteger, nullable=False, server_default="0"),
     Index("ix_writer_runs_updated_at", "updated_at"),
 )
 

@@ -196,6 +196,10 @@ class Dialect:
         """Whether a write failed on a passing condition: a lock, a busy database, a lost connection."""
         return False
 
+    def is_disk_full(self, exc: BaseException) -> bool:
+        """Whether a write failed because the database's disk is full (waited out like a lock)."""
+        return False
+
     def is_refused(self, exc: BaseException, integrity_error: type[BaseException]) -> bool:
         """Whether a write failed on the rows themselves: a value or constraint the database refuses."""
         return _refused_value(exc) or isinstance(exc, integrity_error)
@@ -345,6 +349,11 @@ class SQLiteDialect(Dialect):
         text = str(exc).lower()
         return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
+    def is_disk_full(self, exc: BaseException) -> bool:
+        """SQLITE_FULL ("database or disk is full"), or the OS's ENOSPC on the WAL or a temporary file."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        return isinstance(exc, sqlite3.OperationalError) and (code == 13 or "disk is full" in str(exc).lower())
+
     def size_bytes(self, engine: Engine | None, path: str | None) -> int:
         """The database file and its WAL (0 for an in-memory database)."""
         if path is None:
@@ -447,6 +456,10 @@ class PostgreSQLDialect(Dialect):
         import psycopg
 
         return isinstance(exc, psycopg.OperationalError)
+
+    def is_disk_full(self, exc: BaseException) -> bool:
+        """SQLSTATE 53100 (disk_full) from the server."""
+        return getattr(exc, "sqlstate", None) == "53100"
 
     def is_refused(self, exc: BaseException, integrity_error: type[BaseException]) -> bool:
         """DataError (a value out of range, a NUL byte, bad encoding) or a constraint on the rows."""

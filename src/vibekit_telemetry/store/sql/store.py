@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from ...errors import RefusedRowError, StoreError, TransientStoreError
+from ...errors import DiskFullError, RefusedRowError, StoreError, TransientStoreError
 from ...events import TelemetryEvent
 from ...query import QueryFilter, SessionFilter, StatsFilter
 from .. import migrate
@@ -308,6 +308,8 @@ class SQLStore:
 
     def _typed(self, exc: Exception, integrity_error: type[BaseException]) -> Exception:
         """The typed error for a failed write (the original itself when it is neither kind)."""
+        if self.sql.is_disk_full(getattr(exc, "orig", None) or exc):
+            return DiskFullError(f"{self.name} store {self.where()}: disk full ({exc})")
         if self.sql.is_transient(exc):
             return TransientStoreError(f"{self.name} store {self.where()}: {exc}")
         if self.sql.is_refused(exc, integrity_error):
