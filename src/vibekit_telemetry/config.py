@@ -157,15 +157,18 @@ class TelemetryConfig(_Section):
             entry.options = {to_snake(key): value for key, value in entry.options.items()}
             batch = entry.options.pop("stream_batch_size", None)
             interval = entry.options.pop("stream_flush_interval", entry.options.pop("stream_flush_interval_ms", None))
-            if batch is not None and "stream_batch_size" not in self.model_fields_set:
-                self.stream_batch_size = int(batch)
-            if interval is not None and "stream_flush_interval_ms" not in self.model_fields_set:
-                self.stream_flush_interval_ms = int(interval)
+            self._writer_options(batch, interval, over_explicit=False)
         if self.local_store is not None:
-            if self.local_store.stream_batch_size is not None:
-                self.stream_batch_size = self.local_store.stream_batch_size
-            if self.local_store.stream_flush_interval_ms is not None:
-                self.stream_flush_interval_ms = self.local_store.stream_flush_interval_ms
+            local = self.local_store
+            self._writer_options(local.stream_batch_size, local.stream_flush_interval_ms, over_explicit=True)
+
+    def _writer_options(self, batch: Any, interval: Any, *, over_explicit: bool) -> None:
+        """Apply a storage block's batch size and flush interval (None: not given there)."""
+        # A seed 001 storage entry yields to top-level options given explicitly; seed 003's localStore wins.
+        if batch is not None and (over_explicit or "stream_batch_size" not in self.model_fields_set):
+            self.stream_batch_size = int(batch)
+        if interval is not None and (over_explicit or "stream_flush_interval_ms" not in self.model_fields_set):
+            self.stream_flush_interval_ms = int(interval)
 
     def storage_entries(self) -> list[StorageConfig]:
         """Return the enabled storage entries, with the SQLite default filled in."""
