@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..config import TelemetryConfig
     from ..service import Telemetry
     from ..store.base import QueryableStore
+    from ..store.sql import SQLStore
 
 ENV_DEBUG: Final = "TELEMETRY_DEBUG"
 
@@ -202,22 +203,15 @@ def open_store(*, must_exist: bool = True) -> Iterator[QueryableStore]:
         store.shutdown()
 
 
-@contextlib.contextmanager
-def raw_engine(*, must_exist: bool = True) -> Iterator[Any]:
-    """Yield a SQLAlchemy engine on the selected SQL database without migrating it (for `db`, SQL)."""
+def schema_store(*, must_exist: bool = True) -> SQLStore:
+    """Return the selected SQL store, not opened, for the schema commands (`telemetry db`)."""
     from ..store.sql import SQLStore
 
     store = resolve_store()
     if not isinstance(store, SQLStore):
         raise click.ClickException("the configured store is not a SQL database")
-    path = store.path
     if must_exist:
         require_existing_db(store)
-    if path is not None:
-        _check_sqlite_file(path)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = store.sql.make_engine(store.url, busy_timeout_ms=store.busy_timeout_ms, wal=store.wal)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
+    elif store.path is not None:
+        _check_sqlite_file(store.path)
+    return store

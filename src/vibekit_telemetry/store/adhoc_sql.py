@@ -25,9 +25,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ..errors import TelemetryError
+
+if TYPE_CHECKING:
+    from .sql.direct import DirectAccess
 
 DEFAULT_TIMEOUT_S: Final = 30.0
 DEFAULT_MAX_ROWS: Final = 100_000
@@ -68,11 +71,11 @@ _ACTION_NAMES: Final = {getattr(sqlite3, f"SQLITE_{n}"): n for n in (
     "ANALYZE", "CREATE_VTABLE", "DROP_VTABLE", "SAVEPOINT") if hasattr(sqlite3, f"SQLITE_{n}")}
 _LEADING: Final = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/|\()*", re.S)
 
-Reason = Literal["refused", "timeout", "interrupted", "memory"]
+Reason = Literal["refused", "timeout", "interrupted", "memory", "failed"]
 
 
 class AdhocSqlError(TelemetryError):
-    """Ad-hoc SQL that was refused, ran past its timeout, was interrupted or needed too much memory."""
+    """Ad-hoc SQL that was refused, ran past its timeout, was interrupted, needed too much memory or failed."""
 
     def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
@@ -286,3 +289,46 @@ def _postgres_error(exc: Exception, run: _Run, limits: SqlLimits) -> Exception:
     if "read-only transaction" in text:
         return AdhocSqlError("refused", f"{text.split(' LINE ')[0]}: ad-hoc SQL is read-only")
     return exc
+
+
+def _failed(exc: BaseException) -> AdhocSqlError:
+    """The database's own error (syntax, unknown table, no connection) on one line."""
+    return AdhocSqlError("failed", f"SQL failed: {' '.join(str(getattr(exc, 'orig', None) or exc).split())}")
+
+
+# -- on a SQL store (SQLStore.run_readonly_sql, store/sql/direct.py) --------------------------------
+
+def _on_sqlite_store(store: DirectAccess, sql: str, limits: SqlLimits) -> SqlResult:
+    if store.path is None:
+        raise AdhocSqlError("refused", "read-only SQL needs a database file, not an in-memory database")
+    try:
+        return run_sqlite(store.path, sql, limits)
+    except sqlite3.Error as exc:
+        raise _failed(exc) from exc
+
+
+def _on_postgres_store(store: DirectAccess, sql: str, limits: SqlLimits) -> SqlResult:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    # An engine of its own, never the store's: nothing is migrated, and the writer's pool is not used.
+    engine = store.sql.make_engine(store.url, busy_timeout_ms=store.busy_timeout_ms, wal=store.wal)
+    try:
+        return run_postgres(engine, sql, limits)
+    except SQLAlchemyError as exc:
+        raise _failed(exc) from exc
+    finally:
+        engine.dispose()
+
+
+# The two runners differ in kind (a mode=ro file with an authorizer; a READ ONLY transaction through a
+# cursor), so this module keeps both, picked by the store's dialect name.
+_RUNNERS: Final[dict[str, Callable[[DirectAccess, str, SqlLimits], SqlResult]]] = {
+    "sqlite": _on_sqlite_store, "postgresql": _on_postgres_store}
+
+
+def run_on_store(store: DirectAccess, sql: str, limits: SqlLimits = SqlLimits()) -> SqlResult:
+    """Run one read-only statement on a SQL store's database, never migrating or writing it.
+
+    Raises AdhocSqlError: refused, timeout, interrupted, memory, or failed (the database's own error).
+    """
+    return _RUNNERS[store.sql.name](store, sql, limits)

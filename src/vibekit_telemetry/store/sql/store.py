@@ -25,6 +25,7 @@ from ..schema import EVENT_INDEXES, events, session_totals, sessions, writer_run
 from . import audit as sql_audit
 from . import changelog, maintenance, read
 from .dialect import for_url, sqlite_path, to_url
+from .direct import DirectAccess
 from .pool import PoolOptions
 from .text_index import TextIndex
 from .writer import Statements, chunks, write
@@ -71,7 +72,7 @@ class StoreRefusedRow(RefusedRowError, ValueError):
     """RefusedRowError that is also a ValueError, as the DBAPI errors it wraps were to older callers."""
 
 
-class SQLStore:
+class SQLStore(DirectAccess):
     """Events, sessions, rollups and the audit log in SQLite (a path or sqlite:/// URL) or PostgreSQL.
 
     One connection stack: every connection comes from one SQLAlchemy engine. The writer keeps one
