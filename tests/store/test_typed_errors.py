@@ -83,6 +83,28 @@ def test_a_locked_sqlite_database_is_transient_and_names_the_lock(tmp_path: Path
     store.shutdown()
 
 
+def test_vacuum_and_reindex_on_a_locked_sqlite_database_raise_typed_errors(tmp_path: Path) -> None:
+    # `telemetry vacuum` / `reindex` print these as one clean line (the CLI knows StoreError, not sqlite3).
+    path = tmp_path / "t.db"
+    store = SQLStore(path, busy_timeout_ms=50)
+    store.initialize()
+    store.store_batch([ev("start")])
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        for maintenance in (store.compact, store.reindex):
+            with pytest.raises(TransientStoreError) as info:
+                maintenance()
+            assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+            assert "database is locked" in str(info.value) and str(path) in str(info.value)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    store.compact()  # the lock gone, the same store works
+    assert [e.event_type for e in store.query(QueryFilter())] == ["start"]
+    store.shutdown()
+
+
 def test_a_dropped_postgresql_connection_is_transient_and_the_next_batch_reconnects(pg_url: str) -> None:
     name = "vk_" + uuid.uuid4().hex[:10]
     store = SQLStore(f"{pg_url}&application_name={name}")

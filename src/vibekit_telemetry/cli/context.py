@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +71,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _is_database_error(exc: BaseException) -> bool:
-    if isinstance(exc, sqlite3.Error | OSError | StoreError):
+    # Stores raise typed StoreErrors; SQLAlchemy's own errors (a read on a broken file) are database errors too.
+    if isinstance(exc, OSError | StoreError):
         return True
     try:
         from sqlalchemy.exc import SQLAlchemyError

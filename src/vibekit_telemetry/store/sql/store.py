@@ -369,14 +369,28 @@ class SQLStore(DirectAccess):
     def compact(self) -> None:
         """VACUUM: give the space of deleted rows back to the file system."""
         self.engine  # noqa: B018
-        with self._lock:
+        with self._lock, self._typed_errors():
             maintenance.compact(self)
 
     def reindex(self) -> None:
         """Rebuild every index (and the text index)."""
         self.engine  # noqa: B018
-        with self._lock:
+        with self._lock, self._typed_errors():
             maintenance.reindex(self)
+
+    @contextmanager
+    def _typed_errors(self) -> Iterator[None]:
+        """The driver's errors on the writer connection as StoreErrors (TransientStoreError: locked, busy)."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except Exception as exc:
+            dbapi = self._engine.dialect.dbapi if self._engine is not None else None
+            if dbapi is None or not isinstance(exc, dbapi.Error):
+                raise
+            kind = TransientStoreError if self.sql.is_transient(exc) else StoreError
+            raise kind(f"{self.name} store {self.where()}: {' '.join(str(exc).split())}") from exc
 
     def check(self) -> list[str]:
         """Run integrity checks; return the problems found ([] when the database is sound)."""
