@@ -22,8 +22,9 @@ from .. import migrate
 from .._batch import writer_run_row
 from ..base import BatchResult, ErrorGroup, RollupPoint, Session, Stats, check_series_args
 from ..schema import EVENT_INDEXES, events, session_totals, sessions, writer_runs
-from . import audit as sql_audit
-from . import changelog, maintenance, read
+from . import maintenance, read
+from .audit import AuditMethods
+from .changelog import ChangeLogMethods
 from .dialect import for_url, sqlite_path, to_url
 from .direct import DirectAccess
 from .pool import PoolOptions
@@ -72,7 +73,7 @@ class StoreRefusedRow(RefusedRowError, ValueError):
     """RefusedRowError that is also a ValueError, as the DBAPI errors it wraps were to older callers."""
 
 
-class SQLStore(DirectAccess):
+class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess):
     """Events, sessions, rollups and the audit log in SQLite (a path or sqlite:/// URL) or PostgreSQL.
 
     One connection stack: every connection comes from one SQLAlchemy engine. The writer keeps one
@@ -350,7 +351,8 @@ class SQLStore(DirectAccess):
         with self._lock, self.engine.connect() as conn, self.sql.for_writing(conn).begin():
             yield conn
 
-    # -- maintenance (store/sql/maintenance.py) ---------------------------------------------------
+    # -- maintenance (store/sql/maintenance.py); the change log and the audit trail are the mixins of
+    # store/sql/changelog.py and store/sql/audit.py, schema versions and ad-hoc SQL of store/sql/direct.py.
 
     def clean(self, *, older_than_ms: int | None = None, session_ids: Sequence[str] = (),
               categories: Sequence[str] = ()) -> int:
@@ -395,36 +397,6 @@ class SQLStore(DirectAccess):
     def check(self) -> list[str]:
         """Run integrity checks; return the problems found ([] when the database is sound)."""
         return maintenance.check(self)
-
-    def record_audit(self, actor: str, action: str, target: str | None = None,
-                     details: dict[str, Any] | None = None, *, table: str | None = None,
-                     record_id: str | None = None, old_values: dict[str, Any] | None = None,
-                     new_values: dict[str, Any] | None = None) -> None:
-        """Append one audit entry (who did what to which record, old and new values), chained by hash."""
-        sql_audit.append(self, actor, action, target, details, table=table, record_id=record_id,
-                         old_values=old_values, new_values=new_values)
-
-    # -- change log: what exporters follow (store/sql/changelog.py) ---------------------------------
-
-    def committed_position(self) -> int:
-        """Return the position of the newest committed event (0 when there is none)."""
-        return changelog.committed_position(self.engine, self.sql)
-
-    def read_committed(self, after: int, limit: int) -> list[tuple[int, TelemetryEvent]]:
-        """Return up to `limit` committed events with position > after, oldest first, with their positions."""
-        return changelog.read_committed(self.engine, self.sql, after, limit)
-
-    def load_cursor(self, name: str) -> int | None:
-        """Return exporter `name`'s persisted position, or None."""
-        return changelog.load_cursor(self.engine, name)
-
-    def save_cursor(self, name: str, position: int) -> None:
-        """Persist exporter `name`'s position."""
-        changelog.save_cursor(self.engine, self.sql, name, position)
-
-    def cursors(self) -> dict[str, int]:
-        """Return every persisted exporter position by name."""
-        return changelog.cursors(self.engine)
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -490,19 +462,6 @@ class SQLStore(DirectAccess):
         """Return totals, agents, date range, size, average duration and the requested breakdown."""
         with self.engine.connect() as conn:
             return read.stats(conn, filter_, self.size_bytes())
-
-    def audit_log(self, limit: int = 100, *, table: str | None = None, since: int | None = None,
-                  action: str | None = None) -> list[dict[str, Any]]:
-        """Return the newest audit entries first (of one table, action, or since a time, when given)."""
-        return sql_audit.entries(self, limit, table=table, since=since, action=action)
-
-    def audit_history(self, table: str, record_id: str) -> list[dict[str, Any]]:
-        """Return one record's audit entries oldest first, with old/new values and changed_fields."""
-        return sql_audit.entries(self, None, table=table, record_id=record_id, oldest_first=True)
-
-    def verify_audit(self) -> list[str]:
-        """Return where the audit hash chain is broken ([] when intact)."""
-        return sql_audit.verify(self)
 
     def size_bytes(self) -> int:
         """Return the bytes the store occupies (SQLite file and WAL; PostgreSQL tables and indexes)."""
