@@ -6,7 +6,6 @@ import contextlib
 import os
 import threading
 import time
-import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -27,46 +26,10 @@ from .audit import AuditMethods
 from .changelog import ChangeLogMethods
 from .dialect import for_url, sqlite_path, to_url
 from .direct import DirectAccess
+from .fork import DISOWNED, LIVE
 from .pool import PoolOptions
 from .text_index import TextIndex
 from .writer import Statements, chunks, write
-
-# Connections inherited across fork, kept referenced so they are never finalised (closed) in the child.
-_DISOWNED: list[Any] = []
-# Open stores, for the process-wide fork hooks below (registered once, not once per store).
-_LIVE: weakref.WeakSet[SQLStore] = weakref.WeakSet()
-_HELD: list[SQLStore] = []
-# How long a fork waits for a store's batch under way before going ahead without it (seconds).
-_FORK_WAIT_S = 10.0
-
-
-def _before_fork() -> None:
-    """Let each store finish the transaction under way, so no child inherits a connection mid-write.
-
-    A SQLite connection copied mid-transaction keeps the write lock in the child's in-process lock
-    table for ever: the child's own new connection would then find the database locked. Waiting
-    here (in the parent, bounded) is one batch at most; the child never waits on anything.
-    """
-    for store in list(_LIVE):
-        if store._lock.acquire(timeout=_FORK_WAIT_S):
-            _HELD.append(store)
-
-
-def _after_fork_in_parent() -> None:
-    while _HELD:
-        _HELD.pop()._lock.release()
-
-
-def _after_fork_in_child() -> None:
-    # The forking thread owns these copies and is the one running here: release them, so a store
-    # used in the child before after_fork() (which replaces the lock anyway) does not block.
-    while _HELD:
-        _HELD.pop()._lock.release()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
-                        after_in_child=_after_fork_in_child)
 
 
 class StoreRefusedRow(RefusedRowError, ValueError):
@@ -161,7 +124,7 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess):
                                    kept=self.text_index) if self._fts else None
             self._statements = Statements(self.sql)
             self._engine = engine
-            _LIVE.add(self)
+            LIVE.add(self)
 
     def where(self) -> str:
         """The database file, or the URL without its password: for messages."""
@@ -194,7 +157,7 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess):
         referenced and never used again.
         """
         self._lock = threading.RLock()
-        _DISOWNED.extend(c for c in (self._writer, self._engine) if c is not None)
+        DISOWNED.extend(c for c in (self._writer, self._engine) if c is not None)
         if self._engine is not None:
             self._engine.dispose(close=False)
         self._writer, self._engine, self._text = None, None, None
@@ -202,7 +165,7 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess):
     def shutdown(self) -> None:
         """Close the writer and the engine; safe to call twice."""
         with self._lock:
-            _LIVE.discard(self)
+            LIVE.discard(self)
             self._closed = True
             if self._writer is not None:
                 self._writer.close()
