@@ -11,6 +11,7 @@ import os
 import re
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +22,13 @@ import httpx
 
 # The startup line; other lines name 127.0.0.1 URLs too (the OTLP/gRPC receiver), so anchor on "Serving".
 _SERVING = re.compile(r"Serving .*? at http://127\.0\.0\.1:(\d+)")
+
+
+def free_port() -> int:
+    """A loopback port free right now (for a server that must keep its port across a restart)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class ServerProcess:
@@ -35,11 +43,14 @@ class ServerProcess:
         port: 0 for a free port; a fixed one to restart a server on the URL its clients keep.
         cwd: the server's working directory.
         startup_s: how long the server may take to answer /health.
+        ready: wait for /health here; False to start several servers together, then wait_ready() each.
     """
 
     def __init__(self, db: Path | None, *args: str, env: dict[str, str] | None = None, nofile: int | None = None,
-                 log_level: str = "info", port: int = 0, cwd: Path | None = None, startup_s: float = 60.0) -> None:
-        environment = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
+                 log_level: str = "info", port: int = 0, cwd: Path | None = None, startup_s: float = 60.0,
+                 ready: bool = True) -> None:
+        # Wide enough that Rich never wraps the startup line (a PostgreSQL URL with options is long).
+        environment = {**os.environ, "COLUMNS": "1000", "NO_COLOR": "1", **(env or {})}
 
         def limit_files() -> None:  # runs in the child before exec
             if nofile is not None:
@@ -57,8 +68,14 @@ class ServerProcess:
         self.url = ""
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        deadline = time.monotonic() + startup_s
-        if not self._found.wait(startup_s) or not self.url:
+        self.startup_s = startup_s
+        if ready:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Wait for the startup line, then for /health to answer 200; kill the process if it never does."""
+        deadline = time.monotonic() + self.startup_s
+        if not self._found.wait(self.startup_s) or not self.url:
             self.kill()
             raise RuntimeError(f"`telemetry api` did not start:\n{self.output()}")
         while time.monotonic() < deadline:
