@@ -31,8 +31,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import re
 import sqlite3
 import statistics
 import subprocess
@@ -42,12 +40,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _util import BENCH_DIR, emit, machine, peak_rss_mb, percentile, ratio, remove_db
+from _util import BENCH_DIR, emit, machine, peak_rss_mb, percentile, ratio, remove_db, serve_api
 from bench_chain_ingest import ACTIONS, CATEGORIES, chunk_pool
 
 CLIENTS = 4
 BATCH = 100
-URL = re.compile(r"http://127\.0\.0\.1:(\d+)")
 
 
 def workload(sessions: int, chunks: int) -> list[list[dict[str, Any]]]:
@@ -142,35 +139,6 @@ def client_main(port: int, body_file: str, wait: str) -> None:
                       "acknowledged": acknowledged}), flush=True)
 
 
-def _serve(db: Path) -> tuple[subprocess.Popen[str], int]:
-    """Start `telemetry api` on a free loopback port; return the process and the port once it answers."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vibekit_telemetry.cli", "--db", str(db), "api", "--port", "0",
-         "--rate-limit", "off", "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
-    assert process.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        match = URL.search(line)
-        if match:
-            port = int(match.group(1))
-            while time.monotonic() < deadline:
-                try:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                    conn.request("GET", "/health")
-                    if conn.getresponse().status == 200:
-                        conn.close()
-                        return process, port
-                except OSError:
-                    time.sleep(0.05)
-        if not line and process.poll() is not None:
-            break
-    process.kill()
-    raise RuntimeError("telemetry api did not start")
-
-
 def _post(port: int, body: bytes, path: str = "/api/events") -> int:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     conn.request("POST", path, body, {"Content-Type": "application/json"})
@@ -192,7 +160,7 @@ def run_http(db: Path, sessions: list[list[dict[str, Any]]], workdir: Path, wait
         path = workdir / f"client-{c}.jsonl"
         path.write_bytes(b"\n".join(bodies) + b"\n")
         files.append(path)
-    server, port = _serve(db)
+    server, port = serve_api(db, "--rate-limit", "off", "--log-level", "warning")
     try:
         clients = [subprocess.Popen([sys.executable, __file__, "--client", str(port), str(f), wait],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=BENCH_DIR)

@@ -25,14 +25,13 @@ import argparse
 import asyncio
 import http.client
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _util import BENCH_DIR, emit, machine, percentile, remove_db
+from _util import emit, finish_subscribers, machine, percentile, remove_db, run_load, start_subscribers
 from bench_http import workload_events
 
 SUBSCRIBERS = 50
@@ -131,24 +130,9 @@ def run(db: Path, events: list[dict[str, Any]], workdir: Path, rate: float, batc
     telemetry = Telemetry(db_path=str(db), block_timeout_ms=600_000, stream_flush_interval_ms=flush_ms)
     server = start_api_server(telemetry, port=0, rate_limit="off", max_stream_clients=SUBSCRIBERS + 10)
     try:
-        subs = subprocess.Popen([sys.executable, __file__, "--subscribers", server.url, str(SUBSCRIBERS),
-                                 "1" if batched else "0", str(ready)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, cwd=BENCH_DIR)
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            if subs.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"subscribers failed: {subs.stderr.read() if subs.stderr else ''}")
-            time.sleep(0.05)
-        load = subprocess.run([sys.executable, __file__, "--load", server.url, str(body_file), str(rate)],
-                              capture_output=True, text=True, cwd=BENCH_DIR, timeout=1800)
-        if load.returncode != 0:
-            raise RuntimeError(load.stderr[-2000:])
-        timing = json.loads(load.stdout.strip().splitlines()[-1])
-        Path(str(ready) + ".done").write_text("done")
-        out, err = subs.communicate(timeout=120)
-        if subs.returncode != 0:
-            raise RuntimeError(err[-2000:])
-        delivery = json.loads(out.strip().splitlines()[-1])
+        subs = start_subscribers(__file__, [server.url, str(SUBSCRIBERS), "1" if batched else "0", str(ready)], ready)
+        timing = run_load(__file__, [server.url, str(body_file), str(rate)])
+        delivery = finish_subscribers(subs, ready)
         hub = server.app.state.hub.stats()
     finally:
         server.stop()

@@ -26,7 +26,6 @@ import asyncio
 import http.client
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +34,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from _util import BENCH_DIR, Workload, emit, machine, percentile, ratio, remove_db
+from _util import Workload, emit, finish_subscribers, machine, percentile, ratio, remove_db, run_load, start_subscribers
 
 CONNECTIONS = 2
 SUBSCRIBERS = 50
@@ -157,11 +156,7 @@ def run_http(db: Path, events: list[dict[str, Any]], batch: int, workdir: Path) 
     telemetry = _telemetry(db)
     server = start_api_server(telemetry, port=0, rate_limit="off")
     try:
-        load = subprocess.run([sys.executable, __file__, "--load", server.url, str(body_file),
-                               str(CONNECTIONS)], capture_output=True, text=True, cwd=BENCH_DIR, timeout=1800)
-        if load.returncode != 0:
-            raise RuntimeError(load.stderr[-2000:])
-        timing = json.loads(load.stdout.strip().splitlines()[-1])
+        timing = run_load(__file__, [server.url, str(body_file), str(CONNECTIONS)])
         written = telemetry.get_health_status()["events"]["written"] - 1  # less the final flush marker
     finally:
         server.stop()
@@ -238,24 +233,9 @@ def run_fanout(db: Path, events: list[dict[str, Any]], workdir: Path, buffer: in
     server = start_api_server(telemetry, port=0, rate_limit="off", max_stream_clients=SUBSCRIBERS + 10,
                               stream_buffer=buffer)
     try:
-        subs = subprocess.Popen([sys.executable, __file__, "--subscribers", server.url, str(SUBSCRIBERS),
-                                 "600", str(ready)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                cwd=BENCH_DIR)
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            if subs.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"subscribers failed: {subs.stderr.read() if subs.stderr else ''}")
-            time.sleep(0.05)
-        load = subprocess.run([sys.executable, __file__, "--load", server.url, str(body_file),
-                               str(CONNECTIONS)], capture_output=True, text=True, cwd=BENCH_DIR, timeout=1800)
-        if load.returncode != 0:
-            raise RuntimeError(load.stderr[-2000:])
-        timing = json.loads(load.stdout.strip().splitlines()[-1])
-        Path(str(ready) + ".done").write_text("done")
-        out, err = subs.communicate(timeout=120)
-        if subs.returncode != 0:
-            raise RuntimeError(err[-2000:])
-        delivery = json.loads(out.strip().splitlines()[-1])
+        subs = start_subscribers(__file__, [server.url, str(SUBSCRIBERS), "600", str(ready)], ready)
+        timing = run_load(__file__, [server.url, str(body_file), str(CONNECTIONS)])
+        delivery = finish_subscribers(subs, ready)
         hub = server.app.state.hub.stats()
         written = telemetry.get_health_status()["events"]["written"] - 1
     finally:
