@@ -272,3 +272,61 @@ def run_load(script: str, args: Sequence[str], timeout_s: float = 1800) -> dict[
     if load.returncode != 0:
         raise RuntimeError(load.stderr[-2000:])
     return json.loads(load.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def hold_subscribers(url: str, path: str, count: int, ready_file: str, *, settle_s: float,
+                     max_s: float | None = None) -> dict[str, Any]:
+    """Hold `count` WebSocket subscriptions to `path` until `ready_file`.done appears (or max_s passed).
+
+    Writes `ready_file` once all are connected; returns events received (all, fewest per subscriber)
+    and the event-to-receipt latency sampled on one subscriber.
+    """
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    received = [0] * count
+    latencies: list[float] = []
+    stop = asyncio.Event()
+
+    async def one(index: int, counter: list[int], connected: asyncio.Event) -> None:
+        async with connect(url.replace("http://", "ws://") + path, max_queue=None, close_timeout=1) as ws:
+            await ws.recv()
+            counter[0] += 1
+            if counter[0] == count:
+                connected.set()
+            while not stop.is_set():
+                try:
+                    message = await asyncio.wait_for(ws.recv(), 0.5)
+                except TimeoutError:
+                    continue
+                assert isinstance(message, str)
+                # Counted without parsing; one subscriber parses a sample for latency, so that this
+                # process, not the server, is never the bottleneck.
+                events = message.count('{"type":"event"')
+                received[index] += events
+                if index == 0 and events:
+                    document = json.loads(message)
+                    first = document["messages"][0] if document["type"] == "batch" else document
+                    if first.get("type") == "event":
+                        latencies.append(time.time() * 1000 - first["event"]["timestamp"])
+
+    async def run() -> None:
+        connected = asyncio.Event()
+        counter = [0]
+        tasks = [asyncio.create_task(one(i, counter, connected)) for i in range(count)]
+        await asyncio.wait_for(connected.wait(), 60)
+        Path(ready_file).write_text("ready")
+        deadline = time.monotonic() + max_s if max_s is not None else float("inf")
+        done = Path(ready_file + ".done")
+        while time.monotonic() < deadline and not done.exists():
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(settle_s)  # let the last frames arrive
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(run())
+    latencies.sort()
+    return {"received": sum(received), "min_received": min(received),
+            "latency_p50_ms": percentile(latencies, 50), "latency_p99_ms": percentile(latencies, 99),
+            "samples": len(latencies)}

@@ -22,7 +22,6 @@ Target (DESIGN.md): HTTP batch ingest >= 0.7 x in-process ingest, measured in th
 from __future__ import annotations
 
 import argparse
-import asyncio
 import http.client
 import json
 import os
@@ -34,7 +33,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from _util import Workload, emit, finish_subscribers, machine, percentile, ratio, remove_db, run_load, start_subscribers
+from _util import (
+    Workload,
+    emit,
+    finish_subscribers,
+    hold_subscribers,
+    machine,
+    percentile,
+    ratio,
+    remove_db,
+    run_load,
+    start_subscribers,
+)
 
 CONNECTIONS = 2
 SUBSCRIBERS = 50
@@ -172,54 +182,7 @@ def run_http(db: Path, events: list[dict[str, Any]], batch: int, workdir: Path) 
 
 def subscribers_main(url: str, count: int, seconds: float, ready_file: str) -> None:
     """Hold `count` WebSocket subscriptions for up to `seconds`; print delivery counts and latency."""
-    from websockets.asyncio.client import connect
-
-    received = [0] * count
-    latencies: list[float] = []
-    stop = asyncio.Event()
-
-    async def one(index: int, connected: asyncio.Event, all_connected: list[int]) -> None:
-        async with connect(url.replace("http://", "ws://") + "/ws?batch=true", max_queue=None,
-                           close_timeout=1) as ws:
-            await ws.recv()
-            all_connected[0] += 1
-            if all_connected[0] == count:
-                connected.set()
-            while not stop.is_set():
-                try:
-                    message = await asyncio.wait_for(ws.recv(), 0.5)
-                except TimeoutError:
-                    continue
-                assert isinstance(message, str)
-                # Count without parsing, and parse a sample only: 50 subscribers decoding every message
-                # would make this process, not the server, the bottleneck.
-                events = message.count('{"type":"event"')
-                received[index] += events
-                if index == 0 and events:
-                    document = json.loads(message)
-                    first = document["messages"][0] if document["type"] == "batch" else document
-                    if first.get("type") == "event":
-                        latencies.append(time.time() * 1000 - first["event"]["timestamp"])
-
-    async def run() -> None:
-        connected = asyncio.Event()
-        counter = [0]
-        tasks = [asyncio.create_task(one(i, connected, counter)) for i in range(count)]
-        await asyncio.wait_for(connected.wait(), 60)
-        Path(ready_file).write_text("ready")
-        deadline = time.monotonic() + seconds
-        done_file = Path(ready_file + ".done")
-        while time.monotonic() < deadline and not done_file.exists():
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(1.0)  # let the last messages arrive
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    asyncio.run(run())
-    latencies.sort()
-    print(json.dumps({"received": sum(received), "min_received": min(received),
-                      "latency_p50_ms": percentile(latencies, 50), "latency_p99_ms": percentile(latencies, 99),
-                      "samples": len(latencies)}))
+    print(json.dumps(hold_subscribers(url, "/ws?batch=true", count, ready_file, settle_s=1.0, max_s=seconds)))
 
 
 def run_fanout(db: Path, events: list[dict[str, Any]], workdir: Path, buffer: int) -> dict[str, Any]:
