@@ -25,12 +25,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Any, Final, Literal
 
 from ..errors import TelemetryError
-
-if TYPE_CHECKING:
-    from .sql.direct import DirectAccess
 
 DEFAULT_TIMEOUT_S: Final = 30.0
 DEFAULT_MAX_ROWS: Final = 100_000
@@ -291,44 +288,6 @@ def _postgres_error(exc: Exception, run: _Run, limits: SqlLimits) -> Exception:
     return exc
 
 
-def _failed(exc: BaseException) -> AdhocSqlError:
-    """The database's own error (syntax, unknown table, no connection) on one line."""
+def failed(exc: BaseException) -> AdhocSqlError:
+    """The database's own error (syntax, unknown table, no connection) as AdhocSqlError("failed"), one line."""
     return AdhocSqlError("failed", f"SQL failed: {' '.join(str(getattr(exc, 'orig', None) or exc).split())}")
-
-
-# -- on a SQL store (SQLStore.run_readonly_sql, store/sql/direct.py) --------------------------------
-
-def _on_sqlite_store(store: DirectAccess, sql: str, limits: SqlLimits) -> SqlResult:
-    if store.path is None:
-        raise AdhocSqlError("refused", "read-only SQL needs a database file, not an in-memory database")
-    try:
-        return run_sqlite(store.path, sql, limits)
-    except sqlite3.Error as exc:
-        raise _failed(exc) from exc
-
-
-def _on_postgres_store(store: DirectAccess, sql: str, limits: SqlLimits) -> SqlResult:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    # An engine of its own, never the store's: nothing is migrated, and the writer's pool is not used.
-    engine = store.sql.make_engine(store.url, busy_timeout_ms=store.busy_timeout_ms, wal=store.wal)
-    try:
-        return run_postgres(engine, sql, limits)
-    except SQLAlchemyError as exc:
-        raise _failed(exc) from exc
-    finally:
-        engine.dispose()
-
-
-# The two runners differ in kind (a mode=ro file with an authorizer; a READ ONLY transaction through a
-# cursor), so this module keeps both, picked by the store's dialect name.
-_RUNNERS: Final[dict[str, Callable[[DirectAccess, str, SqlLimits], SqlResult]]] = {
-    "sqlite": _on_sqlite_store, "postgresql": _on_postgres_store}
-
-
-def run_on_store(store: DirectAccess, sql: str, limits: SqlLimits = SqlLimits()) -> SqlResult:
-    """Run one read-only statement on a SQL store's database, never migrating or writing it.
-
-    Raises AdhocSqlError: refused, timeout, interrupted, memory, or failed (the database's own error).
-    """
-    return _RUNNERS[store.sql.name](store, sql, limits)

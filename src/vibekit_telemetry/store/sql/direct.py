@@ -7,12 +7,14 @@ store/adhoc_sql.py). Each call uses an engine of its own, disposed afterwards.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import adhoc_sql, migrate
 from .dialect import Dialect
@@ -59,4 +61,27 @@ class DirectAccess:
 
     def run_readonly_sql(self, sql: str, limits: adhoc_sql.SqlLimits | None = None) -> adhoc_sql.SqlResult:
         """Run one read-only statement with limits; AdhocSqlError when refused, stopped or failed."""
-        return adhoc_sql.run_on_store(self, sql, limits or adhoc_sql.SqlLimits())
+        return _RUNNERS[self.sql.name](self, sql, limits or adhoc_sql.SqlLimits())
+
+
+def _on_sqlite(store: DirectAccess, sql: str, limits: adhoc_sql.SqlLimits) -> adhoc_sql.SqlResult:
+    if store.path is None:
+        raise adhoc_sql.AdhocSqlError("refused", "read-only SQL needs a database file, not an in-memory database")
+    try:
+        return adhoc_sql.run_sqlite(store.path, sql, limits)  # its own mode=ro connection, never the store's
+    except sqlite3.Error as exc:
+        raise adhoc_sql.failed(exc) from exc
+
+
+def _on_postgres(store: DirectAccess, sql: str, limits: adhoc_sql.SqlLimits) -> adhoc_sql.SqlResult:
+    with store._schema_engine() as engine:  # an engine of its own: the writer's pool is never used
+        try:
+            return adhoc_sql.run_postgres(engine, sql, limits)
+        except SQLAlchemyError as exc:
+            raise adhoc_sql.failed(exc) from exc
+
+
+# The two runners differ in kind (a mode=ro file with an authorizer; a READ ONLY transaction through a
+# server-side cursor), so each lives in store/adhoc_sql.py whole, picked here by the dialect's name.
+_RUNNERS: Final[dict[str, Callable[[DirectAccess, str, adhoc_sql.SqlLimits], adhoc_sql.SqlResult]]] = {
+    "sqlite": _on_sqlite, "postgresql": _on_postgres}
