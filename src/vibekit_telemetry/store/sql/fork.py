@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import os
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .store import SQLStore
+
+class Locked(Protocol):
+    """An open store: the lock its writes hold, which a fork waits for (SQLStore)."""
+
+    _lock: Any
 
 # Connections inherited across fork, kept referenced so they are never finalised (closed) in the child.
 DISOWNED: list[Any] = []
 # Open stores, for the process-wide fork hooks below (registered once, not once per store).
-LIVE: weakref.WeakSet[SQLStore] = weakref.WeakSet()
-_HELD: list[SQLStore] = []
+LIVE: weakref.WeakSet[Locked] = weakref.WeakSet()
+_HELD: list[Locked] = []
 # How long a fork waits for a store's batch under way before going ahead without it (seconds).
 _FORK_WAIT_S = 10.0
 
