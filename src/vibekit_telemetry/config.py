@@ -50,7 +50,7 @@ __all__ = [
     "DashboardConfig", "DataMinimizationConfig", "EncryptionConfig", "ExportSettings", "LocalStoreConfig",
     "PiiConfig", "PiiDetectorConfig", "RedactionConfig", "ReliabilityConfig", "RetentionConfig", "RetryConfig",
     "SecurityConfig", "StorageConfig", "StreamingConfig", "TelemetryConfig", "TrackRateLimitConfig",
-    "default_config_toml", "load_config", "read_config_file", "tracking_disabled_by_env",
+    "config_file_path", "default_config_toml", "load_config", "read_config_file", "tracking_disabled_by_env",
 ]
 
 logger = logging.getLogger("vibekit_telemetry")
@@ -235,6 +235,14 @@ def _env_values() -> dict[str, Any]:
     return values
 
 
+def config_file_path(config_file: str | os.PathLike[str] | None = None) -> str | os.PathLike[str] | None:
+    """Return the config file in force: the one given, else TELEMETRY_CONFIG, else the default if it exists."""
+    file_path = config_file or os.environ.get(ENV_CONFIG)
+    if file_path is None and Path(DEFAULT_CONFIG_PATH).is_file():
+        file_path = DEFAULT_CONFIG_PATH
+    return file_path
+
+
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a TOML config file (the one `telemetry init` writes) into a dict."""
     file = Path(path)
@@ -259,9 +267,7 @@ def _raise_named(exc: PydanticValidationError) -> ValidationError:
 def load_config(config: TelemetryConfig | Mapping[str, Any] | None = None,
                 *, config_file: str | os.PathLike[str] | None = None, **kwargs: Any) -> TelemetryConfig:
     """Merge explicit options over environment variables over the config file over defaults."""
-    file_path = config_file or os.environ.get(ENV_CONFIG)
-    if file_path is None and Path(DEFAULT_CONFIG_PATH).is_file():
-        file_path = DEFAULT_CONFIG_PATH
+    file_path = config_file_path(config_file)
     merged: dict[str, Any] = read_config_file(file_path) if file_path else {}
     file_values = dict(merged)
     merged.update(_env_values())
