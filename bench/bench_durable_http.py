@@ -31,8 +31,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import re
 import sqlite3
 import statistics
 import subprocess
@@ -42,12 +40,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _util import BENCH_DIR, emit, machine, peak_rss_mb, percentile, ratio, remove_db
+from _util import BENCH_DIR, emit, machine, peak_rss_mb, percentile, ratio, remove_db, serve_api
 from bench_chain_ingest import ACTIONS, CATEGORIES, chunk_pool
 
 CLIENTS = 4
 BATCH = 100
-URL = re.compile(r"http://127\.0\.0\.1:(\d+)")
 
 
 def workload(sessions: int, chunks: int) -> list[list[dict[str, Any]]]:
@@ -117,6 +114,7 @@ def run_in_process(db: Path, sessions: int, chunks: int, redact: bool) -> dict[s
 def client_main(port: int, body_file: str, wait: str) -> None:
     """One client process: connect, say ready, wait for `go` on stdin, post every body; print timings."""
     bodies = [line.encode() for line in Path(body_file).read_text().splitlines()]
+    sizes = [len(json.loads(body)) for body in bodies]  # the last batch of a session can be short
     path = "/api/events" + ("?wait=false" if wait == "false" else "")
     expected = 202 if wait == "false" else 200
     headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
@@ -129,51 +127,20 @@ def client_main(port: int, body_file: str, wait: str) -> None:
     acknowledged = 0
     pc = time.perf_counter
     started = time.monotonic()
-    for body in bodies:
+    for body, size in zip(bodies, sizes, strict=True):
         sent = pc()
         conn.request("POST", path, body, headers)
         response = conn.getresponse()
         response.read()
         latencies.append(pc() - sent)
         if response.status == expected:
-            acknowledged += BATCH
+            acknowledged += size
         else:
             errors[str(response.status)] = errors.get(str(response.status), 0) + 1
     finished = time.monotonic()
     conn.close()
     print(json.dumps({"started": started, "finished": finished, "latencies": latencies, "errors": errors,
                       "acknowledged": acknowledged}), flush=True)
-
-
-def _serve(db: Path, redact: bool) -> tuple[subprocess.Popen[str], int]:
-    """Start `telemetry api` on a free loopback port; return the process and the port once it answers."""
-    config = db.parent / "bench-config.toml"
-    config.write_text(f"[security.pii]\nenabled = {'true' if redact else 'false'}\n")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vibekit_telemetry.cli", "--db", str(db), "--config", str(config), "api",
-         "--port", "0", "--rate-limit", "off", "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
-    assert process.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        match = URL.search(line)
-        if match:
-            port = int(match.group(1))
-            while time.monotonic() < deadline:
-                try:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                    conn.request("GET", "/health")
-                    if conn.getresponse().status == 200:
-                        conn.close()
-                        return process, port
-                except OSError:
-                    time.sleep(0.05)
-        if not line and process.poll() is not None:
-            break
-    process.kill()
-    raise RuntimeError("telemetry api did not start")
 
 
 def _post(port: int, body: bytes, path: str = "/api/events") -> int:
@@ -198,7 +165,9 @@ def run_http(db: Path, sessions: list[list[dict[str, Any]]], workdir: Path, wait
         path = workdir / f"client-{c}.jsonl"
         path.write_bytes(b"\n".join(bodies) + b"\n")
         files.append(path)
-    server, port = _serve(db, redact)
+    config = db.parent / "bench-config.toml"
+    config.write_text(f"[security.pii]\nenabled = {'true' if redact else 'false'}\n")
+    server, port = serve_api(db, "--rate-limit", "off", "--log-level", "warning", config=config)
     try:
         clients = [subprocess.Popen([sys.executable, __file__, "--client", str(port), str(f), wait],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=BENCH_DIR)

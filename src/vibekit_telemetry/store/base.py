@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..events import TelemetryEvent
 from ..query import QueryFilter, SessionFilter, StatsFilter
+
+if TYPE_CHECKING:
+    from .adhoc_sql import SqlLimits, SqlResult
 
 
 @dataclass(slots=True)
@@ -309,6 +312,14 @@ class Auditable(Protocol):
 
     def verify_audit(self) -> list[str]:
         """Return where the hash chain is broken ([] when no entry was changed or removed)."""
+
+
+@runtime_checkable
+class AdhocSql(Protocol):
+    """A store that runs one read-only ad-hoc SQL statement, bounded in time, rows and memory (store/adhoc_sql.py)."""
+
+    def run_readonly_sql(self, sql: str, limits: SqlLimits) -> SqlResult:
+        """Return the statement's columns and rows; AdhocSqlError when refused, stopped or failed."""
 
 
 @runtime_checkable

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import Connection, Engine, literal_column, select
 
@@ -86,3 +86,33 @@ def clamp_cursors(conn: Connection, dialect: Dialect) -> None:
     """
     if dialect.reuses_positions:
         conn.exec_driver_sql(CLAMP_SQL)
+
+
+class ChangeLogMethods:
+    """SQLStore's ChangeLog capability (store/base.py), delegating to the functions above (a mixin)."""
+
+    sql: Dialect
+    if TYPE_CHECKING:
+        @property
+        def engine(self) -> Engine:
+            """The store's engine (SQLStore initialises on first use)."""
+
+    def committed_position(self) -> int:
+        """Return the position of the newest committed event (0 when there is none)."""
+        return committed_position(self.engine, self.sql)
+
+    def read_committed(self, after: int, limit: int) -> list[tuple[int, TelemetryEvent]]:
+        """Return up to `limit` committed events with position > after, oldest first, with their positions."""
+        return read_committed(self.engine, self.sql, after, limit)
+
+    def load_cursor(self, name: str) -> int | None:
+        """Return exporter `name`'s persisted position, or None."""
+        return load_cursor(self.engine, name)
+
+    def save_cursor(self, name: str, position: int) -> None:
+        """Persist exporter `name`'s position."""
+        save_cursor(self.engine, self.sql, name, position)
+
+    def cursors(self) -> dict[str, int]:
+        """Return every persisted exporter position by name."""
+        return cursors(self.engine)

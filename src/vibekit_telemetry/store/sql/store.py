@@ -6,7 +6,6 @@ import contextlib
 import os
 import threading
 import time
-import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -22,56 +21,22 @@ from .. import migrate
 from .._batch import writer_run_row
 from ..base import BatchResult, ErrorGroup, RollupPoint, Session, Stats, check_series_args
 from ..schema import EVENT_INDEXES, events, session_totals, sessions, writer_runs
-from . import audit as sql_audit
-from . import changelog, maintenance, read
+from . import maintenance, read
+from .audit import AuditMethods
+from .changelog import ChangeLogMethods
 from .dialect import for_url, sqlite_path, to_url
+from .direct import DirectAccess
+from .fork import DISOWNED, LIVE
 from .pool import PoolOptions
 from .text_index import TextIndex
 from .writer import Statements, chunks, write
-
-# Connections inherited across fork, kept referenced so they are never finalised (closed) in the child.
-_DISOWNED: list[Any] = []
-# Open stores, for the process-wide fork hooks below (registered once, not once per store).
-_LIVE: weakref.WeakSet[SQLStore] = weakref.WeakSet()
-_HELD: list[SQLStore] = []
-# How long a fork waits for a store's batch under way before going ahead without it (seconds).
-_FORK_WAIT_S = 10.0
-
-
-def _before_fork() -> None:
-    """Let each store finish the transaction under way, so no child inherits a connection mid-write.
-
-    A SQLite connection copied mid-transaction keeps the write lock in the child's in-process lock
-    table for ever: the child's own new connection would then find the database locked. Waiting
-    here (in the parent, bounded) is one batch at most; the child never waits on anything.
-    """
-    for store in list(_LIVE):
-        if store._lock.acquire(timeout=_FORK_WAIT_S):
-            _HELD.append(store)
-
-
-def _after_fork_in_parent() -> None:
-    while _HELD:
-        _HELD.pop()._lock.release()
-
-
-def _after_fork_in_child() -> None:
-    # The forking thread owns these copies and is the one running here: release them, so a store
-    # used in the child before after_fork() (which replaces the lock anyway) does not block.
-    while _HELD:
-        _HELD.pop()._lock.release()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
-                        after_in_child=_after_fork_in_child)
 
 
 class StoreRefusedRow(RefusedRowError, ValueError):
     """RefusedRowError that is also a ValueError, as the DBAPI errors it wraps were to older callers."""
 
 
-class SQLStore:
+class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess):
     """Events, sessions, rollups and the audit log in SQLite (a path or sqlite:/// URL) or PostgreSQL.
 
     One connection stack: every connection comes from one SQLAlchemy engine. The writer keeps one
@@ -159,7 +124,7 @@ class SQLStore:
                                    kept=self.text_index) if self._fts else None
             self._statements = Statements(self.sql)
             self._engine = engine
-            _LIVE.add(self)
+            LIVE.add(self)
 
     def where(self) -> str:
         """The database file, or the URL without its password: for messages."""
@@ -192,7 +157,7 @@ class SQLStore:
         referenced and never used again.
         """
         self._lock = threading.RLock()
-        _DISOWNED.extend(c for c in (self._writer, self._engine) if c is not None)
+        DISOWNED.extend(c for c in (self._writer, self._engine) if c is not None)
         if self._engine is not None:
             self._engine.dispose(close=False)
         self._writer, self._engine, self._text = None, None, None
@@ -200,7 +165,7 @@ class SQLStore:
     def shutdown(self) -> None:
         """Close the writer and the engine; safe to call twice."""
         with self._lock:
-            _LIVE.discard(self)
+            LIVE.discard(self)
             self._closed = True
             if self._writer is not None:
                 self._writer.close()
@@ -356,7 +321,8 @@ class SQLStore:
         with self._lock, self.engine.connect() as conn, self.sql.for_writing(conn).begin():
             yield conn
 
-    # -- maintenance (store/sql/maintenance.py) ---------------------------------------------------
+    # -- maintenance (store/sql/maintenance.py); the change log and the audit trail are the mixins of
+    # store/sql/changelog.py and store/sql/audit.py, schema versions and ad-hoc SQL of store/sql/direct.py.
 
     def clean(self, *, older_than_ms: int | None = None, session_ids: Sequence[str] = (),
               categories: Sequence[str] = ()) -> int:
@@ -375,48 +341,32 @@ class SQLStore:
     def compact(self) -> None:
         """VACUUM: give the space of deleted rows back to the file system."""
         self.engine  # noqa: B018
-        with self._lock:
+        with self._lock, self._typed_errors():
             maintenance.compact(self)
 
     def reindex(self) -> None:
         """Rebuild every index (and the text index)."""
         self.engine  # noqa: B018
-        with self._lock:
+        with self._lock, self._typed_errors():
             maintenance.reindex(self)
+
+    @contextmanager
+    def _typed_errors(self) -> Iterator[None]:
+        """The driver's errors on the writer connection as StoreErrors (TransientStoreError: locked, busy)."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except Exception as exc:
+            dbapi = self._engine.dialect.dbapi if self._engine is not None else None
+            if dbapi is None or not isinstance(exc, dbapi.Error):
+                raise
+            kind = TransientStoreError if self.sql.is_transient(exc) else StoreError
+            raise kind(f"{self.name} store {self.where()}: {' '.join(str(exc).split())}") from exc
 
     def check(self) -> list[str]:
         """Run integrity checks; return the problems found ([] when the database is sound)."""
         return maintenance.check(self)
-
-    def record_audit(self, actor: str, action: str, target: str | None = None,
-                     details: dict[str, Any] | None = None, *, table: str | None = None,
-                     record_id: str | None = None, old_values: dict[str, Any] | None = None,
-                     new_values: dict[str, Any] | None = None) -> None:
-        """Append one audit entry (who did what to which record, old and new values), chained by hash."""
-        sql_audit.append(self, actor, action, target, details, table=table, record_id=record_id,
-                         old_values=old_values, new_values=new_values)
-
-    # -- change log: what exporters follow (store/sql/changelog.py) ---------------------------------
-
-    def committed_position(self) -> int:
-        """Return the position of the newest committed event (0 when there is none)."""
-        return changelog.committed_position(self.engine, self.sql)
-
-    def read_committed(self, after: int, limit: int) -> list[tuple[int, TelemetryEvent]]:
-        """Return up to `limit` committed events with position > after, oldest first, with their positions."""
-        return changelog.read_committed(self.engine, self.sql, after, limit)
-
-    def load_cursor(self, name: str) -> int | None:
-        """Return exporter `name`'s persisted position, or None."""
-        return changelog.load_cursor(self.engine, name)
-
-    def save_cursor(self, name: str, position: int) -> None:
-        """Persist exporter `name`'s position."""
-        changelog.save_cursor(self.engine, self.sql, name, position)
-
-    def cursors(self) -> dict[str, int]:
-        """Return every persisted exporter position by name."""
-        return changelog.cursors(self.engine)
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -482,19 +432,6 @@ class SQLStore:
         """Return totals, agents, date range, size, average duration and the requested breakdown."""
         with self.engine.connect() as conn:
             return read.stats(conn, filter_, self.size_bytes())
-
-    def audit_log(self, limit: int = 100, *, table: str | None = None, since: int | None = None,
-                  action: str | None = None) -> list[dict[str, Any]]:
-        """Return the newest audit entries first (of one table, action, or since a time, when given)."""
-        return sql_audit.entries(self, limit, table=table, since=since, action=action)
-
-    def audit_history(self, table: str, record_id: str) -> list[dict[str, Any]]:
-        """Return one record's audit entries oldest first, with old/new values and changed_fields."""
-        return sql_audit.entries(self, None, table=table, record_id=record_id, oldest_first=True)
-
-    def verify_audit(self) -> list[str]:
-        """Return where the audit hash chain is broken ([] when intact)."""
-        return sql_audit.verify(self)
 
     def size_bytes(self) -> int:
         """Return the bytes the store occupies (SQLite file and WAL; PostgreSQL tables and indexes)."""
