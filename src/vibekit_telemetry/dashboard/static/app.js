@@ -406,8 +406,13 @@
 
   async function pageSessions(params) {
     const f = { q: params.get("q") || "", status: params.get("status") || "", agent: params.get("agent") || "",
-      since: params.get("since") || "", order: params.get("order") || "desc", page: Number(params.get("page") || 1) };
-    const apply = (changes) => setParams("sessions", { ...f, ...changes, page: changes.page || 1 });
+      since: params.get("since") || "", sort: params.get("sort") || "start_time", order: params.get("order") || "desc",
+      page: Number(params.get("page") || 1) };
+    const apply = (changes) => {
+      const next = { ...f, ...changes, page: changes.page || 1 };
+      if (next.sort === "start_time") next.sort = "";  // the default stays out of the URL
+      setParams("sessions", next);
+    };
     const form = h("form", { class: "filters", "aria-label": "Session filters", onsubmit: (e) => {
       e.preventDefault(); const d = new FormData(e.target);
       apply({ q: d.get("q").trim(), status: d.get("status"), agent: d.get("agent").trim(), since: d.get("since") });
@@ -439,18 +444,29 @@
       sessions = found.filter((s) => s && (!f.status || s.status === f.status));
       more = starts.events.length === PAGE_SIZE;
     } else {
-      const res = await getJSON("/api/sessions", { status: f.status, category: f.agent, since: f.since, order: f.order,
-        limit: PAGE_SIZE, offset: (f.page - 1) * PAGE_SIZE });
+      const res = await getJSON("/api/sessions", { status: f.status, category: f.agent, since: f.since,
+        sort: f.sort === "start_time" ? "" : f.sort, order: f.order, limit: PAGE_SIZE, offset: (f.page - 1) * PAGE_SIZE });
       sessions = res.sessions; more = res.next_offset !== undefined;
     }
-    const sortBtn = h("button", { type: "button", id: "sort-start",
-      "aria-label": `Started, sorted ${f.order === "asc" ? "oldest" : "newest"} first; activate to reverse`,
-      onclick: () => apply({ order: f.order === "asc" ? "desc" : "asc" }) }, `Started ${f.order === "asc" ? "▲" : "▼"}`);
+    // Sorting happens in the store over every matching session (never just this page); the sort is in the URL.
+    // A search lists its matches newest first: the column headers sort the listing, not the search.
+    const sortHeader = (key, label, cls) => {
+      const active = !f.q && f.sort === key;
+      const dir = active ? f.order : null;
+      const words = { start_time: ["oldest", "newest"], duration: ["shortest", "longest"],
+        event_count: ["fewest events", "most events"], error_count: ["fewest errors", "most errors"] }[key];
+      const btn = h("button", { type: "button", class: "sort", id: `sort-${key.split("_")[0]}`, disabled: !!f.q,
+        "aria-label": active ? `${label}, sorted ${dir === "asc" ? words[0] : words[1]} first; activate to reverse`
+          : `Sort by ${label.toLowerCase()}, ${words[1]} first`,
+        onclick: () => apply({ sort: key, order: active && f.order === "desc" ? "asc" : "desc" }) },
+      label, h("span", { "aria-hidden": "true", class: "arrow" }, active ? (dir === "asc" ? " ▲" : " ▼") : " ↕"));
+      return h("th", { class: cls, "aria-sort": active ? (dir === "asc" ? "ascending" : "descending") : null }, btn);
+    };
     const table = h("table", { "aria-label": "Sessions" },
-      h("thead", {}, h("tr", {}, h("th", { "aria-sort": f.order === "asc" ? "ascending" : "descending" }, sortBtn),
+      h("thead", {}, h("tr", {}, sortHeader("start_time", "Started"),
         h("th", {}, "agent"), h("th", { class: "hide-narrow" }, "mode"), h("th", {}, "status"),
-        h("th", { class: "num" }, "duration"), h("th", { class: "num hide-narrow" }, "events"),
-        h("th", { class: "num hide-narrow" }, "errors"), h("th", { class: "hide-narrow" }, "prompt"))),
+        sortHeader("duration", "Duration", "num"), sortHeader("event_count", "Events", "num hide-narrow"),
+        sortHeader("error_count", "Errors", "num hide-narrow"), h("th", { class: "hide-narrow" }, "prompt"))),
       h("tbody", {}, ...sessions.map((s) => h("tr", { class: "session-row", "data-id": s.id },
         h("td", {}, h("a", { href: `#/sessions/${encodeURIComponent(s.id)}` }, fmtTime(s.start_time))),
         h("td", {}, s.category || "–"), h("td", { class: "hide-narrow" }, s.action || "–"),
