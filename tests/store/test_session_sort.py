@@ -71,7 +71,8 @@ def test_the_sort_key_has_the_seeds_spellings() -> None:
 
 @pytest.mark.parametrize(("sort", "index"), [("duration", "ix_sessions_sort_duration"),
                                               ("event_count", "ix_sessions_sort_events"),
-                                              ("error_count", "ix_sessions_sort_errors")])
+                                              ("error_count", "ix_sessions_sort_errors"),
+                                              ("start_time", "ix_sessions_sort_start")])
 @pytest.mark.parametrize("order", ["asc", "desc"])
 def test_a_sorted_page_walks_its_index_instead_of_sorting(backend: str, store: Any, sort: str, index: str,
                                                           order: str) -> None:

@@ -159,7 +159,7 @@ def session_conditions(f: SessionFilter) -> list[ColumnElement[bool]]:
 def session_order(f: SessionFilter, dialect: Dialect) -> list[Any]:
     """ORDER BY of a sessions listing: the sort key, then start time, then id, all in the filter's direction.
 
-    Each sort key has an index in exactly this order (migration 0011; start time: ix_sessions_start_time),
+    Each sort key has an index in exactly this order (migration 0011, ix_sessions_sort_*),
     so a page is an index walk whatever the number of sessions. A session still running has no
     duration: it sorts below every duration (last when longest first).
     """

@@ -1,4 +1,4 @@
-"""Sessions sorted by duration, event count or error count: one index per sort key (the Sessions page).
+"""Sessions sorted by start time, duration, event count or error count: one index per sort key (Sessions page).
 
 Revision ID: 0011
 Revises: 0010
@@ -25,11 +25,14 @@ SESSION_SORT_INDEXES = (
     ("ix_sessions_sort_duration", "duration{nulls}, start_time, id"),
     ("ix_sessions_sort_events", "event_count, start_time, id"),
     ("ix_sessions_sort_errors", "error_count, start_time, id"),
+    # The default order (newest first): ix_sessions_start_time alone leaves id to a sort of every row
+    # skipped by a deep page's OFFSET.
+    ("ix_sessions_sort_start", "start_time, id"),
 )
 
 
 def upgrade() -> None:
-    """Create the three sort indexes on sessions."""
+    """Create the four sort indexes on sessions."""
     nulls = "" if op.get_bind().dialect.name == "sqlite" else " NULLS FIRST"
     for name, columns in SESSION_SORT_INDEXES:
         op.execute(f"CREATE INDEX {name} ON sessions ({columns.format(nulls=nulls)})")
