@@ -67,7 +67,6 @@ def test_overview_shows_kpis_and_a_live_event_arrives(telemetry: Telemetry, serv
     row = page.locator("#feed-body tr", has_text="live chunk number")
     expect(row).to_have_count(1, timeout=WAIT)
     expect(row).to_contain_text("grok")
-    page.screenshot(path=str(shots / "live.png"))
     # A few seconds of simulated agents, so the overview's picture shows what `make run` shows.
     page.goto(f"{server.url}/dashboard/#/overview")
     with LiveWorkload(telemetry, concurrency=8, tick_s=0.05, seed=3) as workload:
@@ -75,6 +74,9 @@ def test_overview_shows_kpis_and_a_live_event_arrives(telemetry: Telemetry, serv
             time.sleep(0.05)
     expect(page.locator("#kpi-epm")).not_to_have_text(re.compile(r"^(–|0|1|2|3)$"), timeout=WAIT)
     page.screenshot(path=str(shots / "overview.png"))
+    page.goto(f"{server.url}/dashboard/#/live")  # the same page, the feed kept: what agents at work look like
+    expect(page.locator("#feed-body tr.feed-row")).to_have_count(200, timeout=WAIT)
+    page.screenshot(path=str(shots / "live.png"))
 
 
 def test_live_feed_filters_and_pause(telemetry: Telemetry, serve: Serve, page: Any) -> None:

@@ -33,6 +33,8 @@
     }
     return el;
   }
+  // Time-ordered ids (UUIDv7) share their first digits within a millisecond: show the random tail.
+  const shortId = (id) => (id.length > 14 ? `…${id.slice(-10)}` : id);
   const fmtInt = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en"));
   function fmtMs(ms) {
     if (ms === null || ms === undefined || isNaN(ms)) return "–";
@@ -395,7 +397,8 @@
         rows.push(h("tr", { class: "feed-row", "data-type": e.event_type },
           h("td", {}, fmtClock(e.timestamp)), h("td", {}, h("span", { class: `badge ${e.event_type}` }, e.event_type)),
           h("td", {}, e.category || "–"),
-          h("td", {}, e.session_id ? h("a", { href: `#/sessions/${encodeURIComponent(e.session_id)}` }, e.session_id.slice(0, 13)) : "–"),
+          h("td", {}, e.session_id ? h("a", { href: `#/sessions/${encodeURIComponent(e.session_id)}`, title: e.session_id },
+            shortId(e.session_id)) : "–"),
           h("td", { class: "ellipsis" }, e.stream_data || e.label || "")));
       }
       if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: 5, class: "muted" }, "Waiting for events…")));
