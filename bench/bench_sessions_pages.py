@@ -107,6 +107,62 @@ def time_downloads(http: Any) -> dict[str, Any]:
     return out
 
 
+def pg_sorted(dsn: str, total: int) -> dict[str, dict[str, float]]:
+    """Sorted pages through the store on PostgreSQL (sessions rows loaded directly), with and without 0011's indexes.
+
+    Store calls, not HTTP (the server's share is in the SQLite figures). Median ms of RUNS calls each.
+    """
+    import uuid
+
+    import psycopg
+
+    from vibekit_telemetry.query import parse_session_filter
+    from vibekit_telemetry.store import SQLStore
+
+    schema = "dashbench_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    host = dsn.split("@", 1)[1] if "@" in dsn else "127.0.0.1:5432/test"
+    store = SQLStore(f"postgresql+psycopg://postgres@{host}?options=-csearch_path%3D{schema}")
+    out: dict[str, dict[str, float]] = {"with indexes": {}, "without indexes": {}}
+    try:
+        store.initialize()
+        rows = [(f"s{n:07d}", AGENTS[n % 5], "completed" if n % 10 else "active", 1_700_000_000_000 + n * 1000,
+                 float((n * 7919) % 600_000) if n % 10 else None, 1 + n % 4 + (n % 20 == 0) + (n % 10 != 0),
+                 n % 4, int(n % 20 == 0)) for n in range(total)]
+        with store.engine.begin() as conn:
+            cur = conn.connection.driver_connection.cursor()
+            with cur.copy("COPY sessions (id, category, status, start_time, duration, event_count, stream_count, "
+                          "error_count) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE sessions")
+        cases = {"longest first, page 1": {"sort": "duration"},
+                 "longest first, page 100": {"sort": "duration", "offset": 99 * PAGE},
+                 "shortest first, last page": {"sort": "duration", "order": "asc", "offset": total - PAGE},
+                 "most events, page 1": {"sort": "event_count"},
+                 "newest first, last page": {"offset": total - PAGE}}
+        for label in ("with indexes", "without indexes"):
+            if label == "without indexes":
+                with store.engine.begin() as conn:
+                    for name in SORT_INDEXES:
+                        conn.exec_driver_sql(f"DROP INDEX {name}")
+            for name, options in cases.items():
+                f = parse_session_filter(limit=PAGE, **options)
+                times = []
+                for _ in range(RUNS):
+                    started = time.perf_counter()
+                    assert len(store.get_sessions(f)) == PAGE
+                    times.append((time.perf_counter() - started) * 1000)
+                out[label][name] = statistics.median(times)
+    finally:
+        store.shutdown()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Seed the sessions (with and without the sort indexes), then time each request the Sessions page makes."""
     import httpx
@@ -115,6 +171,9 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=100_000)
+    parser.add_argument("--postgres", metavar="DSN", help="also time sorted pages on PostgreSQL, e.g. "
+                        "postgresql://postgres@127.0.0.1:5432/test (a schema is created and dropped)")
+    parser.add_argument("--postgres-only", action="store_true", help="skip the SQLite part")
     args = parser.parse_args(argv)
     total = args.sessions
     base = now_ms() - total * 1000
@@ -139,6 +198,15 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Any] = {"machine": machine(), "sessions": total, "runs": RUNS, "ms": {}, "sorted_ms": {},
                                "sorted_ms_without_indexes": {}, "seed_s": {}, "downloads": {}}
     summary = [f"Sessions page over {total:,} sessions (SQLite, median of {RUNS}, {PAGE} a page)"]
+    if args.postgres:
+        results["postgres_sorted_ms"] = pg_sorted(args.postgres, total)
+        summary.append(f"  PostgreSQL, store calls ({total:,} sessions rows):   ours   without")
+        pg = results["postgres_sorted_ms"]
+        for name, ms in pg["with indexes"].items():
+            summary.append(f"    {name:<40} {ms:8.1f} ms {pg['without indexes'][name]:8.1f} ms")
+        if args.postgres_only:
+            emit("sessions_pages", results, summary)
+            return
     with tempfile.TemporaryDirectory(prefix="bench-sessions-") as tmp:
         # The writer's cost of the indexes: the same seed without them, then with them.
         without = open_telemetry(Path(tmp) / "without.db", sort_indexes=False)
