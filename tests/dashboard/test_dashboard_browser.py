@@ -235,6 +235,9 @@ def test_sessions_search_sort_and_pages(telemetry: Telemetry, serve: Serve, page
     page.fill("#s-q", "s-042")
     page.press("#s-q", "Enter")
     expect(page.locator("h1")).to_have_text("Session s-042", timeout=WAIT)
+    # A hand-edited link with an unknown sort says which parameter is wrong and what it accepts.
+    page.goto(f"{server.url}/dashboard/#/sessions?sort=size")
+    expect(page.locator("[role=alert]")).to_contain_text("sort: expected one of start_time, duration", timeout=WAIT)
 
 
 def test_auth_prompt_shows_no_data_until_a_key_is_given(telemetry: Telemetry, serve: Serve, page: Any,

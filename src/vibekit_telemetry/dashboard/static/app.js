@@ -90,7 +90,11 @@
     if (res.status === 401) { await askForKey(); return api(path, params); }
     if (!res.ok) {
       let message = `${res.status} ${res.statusText}`;
-      try { const body = await res.json(); message = body.message || message; } catch (e) { /* not JSON */ }
+      try {
+        const body = await res.json();
+        const details = (body.details || []).map((d) => `${d.field}: ${d.message}`).join("; ");
+        message = (body.message || message) + (details ? ` (${details})` : "");  // which field, what it expects
+      } catch (e) { /* not JSON */ }
       const err = new Error(message); err.status = res.status; throw err;
     }
     return res;
