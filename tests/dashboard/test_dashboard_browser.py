@@ -237,7 +237,8 @@ def test_sessions_search_sort_and_pages(telemetry: Telemetry, serve: Serve, page
     expect(page.locator("h1")).to_have_text("Session s-042", timeout=WAIT)
     # A hand-edited link with an unknown sort says which parameter is wrong and what it accepts.
     page.goto(f"{server.url}/dashboard/#/sessions?sort=size")
-    expect(page.locator("[role=alert]")).to_contain_text("sort: expected one of start_time, duration", timeout=WAIT)
+    expect(page.locator("#view [role=alert]")).to_contain_text("sort: expected one of start_time, duration",
+                                                           timeout=WAIT)
 
 
 def test_auth_prompt_shows_no_data_until_a_key_is_given(telemetry: Telemetry, serve: Serve, page: Any,
@@ -276,8 +277,10 @@ def test_analytics_shows_forecasts_with_their_band_anomalies_and_alerts(telemetr
         at = now - (40 - minute) * 60_000
         for k in range(3 + minute % 4):
             sid = telemetry.track_start("claude", "code", f"task {minute}.{k}", timestamp=at + k * 1000)
-            if minute >= 37:
+            if minute >= 37:  # three events a session either way: the failures change the error rate only
                 telemetry.track_error(sid, "Sandbox timed out", timestamp=at + k * 1000 + 200)
+            else:
+                telemetry.track_stream(sid, "done", timestamp=at + k * 1000 + 200)
             telemetry.track_end(sid, "error" if minute >= 37 else "completed", timestamp=at + k * 1000 + 400)
     assert telemetry.flush(timeout=30)
     telemetry.set_alert_threshold("error_rate", 10, window="10m", cooldown=0)

@@ -403,7 +403,7 @@
           h("td", {}, e.category || "–"),
           h("td", {}, e.session_id ? h("a", { href: `#/sessions/${encodeURIComponent(e.session_id)}`, title: e.session_id },
             shortId(e.session_id)) : "–"),
-          h("td", { class: "ellipsis" }, e.stream_data || e.label || "")));
+          h("td", { class: "ellipsis" }, e.stream_data || e.label || (e.metadata && e.metadata.status) || "")));
       }
       if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: 5, class: "muted" }, "Waiting for events…")));
       if (!paused) status.textContent = `${fmtInt(agg.total)} events received`;
