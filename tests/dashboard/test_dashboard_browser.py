@@ -79,7 +79,7 @@ def test_overview_shows_kpis_and_a_live_event_arrives(telemetry: Telemetry, serv
     page.screenshot(path=str(shots / "live.png"))
 
 
-def test_live_feed_filters_and_pause(telemetry: Telemetry, serve: Serve, page: Any) -> None:
+def test_live_feed_filters_and_pause(telemetry: Telemetry, serve: Serve, page: Any, tmp_path: Path) -> None:
     server = serve()
     page.goto(f"{server.url}/dashboard/#/live?agent=codex")
     expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=WAIT)
@@ -98,6 +98,15 @@ def test_live_feed_filters_and_pause(telemetry: Telemetry, serve: Serve, page: A
     expect(page.locator("#feed-body")).not_to_contain_text("arrived while paused")
     page.click("#pause")
     expect(page.locator("#feed-body")).to_contain_text("arrived while paused", timeout=WAIT)
+    # The feed's filter, downloaded: every stored codex start, through the export's CSV writer.
+    assert telemetry.flush(timeout=30)
+    with page.expect_download() as info:
+        page.click("[data-download=events-csv]")
+    path = tmp_path / "feed.csv"
+    info.value.save_as(path)
+    rows = list(csv.DictReader(path.open()))
+    assert [(r["category"], r["event_type"]) for r in rows] == [("codex", "start")] * 2
+    assert rows[0]["label"] == "arrived while paused"  # newest first
 
 
 def test_sessions_filter_open_detail_and_take_it_away(telemetry: Telemetry, serve: Serve, page: Any,

@@ -386,7 +386,10 @@
         input("session", "Session id", f.session), pauseBtn, status),
       h("div", { class: "panel table-wrap" }, h("table", { "aria-label": "Live events, newest first" },
         h("thead", {}, h("tr", {}, h("th", {}, "time"), h("th", {}, "type"), h("th", {}, "agent"),
-          h("th", {}, "session"), h("th", {}, "content"))), body)));
+          h("th", {}, "session"), h("th", {}, "content"))), body)),
+      // Every stored event matching the feed's filter (not only the last few hundred on screen), newest first.
+      h("div", { class: "panel", style: "margin-top:14px" }, downloadButtons("events",
+        () => ({ category: f.agent, event_type: f.type, session_id: f.session }))));
     pauseBtn.addEventListener("click", () => {
       paused = !paused; seenAtPause = agg.total;
       pauseBtn.setAttribute("aria-pressed", String(paused)); pauseBtn.textContent = paused ? "Resume" : "Pause";
