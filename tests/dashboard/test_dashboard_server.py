@@ -163,7 +163,8 @@ def test_sessions_api_sorts_every_session_by_duration_events_or_errors(telemetry
 @pytest.mark.parametrize(("params", "field"), [
     ({"what": "rows"}, "what"), ({"format": "xml"}, "format"), ({"since": "not a time"}, "since"),
     ({"what": "events", "status": "error"}, "status"), ({"what": "sessions", "contains": "x"}, "contains"),
-    ({"limit": 0}, "limit"), ({"colour": "red"}, "colour"),
+    ({"limit": 0}, "limit"), ({"colour": "red"}, "colour"), ({"what": "sessions", "sort": "size"}, "sort"),
+    ({"what": "events", "sort": "duration"}, "sort"), ({"order": "sideways"}, "order"),
 ])
 def test_bad_download_requests_name_the_field(serve: Serve, params: dict[str, object], field: str) -> None:
     server = serve()
