@@ -19,8 +19,9 @@ from typing import Any, Final
 from ..errors import ValidationError
 from ..query import QueryFilter, SessionFilter
 from ..store.base import EventIterable, Session
+from .exports import _write_text
 from .records import SCHEMA_VERSION, SESSION_COLUMNS, session_row
-from .writers import CHUNK, Progress, chunked, write_csv, write_csv_rows, write_json, write_ndjson
+from .writers import CHUNK, Progress, chunked, write_csv_rows
 
 logger = logging.getLogger("vibekit_telemetry.export")
 
@@ -134,7 +135,7 @@ def write_sessions_json(sessions: Iterable[Session], sink: Any, header: dict[str
     return count
 
 
-def _header(fmt: str, table: str, filter_: QueryFilter | SessionFilter) -> dict[str, Any]:
+def _header(fmt: str, table: str, filter_: SessionFilter) -> dict[str, Any]:
     wanted = {k: v for k, v in asdict(filter_).items() if v not in (None, [], {}, 0)}
     return {"tool": "vibekit-telemetry", "schema_version": SCHEMA_VERSION, "format": fmt, "table": table,
             "exported_at": int(time.time() * 1000), "filter": wanted}
@@ -169,8 +170,9 @@ def stream_export(store: Any, table: str, fmt: str, filter_: QueryFilter | Sessi
     """Yield the events (QueryFilter) or sessions (SessionFilter) of the filter in fmt, as `telemetry export` would.
 
     Events as JSON are `{"export": …, "events": […], "counts": …}` (what `telemetry import` reads), or
-    NDJSON, or CSV; sessions as JSON (`"sessions"` instead of `"events"`) or CSV. The filter's order
-    and limit are kept (a dashboard downloads what it shows, newest first).
+    NDJSON, or CSV, written by export's own table writer; sessions as CSV (export's session rows) or
+    JSON (`"sessions"` instead of `"events"`). The filter's order and limit are kept (a dashboard
+    downloads what it shows, newest first).
     """
     check_stream(store, table, fmt)
 
@@ -182,13 +184,9 @@ def stream_export(store: Any, table: str, fmt: str, filter_: QueryFilter | Sessi
             else:
                 write_sessions_json(sessions, sink, _header(fmt, table, filter_))
             return
-        events = store.iter_events(filter_, chunk_size=CHUNK)
-        if fmt == "csv":
-            write_csv(events, sink)
-        elif fmt == "ndjson":
-            write_ndjson(events, sink)
-        else:
-            write_json(events, sink, _header(fmt, table, filter_))
+        # Events: the very function `telemetry export` writes a table with (exports.py), so a download
+        # and an export of the same filter are the same bytes whatever the writers become.
+        _write_text(store, fmt, "events", filter_, sink, pretty=False, delimiter=",", header=True, progress=None)
 
     if (table == "sessions") != isinstance(filter_, SessionFilter):
         raise ValidationError("filter", f"a {'SessionFilter' if table == 'sessions' else 'QueryFilter'}",
