@@ -21,6 +21,7 @@ from dashboard_support import Serve
 
 from vibekit_telemetry import Telemetry
 from vibekit_telemetry.dashboard.demo import LiveWorkload
+from vibekit_telemetry.events import now_ms
 from vibekit_telemetry.query import QueryFilter, SessionFilter
 from vibekit_telemetry.server import start_api_server
 
@@ -158,6 +159,31 @@ def test_sessions_api_sorts_every_session_by_duration_events_or_errors(telemetry
         assert all(k in bad.text for k in ("asc", "desc"))
         message = http.get("/api/sessions", params={"sort": "size"}).json()["details"][0]["message"]
         assert all(k in message for k in ("start_time", "duration", "event_count", "error_count")), message
+
+
+def test_a_download_the_client_abandons_stops_its_export(telemetry: Telemetry, serve: Serve) -> None:
+    # ~20 MB of JSON: more than the socket buffers and the export's queue hold, so the writer is still at
+    # work when the client goes; it must stop then, not write on (or wait out its stall limit) for nobody.
+    base = now_ms() - 60_000
+    for chunk in range(0, 6000, 2000):
+        telemetry.track_batch([{"event_type": "start", "session_id": f"s{n}", "category": "claude",
+                                "label": f"prompt {n} " + "x" * 3000, "timestamp": base + n}
+                               for n in range(chunk, chunk + 2000)])
+    assert telemetry.flush(timeout=60)
+    server = serve()
+
+    def writers() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name == "vibekit-events-download"]
+
+    with httpx.Client(base_url=server.url, timeout=30) as http, \
+            http.stream("GET", "/api/dashboard/download", params={"what": "events", "format": "json"}) as res:
+        assert res.status_code == 200
+        assert next(res.iter_raw()).startswith(b'{"export": ')
+        assert writers()  # still writing: the download is far from done
+    deadline = time.monotonic() + 30
+    while writers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not writers(), "the export kept running after its client disconnected"
 
 
 @pytest.mark.parametrize(("params", "field"), [
