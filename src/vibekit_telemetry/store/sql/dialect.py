@@ -146,6 +146,13 @@ class Dialect:
         """Larger of two nullable values."""
         raise NotImplementedError
 
+    def nulls_low(self, column: Any, desc: bool) -> Any:
+        """An ORDER BY term on which NULL sorts below every value (first ascending, last descending).
+
+        The order migration 0013's session sort indexes are built in, so a sorted page is an index walk.
+        """
+        raise NotImplementedError
+
     def metadata_equals(self, column: Any, key: str, value: Any) -> ColumnElement[bool]:
         """Match events whose metadata[key] equals value, JSON types agreeing (a missing key equals None)."""
         raise NotImplementedError
@@ -255,6 +262,10 @@ class SQLiteDialect(Dialect):
     def greatest(self, a: Any, b: Any) -> Any:
         """As least(), with max()."""
         return func.max(func.coalesce(a, b), func.coalesce(b, a))
+
+    def nulls_low(self, column: Any, desc: bool) -> Any:
+        """SQLite sorts NULL lowest already (and NULLS FIRST/LAST needs SQLite 3.30)."""
+        return column.desc() if desc else column.asc()
 
     def metadata_equals(self, column: Any, key: str, value: Any) -> ColumnElement[bool]:
         """Compare json_type and json_extract of the key's path."""
@@ -425,6 +436,10 @@ class PostgreSQLDialect(Dialect):
     def greatest(self, a: Any, b: Any) -> Any:
         """greatest() ignores NULLs."""
         return func.greatest(a, b)
+
+    def nulls_low(self, column: Any, desc: bool) -> Any:
+        """PostgreSQL sorts NULL highest by default: say otherwise (the index is NULLS FIRST to match)."""
+        return column.desc().nulls_last() if desc else column.asc().nulls_first()
 
     def metadata_equals(self, column: Any, key: str, value: Any) -> ColumnElement[bool]:
         """metadata is JSON text; jsonb equality compares numbers by value and keeps true != 1."""

@@ -156,11 +156,24 @@ def session_conditions(f: SessionFilter) -> list[ColumnElement[bool]]:
     return conds
 
 
-def query_sessions(conn: Connection, f: SessionFilter) -> list[Session]:
-    """Run a SessionFilter ordered by (start_time, id)."""
-    order = [sessions.c.start_time, sessions.c.id]
-    stmt: Select[Any] = select(sessions).where(*session_conditions(f)).order_by(
-        *(o.desc() for o in order) if f.order == "desc" else order)
+def session_order(f: SessionFilter, dialect: Dialect) -> list[Any]:
+    """ORDER BY of a sessions listing: the sort key, then start time, then id, all in the filter's direction.
+
+    Each sort key has an index in exactly this order (migration 0013, ix_sessions_sort_*),
+    so a page is an index walk whatever the number of sessions. A session still running has no
+    duration: it sorts below every duration (last when longest first).
+    """
+    c, desc = sessions.c, f.order == "desc"
+    ties = [c.start_time.desc(), c.id.desc()] if desc else [c.start_time, c.id]
+    if f.sort_by == "start_time":
+        return ties
+    key = c[f.sort_by]
+    return [dialect.nulls_low(key, desc) if key.nullable else (key.desc() if desc else key), *ties]
+
+
+def query_sessions(conn: Connection, f: SessionFilter, dialect: Dialect) -> list[Session]:
+    """Run a SessionFilter in its sort order (start time by default; see session_order)."""
+    stmt: Select[Any] = select(sessions).where(*session_conditions(f)).order_by(*session_order(f, dialect))
     if f.limit is not None:
         stmt = stmt.limit(f.limit)
     if f.offset:

@@ -393,7 +393,7 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess):
     def get_sessions(self, filter_: SessionFilter) -> list[Session]:
         """Return the sessions matching the filter."""
         with self.engine.connect() as conn:
-            return read.query_sessions(conn, filter_)
+            return read.query_sessions(conn, filter_, self.sql)
 
     def longest_sessions(self, filter_: SessionFilter, limit: int = 10) -> list[Session]:
         """Return the finished sessions matching the filter, longest duration first."""
