@@ -24,6 +24,7 @@ from ..base import BatchResult, ErrorGroup, RollupPoint, Session, Stats, check_s
 from ..schema import EVENT_INDEXES, events, session_totals, sessions, writer_runs
 from . import audit as sql_audit
 from . import changelog, maintenance, read
+from .cluster import ClusterMixin
 from .dialect import for_url, sqlite_path, to_url
 from .pool import PoolOptions
 from .text_index import TextIndex
@@ -71,7 +72,7 @@ class StoreRefusedRow(RefusedRowError, ValueError):
     """RefusedRowError that is also a ValueError, as the DBAPI errors it wraps were to older callers."""
 
 
-class SQLStore:
+class SQLStore(ClusterMixin):
     """Events, sessions, rollups and the audit log in SQLite (a path or sqlite:/// URL) or PostgreSQL.
 
     One connection stack: every connection comes from one SQLAlchemy engine. The writer keeps one
@@ -202,6 +203,7 @@ class SQLStore:
         with self._lock:
             _LIVE.discard(self)
             self._closed = True
+            self._close_leases()
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
