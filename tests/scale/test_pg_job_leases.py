@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 import re
 import uuid
 from collections.abc import Iterator
@@ -113,7 +114,7 @@ def test_two_replicas_run_a_scheduled_export_once_per_period(pg_url: str, tmp_pa
         stamps = _stamps(exports)
         # One scheduler runs a job at least one interval after its previous run ended; two replicas
         # running it would put two files within one period.
-        assert min(b - a for a, b in zip(stamps, stamps[1:], strict=False)) >= 1000, stamps
+        assert min(b - a for a, b in pairwise(stamps)) >= 1000, stamps
 
         holder.kill()  # no goodbye: PostgreSQL ends its session and frees the lease
         before = len(stamps)
