@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from itertools import pairwise
 import re
 import uuid
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import psycopg
