@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 
 KEY = "replica-key-0123456789"
-HEADERS = {"X-API-Key": KEY}
 
 
 def free_port() -> int:
@@ -27,7 +26,9 @@ def free_port() -> int:
 class Replica:
     """One `telemetry api` process on PostgreSQL (the URL of a test schema), with a read+ingest key."""
 
-    def __init__(self, pg_url: str, cwd: Path, *, env: dict[str, str] | None = None) -> None:
+    def __init__(self, pg_url: str, cwd: Path, *, env: dict[str, str] | None = None,
+                 keys: tuple[str, ...] = (), key: str = KEY) -> None:
+        self.headers = {"X-API-Key": key}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = cwd / f"replica-{self.port}.log"
@@ -36,7 +37,8 @@ class Replica:
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "vibekit_telemetry.cli", "api", "--port", str(self.port),
-                 "--log-level", "warning", "--api-key", f"{KEY}:ingest+read"],
+                 "--log-level", "warning", "--api-key", f"{key}:ingest+read",
+                 *(arg for key in keys for arg in ("--api-key", f"{key}:ingest+read"))],
                 cwd=cwd, env=full_env, stdout=log, stderr=subprocess.STDOUT)
 
     def wait_up(self, timeout_s: float = 60) -> None:
@@ -54,14 +56,14 @@ class Replica:
 
     def jobs(self) -> dict[str, Any]:
         """The replica's scheduler status (GET /api/health)."""
-        answer = httpx.get(self.url + "/api/health", headers=HEADERS, timeout=10)
+        answer = httpx.get(self.url + "/api/health", headers=self.headers, timeout=10)
         assert answer.status_code == 200, answer.text
         jobs: dict[str, Any] = answer.json()["scheduler"]
         return jobs
 
     def post(self, events: Any) -> httpx.Response:
         """POST events to /api/events."""
-        return httpx.post(self.url + "/api/events", json=events, headers=HEADERS, timeout=30)
+        return httpx.post(self.url + "/api/events", json=events, headers=self.headers, timeout=30)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, the database session just goes away."""
@@ -77,6 +79,31 @@ class Replica:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=30)
+
+
+def new_schema_url() -> str:
+    """Create a test schema in PostgreSQL's `test` database; return its URL (drop it with drop_schema)."""
+    import uuid
+
+    import psycopg
+
+    from pg_support import PG_DSN
+
+    schema = "vk_test_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+
+
+def drop_schema(url: str) -> None:
+    """Drop the schema new_schema_url created."""
+    import psycopg
+
+    from pg_support import PG_DSN
+
+    schema = url.rsplit("%3D", 1)[1]
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def wait_for(condition: Any, what: str, timeout_s: float = 60, every_s: float = 0.2) -> Any:

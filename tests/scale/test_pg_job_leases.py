@@ -1,22 +1,18 @@
-"""Scheduled jobs run in exactly one replica at a time on a shared PostgreSQL; the next takes over on a crash."""
+"""Job leases on a shared PostgreSQL: one holder per job and schema, freed when its session ends; none on SQLite."""
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Iterator
-from itertools import pairwise
 from pathlib import Path
 
 import psycopg
 import pytest
-from replica_support import Replica, wait_for
+from replica_support import wait_for
 
 from vibekit_telemetry.scheduler import Scheduler
 from vibekit_telemetry.store.sql import SQLStore
-
-JOB = "export:replicated"
 
 
 @pytest.fixture
@@ -78,49 +74,3 @@ def test_a_lease_lost_with_the_connection_is_retaken_not_assumed(pg_url: str) ->
     finally:
         first.shutdown()
         second.shutdown()
-
-
-def _stamps(directory: Path) -> list[int]:
-    """The window ends (ms) of the scheduled export's files, oldest first."""
-    from datetime import UTC, datetime
-
-    out = []
-    for path in directory.glob("replicated-*.ndjson"):
-        stamp = path.name[len("replicated-"):-len(".ndjson")]
-        seconds, millis = stamp.rstrip("Z").split(".")
-        when = datetime.strptime(seconds, "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
-        out.append(int(when.timestamp()) * 1000 + int(millis))
-    return sorted(out)
-
-
-def test_two_replicas_run_a_scheduled_export_once_per_period(pg_url: str, tmp_path: Path) -> None:
-    exports = tmp_path / "exports"
-    config = tmp_path / "telemetry.toml"
-    schedule = {"name": "replicated", "format": "ndjson", "every": 1, "output_dir": str(exports), "keep": 1000}
-    inline = ", ".join(f"{key} = {json.dumps(value)}" for key, value in schedule.items())
-    config.write_text(f"[telemetry.exports]\nschedules = [{{{inline}}}]\n")
-    replicas = [Replica(pg_url, tmp_path, env={"TELEMETRY_CONFIG": str(config)}) for _ in range(2)]
-    try:
-        for replica in replicas:
-            replica.wait_up()
-        # Both replicas have met the job at least once: one runs it, the other stands by.
-        statuses = wait_for(lambda: (s := [r.jobs()[JOB] for r in replicas]) and all("leader" in j for j in s)
-                            and s, "both replicas to meet the export job")
-        leaders = [i for i, job in enumerate(statuses) if job["leader"]]
-        assert len(leaders) == 1, statuses
-        holder, standby = replicas[leaders[0]], replicas[1 - leaders[0]]
-        wait_for(lambda: len(_stamps(exports)) >= 4 and standby.jobs()[JOB]["skipped"] >= 3, "four periods")
-        assert standby.jobs()[JOB]["runs"] == 0
-        stamps = _stamps(exports)
-        # One scheduler runs a job at least one interval after its previous run ended; two replicas
-        # running it would put two files within one period.
-        assert min(b - a for a, b in pairwise(stamps)) >= 1000, stamps
-
-        holder.kill()  # no goodbye: PostgreSQL ends its session and frees the lease
-        before = len(stamps)
-        wait_for(lambda: standby.jobs()[JOB]["runs"] >= 2, "the standby to take the job over")
-        assert standby.jobs()[JOB]["leader"] is True
-        assert len(_stamps(exports)) > before
-    finally:
-        for replica in replicas:
-            replica.stop()

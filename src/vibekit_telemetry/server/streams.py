@@ -216,14 +216,18 @@ class StreamHub:
 
     # -- lifecycle (the server's lifespan) --------------------------------------------------------
 
-    def attach(self, telemetry: Telemetry, loop: asyncio.AbstractEventLoop) -> None:
-        """Listen to `event:tracked` of `telemetry`, delivering on `loop`."""
+    def attach(self, telemetry: Telemetry, loop: asyncio.AbstractEventLoop, *, local: bool = True) -> None:
+        """Listen to `event:tracked` of `telemetry`, delivering on `loop`.
+
+        local=False: do not listen; a ReplicaFeed (server/replica_feed.py) publishes every replica's events.
+        """
         self._loop = loop
-        self._telemetry = telemetry
+        self._telemetry = telemetry if local else None
         self._stopping = False
         self._fanout = threading.Thread(target=self._fanout_loop, name="vibekit-telemetry-fanout", daemon=True)
         self._fanout.start()
-        telemetry.on("event:tracked", self._on_tracked)
+        if local:
+            telemetry.on("event:tracked", self._on_tracked)
 
     def detach(self) -> None:
         """Stop listening, stop the fan-out thread and end every open stream."""
