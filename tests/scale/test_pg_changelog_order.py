@@ -18,7 +18,8 @@ from vibekit_telemetry.exporters.store_copy import StoreExporter
 from vibekit_telemetry.query import QueryFilter
 from vibekit_telemetry.store.sql import SQLStore
 
-# A writer process: `batches` batches of `size` stream events of one session, each its own transaction.
+# A writer process: once told to go (a line on stdin), `batches` batches of `size` stream events of one
+# session, each its own transaction. Started ahead, so the interpreters' start-up overlaps.
 WRITER = """
 import sys
 from vibekit_telemetry.events import TelemetryEvent, now_ms
@@ -26,6 +27,7 @@ from vibekit_telemetry.store.sql import SQLStore
 url, session, batches, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 store = SQLStore(url)
 store.initialize()
+sys.stdin.readline()
 for b in range(batches):
     store.store_batch([TelemetryEvent("stream", "claude", session_id=session, stream_data=f"{b}.{i}",
                                       event_id=f"{session}-{b}-{i}", timestamp=now_ms()) for i in range(size)])
@@ -35,7 +37,14 @@ store.shutdown()
 
 def _writer(pg_url: str, session: str, batches: int, size: int) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-c", WRITER, pg_url, session, str(batches), str(size)],
-                            stderr=subprocess.PIPE, text=True)
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _go(writer: subprocess.Popen[str]) -> None:
+    """Let a writer write."""
+    assert writer.stdin is not None
+    writer.stdin.write("go\n")
+    writer.stdin.close()
 
 
 def _start(store: SQLStore, session: str) -> None:
@@ -82,9 +91,10 @@ def test_a_row_committed_late_below_newer_rows_is_not_skipped(central: SQLStore,
         wait_for(lambda: len(_copied(target)) == 2, "the two start events to be copied")
         # Hold session "slow"'s row: a writer of it takes its positions (COPY), then waits on the row.
         locker.execute("SELECT id FROM sessions WHERE id = 'slow' FOR UPDATE")
-        slow = _writer(pg_url, "slow", 1, 50)
+        slow, fast = _writer(pg_url, "slow", 1, 50), _writer(pg_url, "fast", 1, 50)
+        _go(slow)
         wait_for(lambda: _blocked_by(central, locker.info.backend_pid) == 1, "the slow writer to wait on the row")
-        fast = _writer(pg_url, "fast", 1, 50)  # takes higher positions and commits first
+        _go(fast)  # takes higher positions and commits first
         assert fast.wait(timeout=60) == 0, fast.stderr.read() if fast.stderr else ""
         # The follower polls every 20 ms meanwhile: the fast rows sit above positions still in flight,
         # so it must not read (and move its cursor past) them yet.
@@ -106,11 +116,13 @@ def test_two_concurrent_writer_processes_and_a_follower_lose_nothing(central: SQ
                                                                      tmp_path: Path) -> None:
     follower, target = _follow(central, tmp_path)
     try:
-        writers = [_writer(pg_url, session, 20, 25) for session in ("slow", "fast")]
+        writers = [_writer(pg_url, session, 10, 25) for session in ("slow", "fast")]
+        for writer in writers:
+            _go(writer)
         for writer in writers:
             assert writer.wait(timeout=120) == 0, writer.stderr.read() if writer.stderr else ""
         expected = sorted([f"{s}-start" for s in ("slow", "fast")] +
-                          [f"{s}-{b}-{i}" for s in ("slow", "fast") for b in range(20) for i in range(25)])
+                          [f"{s}-{b}-{i}" for s in ("slow", "fast") for b in range(10) for i in range(25)])
         wait_for(lambda: _copied(target) == expected, "every event to be copied once")
         assert central.committed_position() == max(p for p, _ in central.read_committed(0, 10_000))
     finally:

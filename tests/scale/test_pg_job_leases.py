@@ -64,10 +64,11 @@ def test_a_lease_lost_with_the_connection_is_retaken_not_assumed(pg_url: str) ->
     try:
         assert first.job_lease("exports") is True
         # The server ends the holder's session (a restart, a failover, an idle timeout).
+        assert first._leases is not None
+        holder = first._leases._conn.info.backend_pid
         with first.engine.connect() as conn:
-            conn.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_locks "
-                                 "WHERE locktype = 'advisory' AND pid <> pg_backend_pid()")
-        assert second.job_lease("exports") is True
+            conn.exec_driver_sql("SELECT pg_terminate_backend(%(pid)s)", {"pid": holder})
+        wait_for(lambda: second.job_lease("exports"), "the other store to take the free lease")
         with pytest.raises(psycopg.OperationalError):
             first.job_lease("exports")  # the dead session is noticed, not trusted
         assert first.job_lease("exports") is False  # reconnected: the other replica holds it now
