@@ -13,6 +13,10 @@ ever exist is visible: L is safe. Each call checks the earlier candidates (L, W)
 constant load a candidate settles one transaction duration later, so followers lag by about one
 commit. Transactions of other databases or tables are not in W: a long transaction elsewhere never
 holds followers back (a long one that writes events does, which is the point).
+
+This relies on the identity sequence handing values out one at a time (CACHE 1, as migration 0009
+creates it): with a cache, a session could later use a value it took before L without holding
+the lock meanwhile.
 """
 
 from __future__ import annotations
