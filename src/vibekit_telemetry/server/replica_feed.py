@@ -52,13 +52,21 @@ class ReplicaFeed:
         self.errors = 0
         self.last_error: str | None = None
         self._local = threading.Event()
+        # The writer thread wakes the feed thread through this pair (it sleeps on it and the database
+        # socket). Socket objects, not raw fds: a late write after close fails instead of hitting a reused fd.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._channel: Any = None
 
     def on_local_commit(self, _event: object = None) -> None:
         """On the writer thread (`event:tracked`): this replica committed; the feed thread takes it from here."""
-        self._local.set()
+        if not self._local.is_set():  # once per wake-up, not once per event
+            self._local.set()
+            with contextlib.suppress(OSError):  # full: a wake-up is already waiting; closed: stopping
+                self._wake_w.send(b"x")
 
     def start(self) -> None:
         """Start the feed thread."""
@@ -90,7 +98,9 @@ class ReplicaFeed:
                     next_read = 0.0  # catch up on what committed while the channel was down
                 if self.position is None:  # start at the horizon: what commits from now on
                     self.position = self.store.committed_position()
-                notices = self._channel.wait(self.tick_s)
+                notices = self._channel.wait(self.tick_s, self._wake_r.fileno())
+                with contextlib.suppress(OSError):
+                    self._wake_r.recv(4096)
                 now = time.monotonic()
                 if any(origin != self.origin for origin in notices):
                     self.notices_received += 1
@@ -112,6 +122,8 @@ class ReplicaFeed:
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 10.0)
         self._close_channel()
+        self._wake_w.close()
+        self._wake_r.close()
 
     def _read(self) -> None:
         """Publish what was committed after the position (or, with no subscribers, skip to the horizon)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import threading
 from collections.abc import Callable
 from typing import Any, Final
@@ -112,8 +113,13 @@ class NoticeChannel:
         """Announce a commit to every listener of the channel (this one included)."""
         self._conn.execute("SELECT pg_notify(%s, %s)", (self.name, payload))
 
-    def wait(self, timeout_s: float) -> list[str]:
-        """Return the notices received within timeout_s (all that are waiting once one has come)."""
+    def wait(self, timeout_s: float, wake_fd: int | None = None) -> list[str]:
+        """Return the notices received within timeout_s; return early when `wake_fd` turns readable."""
+        if wake_fd is not None:
+            # Sleep on the connection's socket and the caller's wake-up pipe at once; notices already
+            # read into the connection are collected below either way.
+            select.select([self._conn.fileno(), wake_fd], [], [], timeout_s)
+            timeout_s = 0.0
         out = [n.payload for n in self._conn.notifies(timeout=timeout_s, stop_after=1)]
         if out:
             out += [n.payload for n in self._conn.notifies(timeout=0.001)]
