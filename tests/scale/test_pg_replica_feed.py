@@ -75,6 +75,9 @@ def test_the_stream_shows_another_writers_events_and_survives_a_lost_listener(
         assert sorted(got) == ["local", "while-reconnecting"]  # each once, none lost
         wait_for(lambda: feed.errors >= 1, "the feed to notice the lost connection")
         assert feed._channel is not None and feed._channel._conn.info.backend_pid != listener
+    health = httpx.get(server.url + "/api/health", headers={"X-API-Key": KEY}, timeout=30).json()
+    shown = health["streams"]["replica_feed"]
+    assert shown["published"] >= 3 and shown["errors"] >= 1 and shown["last_error"]
 
 
 def test_sqlite_keeps_the_direct_path(tmp_path: Any) -> None:
