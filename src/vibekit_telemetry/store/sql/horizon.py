@@ -21,6 +21,7 @@ the lock meanwhile.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import weakref
@@ -28,6 +29,8 @@ from collections import deque
 from typing import Final
 
 from sqlalchemy import Connection, Engine
+
+logger = logging.getLogger("vibekit_telemetry")
 
 _SEQUENCE_SQL: Final = "SELECT pg_get_serial_sequence('events', 'seq')"
 _WRITERS_SQL: Final = ("SELECT virtualtransaction FROM pg_locks WHERE locktype = 'relation' "
@@ -83,8 +86,10 @@ class Horizon:
                 if time.monotonic() > deadline:
                     # Writers never paused in 5 s (not seen in practice): fall back to the newest
                     # committed row, as before horizons; a row committing late below it may be missed.
-                    top = conn.exec_driver_sql("SELECT COALESCE(MAX(seq), 0) FROM events").scalar_one()
-                    return int(top)
+                    top = int(conn.exec_driver_sql("SELECT COALESCE(MAX(seq), 0) FROM events").scalar_one())
+                    logger.warning("change log: a transaction writing events stayed open %.0f s; following "
+                                   "from the newest committed position %d for now", FIRST_WAIT_S, top)
+                    return top
                 time.sleep(0.01)
 
 
