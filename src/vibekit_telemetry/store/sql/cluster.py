@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 from .dialect import Dialect
 
 _LEASE_KEY: Final = "hashtextextended(current_schema() || '/vibekit-job/' || %s, 0)"
+_CREATE_LOCK: Final = threading.Lock()
 _CHANNEL_SQL: Final = "SELECT 'vibekit_' || left(md5(current_database() || '/' || current_schema()), 20)"
 
 
@@ -145,8 +146,9 @@ class ClusterMixin:
         """Whether this process holds scheduled job `name`'s lease among replicas (None: no replicas here)."""
         if not self.sql.shared_by_replicas:
             return None
-        if self._leases is None:
-            self._leases = AdvisoryLeases(_connector(self.engine))
+        with _CREATE_LOCK:  # one lease connection per store, whichever thread asks first
+            if self._leases is None:
+                self._leases = AdvisoryLeases(_connector(self.engine))
         return self._leases.hold(name)
 
     def commit_notices(self) -> NoticeChannel | None:
