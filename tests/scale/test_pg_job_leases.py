@@ -75,3 +75,25 @@ def test_a_lease_lost_with_the_connection_is_retaken_not_assumed(pg_url: str) ->
     finally:
         first.shutdown()
         second.shutdown()
+
+
+def test_two_schedulers_share_a_job_and_each_runs_its_per_process_one(pg_url: str) -> None:
+    stores = [SQLStore(pg_url), SQLStore(pg_url)]
+    schedulers = [Scheduler(), Scheduler()]
+    runs: dict[str, list[int]] = {"shared": [], "own": []}
+    try:
+        for index, (store, scheduler) in enumerate(zip(stores, schedulers, strict=True)):
+            scheduler.lease = store.job_lease
+            scheduler.every("shared", 0.05, lambda i=index: runs["shared"].append(i), first_in=0)
+            scheduler.every("own", 0.05, lambda i=index: runs["own"].append(i), first_in=0, per_process=True)
+            scheduler.start()
+        wait_for(lambda: len(runs["shared"]) >= 5 and set(runs["own"]) == {0, 1}, "a few periods")
+        assert len(set(runs["shared"])) == 1  # one holder ran the shared job every time
+        statuses = [s.status()["shared"] for s in schedulers]
+        assert sorted(s["leader"] for s in statuses) == [False, True]
+        assert "leader" not in schedulers[0].status()["own"]
+    finally:
+        for scheduler in schedulers:
+            scheduler.stop()
+        for store in stores:
+            store.shutdown()
