@@ -180,13 +180,21 @@ class Runtime:
 
     def _schedule_jobs(self) -> None:
         config = self.config
+        from .store.base import JobLeasing
+
+        primary = self.providers[0] if self.providers else None
+        if isinstance(primary, JobLeasing):  # replicas on one database: shared jobs run in one of them
+            self.scheduler.lease = primary.job_lease
         self.scheduler.every("retention", config.maintenance_interval_s, self._retention)
-        self.scheduler.every("text-index", 1.0, self._index_text)
-        self.scheduler.every("writer-metrics", config.writer_stats_interval_s, self.run_recorder.record)
+        # The jobs below are about this process (its writer, its spool, its memory): every replica runs them.
+        self.scheduler.every("text-index", 1.0, self._index_text, per_process=True)
+        self.scheduler.every("writer-metrics", config.writer_stats_interval_s, self.run_recorder.record,
+                             per_process=True)
         from .reliability import replay_job
 
-        self.scheduler.every("spool-replay", 1.0, replay_job(self))
-        self.scheduler.every("resources", config.reliability.check_interval_s, self.resources.check)
+        self.scheduler.every("spool-replay", 1.0, replay_job(self), per_process=True)
+        self.scheduler.every("resources", config.reliability.check_interval_s, self.resources.check,
+                             per_process=True)
         retention = config.security.retention  # privacy (issue 12): anonymize_after / delete_after
         if retention.anonymize_after or retention.delete_after:
             from .privacy.retention import apply_retention

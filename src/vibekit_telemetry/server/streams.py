@@ -212,26 +212,34 @@ class StreamHub:
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._telemetry: Telemetry | None = None
+        self._local = True  # fed by this process's writer (else by a ReplicaFeed)
         self._lock = threading.Lock()
         self.delivered = 0
         self.dropped_closed = 0
 
     # -- lifecycle (the server's lifespan) --------------------------------------------------------
 
-    def attach(self, telemetry: Telemetry, loop: asyncio.AbstractEventLoop) -> None:
-        """Listen to `event:tracked` of `telemetry`, delivering on `loop`."""
+    def attach(self, telemetry: Telemetry, loop: asyncio.AbstractEventLoop, *, local: bool = True) -> None:
+        """Listen to `event:tracked` of `telemetry`, delivering on `loop`.
+
+        local=False: not to `event:tracked`; a ReplicaFeed (server/replica_feed.py) publishes every replica's events.
+        """
         self._loop = loop
         self._telemetry = telemetry
+        self._local = local
         self._stopping = False
         self._fanout = threading.Thread(target=self._fanout_loop, name="vibekit-telemetry-fanout", daemon=True)
         self._fanout.start()
-        telemetry.on("event:tracked", self._on_tracked)
+        if local:
+            telemetry.on("event:tracked", self._on_tracked)
+        # Broadcasts (plugins) are not stored events: they reach this replica's subscribers only.
         telemetry.on(BROADCAST_EVENT, self.publish)
 
     def detach(self) -> None:
         """Stop listening, stop the fan-out thread and end every open stream."""
         if self._telemetry is not None:
-            self._telemetry.off("event:tracked", self._on_tracked)
+            if self._local:
+                self._telemetry.off("event:tracked", self._on_tracked)
             self._telemetry.off(BROADCAST_EVENT, self.publish)
             self._telemetry = None
         self._stopping = True

@@ -271,6 +271,22 @@ class ChangeLog(Protocol):
 
 
 @runtime_checkable
+class JobLeasing(Protocol):
+    """A store several replicas share: a scheduled job runs in the replica holding its lease only."""
+
+    def job_lease(self, name: str) -> bool | None:
+        """Whether this process holds job `name`'s lease (taking it if free); None where there are no replicas."""
+
+
+@runtime_checkable
+class CommitNotices(Protocol):
+    """A store several replicas share: they announce commits to each other (live streams follow)."""
+
+    def commit_notices(self) -> Any:
+        """A new channel (notify(payload), wait(timeout_s) -> payloads, close()), or None if not shared."""
+
+
+@runtime_checkable
 class Maintainable(Protocol):
     """A store with periodic upkeep: retention, reclaiming space, text index catch-up, checks."""
 

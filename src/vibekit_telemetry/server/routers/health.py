@@ -73,4 +73,7 @@ def health(request: Request, _principal: Annotated[Principal, Depends(require("r
     """Return queue, writer, drops and stores, as `telemetry health` shows them."""
     status = get_telemetry(request).get_health_status()
     status["streams"] = request.app.state.hub.stats()
+    feed = getattr(request.app.state, "replica_feed", None)
+    if feed is not None:  # replicas on PostgreSQL: the stream follows every replica's commits
+        status["streams"]["replica_feed"] = feed.stats()
     return json_response(status)

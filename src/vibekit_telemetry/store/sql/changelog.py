@@ -1,6 +1,8 @@
 """The SQL side of the change log exporters follow (see store/changelog.py for the guarantees).
 
 Positions are the Dialect's `position_column` (SQLite: rowid; PostgreSQL: the seq identity column).
+Where positions may commit out of order (PostgreSQL with several writer processes), followers read
+only up to the safe horizon (store/sql/horizon.py), and that horizon is the committed position.
 Every function opens its own short connection from the store's Engine, so an exporter's reads and
 cursor saves never hold the writer's lock or connection.
 """
@@ -17,6 +19,7 @@ from ...events import TelemetryEvent, now_ms
 from ...privacy.crypto import decrypt_meta, decrypt_text
 from ..schema import EVENT_COLUMNS, events, exporter_cursors
 from .dialect import Dialect
+from .horizon import horizon_of
 
 # Lowers every cursor above the newest position to it (only where positions are reused: SQLite).
 CLAMP_SQL: Final = ("UPDATE exporter_cursors SET position = (SELECT COALESCE(MAX(rowid), 0) FROM events) "
@@ -24,7 +27,12 @@ CLAMP_SQL: Final = ("UPDATE exporter_cursors SET position = (SELECT COALESCE(MAX
 
 
 def committed_position(engine: Engine, dialect: Dialect) -> int:
-    """Return the position of the newest committed event (0 when the table is empty)."""
+    """Return the position of the newest committed event (0 when the table is empty).
+
+    Where positions commit out of order, the safe horizon: no row at or below it can still appear.
+    """
+    if not dialect.positions_commit_in_order:
+        return horizon_of(engine).safe_position(engine)
     pos: Any = literal_column(dialect.position_column)
     with engine.connect() as conn:
         return int(conn.execute(select(pos).select_from(events).order_by(pos.desc()).limit(1)).scalar() or 0)
@@ -37,6 +45,12 @@ def read_committed(engine: Engine, dialect: Dialect, after: int, limit: int) -> 
     pos: Any = literal_column(dialect.position_column)
     stmt = (select(pos, *(events.c[name] for name in EVENT_COLUMNS)).select_from(events)
             .where(pos > after).order_by(pos).limit(limit))
+    if not dialect.positions_commit_in_order:
+        # Never past a row that may still commit below it (another writer's transaction in flight).
+        upper = horizon_of(engine).safe_position(engine)
+        if upper <= after:
+            return []
+        stmt = stmt.where(pos <= upper)
     with engine.connect() as conn:
         return [(int(row[0]), _row_to_event(EVENT_COLUMNS, row[1:])) for row in conn.execute(stmt)]
 

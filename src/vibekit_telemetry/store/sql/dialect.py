@@ -129,6 +129,11 @@ class Dialect:
     # lets new rows take their positions again (then cursors are clamped in the deleting transaction).
     position_column: ClassVar[str]
     reuses_positions: ClassVar[bool]
+    # Whether positions commit in order even with writers in several processes (else followers stop at
+    # a safe horizon, store/sql/horizon.py), and whether several replicas share the database (then
+    # scheduled jobs take leases and commits are announced: store/sql/cluster.py).
+    positions_commit_in_order: ClassVar[bool]
+    shared_by_replicas: ClassVar[bool]
 
     def positional(self) -> SADialect:
         """A dialect whose compiled statements take positional parameters, for DBAPI executemany."""
@@ -246,6 +251,8 @@ class SQLiteDialect(Dialect):
     vacuum_shrinks = True
     position_column = "rowid"  # one writer at a time: rowids grow in commit order
     reuses_positions = True  # a new row takes max(rowid) + 1
+    positions_commit_in_order = True  # one writer at a time, whatever the number of processes
+    shared_by_replicas = False  # a file on one host: replicas are a PostgreSQL deployment
 
     def positional(self) -> SADialect:
         """Return the pysqlite dialect (qmark parameters)."""
@@ -409,6 +416,8 @@ class PostgreSQLDialect(Dialect):
     vacuum_shrinks = False  # the files do not shrink without VACUUM FULL: one prune pass by row share
     position_column = "seq"  # identity column (migration 0009); never handed out twice
     reuses_positions = False
+    positions_commit_in_order = False  # sequence values are taken before commit, by any writer
+    shared_by_replicas = True
 
     def positional(self) -> SADialect:
         """Return the psycopg dialect with format (%s) parameters."""

@@ -24,6 +24,7 @@ from ..schema import EVENT_INDEXES, events, session_totals, sessions, writer_run
 from . import maintenance, read
 from .audit import AuditMethods
 from .changelog import ChangeLogMethods
+from .cluster import ClusterMixin
 from .dialect import for_url, sqlite_path, to_url
 from .direct import DirectAccess
 from .fork import DISOWNED, LIVE
@@ -36,7 +37,7 @@ class StoreRefusedRow(RefusedRowError, ValueError):
     """RefusedRowError that is also a ValueError, as the DBAPI errors it wraps were to older callers."""
 
 
-class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess):
+class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin):
     """Events, sessions, rollups and the audit log in SQLite (a path or sqlite:/// URL) or PostgreSQL.
 
     One connection stack: every connection comes from one SQLAlchemy engine. The writer keeps one
@@ -167,6 +168,7 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess):
         with self._lock:
             LIVE.discard(self)
             self._closed = True
+            self._close_leases()
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
