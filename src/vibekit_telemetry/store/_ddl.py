@@ -90,3 +90,11 @@ def create_changelog(conn: Connection) -> None:
     if conn.dialect.name != "sqlite":
         for statement in PG_EVENT_SEQ:
             conn.exec_driver_sql(statement)
+
+
+def create_partitioned_events(conn: Connection) -> None:
+    """Migration 0012's layout at the head: events partitioned by time, event_ids, totals_deltas (PostgreSQL)."""
+    if conn.dialect.name != "sqlite":
+        from .sql.partitions import partition_events
+
+        partition_events(conn)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,16 +17,17 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from ...errors import RefusedRowError, StoreError, TransientStoreError
-from ...events import TelemetryEvent
+from ...errors import RefusedRowError, StoreError, TransientStoreError, ValidationError
+from ...events import TelemetryEvent, now_ms
 from ...query import QueryFilter, SessionFilter, StatsFilter
 from .. import migrate
 from .._batch import writer_run_row
 from ..base import BatchResult, ErrorGroup, RollupPoint, Session, Stats, check_series_args
-from ..schema import EVENT_INDEXES, events, session_totals, sessions, writer_runs
+from ..schema import EVENT_INDEXES, events, sessions, writer_runs
 from . import audit as sql_audit
 from . import changelog, maintenance, read
 from .dialect import for_url, sqlite_path, to_url
+from .partitions import INTERVALS
 from .pool import PoolOptions
 from .text_index import TextIndex
 from .writer import Statements, chunks, write
@@ -91,6 +94,7 @@ class SQLStore:
             many rows wait, the writer indexes up to this many after a batch (one transaction).
         text_index_delay_s: ... or once the oldest unindexed row has waited this long. Searches are
             exact meanwhile (the unindexed tail is scanned); flush() indexes everything.
+        partition: PostgreSQL: "day" or "week", the range of each events partition upkeep() creates.
     """
 
     supports_query = True
@@ -101,7 +105,10 @@ class SQLStore:
                  busy_timeout_ms: int = 5000, prune_days: float | None = None,
                  max_size_mb: float | None = None, wal: bool = True, text_index: bool | None = None,
                  text_index_rows: int = 20_000, text_index_delay_s: float = 2.0,
-                 pool: PoolOptions | None = None) -> None:
+                 pool: PoolOptions | None = None, partition: str = "day") -> None:
+        if partition not in INTERVALS:
+            raise ValidationError("partition", "day or week (the range of one events partition)", partition)
+        self.partition_ms = INTERVALS[partition]
         self.url = to_url(url_or_path)
         self.pool = pool  # PostgreSQL connection pool (pool_size, idle_timeout); None: SQLAlchemy's defaults
         self.sql = for_url(self.url)
@@ -143,6 +150,8 @@ class SQLStore:
                                           pool=self.pool)
             try:
                 migrate.upgrade(engine)
+                with engine.begin() as conn:  # the current partition at once; upkeep() makes those ahead
+                    self.sql.upkeep(conn, self.partition_ms, now_ms(), 0)
                 with engine.begin() as conn:
                     for index in EVENT_INDEXES:
                         (index.create if self.enable_indexes else index.drop)(conn, checkfirst=True)
@@ -157,7 +166,9 @@ class SQLStore:
                 raise kind(f"cannot open {self.where()}: {reason}") from exc
             self._text = TextIndex(self.text_index_rows, self.text_index_delay_s,
                                    kept=self.text_index) if self._fts else None
-            self._statements = Statements(self.sql)
+            # Its own totals rows on PostgreSQL (totals_deltas): new after a fork, as initialize() runs again.
+            writer_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+            self._statements = Statements(self.sql, writer_id)
             self._engine = engine
             _LIVE.add(self)
 
@@ -365,6 +376,13 @@ class SQLStore:
         """Apply prune_days and max_size_mb: delete the oldest events, then VACUUM; return the count."""
         return maintenance.prune(self)
 
+    def upkeep(self, now: int | None = None) -> list[str]:
+        """Create the events partitions ahead and fold writers' totals deltas (PostgreSQL; a scheduled job)."""
+        from .partitions import AHEAD
+
+        with self.engine.begin() as conn:
+            return self.sql.upkeep(conn, self.partition_ms, now_ms() if now is None else now, AHEAD)
+
     def compact(self) -> None:
         """VACUUM: give the space of deleted rows back to the file system."""
         self.engine  # noqa: B018
@@ -474,7 +492,7 @@ class SQLStore:
     def get_stats(self, filter_: StatsFilter) -> Stats:
         """Return totals, agents, date range, size, average duration and the requested breakdown."""
         with self.engine.connect() as conn:
-            return read.stats(conn, filter_, self.size_bytes())
+            return read.stats(conn, filter_, self.size_bytes(), self.sql.totals_source())
 
     def audit_log(self, limit: int = 100, *, table: str | None = None, since: int | None = None,
                   action: str | None = None) -> list[dict[str, Any]]:
@@ -497,9 +515,9 @@ class SQLStore:
         """Return reachability, schema version, size and counts (from session_totals, no scan)."""
         try:
             with self.engine.connect() as conn:
+                totals = self.sql.totals_source().c
                 n_events, n_sessions = conn.execute(select(
-                    func.coalesce(func.sum(session_totals.c.events), 0),
-                    func.coalesce(func.sum(session_totals.c.sessions), 0))).one()
+                    func.coalesce(func.sum(totals.events), 0), func.coalesce(func.sum(totals.sessions), 0))).one()
             return {"reachable": True, "name": self.name, "backend": self.dialect, "location": self.where(),
                     "schema_version": migrate.current_version(self.engine), "events": int(n_events),
                     "sessions": int(n_sessions), "size_bytes": self.size_bytes(),
