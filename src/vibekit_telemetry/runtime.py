@@ -25,7 +25,7 @@ from .events import TelemetryEvent
 from .pipeline import WritePipeline, is_transient
 from .processing import Chain, DropNotice, Processor, build_chain
 from .scheduler import Scheduler
-from .store.base import ForkAware, Maintainable, QueryableStore, StorageProvider
+from .store.base import ForkAware, Maintainable, QueryableStore, StorageProvider, Upkeepable
 from .worker import BatchWorker
 
 if TYPE_CHECKING:
@@ -169,6 +169,8 @@ class Runtime:
         config = self.config
         self.scheduler.every("retention", config.maintenance_interval_s, self._retention)
         self.scheduler.every("text-index", 1.0, self._index_text)
+        # PostgreSQL: events partitions ahead, writers' totals deltas folded (store/sql/partitions.py).
+        self.scheduler.every("store-upkeep", config.maintenance_interval_s, self._upkeep, first_in=1.0)
         self.scheduler.every("writer-metrics", config.writer_stats_interval_s, self.run_recorder.record)
         from .reliability import replay_job
 
@@ -234,6 +236,13 @@ class Runtime:
         self.ensure_process()
         for store in self._maintainable():
             store.prune()
+
+    def _upkeep(self) -> None:
+        """Schema upkeep of the stores that need it (a scheduled job)."""
+        self.ensure_process()
+        for store in self.providers:
+            if isinstance(store, Upkeepable):
+                store.upkeep()
 
     def _index_text(self) -> None:
         """Catch the text index up behind the writer (a scheduled job)."""

@@ -211,3 +211,18 @@ def test_migrating_a_plain_events_table_keeps_rows_positions_and_idempotency(url
             assert conn.execute(text("SELECT seq FROM events WHERE event_id = 'e'")).scalar_one() > positions[-1][1]
     finally:
         store.shutdown()
+
+
+def test_the_scheduler_job_creates_the_partitions_ahead(url: str) -> None:
+    from vibekit_telemetry import Telemetry
+
+    t = Telemetry(storage=[{"type": "postgresql", "options": {"url": url}}])
+    try:
+        t.track_start("claude", "go")
+        t.flush()
+        t.runtime.scheduler.run_now("store-upkeep")  # type: ignore[union-attr]  # what the scheduler runs
+        store = t.runtime.store  # type: ignore[union-attr]
+        assert isinstance(store, SQLStore)
+        assert {partition_name(TODAY + i * DAY_MS) for i in range(AHEAD + 1)} <= set(_partitions(store))
+    finally:
+        t.shutdown()

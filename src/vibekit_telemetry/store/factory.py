@@ -54,9 +54,8 @@ def build_postgres(options: dict[str, Any], field: str) -> StorageProvider:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     from .sql import SQLStore
-    from .sql.pool import POOL_OPTIONS, PoolOptions
-
     from .sql.partitions import INTERVALS
+    from .sql.pool import POOL_OPTIONS, PoolOptions
 
     pool = PoolOptions.parse(options, field) if POOL_OPTIONS & set(options) else None
     partition = options.get("partition", "day")
