@@ -538,12 +538,11 @@ class PostgreSQLDialect(Dialect):
         if engine is None:
             return 0
         with engine.connect() as conn:
-            names = ", ".join(f"'{t}'" for t in (*_SIZED_TABLES, "event_ids"))
+            names = ", ".join(f"'{t}'" for t in (*_SIZED_TABLES, "event_ids") if t != "events")
             return int(conn.exec_driver_sql(
-                "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
-                f"WHERE c.relkind = 'r' AND pg_table_is_visible(c.oid) AND (c.relname IN ({names}) "
-                "OR c.oid IN (SELECT relid FROM pg_partition_tree(to_regclass('events')) WHERE isleaf))"
-            ).scalar_one())
+                "SELECT COALESCE(SUM(pg_total_relation_size(x)), 0) FROM (SELECT c.oid AS x FROM pg_class c "
+                f"WHERE c.relkind = 'r' AND pg_table_is_visible(c.oid) AND c.relname IN ({names}) "
+                "UNION ALL SELECT relid FROM pg_partition_tree(to_regclass('events')) WHERE isleaf) t").scalar_one())
 
     def vacuum(self, engine: Engine, writer: Any) -> None:
         """VACUUM ANALYZE outside a transaction (it cannot run inside one)."""
