@@ -43,6 +43,7 @@ def build_pg(name: str, events: int) -> dict[str, Any]:
     from vibekit_telemetry.store.sql import SQLStore
 
     started = time.perf_counter()
+    final, name = name, name + "_building"  # renamed when complete: a half-built one is never measured
     with psycopg.connect(DSN, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.execute(f"CREATE DATABASE {name}")
@@ -130,6 +131,9 @@ def build_pg(name: str, events: int) -> dict[str, Any]:
     conn.autocommit = True
     conn.execute("VACUUM ANALYZE")
     conn.close()
+    with psycopg.connect(DSN, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {final} WITH (FORCE)")
+        admin.execute(f"ALTER DATABASE {name} RENAME TO {final}")
     return {"build_s": time.perf_counter() - started, "insert_s": inserted}
 
 

@@ -14,7 +14,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import column as sa_column
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import table as sa_table
 from sqlalchemy.engine import make_url
 
 from ...errors import RefusedRowError, StoreError, TransientStoreError, ValidationError
@@ -23,7 +25,7 @@ from ...query import QueryFilter, SessionFilter, StatsFilter
 from .. import migrate
 from .._batch import writer_run_row
 from ..base import BatchResult, ErrorGroup, RollupPoint, Session, Stats, check_series_args
-from ..schema import EVENT_INDEXES, events, sessions, writer_runs
+from ..schema import EVENT_INDEXES, sessions, writer_runs
 from . import audit as sql_audit
 from . import changelog, maintenance, read
 from .dialect import for_url, sqlite_path, to_url
@@ -476,9 +478,11 @@ class SQLStore:
     def existing_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         """Return which of these event ids are stored (primary-key lookups, in chunks)."""
         found: set[str] = set()
+        # event_ids on PostgreSQL: one index probe per id, not one per partition.
+        ids = sa_table(self.sql.ids_table, sa_column("event_id"))
         with self.engine.connect() as conn:
             for chunk in chunks(list(event_ids)):
-                found.update(conn.execute(select(events.c.event_id).where(events.c.event_id.in_(chunk))).scalars())
+                found.update(conn.execute(select(ids.c.event_id).where(ids.c.event_id.in_(chunk))).scalars())
         return found
 
     def existing_sessions(self, session_ids: Sequence[str]) -> set[str]:
