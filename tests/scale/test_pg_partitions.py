@@ -226,3 +226,42 @@ def test_the_scheduler_job_creates_the_partitions_ahead(url: str) -> None:
         assert {partition_name(TODAY + i * DAY_MS) for i in range(AHEAD + 1)} <= set(_partitions(store))
     finally:
         t.shutdown()
+
+
+def test_retention_and_upkeep_run_while_a_writer_writes_without_losing_or_failing(url: str) -> None:
+    store, writer = SQLStore(url, prune_days=3), SQLStore(url)
+    store.initialize()
+    writer.initialize()
+    try:
+        old_days = [TODAY - d * DAY_MS for d in range(10, 16)]
+        store.store_batch([ev("start", f"old-{i}", day + 5, f"old-{i}") for i, day in enumerate(old_days)])
+        for day in old_days:
+            store.upkeep(now=day)
+        stop, errors, written = threading.Event(), [], [0]
+
+        def write() -> None:
+            n = 0
+            while not stop.is_set():
+                try:
+                    writer.store_batch([ev("start" if i == 0 else "custom", f"w-{n}", NOW + i, f"w-{n}-{i}")
+                                        for i in range(20)])
+                    written[0] += 20
+                except BaseException as exc:  # a deadlock or lock error would surface here
+                    errors.append(exc)
+                n += 1
+
+        thread = threading.Thread(target=write)
+        thread.start()
+        try:
+            removed = store.prune()  # drops the six old partitions one transaction each
+            for ahead in range(1, 4):
+                store.upkeep(now=NOW + ahead * 4 * DAY_MS)  # creates partitions while the writer writes
+        finally:
+            stop.set()
+            thread.join()
+        assert errors == [] and removed == 6 and written[0] > 0
+        assert not {partition_name(day) for day in old_days} & set(_partitions(store))
+        assert store.get_stats(StatsFilter()).total_events == written[0]
+    finally:
+        writer.shutdown()
+        store.shutdown()

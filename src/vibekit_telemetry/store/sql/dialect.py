@@ -43,6 +43,7 @@ from .pool import PoolOptions
 _COPY_EVENTS: Final = f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
 _COPY_IDS: Final = "COPY event_ids (event_id, timestamp) FROM STDIN"
 _TS: Final = EVENT_COLUMNS.index("timestamp")
+PG_WRITE_LOCK: Final = "LOCK TABLE sessions IN ROW EXCLUSIVE MODE"
 
 SQLITE: Final = "sqlite"
 POSTGRESQL: Final = "postgresql"
@@ -214,6 +215,9 @@ class Dialect:
     def for_writing(self, conn: Connection) -> Connection:
         """A Core connection whose next transaction takes the write lock up front."""
         return conn
+
+    def begin_maintenance(self, conn: Connection) -> None:
+        """First statement of a maintenance write transaction (PostgreSQL: the writers' lock order)."""
 
     def lock_for_append(self, conn: Connection, table: str) -> None:
         """Serialise appends to a hash-chained table (the audit log) across processes, until commit."""
@@ -483,6 +487,19 @@ class PostgreSQLDialect(Dialect):
         engine = create_engine(url, pool_pre_ping=True, **pool.engine_kwargs())
         pool.attach(engine)
         return engine
+
+    def begin(self, cur: Any) -> None:
+        """Lock sessions first (ROW EXCLUSIVE: writers never wait on each other for it).
+
+        Partition DDL locks sessions (for the foreign key) and then events; a writer that reached
+        events before sessions could deadlock with it. Taking sessions first in every write
+        transaction makes the order the same everywhere (store/sql/partitions.py).
+        """
+        cur.execute(PG_WRITE_LOCK)
+
+    def begin_maintenance(self, conn: Connection) -> None:
+        """The writers' lock order (see begin)."""
+        conn.exec_driver_sql(PG_WRITE_LOCK)
 
     def totals_table(self) -> Table:
         """totals_deltas: each writer adds to its own rows, so writers never wait on one hot row."""

@@ -69,8 +69,10 @@ def _remove(store: SQLStore, conn: Connection, where: list[ColumnElement[bool]],
         add_event_rollups(rollup_deltas, totals, int(start), cat or "", act, kind,
                           count=int(n), errors=int(errs or 0), duration_sum=float(dsum or 0.0),
                           duration_count=int(dcount), sign=-1)
-    _apply_rollups(conn, rollup_deltas)
+    # Removed before any aggregate row is locked: dropping a partition waits for the writers in flight,
+    # which may be about to upsert those rows; the other way round the two would deadlock.
     removed = remove()
+    _apply_rollups(conn, rollup_deltas)
     sc = sessions.c
     for chunk in chunks(touched):
         empty = [sc.id.in_(chunk), ~exists().where(e.session_id == sc.id)]

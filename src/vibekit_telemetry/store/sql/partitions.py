@@ -91,13 +91,24 @@ def partitions(conn: Connection) -> list[Partition]:
     return sorted(found, key=lambda p: p.lo)
 
 
+def lock_for_ddl(conn: Connection) -> None:
+    """Lock sessions, then events, in the order every writer takes them (Dialect.begin): no deadlock.
+
+    Adding or dropping a partition changes the foreign key's triggers on sessions (SHARE ROW
+    EXCLUSIVE there) and needs events itself; writers wait at their first statement meanwhile.
+    ONLY: readers of other partitions go on. Held for milliseconds (create) or one partition's drop.
+    """
+    conn.exec_driver_sql("LOCK TABLE sessions IN SHARE ROW EXCLUSIVE MODE")
+    conn.exec_driver_sql("LOCK TABLE ONLY events IN ACCESS EXCLUSIVE MODE")
+
+
 def create_partition(conn: Connection, lo: int, hi: int) -> str:
     """Create the partition [lo, hi), first moving the default partition's rows of that range into it."""
     name = partition_name(lo)
     rng = f"timestamp >= {int(lo)} AND timestamp < {int(hi)}"
-    # Rows of this range in the default partition would make CREATE ... PARTITION OF fail. The lock
-    # keeps writers from adding one between the copy and the delete (reads go on).
-    conn.exec_driver_sql(f"LOCK TABLE {DEFAULT_PARTITION} IN EXCLUSIVE MODE")
+    # Rows of this range in the default partition would make CREATE ... PARTITION OF fail; the lock
+    # keeps writers from adding one between the copy and the delete.
+    lock_for_ddl(conn)
     moving = conn.exec_driver_sql(f"SELECT EXISTS (SELECT 1 FROM {DEFAULT_PARTITION} WHERE {rng})").scalar()
     if moving:
         conn.exec_driver_sql(f"CREATE TEMP TABLE _vk_moving ON COMMIT DROP AS "
@@ -142,6 +153,7 @@ def expired(conn: Connection, cutoff: int) -> list[Partition]:
 
 def drop_partition(conn: Connection, part: Partition) -> int:
     """Drop one partition and its events' ids from event_ids; return how many events it held."""
+    lock_for_ddl(conn)
     n = int(conn.exec_driver_sql(f"SELECT count(*) FROM {part.name}").scalar_one())
     conn.exec_driver_sql(f"DELETE FROM event_ids WHERE event_id IN (SELECT event_id FROM {part.name})")
     conn.exec_driver_sql(f"DROP TABLE {part.name}")

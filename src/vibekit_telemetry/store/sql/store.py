@@ -360,6 +360,7 @@ class SQLStore:
     def maintenance_transaction(self) -> Iterator[Connection]:
         """A Core connection in one write transaction, serialised with the writer thread."""
         with self._lock, self.engine.connect() as conn, self.sql.for_writing(conn).begin():
+            self.sql.begin_maintenance(conn)
             yield conn
 
     # -- maintenance (store/sql/maintenance.py) ---------------------------------------------------
