@@ -3,7 +3,7 @@
     python bench/pg_partitioned_vs_plain.py [--events 20000] [--repeats 2]
 
 Each run gets a fresh schema in the database `test`, created by SQLStore.initialize() (partitioned:
-today's day partition, every index); the plain peer is the same schema downgraded to 0010 (one table
+today's day partition, every index); the plain peer is the same schema downgraded to 0011 (one table
 keyed by event_id, the same indexes). The same rows (bench/_util.iter_rows, the last hour) are COPYed
 into each, 5,000 per COPY and transaction, sessions first (not timed); runs alternate. Prints a JSON
 line and a summary.
@@ -43,7 +43,7 @@ def run(partitioned: bool, sessions: list[tuple[Any, ...]], rows: list[tuple[Any
         store.shutdown()
         if not partitioned:
             engine = create_engine(url)
-            migrate.downgrade(engine, "0010")
+            migrate.downgrade(engine, "0011")
             engine.dispose()
         with psycopg.connect(f"{DSN} options=-csearch_path={schema}") as conn:
             with conn.cursor() as cur, cur.copy(f"COPY sessions ({SESSION_COLUMNS}) FROM STDIN") as copy:

@@ -312,6 +312,9 @@ class ApiConfig(_Section):
     # Proxies (addresses or CIDR) whose X-Forwarded-* headers are believed; trust_proxy_headers alone
     # trusts a proxy on this host (loopback) only.
     trusted_proxies: list[str] = Field(default_factory=list)
+    # `telemetry api` also serves the gRPC TelemetryStream service on this port (issue 15; 0: any free
+    # port; None: off). Same host, Telemetry and keys as the HTTP API. Env TELEMETRY_GRPC_PORT.
+    grpc_port: int | None = Field(default=None, ge=0, le=65535)
 
 
 class DashboardConfig(_Section):

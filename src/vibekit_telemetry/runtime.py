@@ -40,6 +40,11 @@ logger = logging.getLogger("vibekit_telemetry")
 # at most this long per run: it keeps up with the writer while a commit waits for one step at most.
 _TEXT_INDEX_STEP = 2_000
 _TEXT_INDEX_BUDGET_S = 2.0
+# While the writer is busy the text index waits, so a burst is committed (and acknowledged) at full
+# speed; the index catches up when the writer idles, or at once past this many unindexed rows (a
+# `contains` search scans the unindexed rows, so the wait must stay bounded).
+_TEXT_INDEX_MAX_BACKLOG = 100_000
+_WRITER_BUSY_S = 0.5
 
 
 class Ticket:
@@ -97,6 +102,7 @@ class Runtime:
         self._reopen_pending = False
         self._reopen_lock = threading.Lock()
         self._losses_at_flush = 0
+        self._last_write_at = 0.0  # monotonic time of the writer's last batch (the text index yields to it)
         self._shut_down = False
         self.providers = self._open_providers()
         self.pipeline = WritePipeline(self.providers[:1], emitter, retry_attempts=config.retry_attempts,
@@ -248,7 +254,11 @@ class Runtime:
         """Catch the text index up behind the writer (a scheduled job)."""
         if self._reopen_pending:
             return
+        busy = (self.worker.depth() > 0
+                or time.monotonic() - self._last_write_at < _WRITER_BUSY_S)
         for store in self._maintainable():
+            if busy and store.unindexed_rows() < _TEXT_INDEX_MAX_BACKLOG:
+                continue
             # Small steps, the store's lock released between them, so a commit (and the HTTP client
             # waiting for it) never waits behind more than one step; a time budget per run.
             deadline = time.monotonic() + _TEXT_INDEX_BUDGET_S
@@ -380,6 +390,7 @@ class Runtime:
                 pending.append(item)
         if pending:
             ready.extend(self.chain.run(pending))
+        self._last_write_at = time.monotonic()
         if self.plugins is not None and ready:
             self.plugins.after_track(ready)
         try:

@@ -105,6 +105,12 @@ class Telemetry(AnalyticsAPI, ExportMethods):  # analytics: analytics_api.py (#1
 
         return EventStream(self._emitter, filter, buffer_size=buffer_size)
 
+    def broadcast(self, channel: str, data: Any) -> None:
+        """Send JSON-encodable data on a channel to every live subscriber: in-process, WebSocket, SSE, gRPC."""
+        from .streaming.broadcast import emit_broadcast
+
+        emit_broadcast(self._emitter, channel, data)
+
     def create_batcher(self, batch_size: int = 100, flush_interval: float = 1000, max_retries: int = 3) -> Any:
         """A Batcher: add() events, sent in batches every batch_size events or flush_interval ms, retried."""
         from .streaming import Batcher

@@ -186,7 +186,7 @@ def test_migrating_a_plain_events_table_keeps_rows_positions_and_idempotency(url
     store.shutdown()
     engine = create_engine(url)
     try:
-        migrate.downgrade(engine, "0010")  # back to one plain table keyed by event_id
+        migrate.downgrade(engine, "0011")  # back to one plain table keyed by event_id
         with engine.connect() as conn:
             assert conn.execute(text("SELECT relkind FROM pg_class WHERE relname = 'events'")).scalar_one() == "r"
             assert conn.execute(text("SELECT count(*) FROM events")).scalar_one() == 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -65,10 +66,22 @@ def stats_lines(stats: Stats) -> list[tuple[str, str]]:
 def _writer_run(run: Mapping[str, Any]) -> dict[str, Any]:
     """One writer_runs row with its rates: events/s over the run's lifetime, average flush time."""
     out = dict(run)
+    out["plugins"] = _recorded_plugins(run.get("plugins"))
     seconds = (run["updated_at"] - run["started_at"]) / 1000
     out["events_per_s"] = round(run["events_written"] / seconds, 3) if seconds > 0 else None
     out["avg_batch_ms"] = round(run["total_batch_ms"] / run["batches"], 3) if run["batches"] else None
     return out
+
+
+def _recorded_plugins(text: Any) -> list[dict[str, Any]]:
+    """A writer's plugins as it recorded them (writer_runs.plugins, JSON); [] without plugins or unreadable."""
+    if not isinstance(text, str) or not text:
+        return []
+    try:
+        plugins = json.loads(text)
+    except ValueError:
+        return []
+    return [p for p in plugins if isinstance(p, dict)] if isinstance(plugins, list) else []
 
 
 def _performance(runs: list[dict[str, Any]] | None, since_ms: int, size: int | None,
@@ -191,11 +204,23 @@ def health_report(store: Any) -> dict[str, Any]:
         writers = [_writer_run(r) for r in store.writer_runs(since_ms=now_ms() - _DAY_MS)]
     dropped = sum(int(r.get("dropped") or 0) for r in writers or ())
     status = "unhealthy" if not reachable else "degraded" if dropped else "healthy"
+    from ..health import plugin_issues
     from ..reliability import cli_health_extras
 
-    return cli_health_extras({"status": status, "store": report, "stores": [report],
-                              "writers": {"recorded": writers is not None, "seen_last_24h": len(writers or ()),
-                                          "dropped_last_24h": dropped, "runs": writers or []}})
+    # Each writer's plugins as it last recorded them (issue 15); a disabled one is an issue.
+    plugins = [{"writer": f"{r.get('host')}:{r.get('pid')}", **p} for r in writers or () for p in r["plugins"]]
+    result = cli_health_extras({"status": status, "store": report, "stores": [report],
+                                "writers": {"recorded": writers is not None, "seen_last_24h": len(writers or ()),
+                                            "dropped_last_24h": dropped, "runs": writers or []},
+                                "plugins": plugins})
+    issues = [issue for r in writers or ()
+              for issue in plugin_issues(r["plugins"], f" (writer {r.get('host')}:{r.get('pid')})")]
+    if issues:
+        result["issues"] = [*result["issues"], *issues]
+        result["healthy"] = False
+        if result["status"] == "healthy":
+            result["status"] = "degraded"
+    return result
 
 
 @click.command(cls=TelemetryCommand)
@@ -208,7 +233,7 @@ def health(detailed: bool, fmt: str) -> None:
         report = health_report(store)
     status = str(report["status"])
     if fmt == "json":
-        echo_json(report if detailed else {k: v for k, v in report.items() if k != "stores"}
+        echo_json(report if detailed else {k: v for k, v in report.items() if k not in ("stores", "plugins")}
                   | {"writers": {k: v for k, v in report["writers"].items() if k != "runs"}})
     else:
         style = {"healthy": "green", "degraded": "yellow"}.get(status, "red")
@@ -217,6 +242,8 @@ def health(detailed: bool, fmt: str) -> None:
         _flatten("store", report["store"], lines)
         writers = report["writers"] if detailed else {k: v for k, v in report["writers"].items() if k != "runs"}
         _flatten("writers", writers, lines)
+        if detailed:  # each writer's plugins: name, version, enabled, calls, errors, timeouts, why disabled
+            _flatten("plugins", report["plugins"], lines)
         lines.extend(("issue", issue) for issue in report["issues"])  # spools, drops, an unreachable store
         print_key_values(lines)
     if status == "unhealthy":

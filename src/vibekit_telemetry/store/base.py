@@ -277,6 +277,9 @@ class Maintainable(Protocol):
     def index_text(self, max_rows: int | None = None) -> int:
         """Bring the text index up to date (at most max_rows rows); return how many rows it covered."""
 
+    def unindexed_rows(self) -> int:
+        """Return how many stored rows the text index does not cover yet (searches scan them)."""
+
     def check(self) -> list[str]:
         """Return integrity problems found (empty when healthy)."""
 

@@ -406,6 +406,10 @@ class MemoryStore:
         """Nothing to index: searches scan the events."""
         return 0
 
+    def unindexed_rows(self) -> int:
+        """No text index: nothing waits for it."""
+        return 0
+
     def flush(self) -> None:
         """Nothing buffered."""
 

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 # Kept in step with migrations/versions by a test, so the start-up check needs no alembic import.
-REVISIONS: Final = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0012")
+REVISIONS: Final = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010",
+                           "0011", "0012")
 HEAD: Final = REVISIONS[-1]
 SCRIPT_LOCATION: Final = Path(__file__).with_name("migrations")
 

@@ -161,6 +161,9 @@ writer_runs = Table(
     Column("dropped", BigInteger, nullable=False, server_default="0"),
     Column("queue_depth", Integer, nullable=False, server_default="0"),
     Column("queue_capacity", Integer, nullable=False, server_default="0"),
+    # Migration 0011: the writer's plugins as JSON (name, version, enabled, counts, disabled reason), so
+    # `telemetry health --detailed` in another process can show them and list a disabled one as an issue.
+    Column("plugins", Text),
     Index("ix_writer_runs_updated_at", "updated_at"),
 )
 

@@ -62,6 +62,9 @@ def _components(status: dict[str, Any]) -> dict[str, Any]:
         "disk_free_mb": (status.get("disk") or {}).get("free_mb"),
         "disk_full": bool((status.get("disk") or {}).get("full")),
         "last_commit_at": (status.get("last_commit") or {}).get("at"),
+        # Plugins (issue 15): state and counts; the reason without the error's text.
+        "plugins": [{key: p.get(key) for key in ("name", "version", "enabled", "calls", "errors", "timeouts",
+                                                 "disabled_reason")} for p in status.get("plugins", [])],
     }
 
 

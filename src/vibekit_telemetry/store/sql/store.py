@@ -255,6 +255,11 @@ class SQLStore:
             time.sleep(0.002)  # Python locks are not fair: step aside so a waiting writer gets the lock
         return done
 
+    def unindexed_rows(self) -> int:
+        """Return how many rows wait for the text index, as of the last write or index step."""
+        text = self._text
+        return text.unindexed if text is not None and text.kept else 0
+
     # -- writer metrics --------------------------------------------------------------------------
 
     def record_writer_run(self, run: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """PostgreSQL at scale: events partitioned by time, ids kept unique in event_ids, metadata GIN, totals deltas.
 
 Revision ID: 0012
-Revises: 0010 (the lead relinks this to 0011 at merge if another branch adds 0011)
+Revises: 0011
 Create Date: 2026-12-06
 
 PostgreSQL only (SQLite is unchanged). The plain events table is renamed aside, a table partitioned by
@@ -21,7 +21,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
