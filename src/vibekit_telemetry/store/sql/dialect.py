@@ -200,6 +200,9 @@ class Dialect:
     def begin(self, cur: Any) -> None:
         """Start the writer's transaction (the DBAPI begins implicitly unless told otherwise)."""
 
+    def lock_for_write(self, cur: Any) -> None:
+        """First statement of a batch's write transaction: table locks in a fixed order (PostgreSQL)."""
+
     def commit(self, conn: Any, cur: Any) -> None:
         """Commit the writer's transaction."""
         conn.commit()
@@ -488,7 +491,7 @@ class PostgreSQLDialect(Dialect):
         pool.attach(engine)
         return engine
 
-    def begin(self, cur: Any) -> None:
+    def lock_for_write(self, cur: Any) -> None:
         """Lock sessions first (ROW EXCLUSIVE: writers never wait on each other for it).
 
         Partition DDL locks sessions (for the foreign key) and then events; a writer that reached
@@ -498,7 +501,7 @@ class PostgreSQLDialect(Dialect):
         cur.execute(PG_WRITE_LOCK)
 
     def begin_maintenance(self, conn: Connection) -> None:
-        """The writers' lock order (see begin)."""
+        """The writers' lock order (see lock_for_write)."""
         conn.exec_driver_sql(PG_WRITE_LOCK)
 
     def totals_table(self) -> Table:

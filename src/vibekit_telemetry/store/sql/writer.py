@@ -29,6 +29,7 @@ def chunks(items: Sequence[str]) -> Iterator[list[str]]:
 def write(cur: Any, st: Statements, batch: Sequence[TelemetryEvent], *, check_ids: bool,
           text: TextIndex | None) -> BatchResult:
     """Plan and write one batch with the cursor of an open transaction; return what was stored."""
+    st.dialect.lock_for_write(cur)
     # Before inserting, so new rows never take rowids at or below a stale watermark.
     mark = text.before_write(cur) if text is not None else None
     sids = list({s for e in batch if (s := e.session_id) is not None})
