@@ -501,7 +501,14 @@ class PostgreSQLDialect(Dialect):
         cur.execute(PG_WRITE_LOCK)
 
     def begin_maintenance(self, conn: Connection) -> None:
-        """The writers' lock order (see lock_for_write)."""
+        """The partition lock, then the writers' lock order (see lock_for_write).
+
+        Maintenance (retention above all) may drop partitions; taking the lock partition upkeep holds
+        first, as upkeep does, keeps the two from waiting on each other's table locks.
+        """
+        from .partitions import PARTITION_LOCK_KEY
+
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PARTITION_LOCK_KEY})")
         conn.exec_driver_sql(PG_WRITE_LOCK)
 
     def totals_table(self) -> Table:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, bindparam, case, delete, exists, func, select, true, update
@@ -176,19 +177,18 @@ def drop_partitions(store: SQLStore, cutoff: int) -> int:
     until their whole partition is past the cutoff (a day or a week late at most); only the default
     partition (far-past or far-future timestamps, normally empty) has rows deleted one by one.
     """
-    from .partitions import PARTITION_LOCK_KEY, drop_partition, expired, in_default_partition
+    from .partitions import drop_partition, expired, in_default_partition
 
     e = events.c
     removed = 0
     with store.engine.connect() as conn:
         parts = expired(conn, cutoff)
     for part in parts:
-        with store.maintenance_transaction() as conn:
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PARTITION_LOCK_KEY})")
+        with store.maintenance_transaction() as conn:  # holds the partition lock (Dialect.begin_maintenance)
             if part not in expired(conn, cutoff):
                 continue  # another replica dropped it meanwhile
             where = [e.timestamp >= part.lo, e.timestamp < part.hi]
-            removed += _remove(store, conn, where, lambda p=part, c=conn: drop_partition(c, p))  # type: ignore[misc]
+            removed += _remove(store, conn, where, partial(drop_partition, conn, part))
     return removed + clean(store, older_than_ms=cutoff, also=[in_default_partition()])
 
 
