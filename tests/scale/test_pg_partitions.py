@@ -265,3 +265,34 @@ def test_retention_and_upkeep_run_while_a_writer_writes_without_losing_or_failin
     finally:
         writer.shutdown()
         store.shutdown()
+
+
+def test_two_replicas_running_upkeep_at_once_both_succeed_and_create_each_partition_once(url: str) -> None:
+    stores = [SQLStore(url), SQLStore(url)]
+    for store in stores:
+        store.initialize()
+    try:
+        later = NOW + 30 * DAY_MS
+        stores[0].store_batch([ev("start", "s1", later + 7, "far")])  # in the default partition until then
+        barrier = threading.Barrier(2)
+        created: list[list[str]] = []
+        errors: list[BaseException] = []
+
+        def upkeep(store: SQLStore) -> None:
+            barrier.wait()
+            try:
+                created.append(store.upkeep(now=later))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=upkeep, args=(s,)) for s in stores]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert sorted(len(c) for c in created) == [0, AHEAD + 1]  # one did it all, the other found it done
+        assert _where(stores[1], "far") == partition_name(aligned(later, DAY_MS))
+    finally:
+        for store in stores:
+            store.shutdown()
