@@ -25,7 +25,7 @@ from .events import TelemetryEvent
 from .pipeline import WritePipeline, is_transient
 from .processing import Chain, DropNotice, Processor, build_chain
 from .scheduler import Scheduler
-from .store.base import ForkAware, Maintainable, QueryableStore, StorageProvider
+from .store.base import ForkAware, Maintainable, QueryableStore, StorageProvider, Upkeepable
 from .worker import BatchWorker
 
 if TYPE_CHECKING:
@@ -188,6 +188,8 @@ class Runtime:
         self.scheduler.every("retention", config.maintenance_interval_s, self._retention)
         # The jobs below are about this process (its writer, its spool, its memory): every replica runs them.
         self.scheduler.every("text-index", 1.0, self._index_text, per_process=True)
+        # PostgreSQL: events partitions ahead, writers' totals deltas folded (store/sql/partitions.py).
+        self.scheduler.every("store-upkeep", config.maintenance_interval_s, self._upkeep, first_in=1.0)
         self.scheduler.every("writer-metrics", config.writer_stats_interval_s, self.run_recorder.record,
                              per_process=True)
         from .reliability import replay_job
@@ -255,6 +257,13 @@ class Runtime:
         self.ensure_process()
         for store in self._maintainable():
             store.prune()
+
+    def _upkeep(self) -> None:
+        """Schema upkeep of the stores that need it (a scheduled job)."""
+        self.ensure_process()
+        for store in self.providers:
+            if isinstance(store, Upkeepable):
+                store.upkeep()
 
     def _index_text(self) -> None:
         """Catch the text index up behind the writer (a scheduled job)."""

@@ -108,3 +108,11 @@ def create_session_sort(conn: Connection) -> None:
     nulls = "" if conn.dialect.name == "sqlite" else " NULLS FIRST"
     for name, columns in SESSION_SORT_INDEXES:
         conn.exec_driver_sql(f"CREATE INDEX {name} ON sessions ({columns.format(nulls=nulls)})")
+
+
+def create_partitioned_events(conn: Connection) -> None:
+    """Migration 0014's layout at the head: events partitioned by time, event_ids, totals_deltas (PostgreSQL)."""
+    if conn.dialect.name != "sqlite":
+        from .sql.partitions import partition_events
+
+        partition_events(conn)

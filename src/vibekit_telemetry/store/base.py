@@ -307,6 +307,14 @@ class Maintainable(Protocol):
 
 
 @runtime_checkable
+class Upkeepable(Protocol):
+    """A store whose schema needs periodic upkeep (PostgreSQL: events partitions ahead, totals deltas folded)."""
+
+    def upkeep(self) -> list[str]:
+        """Do the upkeep; return the partitions created."""
+
+
+@runtime_checkable
 class Auditable(Protocol):
     """A store that keeps the audit trail: who did what, when, to which record, with old and new values.
 

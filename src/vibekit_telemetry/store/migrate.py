@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 # Kept in step with migrations/versions by a test, so the start-up check needs no alembic import.
 REVISIONS: Final = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010",
-                           "0011", "0012", "0013")
+                           "0011", "0012", "0013", "0014")
 HEAD: Final = REVISIONS[-1]
 SCRIPT_LOCATION: Final = Path(__file__).with_name("migrations")
 
@@ -67,6 +67,7 @@ def create_at_head(conn: Connection) -> None:
     _ddl.create_changelog(conn)
     _ddl.create_session_sort(conn)
     conn.exec_driver_sql(_ddl.LEGACY_VIEW)
+    _ddl.create_partitioned_events(conn)
     _version_table.create(conn, checkfirst=True)
     conn.execute(_version_table.delete())
     conn.execute(_version_table.insert().values(version_num=HEAD))

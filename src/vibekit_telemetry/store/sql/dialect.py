@@ -15,14 +15,19 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    FromClause,
+    Table,
     and_,
     cast,
     create_engine,
+    delete,
     event,
     func,
     literal,
     literal_column,
     or_,
+    select,
+    union_all,
 )
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -32,10 +37,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.sql.elements import ClauseElement
 
 from ...errors import StoreError
-from ..schema import EVENT_COLUMNS, events
+from ..schema import EVENT_COLUMNS, event_ids, events, session_totals, totals_deltas
 from .pool import PoolOptions
 
 _COPY_EVENTS: Final = f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
+_COPY_IDS: Final = "COPY event_ids (event_id, timestamp) FROM STDIN"
+_TS: Final = EVENT_COLUMNS.index("timestamp")
+PG_WRITE_LOCK: Final = "LOCK TABLE sessions IN ROW EXCLUSIVE MODE"
 
 SQLITE: Final = "sqlite"
 POSTGRESQL: Final = "postgresql"
@@ -46,6 +54,7 @@ WRITER_CACHE_KB: Final = 8000
 # Tables whose size the store reports and whose indexes `reindex` rebuilds on PostgreSQL.
 _SIZED_TABLES: Final = ("events", "sessions", "rollups", "audit_log")
 _INDEXED_TABLES: Final = ("events", "sessions", "rollups", "session_totals", "session_rollups", "audit_log")
+_PG_INDEXED_TABLES: Final = (*_INDEXED_TABLES, "event_ids", "totals_deltas")
 
 
 def to_url(url_or_path: str | os.PathLike[str]) -> str:
@@ -134,6 +143,10 @@ class Dialect:
     # scheduled jobs take leases and commits are announced: store/sql/cluster.py).
     positions_commit_in_order: ClassVar[bool]
     shared_by_replicas: ClassVar[bool]
+    # Events partitioned by time (PostgreSQL, store/sql/partitions.py): retention drops partitions, and
+    # event ids are unique through the ids table, not the events table's own key.
+    partitioned: ClassVar[bool] = False
+    ids_table: ClassVar[str] = "events"
 
     def positional(self) -> SADialect:
         """A dialect whose compiled statements take positional parameters, for DBAPI executemany."""
@@ -170,6 +183,25 @@ class Dialect:
         """Create the engine every connection of the store comes from (pool options: PostgreSQL only)."""
         raise NotImplementedError
 
+    def totals_table(self) -> Table:
+        """The table a writer adds its per-category totals to (a row per category, or per writer and category)."""
+        return session_totals
+
+    def totals_source(self) -> FromClause:
+        """What reads take per-category totals from, with session_totals' columns."""
+        return session_totals
+
+    def fold_totals(self, conn: Connection) -> None:
+        """Move writers' pending total deltas into session_totals (in the caller's transaction)."""
+
+    def delete_events(self, conn: Connection, where: list[ColumnElement[bool]]) -> int:
+        """Delete the matching events (and whatever keeps their ids); return how many went."""
+        return int(conn.execute(delete(events).where(*where)).rowcount)
+
+    def upkeep(self, conn: Connection, interval_ms: int, now: int, ahead: int) -> list[str]:
+        """Periodic schema upkeep (partitions `ahead`, totals folded); return the partitions created."""
+        return []
+
     def prepare_writer(self, conn: Any) -> None:
         """Tune the writer's DBAPI connection once, after it is checked out of the pool."""
 
@@ -179,6 +211,9 @@ class Dialect:
 
     def begin(self, cur: Any) -> None:
         """Start the writer's transaction (the DBAPI begins implicitly unless told otherwise)."""
+
+    def lock_for_write(self, cur: Any) -> None:
+        """First statement of a batch's write transaction: table locks in a fixed order (PostgreSQL)."""
 
     def commit(self, conn: Any, cur: Any) -> None:
         """Commit the writer's transaction."""
@@ -195,6 +230,9 @@ class Dialect:
     def for_writing(self, conn: Connection) -> Connection:
         """A Core connection whose next transaction takes the write lock up front."""
         return conn
+
+    def begin_maintenance(self, conn: Connection) -> None:
+        """First statement of a maintenance write transaction (PostgreSQL: the writers' lock order)."""
 
     def lock_for_append(self, conn: Connection, table: str) -> None:
         """Serialise appends to a hash-chained table (the audit log) across processes, until commit."""
@@ -418,6 +456,8 @@ class PostgreSQLDialect(Dialect):
     reuses_positions = False
     positions_commit_in_order = False  # sequence values are taken before commit, by any writer
     shared_by_replicas = True
+    partitioned = True  # migration 0014
+    ids_table = "event_ids"
 
     def positional(self) -> SADialect:
         """Return the psycopg dialect with format (%s) parameters."""
@@ -431,9 +471,13 @@ class PostgreSQLDialect(Dialect):
         """COPY the rows: twice executemany's rate (bench/pg_copy_vs_multirow.py).
 
         COPY has no ON CONFLICT, which is safe here: this dialect looks stored ids up first
-        (lookup_ids_first), and a row a concurrent writer committed meanwhile raises a unique
-        violation, after which store_batch rolls back and writes the batch again with the ids checked.
+        (lookup_ids_first, in event_ids), and an id a concurrent writer committed meanwhile raises a
+        unique violation on event_ids, after which store_batch rolls back and writes the batch again
+        with the ids checked. event_ids is what keeps an id unique across partitions (partitions.py).
         """
+        with cur.copy(_COPY_IDS) as copy:
+            for row in rows:
+                copy.write_row((row[0], row[_TS]))
         with cur.copy(_COPY_EVENTS) as copy:
             for row in rows:
                 copy.write_row(row)
@@ -451,11 +495,21 @@ class PostgreSQLDialect(Dialect):
         return column.desc().nulls_last() if desc else column.asc().nulls_first()
 
     def metadata_equals(self, column: Any, key: str, value: Any) -> ColumnElement[bool]:
-        """metadata is JSON text; jsonb equality compares numbers by value and keeps true != 1."""
-        item = cast(column, JSONB)[key]
-        if value is None:
+        """jsonb containment (@>, served by ix_events_metadata_gin), then equality: numbers by value, true != 1.
+
+        The jsonb is the index's own expression (partitions.METADATA_JSONB) so the planner matches it;
+        containment alone would let [1, 2] match 1, hence the exact comparison after it.
+        """
+        from .partitions import METADATA_JSONB
+
+        doc: Any = literal_column(METADATA_JSONB.replace("metadata", "events.metadata", 1), JSONB)
+        item = doc[key]
+        if value is None:  # a missing key matches too: no containment to test
             return or_(item.is_(None), item == cast(literal("null"), JSONB))
-        return item == cast(literal(json.dumps(value)), JSONB)
+        text = json.dumps(value).replace("\\u0000", "\\ufffd")
+        wanted = cast(literal(text), JSONB)
+        return and_(doc.contains(cast(literal(json.dumps({key: value}).replace("\\u0000", "\\ufffd")), JSONB)),
+                    item == wanted)
 
     def contains(self, text: str, *, fts: bool) -> ColumnElement[bool]:
         """ILIKE '%x%', which the pg_trgm GIN indexes of migration 0003 serve (BitmapOr of the two)."""
@@ -469,6 +523,58 @@ class PostgreSQLDialect(Dialect):
         engine = create_engine(url, pool_pre_ping=True, **pool.engine_kwargs())
         pool.attach(engine)
         return engine
+
+    def lock_for_write(self, cur: Any) -> None:
+        """Lock sessions first (ROW EXCLUSIVE: writers never wait on each other for it).
+
+        Partition DDL locks sessions (for the foreign key) and then events; a writer that reached
+        events before sessions could deadlock with it. Taking sessions first in every write
+        transaction makes the order the same everywhere (store/sql/partitions.py).
+        """
+        cur.execute(PG_WRITE_LOCK)
+
+    def begin_maintenance(self, conn: Connection) -> None:
+        """The partition lock, then the writers' lock order (see lock_for_write).
+
+        Maintenance (retention above all) may drop partitions; taking the lock partition upkeep holds
+        first, as upkeep does, keeps the two from waiting on each other's table locks.
+        """
+        from .partitions import PARTITION_LOCK_KEY
+
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PARTITION_LOCK_KEY})")
+        conn.exec_driver_sql(PG_WRITE_LOCK)
+
+    def totals_table(self) -> Table:
+        """totals_deltas: each writer adds to its own rows, so writers never wait on one hot row."""
+        return totals_deltas
+
+    def totals_source(self) -> FromClause:
+        """session_totals plus every writer's unfolded deltas, summed in one statement (one snapshot)."""
+        names = [c.name for c in session_totals.c]
+        both = union_all(select(*(session_totals.c[n] for n in names)),
+                         select(*(totals_deltas.c[n] for n in names))).subquery()
+        return select(both.c.category, *(func.sum(both.c[n]).label(n) for n in names[1:])).group_by(
+            both.c.category).subquery("session_totals")
+
+    def fold_totals(self, conn: Connection) -> None:
+        """Fold totals_deltas into session_totals (partitions.fold_totals)."""
+        from .partitions import fold_totals
+
+        fold_totals(conn)
+
+    def delete_events(self, conn: Connection, where: list[ColumnElement[bool]]) -> int:
+        """Delete the events and their event_ids rows in one statement."""
+        gone = delete(events).where(*where).returning(events.c.event_id).cte("gone")
+        ids = delete(event_ids).where(event_ids.c.event_id.in_(select(gone.c.event_id))).cte("gone_ids")
+        return int(conn.execute(select(func.count()).select_from(gone).add_cte(ids)).scalar_one())
+
+    def upkeep(self, conn: Connection, interval_ms: int, now: int, ahead: int) -> list[str]:
+        """Create the partitions ahead and fold the totals deltas."""
+        from .partitions import ensure_ahead, fold_totals
+
+        created = ensure_ahead(conn, interval_ms, now, ahead)
+        fold_totals(conn)
+        return created
 
     def connection_lost(self, conn: Any) -> bool:
         """psycopg marks a connection closed or broken after a restart, failover or idle timeout."""
@@ -492,24 +598,25 @@ class PostgreSQLDialect(Dialect):
         return super().is_refused(exc, integrity_error) or isinstance(exc, psycopg.DataError)
 
     def size_bytes(self, engine: Engine | None, path: str | None) -> int:
-        """pg_total_relation_size of the store's tables (with indexes and TOAST)."""
+        """pg_total_relation_size of the store's tables and of every events partition (with indexes and TOAST)."""
         if engine is None:
             return 0
         with engine.connect() as conn:
-            names = ", ".join(f"'{t}'" for t in _SIZED_TABLES)
+            names = ", ".join(f"'{t}'" for t in (*_SIZED_TABLES, "event_ids") if t != "events")
             return int(conn.exec_driver_sql(
-                "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
-                f"WHERE c.relkind = 'r' AND c.relname IN ({names}) AND pg_table_is_visible(c.oid)").scalar_one())
+                "SELECT COALESCE(SUM(pg_total_relation_size(x)), 0) FROM (SELECT c.oid AS x FROM pg_class c "
+                f"WHERE c.relkind = 'r' AND pg_table_is_visible(c.oid) AND c.relname IN ({names}) "
+                "UNION ALL SELECT relid FROM pg_partition_tree(to_regclass('events')) WHERE isleaf) t").scalar_one())
 
     def vacuum(self, engine: Engine, writer: Any) -> None:
         """VACUUM ANALYZE outside a transaction (it cannot run inside one)."""
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM ANALYZE events, sessions, rollups")
+            conn.exec_driver_sql("VACUUM ANALYZE events, event_ids, sessions, rollups")
 
     def reindex(self, engine: Engine, writer: Any) -> None:
-        """REINDEX TABLE for each of the store's tables, in one transaction."""
-        with engine.begin() as conn:
-            for table in _INDEXED_TABLES:
+        """REINDEX TABLE for each of the store's tables (a partitioned one cannot be inside a transaction)."""
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for table in _PG_INDEXED_TABLES:
                 conn.exec_driver_sql(f"REINDEX TABLE {table}")
 
 

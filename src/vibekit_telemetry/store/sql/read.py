@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    FromClause,
     Row,
     Select,
     and_,
@@ -330,9 +331,12 @@ def session_counts(conn: Connection, f: StatsFilter) -> dict[str | None, tuple[i
     return {k: (n, a, d, c) for k, (n, a, d, c) in counts.items() if n > 0}
 
 
-def stats(conn: Connection, f: StatsFilter, size_bytes: int | None) -> Stats:
-    """Compute Stats from maintained aggregates: session_totals, or (session_)rollups for a time range."""
-    e, t = events.c, session_totals.c
+def stats(conn: Connection, f: StatsFilter, size_bytes: int | None, totals: FromClause = session_totals) -> Stats:
+    """Compute Stats from maintained aggregates: session_totals, or (session_)rollups for a time range.
+
+    totals: where per-category totals are read (Dialect.totals_source: with PostgreSQL's unfolded deltas).
+    """
+    e, t = events.c, totals.c
     ev_where = [*([e.timestamp >= f.since] if f.since is not None else []),
                 *([e.timestamp <= f.until] if f.until is not None else []),
                 *([e.category.in_(f.categories)] if f.categories else [])]

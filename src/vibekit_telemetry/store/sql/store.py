@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import column as sa_column
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import table as sa_table
 from sqlalchemy.engine import make_url
 
-from ...errors import DiskFullError, RefusedRowError, StoreError, TransientStoreError
-from ...events import TelemetryEvent
+from ...errors import DiskFullError, RefusedRowError, StoreError, TransientStoreError, ValidationError
+from ...events import TelemetryEvent, now_ms
 from ...query import QueryFilter, SessionFilter, StatsFilter
 from .. import migrate
 from .._batch import writer_run_row
 from ..base import BatchResult, ErrorGroup, RollupPoint, Session, Stats, check_series_args
-from ..schema import EVENT_INDEXES, events, session_totals, sessions, writer_runs
+from ..schema import EVENT_INDEXES, sessions, writer_runs
 from . import maintenance, read
 from .audit import AuditMethods
 from .changelog import ChangeLogMethods
@@ -28,6 +32,7 @@ from .cluster import ClusterMixin
 from .dialect import for_url, sqlite_path, to_url
 from .direct import DirectAccess
 from .fork import DISOWNED, LIVE
+from .partitions import INTERVALS
 from .pool import PoolOptions
 from .text_index import TextIndex
 from .writer import Statements, chunks, write
@@ -57,6 +62,7 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin):
             many rows wait, the writer indexes up to this many after a batch (one transaction).
         text_index_delay_s: ... or once the oldest unindexed row has waited this long. Searches are
             exact meanwhile (the unindexed tail is scanned); flush() indexes everything.
+        partition: PostgreSQL: "day" or "week", the range of each events partition upkeep() creates.
     """
 
     supports_query = True
@@ -67,7 +73,10 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin):
                  busy_timeout_ms: int = 5000, prune_days: float | None = None,
                  max_size_mb: float | None = None, wal: bool = True, text_index: bool | None = None,
                  text_index_rows: int = 20_000, text_index_delay_s: float = 2.0,
-                 pool: PoolOptions | None = None) -> None:
+                 pool: PoolOptions | None = None, partition: str = "day") -> None:
+        if partition not in INTERVALS:
+            raise ValidationError("partition", "day or week (the range of one events partition)", partition)
+        self.partition_ms = INTERVALS[partition]
         self.url = to_url(url_or_path)
         self.pool = pool  # PostgreSQL connection pool (pool_size, idle_timeout); None: SQLAlchemy's defaults
         self.sql = for_url(self.url)
@@ -109,6 +118,8 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin):
                                           pool=self.pool)
             try:
                 migrate.upgrade(engine)
+                with engine.begin() as conn:  # the current partition at once; upkeep() makes those ahead
+                    self.sql.upkeep(conn, self.partition_ms, now_ms(), 0)
                 with engine.begin() as conn:
                     for index in EVENT_INDEXES:
                         (index.create if self.enable_indexes else index.drop)(conn, checkfirst=True)
@@ -123,7 +134,9 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin):
                 raise kind(f"cannot open {self.where()}: {reason}") from exc
             self._text = TextIndex(self.text_index_rows, self.text_index_delay_s,
                                    kept=self.text_index) if self._fts else None
-            self._statements = Statements(self.sql)
+            # Its own totals rows on PostgreSQL (totals_deltas): new after a fork, as initialize() runs again.
+            writer_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+            self._statements = Statements(self.sql, writer_id)
             self._engine = engine
             LIVE.add(self)
 
@@ -321,6 +334,7 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin):
     def maintenance_transaction(self) -> Iterator[Connection]:
         """A Core connection in one write transaction, serialised with the writer thread."""
         with self._lock, self.engine.connect() as conn, self.sql.for_writing(conn).begin():
+            self.sql.begin_maintenance(conn)
             yield conn
 
     # -- maintenance (store/sql/maintenance.py); the change log and the audit trail are the mixins of
@@ -339,6 +353,13 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin):
     def prune(self) -> int:
         """Apply prune_days and max_size_mb: delete the oldest events, then VACUUM; return the count."""
         return maintenance.prune(self)
+
+    def upkeep(self, now: int | None = None) -> list[str]:
+        """Create the events partitions ahead and fold writers' totals deltas (PostgreSQL; a scheduled job)."""
+        from .partitions import AHEAD
+
+        with self.engine.begin() as conn:
+            return self.sql.upkeep(conn, self.partition_ms, now_ms() if now is None else now, AHEAD)
 
     def compact(self) -> None:
         """VACUUM: give the space of deleted rows back to the file system."""
@@ -417,9 +438,11 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin):
     def existing_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         """Return which of these event ids are stored (primary-key lookups, in chunks)."""
         found: set[str] = set()
+        # event_ids on PostgreSQL: one index probe per id, not one per partition.
+        ids = sa_table(self.sql.ids_table, sa_column("event_id"))
         with self.engine.connect() as conn:
             for chunk in chunks(list(event_ids)):
-                found.update(conn.execute(select(events.c.event_id).where(events.c.event_id.in_(chunk))).scalars())
+                found.update(conn.execute(select(ids.c.event_id).where(ids.c.event_id.in_(chunk))).scalars())
         return found
 
     def existing_sessions(self, session_ids: Sequence[str]) -> set[str]:
@@ -433,7 +456,7 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin):
     def get_stats(self, filter_: StatsFilter) -> Stats:
         """Return totals, agents, date range, size, average duration and the requested breakdown."""
         with self.engine.connect() as conn:
-            return read.stats(conn, filter_, self.size_bytes())
+            return read.stats(conn, filter_, self.size_bytes(), self.sql.totals_source())
 
     def size_bytes(self) -> int:
         """Return the bytes the store occupies (SQLite file and WAL; PostgreSQL tables and indexes)."""
@@ -443,9 +466,9 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin):
         """Return reachability, schema version, size and counts (from session_totals, no scan)."""
         try:
             with self.engine.connect() as conn:
+                totals = self.sql.totals_source().c
                 n_events, n_sessions = conn.execute(select(
-                    func.coalesce(func.sum(session_totals.c.events), 0),
-                    func.coalesce(func.sum(session_totals.c.sessions), 0))).one()
+                    func.coalesce(func.sum(totals.events), 0), func.coalesce(func.sum(totals.sessions), 0))).one()
             return {"reachable": True, "name": self.name, "backend": self.dialect, "location": self.where(),
                     "schema_version": migrate.current_version(self.engine), "events": int(n_events),
                     "sessions": int(n_sessions), "size_bytes": self.size_bytes(),
