@@ -11,9 +11,12 @@ import json
 import os
 import platform
 import random
+import re
 import resource
 import sqlite3
+import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -204,3 +207,128 @@ INSERT_SESSION = f"INSERT INTO sessions ({', '.join(SESSION_COLUMNS)}) VALUES ({
 INSERT_EVENT = ("INSERT INTO events (event_id, session_id, event_type, category, action, label, value, "
                 "stream_data, sandbox_id, repo_url, timestamp, duration, metadata, context, service_name, "
                 f"service_version) VALUES ({', '.join('?' * 16)})")
+
+
+# -- servers and the processes that load them -------------------------------------------------------
+
+_SERVING = re.compile(r"Serving .*? at http://127\.0\.0\.1:(\d+)")
+
+
+def serve_api(db: Path, *args: str, startup_s: float = 60.0,
+              config: Path | None = None) -> tuple[subprocess.Popen[str], int]:
+    """Start a real `telemetry api` on a free loopback port; return the process and its port once /health answers."""
+    import http.client
+
+    options = ["--config", str(config)] if config is not None else []
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vibekit_telemetry.cli", "--db", str(db), *options, "api", "--port", "0", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "COLUMNS": "1000", "NO_COLOR": "1"})
+    assert process.stdout is not None
+    deadline = time.monotonic() + startup_s
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        match = _SERVING.search(line)
+        if match:
+            port = int(match.group(1))
+            while time.monotonic() < deadline:
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                    conn.request("GET", "/health")
+                    if conn.getresponse().status == 200:
+                        conn.close()
+                        return process, port
+                except OSError:
+                    time.sleep(0.05)
+        if not line and process.poll() is not None:
+            break
+    process.kill()
+    raise RuntimeError("telemetry api did not start")
+
+
+def start_subscribers(script: str, args: Sequence[str], ready: Path, timeout_s: float = 60.0) -> subprocess.Popen[str]:
+    """Start `script --subscribers ARGS…`; return once it wrote `ready` (every subscriber connected)."""
+    subs = subprocess.Popen([sys.executable, script, "--subscribers", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=BENCH_DIR)
+    deadline = time.monotonic() + timeout_s
+    while not ready.exists():
+        if subs.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"subscribers failed: {subs.stderr.read() if subs.stderr else ''}")
+        time.sleep(0.05)
+    return subs
+
+
+def finish_subscribers(subs: subprocess.Popen[str], ready: Path) -> dict[str, Any]:
+    """Tell the subscribers the load is over (`ready`.done); return the JSON line they print last."""
+    Path(str(ready) + ".done").write_text("done")
+    out, err = subs.communicate(timeout=120)
+    if subs.returncode != 0:
+        raise RuntimeError(err[-2000:])
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def run_load(script: str, args: Sequence[str], timeout_s: float = 1800) -> dict[str, Any]:
+    """Run `script --load ARGS…` to its end; return the JSON line it printed last (its timings)."""
+    load = subprocess.run([sys.executable, script, "--load", *args], capture_output=True, text=True,
+                          cwd=BENCH_DIR, timeout=timeout_s)
+    if load.returncode != 0:
+        raise RuntimeError(load.stderr[-2000:])
+    return json.loads(load.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def hold_subscribers(url: str, path: str, count: int, ready_file: str, *, settle_s: float,
+                     max_s: float | None = None) -> dict[str, Any]:
+    """Hold `count` WebSocket subscriptions to `path` until `ready_file`.done appears (or max_s passed).
+
+    Writes `ready_file` once all are connected; returns events received (all, fewest per subscriber)
+    and the event-to-receipt latency sampled on one subscriber.
+    """
+    import asyncio
+
+    from websockets.asyncio.client import connect
+
+    received = [0] * count
+    latencies: list[float] = []
+    stop = asyncio.Event()
+
+    async def one(index: int, counter: list[int], connected: asyncio.Event) -> None:
+        async with connect(url.replace("http://", "ws://") + path, max_queue=None, close_timeout=1) as ws:
+            await ws.recv()
+            counter[0] += 1
+            if counter[0] == count:
+                connected.set()
+            while not stop.is_set():
+                try:
+                    message = await asyncio.wait_for(ws.recv(), 0.5)
+                except TimeoutError:
+                    continue
+                assert isinstance(message, str)
+                # Counted without parsing; one subscriber parses a sample for latency, so that this
+                # process, not the server, is never the bottleneck.
+                events = message.count('{"type":"event"')
+                received[index] += events
+                if index == 0 and events:
+                    document = json.loads(message)
+                    first = document["messages"][0] if document["type"] == "batch" else document
+                    if first.get("type") == "event":
+                        latencies.append(time.time() * 1000 - first["event"]["timestamp"])
+
+    async def run() -> None:
+        connected = asyncio.Event()
+        counter = [0]
+        tasks = [asyncio.create_task(one(i, counter, connected)) for i in range(count)]
+        await asyncio.wait_for(connected.wait(), 60)
+        Path(ready_file).write_text("ready")
+        deadline = time.monotonic() + max_s if max_s is not None else float("inf")
+        done = Path(ready_file + ".done")
+        while time.monotonic() < deadline and not done.exists():
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(settle_s)  # let the last frames arrive
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(run())
+    latencies.sort()
+    return {"received": sum(received), "min_received": min(received),
+            "latency_p50_ms": percentile(latencies, 50), "latency_p99_ms": percentile(latencies, 99),
+            "samples": len(latencies)}

@@ -31,8 +31,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import re
 import sqlite3
 import statistics
 import subprocess
@@ -42,12 +40,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _util import BENCH_DIR, emit, machine, peak_rss_mb, percentile, ratio, remove_db
+from _util import BENCH_DIR, emit, machine, peak_rss_mb, percentile, ratio, remove_db, serve_api
 from bench_chain_ingest import ACTIONS, CATEGORIES, chunk_pool
 
 CLIENTS = 4
 BATCH = 100
-URL = re.compile(r"http://127\.0\.0\.1:(\d+)")
 
 
 def workload(sessions: int, chunks: int) -> list[list[dict[str, Any]]]:
@@ -79,13 +76,16 @@ def bodies_per_client(sessions: list[list[dict[str, Any]]], clients: int) -> lis
 
 # -- in-process -------------------------------------------------------------------------------------
 
-def run_in_process(db: Path, sessions: int, chunks: int) -> dict[str, Any]:
+def run_in_process(db: Path, sessions: int, chunks: int, redact: bool) -> dict[str, Any]:
     """track_batch in batches of BATCH on one thread, then flush(); events/s of what was written."""
     from vibekit_telemetry import Telemetry
 
     events = [e for s in workload(sessions, chunks) for e in s]
     batches = [events[i:i + BATCH] for i in range(0, len(events), BATCH)]
-    telemetry = Telemetry(db_path=str(db))
+    # The same chain as the server's (PII redaction is its default; --redact off turns it off on both
+    # sides). A full queue blocks the caller instead of dropping after 100 ms: an HTTP client waits
+    # for its answer in the same way, and every event must be counted on both sides.
+    telemetry = Telemetry(db_path=str(db), block_timeout_ms=600_000, security={"pii": {"enabled": redact}})
     started = time.perf_counter()
     accepted = 0
     for batch in batches:
@@ -114,6 +114,7 @@ def run_in_process(db: Path, sessions: int, chunks: int) -> dict[str, Any]:
 def client_main(port: int, body_file: str, wait: str) -> None:
     """One client process: connect, say ready, wait for `go` on stdin, post every body; print timings."""
     bodies = [line.encode() for line in Path(body_file).read_text().splitlines()]
+    sizes = [len(json.loads(body)) for body in bodies]  # the last batch of a session can be short
     path = "/api/events" + ("?wait=false" if wait == "false" else "")
     expected = 202 if wait == "false" else 200
     headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
@@ -126,49 +127,20 @@ def client_main(port: int, body_file: str, wait: str) -> None:
     acknowledged = 0
     pc = time.perf_counter
     started = time.monotonic()
-    for body in bodies:
+    for body, size in zip(bodies, sizes, strict=True):
         sent = pc()
         conn.request("POST", path, body, headers)
         response = conn.getresponse()
         response.read()
         latencies.append(pc() - sent)
         if response.status == expected:
-            acknowledged += BATCH
+            acknowledged += size
         else:
             errors[str(response.status)] = errors.get(str(response.status), 0) + 1
     finished = time.monotonic()
     conn.close()
     print(json.dumps({"started": started, "finished": finished, "latencies": latencies, "errors": errors,
                       "acknowledged": acknowledged}), flush=True)
-
-
-def _serve(db: Path) -> tuple[subprocess.Popen[str], int]:
-    """Start `telemetry api` on a free loopback port; return the process and the port once it answers."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vibekit_telemetry.cli", "--db", str(db), "api", "--port", "0",
-         "--rate-limit", "off", "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
-    assert process.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        match = URL.search(line)
-        if match:
-            port = int(match.group(1))
-            while time.monotonic() < deadline:
-                try:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                    conn.request("GET", "/health")
-                    if conn.getresponse().status == 200:
-                        conn.close()
-                        return process, port
-                except OSError:
-                    time.sleep(0.05)
-        if not line and process.poll() is not None:
-            break
-    process.kill()
-    raise RuntimeError("telemetry api did not start")
 
 
 def _post(port: int, body: bytes, path: str = "/api/events") -> int:
@@ -185,14 +157,17 @@ def _count_events(db: Path) -> int:
         return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
 
-def run_http(db: Path, sessions: list[list[dict[str, Any]]], workdir: Path, wait: str) -> dict[str, Any]:
-    """One HTTP run: a fresh server, CLIENTS client processes started together; events/s and latencies."""
+def run_http(db: Path, sessions: list[list[dict[str, Any]]], workdir: Path, wait: str,
+             redact: bool, clients_n: int = CLIENTS) -> dict[str, Any]:
+    """One HTTP run: a fresh server, clients_n client processes started together; events/s and latencies."""
     files = []
-    for c, bodies in enumerate(bodies_per_client(sessions, CLIENTS)):
+    for c, bodies in enumerate(bodies_per_client(sessions, clients_n)):
         path = workdir / f"client-{c}.jsonl"
         path.write_bytes(b"\n".join(bodies) + b"\n")
         files.append(path)
-    server, port = _serve(db)
+    config = db.parent / "bench-config.toml"
+    config.write_text(f"[security.pii]\nenabled = {'true' if redact else 'false'}\n")
+    server, port = serve_api(db, "--rate-limit", "off", "--log-level", "warning", config=config)
     try:
         clients = [subprocess.Popen([sys.executable, __file__, "--client", str(port), str(f), wait],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=BENCH_DIR)
@@ -230,7 +205,7 @@ def run_http(db: Path, sessions: list[list[dict[str, Any]]], workdir: Path, wait
             errors[code] = errors.get(code, 0) + n
     acknowledged = sum(r["acknowledged"] for r in reports)
     elapsed = finished - go
-    return {"mode": "durable" if wait != "false" else "fire_and_forget", "clients": CLIENTS, "batch": BATCH,
+    return {"mode": "durable" if wait != "false" else "fire_and_forget", "clients": clients_n, "batch": BATCH,
             "requests": len(latencies), "errors": errors, "acknowledged": acknowledged, "stored": stored,
             "elapsed_s": elapsed, "send_s": sent_all - go, "events_per_s": stored / elapsed,
             "p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
@@ -239,8 +214,9 @@ def run_http(db: Path, sessions: list[list[dict[str, Any]]], workdir: Path, wait
 
 # -- orchestration ----------------------------------------------------------------------------------
 
-def _in_process_child(db: Path, sessions: int, chunks: int) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--inproc", str(db), "--sessions", str(sessions), "--chunks", str(chunks)]
+def _in_process_child(db: Path, sessions: int, chunks: int, redact: bool) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--inproc", str(db), "--sessions", str(sessions), "--chunks", str(chunks),
+           "--redact", "on" if redact else "off"]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=BENCH_DIR)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
@@ -261,14 +237,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--chunks", type=int, default=98, help="stream events per session")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--redact", choices=("on", "off"), default="on",
+                        help="PII redaction in the chain of both sides (on: the server's default)")
+    parser.add_argument("--clients", type=int, default=CLIENTS, help="client processes")
     parser.add_argument("--client", nargs=3, metavar=("PORT", "FILE", "WAIT"), help=argparse.SUPPRESS)
     parser.add_argument("--inproc", metavar="DB", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.client:
         client_main(int(args.client[0]), args.client[1], args.client[2])
         return {}
+    redact = args.redact == "on"
     if args.inproc:
-        result = run_in_process(Path(args.inproc), args.sessions, args.chunks)
+        result = run_in_process(Path(args.inproc), args.sessions, args.chunks, redact)
         print(json.dumps(result))
         return result
 
@@ -280,17 +260,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         db = workdir / "bench.db"
         for _ in range(args.runs):
             remove_db(db)
-            runs["in_process"].append(_in_process_child(db, args.sessions, args.chunks))
+            runs["in_process"].append(_in_process_child(db, args.sessions, args.chunks, redact))
             remove_db(db)
-            runs["durable"].append(run_http(db, sessions, workdir, "true"))
+            runs["durable"].append(run_http(db, sessions, workdir, "true", redact, args.clients))
             remove_db(db)
-            runs["fire_and_forget"].append(run_http(db, sessions, workdir, "false"))
+            runs["fire_and_forget"].append(run_http(db, sessions, workdir, "false", redact, args.clients))
         remove_db(db)
     local, durable, faf = (_med(runs[k], "events_per_s") for k in ("in_process", "durable", "fire_and_forget"))
     per_run = [ratio(d["events_per_s"], i["events_per_s"]) for d, i in zip(runs["durable"], runs["in_process"],
                                                                           strict=True)]
     results: dict[str, Any] = {
-        "machine": machine(), "events": total, "sessions": args.sessions, "clients": CLIENTS, "batch": BATCH,
+        "machine": machine(), "events": total, "sessions": args.sessions, "clients": args.clients, "batch": BATCH,
+        "redact": args.redact,
         "runs": runs,
         "in_process_events_per_s": local, "durable_events_per_s": durable, "fire_and_forget_events_per_s": faf,
         "durable_p50_ms": _med(runs["durable"], "p50_ms"), "durable_p99_ms": _med(runs["durable"], "p99_ms"),
@@ -307,7 +288,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     emit("durable_http", results, [
         f"durable HTTP ingest: {total:,} events ({args.sessions:,} sessions of {args.chunks + 2}), "
-        f"{CLIENTS} client processes, batches of {BATCH}, SQLite, median of {args.runs}",
+        f"{args.clients} client processes, batches of {BATCH}, SQLite, PII redaction {args.redact} on both "
+        f"sides, median of {args.runs}",
         f"  in-process track_batch: {local:,.0f} events/s "
         f"({_rates(runs['in_process'])})",
         f"  HTTP durable (200 after commit): {durable:,.0f} events/s "

@@ -22,17 +22,23 @@ Target (issue 9): every event reaches all 50 subscribers at 1,000 events/s.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import http.client
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _util import BENCH_DIR, emit, machine, percentile, remove_db
+from _util import (
+    emit,
+    finish_subscribers,
+    hold_subscribers,
+    machine,
+    remove_db,
+    run_load,
+    start_subscribers,
+)
 from bench_http import workload_events
 
 SUBSCRIBERS = 50
@@ -70,52 +76,8 @@ def load_main(url: str, body_file: str, rate: float) -> None:
 
 def subscribers_main(url: str, count: int, batched: bool, ready_file: str) -> None:
     """Hold `count` subscriptions until the done file appears; print events received and latency."""
-    from websockets.asyncio.client import connect
-
-    received = [0] * count
-    latencies: list[float] = []
-    stop = asyncio.Event()
-    path = "/ws?batch=true" if batched else "/ws"
-
-    async def one(index: int, counter: list[int], connected: asyncio.Event) -> None:
-        async with connect(url.replace("http://", "ws://") + path, max_queue=None, close_timeout=1) as ws:
-            await ws.recv()
-            counter[0] += 1
-            if counter[0] == count:
-                connected.set()
-            while not stop.is_set():
-                try:
-                    message = await asyncio.wait_for(ws.recv(), 0.5)
-                except TimeoutError:
-                    continue
-                assert isinstance(message, str)
-                # Counted without parsing; one subscriber parses a sample for latency, so that this
-                # process, not the server, is never the bottleneck.
-                events = message.count('{"type":"event"')
-                received[index] += events
-                if index == 0 and events:
-                    document = json.loads(message)
-                    first = document["messages"][0] if document["type"] == "batch" else document
-                    if first.get("type") == "event":
-                        latencies.append(time.time() * 1000 - first["event"]["timestamp"])
-
-    async def run() -> None:
-        connected = asyncio.Event()
-        counter = [0]
-        tasks = [asyncio.create_task(one(i, counter, connected)) for i in range(count)]
-        await asyncio.wait_for(connected.wait(), 60)
-        Path(ready_file).write_text("ready")
-        done = Path(ready_file + ".done")
-        while not done.exists():
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(2.0)  # let the last frames arrive
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    asyncio.run(run())
-    latencies.sort()
-    print(json.dumps({"received": sum(received), "min_received": min(received),
-                      "latency_p50_ms": percentile(latencies, 50), "latency_p99_ms": percentile(latencies, 99)}))
+    result = hold_subscribers(url, "/ws?batch=true" if batched else "/ws", count, ready_file, settle_s=2.0)
+    print(json.dumps(result))
 
 
 def run(db: Path, events: list[dict[str, Any]], workdir: Path, rate: float, batched: bool,
@@ -131,24 +93,9 @@ def run(db: Path, events: list[dict[str, Any]], workdir: Path, rate: float, batc
     telemetry = Telemetry(db_path=str(db), block_timeout_ms=600_000, stream_flush_interval_ms=flush_ms)
     server = start_api_server(telemetry, port=0, rate_limit="off", max_stream_clients=SUBSCRIBERS + 10)
     try:
-        subs = subprocess.Popen([sys.executable, __file__, "--subscribers", server.url, str(SUBSCRIBERS),
-                                 "1" if batched else "0", str(ready)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, cwd=BENCH_DIR)
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            if subs.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"subscribers failed: {subs.stderr.read() if subs.stderr else ''}")
-            time.sleep(0.05)
-        load = subprocess.run([sys.executable, __file__, "--load", server.url, str(body_file), str(rate)],
-                              capture_output=True, text=True, cwd=BENCH_DIR, timeout=1800)
-        if load.returncode != 0:
-            raise RuntimeError(load.stderr[-2000:])
-        timing = json.loads(load.stdout.strip().splitlines()[-1])
-        Path(str(ready) + ".done").write_text("done")
-        out, err = subs.communicate(timeout=120)
-        if subs.returncode != 0:
-            raise RuntimeError(err[-2000:])
-        delivery = json.loads(out.strip().splitlines()[-1])
+        subs = start_subscribers(__file__, [server.url, str(SUBSCRIBERS), "1" if batched else "0", str(ready)], ready)
+        timing = run_load(__file__, [server.url, str(body_file), str(rate)])
+        delivery = finish_subscribers(subs, ready)
         hub = server.app.state.hub.stats()
     finally:
         server.stop()

@@ -22,11 +22,9 @@ Target (DESIGN.md): HTTP batch ingest >= 0.7 x in-process ingest, measured in th
 from __future__ import annotations
 
 import argparse
-import asyncio
 import http.client
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +33,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from _util import BENCH_DIR, Workload, emit, machine, percentile, ratio, remove_db
+from _util import (
+    Workload,
+    emit,
+    finish_subscribers,
+    hold_subscribers,
+    machine,
+    percentile,
+    ratio,
+    remove_db,
+    run_load,
+    start_subscribers,
+)
 
 CONNECTIONS = 2
 SUBSCRIBERS = 50
@@ -157,11 +166,7 @@ def run_http(db: Path, events: list[dict[str, Any]], batch: int, workdir: Path) 
     telemetry = _telemetry(db)
     server = start_api_server(telemetry, port=0, rate_limit="off")
     try:
-        load = subprocess.run([sys.executable, __file__, "--load", server.url, str(body_file),
-                               str(CONNECTIONS)], capture_output=True, text=True, cwd=BENCH_DIR, timeout=1800)
-        if load.returncode != 0:
-            raise RuntimeError(load.stderr[-2000:])
-        timing = json.loads(load.stdout.strip().splitlines()[-1])
+        timing = run_load(__file__, [server.url, str(body_file), str(CONNECTIONS)])
         written = telemetry.get_health_status()["events"]["written"] - 1  # less the final flush marker
     finally:
         server.stop()
@@ -177,54 +182,7 @@ def run_http(db: Path, events: list[dict[str, Any]], batch: int, workdir: Path) 
 
 def subscribers_main(url: str, count: int, seconds: float, ready_file: str) -> None:
     """Hold `count` WebSocket subscriptions for up to `seconds`; print delivery counts and latency."""
-    from websockets.asyncio.client import connect
-
-    received = [0] * count
-    latencies: list[float] = []
-    stop = asyncio.Event()
-
-    async def one(index: int, connected: asyncio.Event, all_connected: list[int]) -> None:
-        async with connect(url.replace("http://", "ws://") + "/ws?batch=true", max_queue=None,
-                           close_timeout=1) as ws:
-            await ws.recv()
-            all_connected[0] += 1
-            if all_connected[0] == count:
-                connected.set()
-            while not stop.is_set():
-                try:
-                    message = await asyncio.wait_for(ws.recv(), 0.5)
-                except TimeoutError:
-                    continue
-                assert isinstance(message, str)
-                # Count without parsing, and parse a sample only: 50 subscribers decoding every message
-                # would make this process, not the server, the bottleneck.
-                events = message.count('{"type":"event"')
-                received[index] += events
-                if index == 0 and events:
-                    document = json.loads(message)
-                    first = document["messages"][0] if document["type"] == "batch" else document
-                    if first.get("type") == "event":
-                        latencies.append(time.time() * 1000 - first["event"]["timestamp"])
-
-    async def run() -> None:
-        connected = asyncio.Event()
-        counter = [0]
-        tasks = [asyncio.create_task(one(i, connected, counter)) for i in range(count)]
-        await asyncio.wait_for(connected.wait(), 60)
-        Path(ready_file).write_text("ready")
-        deadline = time.monotonic() + seconds
-        done_file = Path(ready_file + ".done")
-        while time.monotonic() < deadline and not done_file.exists():
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(1.0)  # let the last messages arrive
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    asyncio.run(run())
-    latencies.sort()
-    print(json.dumps({"received": sum(received), "min_received": min(received),
-                      "latency_p50_ms": percentile(latencies, 50), "latency_p99_ms": percentile(latencies, 99),
-                      "samples": len(latencies)}))
+    print(json.dumps(hold_subscribers(url, "/ws?batch=true", count, ready_file, settle_s=1.0, max_s=seconds)))
 
 
 def run_fanout(db: Path, events: list[dict[str, Any]], workdir: Path, buffer: int) -> dict[str, Any]:
@@ -238,24 +196,9 @@ def run_fanout(db: Path, events: list[dict[str, Any]], workdir: Path, buffer: in
     server = start_api_server(telemetry, port=0, rate_limit="off", max_stream_clients=SUBSCRIBERS + 10,
                               stream_buffer=buffer)
     try:
-        subs = subprocess.Popen([sys.executable, __file__, "--subscribers", server.url, str(SUBSCRIBERS),
-                                 "600", str(ready)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                cwd=BENCH_DIR)
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            if subs.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"subscribers failed: {subs.stderr.read() if subs.stderr else ''}")
-            time.sleep(0.05)
-        load = subprocess.run([sys.executable, __file__, "--load", server.url, str(body_file),
-                               str(CONNECTIONS)], capture_output=True, text=True, cwd=BENCH_DIR, timeout=1800)
-        if load.returncode != 0:
-            raise RuntimeError(load.stderr[-2000:])
-        timing = json.loads(load.stdout.strip().splitlines()[-1])
-        Path(str(ready) + ".done").write_text("done")
-        out, err = subs.communicate(timeout=120)
-        if subs.returncode != 0:
-            raise RuntimeError(err[-2000:])
-        delivery = json.loads(out.strip().splitlines()[-1])
+        subs = start_subscribers(__file__, [server.url, str(SUBSCRIBERS), "600", str(ready)], ready)
+        timing = run_load(__file__, [server.url, str(body_file), str(CONNECTIONS)])
+        delivery = finish_subscribers(subs, ready)
         hub = server.app.state.hub.stats()
         written = telemetry.get_health_status()["events"]["written"] - 1
     finally:

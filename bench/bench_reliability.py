@@ -2,6 +2,7 @@
 
     python bench/bench_reliability.py multi [--per-process 250000]    # 4 processes x 250,000 events
     python bench/bench_reliability.py soak [--minutes 10]             # RSS and queue depth over time
+    python bench/bench_reliability.py limits [--events 200000]        # cost of the disk and memory limits
 
 `multi` measures one process writing its share alone (the peer, same run), then four at once into one
 file, and checks that exactly 4 x N events and every session counter are stored. `soak` tracks a mixed
@@ -176,6 +177,48 @@ def _svg(samples: list[dict[str, float]]) -> str:
             f'<text x="{width - pad - 120}" y="{height - 10}">time: 0..{t_max / 60:.1f} min</text></svg>')
 
 
+def _ingest(db: Path, events: int, limits: bool) -> float:
+    """Seconds to track `events` (sessions of 1 start, 20 chunks, 1 end) and flush them."""
+    from vibekit_telemetry import Telemetry
+
+    reliability: dict[str, Any] = ({"min_free_disk_mb": 50, "disk_check_interval_ms": 1000,
+                                    "memory_limit": 512 * 1024 * 1024} if limits else {"min_free_disk_mb": 0})
+    telemetry = Telemetry(db_path=str(db), reliability=reliability, max_queue_size=events + 1000)
+    started = time.perf_counter()
+    for _ in range(events // 22):
+        sid = telemetry.track_start("claude", "code", "limits")
+        for j in range(20):
+            telemetry.track_stream(sid, f"chunk {j} " + "x" * 60)
+        telemetry.track_end(sid)
+    assert telemetry.flush(600)
+    elapsed = time.perf_counter() - started
+    health = telemetry.get_health_status()
+    telemetry.shutdown()
+    if health["dropped_total"]:
+        raise SystemExit(f"events dropped: {health['dropped']}")
+    return elapsed
+
+
+def limits(events: int, runs: int) -> None:
+    """Ingest with the disk check and memory_limit on, and off (the peer), interleaved in one run."""
+    import statistics
+
+    on: list[float] = []
+    off: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in range(runs):
+            off.append(events / _ingest(Path(tmp) / f"off{run}.db", events, False))
+            on.append(events / _ingest(Path(tmp) / f"on{run}.db", events, True))
+    results = {"events": events, "runs": runs, "limits_on_events_per_s": [round(x) for x in on],
+               "limits_off_events_per_s": [round(x) for x in off],
+               "median_on": round(statistics.median(on)), "median_off": round(statistics.median(off)),
+               "ratio": round(statistics.median(on) / statistics.median(off), 3)}
+    emit("reliability_limits", results, [
+        f"limits on (free-disk check + memory_limit 512 MB): median {results['median_on']:,} events/s",
+        f"limits off (peer, same run): median {results['median_off']:,} events/s; ratio {results['ratio']}",
+    ])
+
+
 def main() -> None:
     """Parse the mode and run it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -185,9 +228,14 @@ def main() -> None:
     s = sub.add_parser("soak")
     s.add_argument("--minutes", type=float, default=10.0)
     s.add_argument("--rate", type=float, default=1000.0, help="events per second outside bursts")
+    lim = sub.add_parser("limits")
+    lim.add_argument("--events", type=int, default=220_000)
+    lim.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     if args.mode == "multi":
         multi(args.per_process)
+    elif args.mode == "limits":
+        limits(args.events, args.runs)
     else:
         soak(args.minutes, args.rate)
 

@@ -9,11 +9,49 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
-from pydantic.alias_generators import to_camel, to_snake
+from pydantic.alias_generators import to_snake
 
+from .config_sections import (
+    AnalyticsConfig,
+    ApiAuthConfig,
+    ApiConfig,
+    ApiCorsConfig,
+    ApiRateLimitConfig,
+    AuditConfig,
+    CircuitBreakerConfig,
+    DashboardConfig,
+    DataMinimizationConfig,
+    EncryptionConfig,
+    ExportSettings,
+    LocalStoreConfig,
+    PiiConfig,
+    PiiDetectorConfig,
+    RedactionConfig,
+    ReliabilityConfig,
+    RetentionConfig,
+    RetryConfig,
+    SecurityConfig,
+    StorageConfig,
+    StreamingConfig,
+    TrackRateLimitConfig,
+    _Section,
+)
 from .errors import ValidationError
+
+# The section models live in config_sections.py; listed here too so `from vibekit_telemetry.config import X`
+# keeps working for every config name.
+__all__ = [
+    "DEFAULT_CONFIG_PATH", "DEFAULT_DB_PATH", "ENV_ALLOWED_ORIGINS", "ENV_API_KEYS", "ENV_AUTH_ENABLED",
+    "ENV_BEARER_TOKENS", "ENV_CONFIG", "ENV_DATABASE_URL", "ENV_DB_PATH", "ENV_DISABLED", "ENV_DO_NOT_TRACK",
+    "ENV_FIELDS", "ENV_MAX_BODY_BYTES", "ENV_RATE_LIMIT", "ENV_REDIS_URL", "ENV_STORE_OPTIONS", "AnalyticsConfig",
+    "ApiAuthConfig", "ApiConfig", "ApiCorsConfig", "ApiRateLimitConfig", "AuditConfig", "CircuitBreakerConfig",
+    "DashboardConfig", "DataMinimizationConfig", "EncryptionConfig", "ExportSettings", "LocalStoreConfig",
+    "PiiConfig", "PiiDetectorConfig", "RedactionConfig", "ReliabilityConfig", "RetentionConfig", "RetryConfig",
+    "SecurityConfig", "StorageConfig", "StreamingConfig", "TelemetryConfig", "TrackRateLimitConfig",
+    "config_file_path", "default_config_toml", "load_config", "read_config_file", "tracking_disabled_by_env",
+]
 
 logger = logging.getLogger("vibekit_telemetry")
 
@@ -53,296 +91,6 @@ ENV_RATE_LIMIT: Final = "TELEMETRY_RATE_LIMIT"
 ENV_REDIS_URL: Final = "TELEMETRY_REDIS_URL"
 ENV_MAX_BODY_BYTES: Final = "TELEMETRY_MAX_BODY_BYTES"
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
-
-
-class _Section(BaseModel):
-    """Base of every config section: snake_case or camelCase keys, unknown keys kept for later issues."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
-
-
-class StorageConfig(_Section):
-    """One storage provider: `{"type": "sqlite", "enabled": True, "options": {"path": "…"}}`."""
-
-    # A store or exporter type of the registry: sqlite, postgres(ql), memory, custom, webhook, or a plugin's.
-    type: str
-    enabled: bool = True
-    options: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("type")
-    @classmethod
-    def _known_type(cls, value: str) -> str:
-        from .registry import check_type
-
-        return check_type(value)
-
-
-class LocalStoreConfig(_Section):
-    """Seed 003's `localStore` block, mapped onto a SQLite storage entry."""
-
-    is_enabled: bool = True
-    path: str | None = None
-    stream_batch_size: int | None = None
-    stream_flush_interval_ms: int | None = None
-    prune_days: int | None = None
-    max_size_mb: float | None = Field(None, alias="maxSizeMB")
-    enable_indexes: bool = True
-    enable_wal: bool = Field(True, alias="enableWAL")
-
-
-class StreamingConfig(_Section):
-    """Live streaming (filled by the API server issue)."""
-
-    enabled: bool = False
-    provider: Literal["websocket", "sse", "grpc"] = "websocket"
-
-
-class PiiDetectorConfig(_Section):
-    """A custom PII detector: `{"name": "ticket", "pattern": "TICKET-\\d+", "replacement": "[TICKET]"}`."""
-
-    name: str = Field(min_length=1)
-    pattern: str = Field(min_length=1)
-    replacement: str | None = None
-
-
-class PiiConfig(_Section):
-    """PII and secret redaction on the chain's `redact` step (docs/privacy.md).
-
-    enabled=None means "the entry point decides": off for the SDK, on for the API server's ingest.
-    """
-
-    enabled: bool | None = None
-    patterns: list[str] = Field(default_factory=list)  # built-in detector names or families; empty = all
-    custom_detectors: list[PiiDetectorConfig] = Field(default_factory=list)
-    mode: Literal["replace", "hash"] = "replace"
-    hash_salt: str | None = None  # the key of the stable hash (mode="hash"); keep it secret
-    replacements: dict[str, str] = Field(default_factory=dict)  # detector name -> replacement tag
-    hold_stream_tails: bool = True
-
-
-class RedactionConfig(_Section):
-    """Field-name rules: metadata/context keys (and keys ending so) replaced whatever their value."""
-
-    enabled: bool = True
-    fields: list[str] = Field(default_factory=list)  # added to privacy.redactor.DEFAULT_FIELDS
-
-
-class EncryptionConfig(_Section):
-    """AES-256-GCM of label, stream data and metadata at rest (extra `crypto`; key from TELEMETRY_ENCRYPTION_KEY)."""
-
-    enabled: bool = False
-    key: str | None = None  # 64 hex chars; default TELEMETRY_ENCRYPTION_KEY
-    passphrase: str | None = None  # or a passphrase, stretched with scrypt and the store's salt
-    old_keys: list[str] = Field(default_factory=list)  # keys still accepted for reading (rotation)
-
-
-class RetentionConfig(_Section):
-    """Compliance retention: drop user-identifying fields after N days, delete events after M days."""
-
-    anonymize_after: float | None = Field(default=None, gt=0)
-    delete_after: float | None = Field(default=None, gt=0, validation_alias=AliasChoices(
-        "delete_after", "deleteAfter", "retention_days", "retentionDays"))
-    # Context / metadata keys that identify a user (removed by anonymize_after and `telemetry user delete`).
-    user_fields: list[str] = Field(default_factory=lambda: ["user", "user_id", "userId", "email", "username", "ip",
-                                                            "ip_address"])
-
-
-class DataMinimizationConfig(_Section):
-    """Keep less: metadata/context keys dropped (exclude_fields) or the only ones kept (include_only)."""
-
-    enabled: bool = True
-    exclude_fields: list[str] = Field(default_factory=list)
-    include_only: list[str] | None = None
-
-
-class AuditConfig(_Section):
-    """The audit trail (hash-chained entries in the store)."""
-
-    enabled: bool = True
-
-
-class SecurityConfig(_Section):
-    """PII redaction, encryption at rest, retention, data minimisation and the audit trail (docs/privacy.md)."""
-
-    pii: PiiConfig = Field(default_factory=PiiConfig)
-    redaction: RedactionConfig = Field(default_factory=RedactionConfig)
-    encryption: EncryptionConfig = Field(default_factory=EncryptionConfig)
-    retention: RetentionConfig = Field(default_factory=RetentionConfig)
-    data_minimization: DataMinimizationConfig = Field(default_factory=DataMinimizationConfig)
-    audit: AuditConfig = Field(default_factory=AuditConfig)
-
-
-class RetryConfig(_Section):
-    """Seed 001 `reliability.retry`: how a failing primary store is retried before its batch is spooled."""
-
-    enabled: bool = True
-    max_attempts: int = Field(default=5, ge=0, le=1000)
-    backoff: Literal["exponential", "linear"] = "exponential"
-    base_ms: float = Field(default=100.0, gt=0)
-    max_ms: float = Field(default=5_000.0, gt=0)
-    jitter: bool = True
-
-
-class CircuitBreakerConfig(_Section):
-    """Seed 001 `reliability.circuitBreaker`: open after `threshold` failures, probe after `timeout` ms."""
-
-    enabled: bool = True
-    threshold: int = Field(default=5, ge=1)
-    timeout: float = Field(default=30_000.0, gt=0)
-
-
-class TrackRateLimitConfig(_Section):
-    """Seed 001 `reliability.rateLimit`: a token bucket per category on tracked events."""
-
-    enabled: bool = False
-    max_requests: int = Field(default=1000, ge=1)
-    window_ms: float = Field(default=1000.0, gt=0)
-
-
-class ReliabilityConfig(_Section):
-    """Retries, circuit breaker, spool for a remote primary, rate limit, memory and disk limits."""
-
-    circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
-    retry: RetryConfig = Field(default_factory=RetryConfig)
-    rate_limit: TrackRateLimitConfig = Field(default_factory=TrackRateLimitConfig)
-    # Seed 001 Data Loss Prevention: batches a remote primary cannot take go to a local SQLite spool.
-    buffer_on_error: bool = True
-    buffer_size: int = Field(default=1_000_000, ge=1)
-    persist_buffer: bool = True
-    spool_path: str | None = None
-    # Bytes of resident memory above which `memory:high` is emitted (seed 001 `memoryLimit`).
-    memory_limit: int | None = Field(default=None, ge=1)
-    # Free disk below this (MB) next to a file store is a health issue before SQLite says SQLITE_FULL.
-    min_free_disk_mb: float = Field(default=50.0, ge=0)
-    # Seed 002's auto-tuned batch size: shrink batches when a commit takes longer than this.
-    adaptive_batching: bool = True
-    target_commit_ms: float = Field(default=1000.0, gt=0)
-    check_interval_s: float = Field(default=5.0, gt=0)
-
-
-class AnalyticsConfig(_Section):
-    """Live metrics, anomalies and alerts (docs/analytics.md): evaluation on the scheduler when enabled."""
-
-    enabled: bool = False
-    interval_s: float = Field(default=30.0, gt=0)
-    sensitivity: str = Field(default="medium", pattern="^(low|medium|high)$")
-    # The series the evaluation job watches (seed 001 spells it anomaly.metrics).
-    watch: list[str] = Field(default=["throughput", "error_rate", "response_time"])
-    history_hours: float = Field(default=50.0, gt=0, le=24 * 90)
-    cooldown_s: float = Field(default=300.0, ge=0)
-    ttfc_slow_ms: float = Field(default=5000.0, gt=0)
-    # Model name (prefix) -> [input, output] USD per million tokens, over the shipped table.
-    prices: dict[str, Any] = Field(default_factory=dict)
-    webhooks: list[Any] = Field(default_factory=list)
-    thresholds: list[dict[str, Any]] = Field(default_factory=list)
-
-    # Seed 001's nested blocks, kept as given and mapped onto the flat fields above by _seed_blocks.
-    metrics: dict[str, Any] = Field(default_factory=dict)   # {enabled, interval (ms), persistence}
-    anomaly: dict[str, Any] = Field(default_factory=dict)   # {enabled, sensitivity, metrics}
-    alerts: dict[str, Any] = Field(default_factory=dict)    # {enabled, channels: [{type: webhook, url}]}
-
-    @model_validator(mode="after")
-    def _seed_blocks(self) -> AnalyticsConfig:
-        if isinstance(self.metrics.get("interval"), int | float) and self.metrics["interval"] > 0:
-            self.interval_s = self.metrics["interval"] / 1000
-        if self.anomaly.get("sensitivity") in ("low", "medium", "high"):
-            self.sensitivity = self.anomaly["sensitivity"]
-        if isinstance(self.anomaly.get("metrics"), list):
-            self.watch = [str(m) for m in self.anomaly["metrics"]]
-        for channel in self.alerts.get("channels") or ():
-            if isinstance(channel, dict) and channel.get("type") == "webhook" and channel.get("url"):
-                self.webhooks.append({"url": channel["url"]})
-        return self
-
-    @field_validator("thresholds")
-    @classmethod
-    def _valid_rules(cls, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        # Checked here, with the config, so a bad rule fails at Telemetry(...) before any thread starts.
-        from .analytics.alerts import check_rule_options  # only when rules are configured
-
-        for index, rule in enumerate(rules):
-            check_rule_options(rule, f"analytics.thresholds[{index}]")
-        return rules
-
-
-class ApiAuthConfig(_Section):
-    """API authentication: keys (`X-API-Key`) and bearer tokens, each `SECRET` or `SECRET:scope+scope`."""
-
-    enabled: bool = False
-    api_keys: list[str] = Field(default_factory=list)
-    bearer_tokens: list[str] = Field(default_factory=list)
-    public_health: bool = True
-    public_metrics: bool = False
-
-
-class ApiCorsConfig(_Section):
-    """CORS: the origins allowed to call the API from a browser (seed 001 `api.cors`)."""
-
-    origins: list[str] = Field(default_factory=list)
-    credentials: bool = True
-
-
-class ApiRateLimitConfig(_Section):
-    """Rate limits per client IP or API key, with separate read and ingest budgets."""
-
-    enabled: bool = True
-    preset: Literal["default", "strict", "off"] = "default"
-    read_per_window: int | None = Field(default=None, ge=1)
-    ingest_per_window: int | None = Field(default=None, ge=1)
-    window_s: float | None = Field(default=None, gt=0)
-    strategy: Literal["fixed", "sliding"] = "sliding"
-    redis_url: str | None = None
-
-
-class ApiConfig(_Section):
-    """The API server: address, auth, CORS, rate limits, body limit and live streams."""
-
-    enabled: bool = False
-    port: int = 3000
-    host: str = "127.0.0.1"
-    auth: ApiAuthConfig = Field(default_factory=ApiAuthConfig)
-    cors: ApiCorsConfig = Field(default_factory=ApiCorsConfig)
-    rate_limit: ApiRateLimitConfig = Field(default_factory=ApiRateLimitConfig)
-    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    max_json_depth: int = Field(default=32, ge=2, le=1000)
-    stream_buffer: int = Field(default=1000, ge=1)
-    heartbeat_s: float = Field(default=15.0, gt=0)
-    hsts: bool | None = None
-    trust_proxy_headers: bool = False
-    # Proxies (addresses or CIDR) whose X-Forwarded-* headers are believed; trust_proxy_headers alone
-    # trusts a proxy on this host (loopback) only.
-    trusted_proxies: list[str] = Field(default_factory=list)
-
-
-class DashboardConfig(_Section):
-    """The web dashboard (filled by the dashboard issue)."""
-
-    enabled: bool = False
-
-
-class ExportSettings(_Section):
-    """Exports (issue 11): where API-requested exports may be written, and scheduled exports."""
-
-    # Exports requested through the API are confined to this directory (no `..`, no symlinks out).
-    export_dir: str = ".vibekit/exports"
-    # Each: {"name", "format", "every": "24h", "output_dir", "keep": 7, "compression", "filter": {...}}.
-    schedules: list[dict[str, Any]] = Field(default_factory=list)
-
-    @field_validator("schedules")
-    @classmethod
-    def _valid_schedules(cls, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from .export.schedule import make_schedule
-
-        for index, entry in enumerate(value):
-            if not isinstance(entry, dict) or "name" not in entry:
-                raise ValueError(f"schedules[{index}]: expected a dict with name, format, every, output_dir")
-            unknown = set(entry) - {"name", "format", "every", "output_dir", "keep", "compression", "filter"}
-            if unknown:
-                raise ValueError(f"schedules[{index}].{sorted(unknown)[0]}: not a schedule option (known: name, "
-                                 "format, every, output_dir, keep, compression, filter)")
-            options = dict(entry)
-            make_schedule(options.pop("name"), field_prefix=f"exports.schedules[{index}].", **options)
-        return value
 
 
 class TelemetryConfig(_Section):
@@ -409,15 +157,18 @@ class TelemetryConfig(_Section):
             entry.options = {to_snake(key): value for key, value in entry.options.items()}
             batch = entry.options.pop("stream_batch_size", None)
             interval = entry.options.pop("stream_flush_interval", entry.options.pop("stream_flush_interval_ms", None))
-            if batch is not None and "stream_batch_size" not in self.model_fields_set:
-                self.stream_batch_size = int(batch)
-            if interval is not None and "stream_flush_interval_ms" not in self.model_fields_set:
-                self.stream_flush_interval_ms = int(interval)
+            self._writer_options(batch, interval, over_explicit=False)
         if self.local_store is not None:
-            if self.local_store.stream_batch_size is not None:
-                self.stream_batch_size = self.local_store.stream_batch_size
-            if self.local_store.stream_flush_interval_ms is not None:
-                self.stream_flush_interval_ms = self.local_store.stream_flush_interval_ms
+            local = self.local_store
+            self._writer_options(local.stream_batch_size, local.stream_flush_interval_ms, over_explicit=True)
+
+    def _writer_options(self, batch: Any, interval: Any, *, over_explicit: bool) -> None:
+        """Apply a storage block's batch size and flush interval (None: not given there)."""
+        # A seed 001 storage entry yields to top-level options given explicitly; seed 003's localStore wins.
+        if batch is not None and (over_explicit or "stream_batch_size" not in self.model_fields_set):
+            self.stream_batch_size = int(batch)
+        if interval is not None and (over_explicit or "stream_flush_interval_ms" not in self.model_fields_set):
+            self.stream_flush_interval_ms = int(interval)
 
     def storage_entries(self) -> list[StorageConfig]:
         """Return the enabled storage entries, with the SQLite default filled in."""
@@ -484,6 +235,14 @@ def _env_values() -> dict[str, Any]:
     return values
 
 
+def config_file_path(config_file: str | os.PathLike[str] | None = None) -> str | os.PathLike[str] | None:
+    """Return the config file in force: the one given, else TELEMETRY_CONFIG, else the default if it exists."""
+    file_path = config_file or os.environ.get(ENV_CONFIG)
+    if file_path is None and Path(DEFAULT_CONFIG_PATH).is_file():
+        file_path = DEFAULT_CONFIG_PATH
+    return file_path
+
+
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a TOML config file (the one `telemetry init` writes) into a dict."""
     file = Path(path)
@@ -508,9 +267,7 @@ def _raise_named(exc: PydanticValidationError) -> ValidationError:
 def load_config(config: TelemetryConfig | Mapping[str, Any] | None = None,
                 *, config_file: str | os.PathLike[str] | None = None, **kwargs: Any) -> TelemetryConfig:
     """Merge explicit options over environment variables over the config file over defaults."""
-    file_path = config_file or os.environ.get(ENV_CONFIG)
-    if file_path is None and Path(DEFAULT_CONFIG_PATH).is_file():
-        file_path = DEFAULT_CONFIG_PATH
+    file_path = config_file_path(config_file)
     merged: dict[str, Any] = read_config_file(file_path) if file_path else {}
     file_values = dict(merged)
     merged.update(_env_values())

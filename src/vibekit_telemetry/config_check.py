@@ -125,9 +125,7 @@ def explain(config_file: str | os.PathLike[str] | None = None) -> list[tuple[str
     """Resolve the configuration as Telemetry() would and say where each value came from."""
     from . import config as cfg
 
-    file_path = config_file or os.environ.get(cfg.ENV_CONFIG)
-    if file_path is None and os.path.isfile(cfg.DEFAULT_CONFIG_PATH):
-        file_path = cfg.DEFAULT_CONFIG_PATH
+    file_path = cfg.config_file_path(config_file)
     file_values = cfg.read_config_file(file_path) if file_path else {}
     env_values = cfg._env_values()
     env_names = {field: name for name, field in cfg.ENV_FIELDS.items()}

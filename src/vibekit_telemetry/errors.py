@@ -43,5 +43,9 @@ class TransientStoreError(StoreError):
     """A passing store condition (a lock held by another process, a dropped connection): wait it out, retry."""
 
 
+class DiskFullError(TransientStoreError):
+    """The store's disk is full (SQLITE_FULL, ENOSPC, PostgreSQL 53100) or below min_free_disk_mb: writes wait."""
+
+
 class RefusedRowError(StoreError):
     """The store refused the rows themselves (a value it cannot hold); the other rows of a batch can go in."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -41,6 +42,22 @@ class WriterRunRecorder:
         # A forked child inherits the parent's counters: its run counts from here.
         pipeline = getattr(runtime, "pipeline", None)
         self.base = (pipeline.counters.written, runtime.losses()) if pipeline is not None else (0, 0)
+        seen, kept = self.sampled()
+        self.sampling_base = (seen, kept)  # a forked child's sample step goes on from the parent's counts
+
+    def sampled(self) -> tuple[int, int]:
+        """Sessions this process's `sample` step has seen and kept so far (0, 0 without sampling)."""
+        chain = getattr(self.runtime, "chain", None)
+        stats = getattr(chain.get("sample"), "stats", None) if chain is not None else None
+        if not callable(stats):
+            return 0, 0
+        figures = stats()
+        return int(figures["sessions_seen"]), int(figures["sessions_kept"])
+
+    def live_sampling(self) -> dict[str, int]:
+        """This run's sessions seen and kept (what its writer_runs row will say)."""
+        seen, kept = self.sampled()
+        return {"sessions_seen": seen - self.sampling_base[0], "sessions_kept": kept - self.sampling_base[1]}
 
     def record(self, *, final: bool = False, first: bool = False) -> None:
         """Save the counters now (first: right after this writer's first commit); never raises."""
@@ -62,12 +79,33 @@ class WriterRunRecorder:
                 "total_batch_ms": stats.total_batch_ms, "last_batch_ms": stats.last_batch_ms,
                 "max_batch_ms": stats.max_batch_ms, "dropped": runtime.losses() - self.base[1],
                 "queue_depth": runtime.worker.depth(), "queue_capacity": runtime.worker.capacity(),
+                "plugins": plugins_json(runtime),
+                **self.live_sampling(),
             })
             self.recorded = True
         except Exception as exc:  # metrics must never break the writer
             self.errors += 1
             log = logger.warning if self.errors == 1 else logger.debug
             log("telemetry writer metrics not recorded: %s", exc)
+
+
+# What a writer records of each plugin (writer_runs.plugins): state and counts, for other processes.
+RECORDED_PLUGIN_FIELDS = ("name", "version", "enabled", "calls", "errors", "timeouts", "skipped", "disabled",
+                          "disabled_reason")
+
+
+def plugins_json(runtime: Runtime) -> str | None:
+    """The runtime's plugins as JSON text for writer_runs, or None without plugins."""
+    plugins = runtime.plugins
+    if plugins is None or not plugins.runners:
+        return None
+    return json.dumps([{k: s.get(k) for k in RECORDED_PLUGIN_FIELDS} for s in plugins.status()])
+
+
+def plugin_issues(plugins: list[dict[str, Any]], where: str = "") -> list[str]:
+    """Health issues of plugin statuses: each disabled plugin (`where` names the writer, if not this one)."""
+    return [f"plugin {p.get('name')}{where}: disabled ({p.get('disabled') or p.get('disabled_reason')})"
+            for p in plugins if p.get("enabled") is False]
 
 
 def health_status(runtime: Runtime, truncated: int) -> dict[str, Any]:
@@ -115,7 +153,20 @@ def health_status(runtime: Runtime, truncated: int) -> dict[str, Any]:
     from .reliability import health_components
 
     health_components(runtime, report)  # spool, breaker, memory, disk, sampling; `healthy` and `issues`
+    _plugin_health(runtime, report)
     return report
+
+
+def _plugin_health(runtime: Runtime, report: dict[str, Any]) -> None:
+    """Each plugin's state and counts; a disabled or stuck plugin is an issue (tracking goes on: degraded)."""
+    plugins = runtime.plugins
+    report["plugins"] = plugins.status() if plugins is not None else []
+    issues = plugins.issues() if plugins is not None else []
+    if issues:
+        report["issues"] = [*report["issues"], *issues]
+        report["healthy"] = False
+        if report["status"] == "healthy":
+            report["status"] = "degraded"
 
 
 def performance_metrics(runtime: Runtime | None) -> dict[str, Any]:

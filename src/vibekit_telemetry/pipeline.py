@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .emitter import Emitter
-from .errors import RefusedRowError, TransientStoreError, ValidationError
+from .errors import DiskFullError, RefusedRowError, TransientStoreError, ValidationError
 from .events import TelemetryEvent
 from .exporters.backoff import Backoff
 from .exporters.breaker import CircuitBreaker
+from .limits import DiskGuard
 from .spool import Spool
 from .store.base import BatchResult, StorageProvider
 
@@ -31,6 +32,7 @@ class PipelineCounters:
     lost_after_retries: int = 0
     no_store: int = 0
     spool_full: int = 0
+    spilled: int = 0  # events sent to the spool at once because the queue passed memory_limit
     last_commit_at: int | None = None
     last_commit_ms: float = 0.0
     last_error: str | None = None
@@ -59,6 +61,8 @@ def is_transient(exc: BaseException) -> bool:
 
 def is_disk_full(exc: BaseException) -> bool:
     """Return whether a store failed because its disk is full (SQLITE_FULL, ENOSPC)."""
+    if isinstance(exc, DiskFullError):
+        return True
     text = str(exc).lower()
     return "disk is full" in text or "no space left" in text or "disk full" in text
 
@@ -104,6 +108,12 @@ class WritePipeline:
         self.breaker: CircuitBreaker | None = None
         self.replay_batch = 5000
         self.disk_full: str | None = None
+        # Set by the runtime (reliability.min_free_disk_mb): commits to the primary wait while disk is low.
+        self.disk_guard: DiskGuard | None = None
+        self.spool_guard: DiskGuard | None = None  # the same check for the spool's directory
+        # Set by the runtime (reliability.memory_limit): True while the queue holds too much, so batches
+        # go to the spool at once instead of waiting on a remote primary.
+        self.spill_now: Callable[[], bool] = lambda: False
 
     def _retry_delay(self, attempt: int) -> float:
         if self.backoff is not None:
@@ -131,14 +141,20 @@ class WritePipeline:
                           events: list[TelemetryEvent]) -> tuple[bool, BatchResult | None]:
         """Return (written, result); written is False once the batch is given up on."""
         attempt = 0
+        guard = self.disk_guard if self.providers and provider is self.providers[0] else None
         while True:
             try:
+                if guard is not None:
+                    guard.ensure()  # cheap (cached statvfs): hold the batch rather than run into SQLITE_FULL
                 return True, self._store_bisecting(provider, events)
             except Exception as exc:
                 attempt += 1
                 self.counters.store_errors += 1
                 self.note_error(f"{_name(provider)}: {exc}")
                 if is_disk_full(exc):
+                    if self.disk_full is None:
+                        logger.error("telemetry store %s: disk full, holding %d events until space is freed: %s",
+                                     _name(provider), len(events), exc)
                     self.disk_full = f"{_name(provider)}: {exc}"
                 # A lock held by another process is waited out for as long as we run; other errors
                 # get retry_attempts tries, then the batch is counted as lost and logged.
@@ -152,6 +168,15 @@ class WritePipeline:
                     return False, None
                 self.counters.retries += 1
                 self.stopping.wait(self._retry_delay(attempt))
+
+    def _wait_or_spill(self, seconds: float) -> bool:
+        """Wait before a retry of the remote primary; return early (True) once memory asks for a spill."""
+        deadline = time.monotonic() + seconds
+        while not self.spill_now():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.stopping.wait(min(remaining, 0.05)):
+                return False
+        return True
 
     def _store_bisecting(self, provider: StorageProvider, events: list[TelemetryEvent]) -> BatchResult | None:
         """Store a batch; when the store refuses a row, store the halves apart so only that row is lost.
@@ -237,10 +262,11 @@ class WritePipeline:
                 self.note_error(f"{_name(provider)}: {exc}")
                 if self.emitter.has("connection:error"):
                     self.emitter.emit("connection:error", exc)
-                if attempt > self.retry_attempts or self.stopping.is_set():
+                if attempt > self.retry_attempts or self.stopping.is_set() or self.spill_now():
                     raise
                 self.counters.retries += 1
-                self.stopping.wait(self._retry_delay(attempt))
+                if self._wait_or_spill(self._retry_delay(attempt)):
+                    raise  # the queue is past memory_limit: spool this batch now rather than wait
                 continue
             self.breaker.record_success()
             return result
@@ -269,9 +295,42 @@ class WritePipeline:
             stored.extend(outcome.stored)
         return stored
 
+    def _spool_append(self, events: list[TelemetryEvent]) -> int:
+        """Spool a batch; a full disk under the spool (or below min_free_disk_mb) is waited out, not lost."""
+        assert self.spool is not None
+        attempt = 0
+        while True:
+            try:
+                if self.spool_guard is not None:
+                    self.spool_guard.ensure()
+                lost = self.spool.append(events)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                if self.stopping.is_set():
+                    logger.error("telemetry spool %s: %s at shutdown; %d events lost", self.spool.path, exc,
+                                 len(events))
+                    return len(events)  # the spool had no room for them: counted as spool_full
+                attempt += 1
+                if self.disk_full is None:
+                    logger.error("telemetry spool %s: %s; holding %d events", self.spool.path, exc, len(events))
+                self.disk_full = f"spool {self.spool.path}: {exc}" if is_disk_full(exc) else self.disk_full
+                self.note_error(f"spool: {exc}")
+                self.stopping.wait(self._retry_delay(attempt))
+                continue
+            self.disk_full = None
+            return lost
+
     def _process_spooling(self, events: list[TelemetryEvent], started: float) -> CommitOutcome:
         """The primary is remote: replay the spool first, so order holds; spool what it cannot take now."""
         assert self.spool is not None
+        if self.spill_now() and events:
+            # The queue holds more than memory_limit: move this batch to disk now; the spool replays it,
+            # in order, once the queue is back under the limit.
+            lost = self._spool_append(events)
+            self.counters.spilled += len(events) - lost
+            self.counters.spool_full += lost
+            return CommitOutcome(lost == 0, [], set())
         replayed = self.replay()
         if not events:
             return CommitOutcome(True, replayed, set())
@@ -288,7 +347,7 @@ class WritePipeline:
                 outcome = self._committed(events, result, started)
                 outcome.stored = [*replayed, *outcome.stored]
                 return outcome
-        lost = self.spool.append(events)
+        lost = self._spool_append(events)
         if lost:
             self.counters.spool_full += lost
             logger.error("telemetry spool full (%d events): %d events dropped", self.spool.max_events, lost)

@@ -11,7 +11,13 @@ from .events import EVENT_TYPES, SESSION_STATUSES
 from .timeparse import parse_time
 
 Order = Literal["asc", "desc"]
+SessionSort = Literal["start_time", "duration", "event_count", "error_count"]
 GROUP_BY_FIELDS: Final = ("category", "action", "event_type")
+# What a sessions listing can be sorted by; ties go by start time, then id, in the same direction.
+SESSION_SORT_KEYS: Final[tuple[SessionSort, ...]] = ("start_time", "duration", "event_count", "error_count")
+_SORT_ALIASES: Final[dict[str, SessionSort]] = {
+    "start": "start_time", "started": "start_time", "startTime": "start_time", "time": "start_time",
+    "events": "event_count", "eventCount": "event_count", "errors": "error_count", "errorCount": "error_count"}
 MAX_LIMIT: Final = 1_000_000
 
 
@@ -44,6 +50,8 @@ class SessionFilter:
     limit: int | None = None
     offset: int = 0
     order: Order = "desc"
+    # Sessions without a duration yet (still running) sort as the smallest: last when descending.
+    sort_by: SessionSort = "start_time"
 
 
 @dataclass(slots=True)
@@ -87,6 +95,17 @@ def _order(value: Any, default: Order) -> Order:
     if text in ("asc", "desc"):
         return "asc" if text == "asc" else "desc"
     raise ValidationError("order", "asc, desc, timestamp_asc or timestamp_desc", value)
+
+
+def _sort_key(value: Any) -> SessionSort:
+    if value is None:
+        return "start_time"
+    if isinstance(value, str):
+        key = _SORT_ALIASES.get(value, value)
+        for known in SESSION_SORT_KEYS:
+            if key == known:
+                return known
+    raise ValidationError("sort", "one of " + ", ".join(SESSION_SORT_KEYS), value)
 
 
 def _pick(kwargs: dict[str, Any], *names: str) -> Any:
@@ -176,6 +195,7 @@ def parse_session_filter(filter_: SessionFilter | Mapping[str, Any] | None = Non
         limit=_int("limit", _pick(args, "limit"), 0),
         offset=_int("offset", _pick(args, "offset"), 0, 2**62) or 0,
         order=_order(_pick(args, "order", "order_by", "orderBy"), "desc"),
+        sort_by=_sort_key(_pick(args, "sort", "sort_by", "sortBy")),
     )
     _reject_unknown("sessions", args)
     return result

@@ -17,6 +17,7 @@ from .config import DEFAULT_DB_PATH, ReliabilityConfig, TelemetryConfig
 from .events import TelemetryEvent
 
 if TYPE_CHECKING:
+    from .limits import MemoryBudget
     from .pipeline import WritePipeline
     from .runtime import Runtime
 
@@ -52,14 +53,24 @@ def configure_pipeline(pipeline: WritePipeline, config: TelemetryConfig) -> None
         pipeline.backoff = Backoff(retry.base_ms / 1000, max(retry.max_ms, retry.base_ms) / 1000,
                                    (lambda: 1.0) if not retry.jitter else __import__("random").random,
                                    linear=retry.backoff == "linear")
+    directory = _file_store_directory(pipeline.providers[0]) if pipeline.providers else None
+    if directory is not None and rel.min_free_disk_mb > 0:
+        from .limits import DiskGuard
+
+        pipeline.disk_guard = DiskGuard(directory, rel.min_free_disk_mb, rel.disk_check_interval_ms / 1000)
     if not pipeline.providers or not is_remote(pipeline.providers[0]):
         return
     breaker_cfg = rel.circuit_breaker
     pipeline.breaker = CircuitBreaker(breaker_cfg.threshold if breaker_cfg.enabled else 1_000_000_000,
-                                      breaker_cfg.timeout / 1000)
+                                      breaker_cfg.timeout / 1000, half_open_probes=breaker_cfg.half_open_probes)
     if rel.buffer_on_error:
         path = (rel.spool_path or default_spool_path(pipeline.providers[0])) if rel.persist_buffer else None
         pipeline.spool = Spool(path, rel.buffer_size)
+        if path is not None and rel.min_free_disk_mb > 0:
+            from .limits import DiskGuard
+
+            pipeline.spool_guard = DiskGuard(os.path.dirname(os.path.abspath(path)), rel.min_free_disk_mb,
+                                             rel.disk_check_interval_ms / 1000)
         pipeline.replay_batch = config.max_batch_size
 
 
@@ -106,14 +117,37 @@ def rss_bytes() -> int | None:
         return None
 
 
+def _file_store_directory(provider: object) -> str | None:
+    """The directory of a SQLite store's file (None for other stores and in-memory databases)."""
+    if getattr(provider, "name", None) == "sqlite":
+        where = getattr(provider, "where", None)
+        location = str(where()) if callable(where) else None
+        if location and location != ":memory:":
+            return os.path.dirname(os.path.abspath(location))
+    return None
+
+
 def _store_directory(runtime: Runtime) -> str | None:
     for provider in runtime.providers:
-        if getattr(provider, "name", None) == "sqlite":
-            where = getattr(provider, "where", None)
-            location = str(where()) if callable(where) else None
-            if location and location != ":memory:":
-                return os.path.dirname(os.path.abspath(location))
+        directory = _file_store_directory(provider)
+        if directory is not None:
+            return directory
     return None
+
+
+def enforce_memory_limit(runtime: Runtime) -> MemoryBudget:
+    """Turn memory_limit into the writer queue's bound, and tell the pipeline when to spill to the spool."""
+    from .limits import MemoryBudget
+
+    limit = runtime.config.reliability.memory_limit
+    assert limit is not None
+    worker = runtime.worker
+    budget = MemoryBudget(limit, worker.capacity())
+    worker.set_bound(budget.capacity())
+    # Half the budget queued: stop waiting on a remote primary, move batches to the spool (on disk) so
+    # the queue drains before producers meet the bound.
+    runtime.pipeline.spill_now = lambda: budget.used_bytes(worker.depth()) * 2 >= limit
+    return budget
 
 
 class ResourceMonitor:
@@ -126,21 +160,56 @@ class ResourceMonitor:
         self.free_disk_mb: float | None = None
         self.rss: int | None = None
 
+    def queue_bytes(self) -> int | None:
+        """The estimated bytes the writer queue holds (None without memory_limit)."""
+        budget = self.runtime.memory
+        return budget.used_bytes(self.runtime.worker.depth()) if budget is not None else None
+
     def check(self) -> None:
-        """Measure once; emit `memory:high` when memory crosses the limit (once per crossing)."""
+        """Measure once; emit `memory:high` when memory crosses the limit (once per crossing).
+
+        Crossing: resident memory at the limit, or the queue at 90 % of it (then producers are about to
+        meet the queue's memory bound).
+        """
         self.rss = rss_bytes()
         limit = self.config.memory_limit
-        if limit and self.rss is not None:
-            high = self.rss >= limit
+        if limit:
+            queued = self.queue_bytes() or 0
+            high = (self.rss is not None and self.rss >= limit) or queued >= 0.9 * limit
+            used = max(self.rss or 0, queued)
             if high and not self.memory_high and self.runtime.emitter.has("memory:high"):
-                self.runtime.emitter.emit("memory:high", {"used": self.rss, "limit": limit,
-                                                          "percentage": round(100 * self.rss / limit, 1)})
+                self.runtime.emitter.emit("memory:high", {"used": used, "limit": limit,
+                                                          "percentage": round(100 * used / limit, 1),
+                                                          "rss": self.rss, "queue_bytes": queued})
             self.memory_high = high
         directory = _store_directory(self.runtime)
         try:
             self.free_disk_mb = round(shutil.disk_usage(directory).free / 1_048_576, 1) if directory else None
         except OSError:
             self.free_disk_mb = None
+
+
+def stats_sampling(store: object, runtime: Runtime | None, since_ms: int | None) -> dict[str, Any]:
+    """The `sampling` part of get_stats: sessions seen and kept by every writer, and the kept fraction.
+
+    Read from writer_runs (rows updated since `since_ms`, the newest 10,000), so a process that writes
+    nothing (the CLI, a dashboard) sees what the writers sampled; a running writer adds its live counts.
+    """
+    from .processing.sampling import kept_fraction
+    from .store.base import WriterRunRecorder
+
+    runs: list[dict[str, Any]] = []
+    if isinstance(store, WriterRunRecorder):
+        try:
+            runs = store.writer_runs(since_ms=since_ms, limit=10_000)
+        except Exception as exc:  # stats must not fail because the metrics table cannot be read
+            logger.debug("telemetry writer_runs not read for sampling: %s", exc)
+    recorder = runtime.run_recorder if runtime is not None else None
+    summary = kept_fraction(runs, recorder.live_sampling() if recorder is not None else None,
+                            recorder.run_id if recorder is not None else None)
+    if runtime is not None:
+        summary["sample_rate"], summary["keep_errors"] = runtime.config.sample_rate, runtime.config.keep_errors
+    return summary
 
 
 def replay_job(runtime: Runtime) -> Callable[[], None]:
@@ -172,9 +241,11 @@ def health_components(runtime: Runtime, report: dict[str, Any]) -> None:
     counters = pipeline.counters
     report["last_commit"] = {"at": counters.last_commit_at, "ms": round(counters.last_commit_ms, 3)}
     report["memory"] = {"rss_bytes": monitor.rss, "limit": runtime.config.reliability.memory_limit,
-                        "high": monitor.memory_high}
+                        "high": monitor.memory_high, "queue_bytes": monitor.queue_bytes(),
+                        "queue_bound": runtime.worker.capacity(), "spilled": counters.spilled}
+    guard = pipeline.disk_guard
     report["disk"] = {"free_mb": monitor.free_disk_mb, "min_free_mb": runtime.config.reliability.min_free_disk_mb,
-                      "full": pipeline.disk_full}
+                      "full": pipeline.disk_full, "held": guard.holds if guard is not None else 0}
     sample = runtime.chain.get("sample")
     stats = getattr(sample, "stats", None)
     report["sampling"] = stats() if callable(stats) else None
@@ -184,7 +255,8 @@ def health_components(runtime: Runtime, report: dict[str, Any]) -> None:
     elif monitor.free_disk_mb is not None and monitor.free_disk_mb < runtime.config.reliability.min_free_disk_mb:
         issues.append(f"disk: {monitor.free_disk_mb} MB free next to the store")
     if monitor.memory_high:
-        issues.append(f"memory: {monitor.rss} bytes resident, over memory_limit")
+        issues.append(f"memory: {monitor.rss} bytes resident, {monitor.queue_bytes() or 0} queued; "
+                      f"memory_limit is {runtime.config.reliability.memory_limit}")
     if not report["writer"]["alive"]:
         issues.append("writer: the writer thread is not running")
     for store in report["stores"]:

@@ -25,13 +25,14 @@ from .events import TelemetryEvent
 from .pipeline import WritePipeline, is_transient
 from .processing import Chain, DropNotice, Processor, build_chain
 from .scheduler import Scheduler
-from .store.base import ForkAware, Maintainable, QueryableStore, StorageProvider
+from .store.base import ForkAware, Maintainable, QueryableStore, StorageProvider, Upkeepable
 from .worker import BatchWorker
 
 if TYPE_CHECKING:
     from .analytics.engine import Analytics
     from .export.schedule import ExportScheduler
     from .exporters.manager import ExporterSet
+    from .limits import MemoryBudget
     from .plugins.manager import PluginManager
 
 logger = logging.getLogger("vibekit_telemetry")
@@ -40,6 +41,11 @@ logger = logging.getLogger("vibekit_telemetry")
 # at most this long per run: it keeps up with the writer while a commit waits for one step at most.
 _TEXT_INDEX_STEP = 2_000
 _TEXT_INDEX_BUDGET_S = 2.0
+# While the writer is busy the text index waits, so a burst is committed (and acknowledged) at full
+# speed; the index catches up when the writer idles, or at once past this many unindexed rows (a
+# `contains` search scans the unindexed rows, so the wait must stay bounded).
+_TEXT_INDEX_MAX_BACKLOG = 100_000
+_WRITER_BUSY_S = 0.5
 
 
 class Ticket:
@@ -97,6 +103,7 @@ class Runtime:
         self._reopen_pending = False
         self._reopen_lock = threading.Lock()
         self._losses_at_flush = 0
+        self._last_write_at = 0.0  # monotonic time of the writer's last batch (the text index yields to it)
         self._shut_down = False
         self.providers = self._open_providers()
         self.pipeline = WritePipeline(self.providers[:1], emitter, retry_attempts=config.retry_attempts,
@@ -105,13 +112,19 @@ class Runtime:
 
         configure_pipeline(self.pipeline, config)  # backoff; breaker and spool for a remote primary
         self.resources = ResourceMonitor(self, config.reliability)
+        self.memory: MemoryBudget | None = None
         self.exporters = self._build_exporters()
         self.worker = BatchWorker(
             self._write_batch, batch_size=config.stream_batch_size,
             interval_s=config.stream_flush_interval_ms / 1000, max_batch=config.max_batch_size,
             max_queue=config.max_queue_size, policy=config.backpressure,
             block_timeout_s=config.block_timeout_ms / 1000,
-            target_batch_ms=config.reliability.target_commit_ms if config.reliability.adaptive_batching else None)
+            target_batch_ms=config.reliability.target_commit_ms if config.reliability.adaptive_batching else None,
+            backpressure_threshold=config.reliability.backpressure_threshold)
+        if config.reliability.memory_limit:
+            from .reliability import enforce_memory_limit
+
+            self.memory = enforce_memory_limit(self)  # the queue's bound and the spill signal follow it
         from .health import WriterRunRecorder
 
         self.run_recorder = WriterRunRecorder(self)
@@ -167,13 +180,23 @@ class Runtime:
 
     def _schedule_jobs(self) -> None:
         config = self.config
+        from .store.base import JobLeasing
+
+        primary = self.providers[0] if self.providers else None
+        if isinstance(primary, JobLeasing):  # replicas on one database: shared jobs run in one of them
+            self.scheduler.lease = primary.job_lease
         self.scheduler.every("retention", config.maintenance_interval_s, self._retention)
-        self.scheduler.every("text-index", 1.0, self._index_text)
-        self.scheduler.every("writer-metrics", config.writer_stats_interval_s, self.run_recorder.record)
+        # The jobs below are about this process (its writer, its spool, its memory): every replica runs them.
+        self.scheduler.every("text-index", 1.0, self._index_text, per_process=True)
+        # PostgreSQL: events partitions ahead, writers' totals deltas folded (store/sql/partitions.py).
+        self.scheduler.every("store-upkeep", config.maintenance_interval_s, self._upkeep, first_in=1.0)
+        self.scheduler.every("writer-metrics", config.writer_stats_interval_s, self.run_recorder.record,
+                             per_process=True)
         from .reliability import replay_job
 
-        self.scheduler.every("spool-replay", 1.0, replay_job(self))
-        self.scheduler.every("resources", config.reliability.check_interval_s, self.resources.check)
+        self.scheduler.every("spool-replay", 1.0, replay_job(self), per_process=True)
+        self.scheduler.every("resources", config.reliability.check_interval_s, self.resources.check,
+                             per_process=True)
         retention = config.security.retention  # privacy (issue 12): anonymize_after / delete_after
         if retention.anonymize_after or retention.delete_after:
             from .privacy.retention import apply_retention
@@ -235,11 +258,22 @@ class Runtime:
         for store in self._maintainable():
             store.prune()
 
+    def _upkeep(self) -> None:
+        """Schema upkeep of the stores that need it (a scheduled job)."""
+        self.ensure_process()
+        for store in self.providers:
+            if isinstance(store, Upkeepable):
+                store.upkeep()
+
     def _index_text(self) -> None:
         """Catch the text index up behind the writer (a scheduled job)."""
         if self._reopen_pending:
             return
+        busy = (self.worker.depth() > 0
+                or time.monotonic() - self._last_write_at < _WRITER_BUSY_S)
         for store in self._maintainable():
+            if busy and store.unindexed_rows() < _TEXT_INDEX_MAX_BACKLOG:
+                continue
             # Small steps, the store's lock released between them, so a commit (and the HTTP client
             # waiting for it) never waits behind more than one step; a time budget per run.
             deadline = time.monotonic() + _TEXT_INDEX_BUDGET_S
@@ -279,7 +313,8 @@ class Runtime:
         # goes on from the parent's figure: that is the child's baseline for "lost since the last flush".
         stats = self.worker.stats
         self._losses_at_flush = self.losses() - (stats.dropped_newest + stats.dropped_block_timeout
-                                                 + stats.dropped_oldest + stats.dropped_at_shutdown)
+                                                 + stats.dropped_oldest + stats.dropped_at_shutdown
+                                                 + stats.dropped_memory)
         self.run_recorder.new_run()
 
     def ensure_process(self) -> None:
@@ -371,8 +406,11 @@ class Runtime:
                 pending.append(item)
         if pending:
             ready.extend(self.chain.run(pending))
+        self._last_write_at = time.monotonic()
         if self.plugins is not None and ready:
             self.plugins.after_track(ready)
+        if self.memory is not None:
+            self.worker.set_bound(self.memory.update(ready))  # memory_limit in events of the measured size
         try:
             outcome = self.pipeline.process(ready)
         except BaseException as exc:
@@ -407,6 +445,7 @@ class Runtime:
         return {
             "queue_full": stats.dropped_newest + stats.dropped_block_timeout,
             "oldest_evicted": stats.dropped_oldest,
+            "memory_limit": stats.dropped_memory,
             "at_shutdown": stats.dropped_at_shutdown,
             "invalid": self.caller_invalid + sum(self.chain.invalid.values()),
             "rejected_by_store": counters.rejected,

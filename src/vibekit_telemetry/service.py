@@ -105,6 +105,12 @@ class Telemetry(AnalyticsAPI, ExportMethods):  # analytics: analytics_api.py (#1
 
         return EventStream(self._emitter, filter, buffer_size=buffer_size)
 
+    def broadcast(self, channel: str, data: Any) -> None:
+        """Send JSON-encodable data on a channel to every live subscriber: in-process, WebSocket, SSE, gRPC."""
+        from .streaming.broadcast import emit_broadcast
+
+        emit_broadcast(self._emitter, channel, data)
+
     def create_batcher(self, batch_size: int = 100, flush_interval: float = 1000, max_retries: int = 3) -> Any:
         """A Batcher: add() events, sent in batches every batch_size events or flush_interval ms, retried."""
         from .streaming import Batcher
@@ -398,9 +404,14 @@ class Telemetry(AnalyticsAPI, ExportMethods):  # analytics: analytics_api.py (#1
                                   self.store.get_sessions)
 
     def get_stats(self, filter: Any = None, **filters: Any) -> Stats:
-        """Return totals, agent shares, date range, size, average duration and an optional breakdown."""
-        return self._around_query("stats", parse_stats_filter(filter, **filters),  # type: ignore[no-any-return]
-                                  self.store.get_stats)
+        """Return totals, agent shares, date range, size, average duration, breakdown, sampling's kept fraction."""
+        parsed = parse_stats_filter(filter, **filters)
+        stats = self._around_query("stats", parsed, self.store.get_stats)
+        if isinstance(stats, Stats) and stats.sampling is None:
+            from .reliability import stats_sampling  # scale counts by 1 / kept_fraction (issue 13)
+
+            stats.sampling = stats_sampling(self.store, self._runtime, parsed.since)
+        return stats  # type: ignore[no-any-return]
 
     def clean(self, retention_days: float | None = None, *, older_than: Any = None,
               session_ids: Sequence[str] = (), categories: Sequence[str] = ()) -> int:

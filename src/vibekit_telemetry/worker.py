@@ -43,6 +43,7 @@ class WorkerStats:
     dropped_oldest: int = 0
     dropped_block_timeout: int = 0
     dropped_at_shutdown: int = 0
+    dropped_memory: int = 0  # refused because the queue held memory_limit's worth of events
     batch_errors: int = 0
     last_batch_ms: float = 0.0
     total_batch_ms: float = 0.0
@@ -55,7 +56,8 @@ class BatchWorker:
     def __init__(self, process: Callable[[list[Any]], None], *, batch_size: int = 50,
                  interval_s: float = 1.0, max_batch: int = 5000, max_queue: int = 100_000,
                  policy: Policy = "block", block_timeout_s: float = 0.1,
-                 name: str = "vibekit-telemetry-writer", target_batch_ms: float | None = None) -> None:
+                 name: str = "vibekit-telemetry-writer", target_batch_ms: float | None = None,
+                 backpressure_threshold: float = 0.8) -> None:
         """Create and start the worker.
 
         Args:
@@ -69,7 +71,12 @@ class BatchWorker:
             name: the thread's name.
             target_batch_ms: adaptive batching (seed 002): when a batch takes longer, the next ones get
                 smaller (down to batch_size); when batches run well under it, they grow back to max_batch.
+            backpressure_threshold: with adaptive batching, once the queue holds more than this fraction of
+                max_queue the next batches are max_batch whatever the latency, to drain it before
+                producers are blocked or dropped (seed 002's backpressure threshold).
         """
+        if not 0.0 < backpressure_threshold <= 1.0:
+            raise ValueError(f"backpressure_threshold: expected a fraction in (0, 1], got {backpressure_threshold!r}")
         if policy not in POLICIES:
             raise ValueError(f"policy: expected one of {', '.join(POLICIES)}, got {policy!r}")
         self._process = process
@@ -78,7 +85,10 @@ class BatchWorker:
         self._max_batch = max_batch
         self._batch_limit = max_batch  # the adaptive bound, between batch_size and max_batch
         self._target_batch_ms = target_batch_ms
-        self._max_queue = max_queue
+        self._threshold = backpressure_threshold
+        self.drain_batches = 0  # batches made max size because the queue passed the threshold
+        self._max_queue = max_queue  # the bound in force: the configured one, or less under memory_limit
+        self._configured_queue = max_queue
         self._policy: Policy = policy
         self._block_timeout_s = block_timeout_s
         self._name = name
@@ -125,9 +135,17 @@ class BatchWorker:
             self._wake.set()
         return True
 
+    def set_bound(self, events: int) -> None:
+        """Bound the queue below its configured size (memory_limit); max_queue again once it allows."""
+        self._max_queue = max(1, min(self._configured_queue, events))
+
+    def _reason(self, counter: str) -> str:
+        """A drop while memory_limit lowered the bound is counted as memory's, whatever the policy."""
+        return "dropped_memory" if self._max_queue < self._configured_queue else counter
+
     def _make_room(self) -> bool:
         if self._policy == "drop_newest":
-            self._count_drop("dropped_newest")
+            self._count_drop(self._reason("dropped_newest"))
             return False
         if self._policy == "drop_oldest":
             try:
@@ -137,9 +155,9 @@ class BatchWorker:
             if isinstance(oldest, _FlushMarker) or _size(oldest) > 1:
                 # Never drop a flush request, nor a batch someone waits on: keep it, drop the new item.
                 self._queue.appendleft(oldest)
-                self._count_drop("dropped_newest")
+                self._count_drop(self._reason("dropped_newest"))
                 return False
-            self._count_drop("dropped_oldest")
+            self._count_drop(self._reason("dropped_oldest"))
             return True
         deadline = time.monotonic() + self._block_timeout_s
         self._wake.set()
@@ -147,7 +165,7 @@ class BatchWorker:
             while self.depth() >= self._max_queue:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._shutdown:
-                    self._count_drop("dropped_block_timeout")
+                    self._count_drop(self._reason("dropped_block_timeout"))
                     return False
                 self._space.wait(remaining)
         return True
@@ -162,7 +180,8 @@ class BatchWorker:
         if self._shutdown:
             return False
         if size > self._max_queue or (self.depth() + size > self._max_queue and not self._room_for(size)):
-            self._count_drop("dropped_block_timeout" if self._policy == "block" else "dropped_newest", size)
+            self._count_drop(self._reason("dropped_block_timeout" if self._policy == "block" else "dropped_newest"),
+                             size)
             return False
         with self._stats_lock:
             self._extra += size - 1
@@ -259,6 +278,12 @@ class BatchWorker:
         """Process everything queued, in batches of at most max_batch."""
         queue = self._queue
         while queue:
+            if self._target_batch_ms is not None and self.depth() > self._threshold * self._max_queue:
+                # Backpressure: the queue is close to full. Small batches would keep it full (and block or
+                # drop producers); the largest batch drains it fastest per commit, whatever the latency.
+                if self._batch_limit < self._max_batch:
+                    self.drain_batches += 1
+                self._batch_limit = self._max_batch
             batch: list[Any] = []
             markers: list[_FlushMarker] = []
             weight = 0

@@ -16,7 +16,9 @@ import pytest
 from cli_support import Dataset, Run, as_json
 
 from pg_support import PG_DSN
-from vibekit_telemetry.store.adhoc_sql import AdhocSqlError, first_keyword, run_sqlite
+from vibekit_telemetry.store.adhoc_sql import AdhocSqlError, SqlLimits, first_keyword, run_sqlite
+from vibekit_telemetry.store.base import AdhocSql
+from vibekit_telemetry.store.sql import SQLStore
 
 FOREVER = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT {select} FROM c"
 
@@ -74,6 +76,25 @@ def test_rows_are_capped(run: Run, seeded: Dataset) -> None:
     assert result.exit_code == 0, result.output
     assert [r["x"] for r in as_json(result)] == [1, 2, 3, 4, 5]
     assert "cut at 5 rows" in result.stderr
+
+
+def test_the_databases_own_error_is_one_clean_line(run: Run, seeded: Dataset) -> None:
+    _refused(run("query", "SELECT * FROM nowhere"), "SQL failed", "no such table: nowhere")
+    _refused(run("query", "SELECT FROM WHERE"), "SQL failed", "syntax error")
+
+
+def test_the_store_api_runs_read_only_sql(seeded: Dataset, db_file: Path) -> None:
+    store = SQLStore(db_file)
+    assert isinstance(store, AdhocSql)
+    result = store.run_readonly_sql("SELECT event_type, COUNT(*) FROM events GROUP BY 1 ORDER BY 1",
+                                    SqlLimits(max_rows=2))
+    assert result.columns == ["event_type", "COUNT(*)"] and len(result.rows) == 2 and result.truncated
+    with pytest.raises(AdhocSqlError) as refused:
+        store.run_readonly_sql("DELETE FROM events")
+    assert refused.value.reason == "refused"
+    with pytest.raises(AdhocSqlError) as memory_db:
+        SQLStore("sqlite://").run_readonly_sql("SELECT 1")
+    assert "in-memory" in str(memory_db.value)
 
 
 def test_statement_keywords() -> None:
@@ -154,6 +175,10 @@ def test_postgres_copy_to_program_never_runs(run: Run, pg_url: str, tmp_path: Pa
     chained = run("query", f"SELECT 1; {copy}", "--allow-superuser", db=pg_url)
     assert chained.exit_code == 1, chained.output
     assert not marker.exists()
+
+
+def test_postgres_errors_are_one_clean_line(run: Run, pg_url: str) -> None:
+    _refused(run("query", "SELECT * FROM nowhere", "--allow-superuser", db=pg_url), "SQL failed", "nowhere")
 
 
 def test_postgres_runs_read_only(run: Run, pg_url: str) -> None:

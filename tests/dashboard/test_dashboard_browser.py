@@ -67,7 +67,6 @@ def test_overview_shows_kpis_and_a_live_event_arrives(telemetry: Telemetry, serv
     row = page.locator("#feed-body tr", has_text="live chunk number")
     expect(row).to_have_count(1, timeout=WAIT)
     expect(row).to_contain_text("grok")
-    page.screenshot(path=str(shots / "live.png"))
     # A few seconds of simulated agents, so the overview's picture shows what `make run` shows.
     page.goto(f"{server.url}/dashboard/#/overview")
     with LiveWorkload(telemetry, concurrency=8, tick_s=0.05, seed=3) as workload:
@@ -75,9 +74,12 @@ def test_overview_shows_kpis_and_a_live_event_arrives(telemetry: Telemetry, serv
             time.sleep(0.05)
     expect(page.locator("#kpi-epm")).not_to_have_text(re.compile(r"^(–|0|1|2|3)$"), timeout=WAIT)
     page.screenshot(path=str(shots / "overview.png"))
+    page.goto(f"{server.url}/dashboard/#/live")  # the same page, the feed kept: what agents at work look like
+    expect(page.locator("#feed-body tr.feed-row")).to_have_count(200, timeout=WAIT)
+    page.screenshot(path=str(shots / "live.png"))
 
 
-def test_live_feed_filters_and_pause(telemetry: Telemetry, serve: Serve, page: Any) -> None:
+def test_live_feed_filters_and_pause(telemetry: Telemetry, serve: Serve, page: Any, tmp_path: Path) -> None:
     server = serve()
     page.goto(f"{server.url}/dashboard/#/live?agent=codex")
     expect(page.locator("#conn")).to_have_attribute("data-state", "live", timeout=WAIT)
@@ -96,6 +98,15 @@ def test_live_feed_filters_and_pause(telemetry: Telemetry, serve: Serve, page: A
     expect(page.locator("#feed-body")).not_to_contain_text("arrived while paused")
     page.click("#pause")
     expect(page.locator("#feed-body")).to_contain_text("arrived while paused", timeout=WAIT)
+    # The feed's filter, downloaded: every stored codex start, through the export's CSV writer.
+    assert telemetry.flush(timeout=30)
+    with page.expect_download() as info:
+        page.click("[data-download=events-csv]")
+    path = tmp_path / "feed.csv"
+    info.value.save_as(path)
+    rows = list(csv.DictReader(path.open()))
+    assert [(r["category"], r["event_type"]) for r in rows] == [("codex", "start")] * 2
+    assert rows[0]["label"] == "arrived while paused"  # newest first
 
 
 def test_sessions_filter_open_detail_and_take_it_away(telemetry: Telemetry, serve: Serve, page: Any,
@@ -151,16 +162,24 @@ def test_sessions_filter_open_detail_and_take_it_away(telemetry: Telemetry, serv
         page.click("[data-download=events-json]")
     events_path = tmp_path / "events.json"
     info.value.save_as(events_path)
-    events = json.loads(events_path.read_text())
-    assert len(events) == 6 and {e["session_id"] for e in events} == {ids["claude1"]}
+    doc = json.loads(events_path.read_text())  # the export's document: what `telemetry import` reads back
+    assert doc["counts"] == {"events": 6} and {e["session_id"] for e in doc["events"]} == {ids["claude1"]}
+    assert [e["event_type"] for e in doc["events"]][::5] == ["start", "end"]  # in the timeline's order
 
 
-def test_sessions_search_sort_and_pages(telemetry: Telemetry, serve: Serve, page: Any) -> None:
+def test_sessions_search_sort_and_pages(telemetry: Telemetry, serve: Serve, page: Any, shots: Path,
+                                       tmp_path: Path) -> None:
     base = now_ms() - 600_000
     telemetry.track_batch([{"event_type": "start", "session_id": f"s-{n:03d}", "category": "claude",
                             "label": "needle in the prompt" if n == 7 else f"prompt {n}", "timestamp": base + n}
                            for n in range(120)])
+    # Every session but the last ten ends; s-n lasts (n * 37) % 113 seconds (all different), s-n has n % 4 errors.
+    telemetry.track_batch([{"event_type": "error", "session_id": f"s-{n:03d}", "label": "boom",
+                            "timestamp": base + n + 1 + k} for n in range(120) for k in range(n % 4)])
+    telemetry.track_batch([{"event_type": "end", "session_id": f"s-{n:03d}", "metadata": {"status": "completed"},
+                            "timestamp": base + n + ((n * 37) % 113) * 1000} for n in range(110)])
     assert telemetry.flush(timeout=30)
+    longest = sorted(range(110), key=lambda n: -((n * 37) % 113))
     server = serve()
     page.goto(f"{server.url}/dashboard/#/sessions")
     expect(page.locator(".session-row")).to_have_count(50, timeout=WAIT)
@@ -175,6 +194,48 @@ def test_sessions_search_sort_and_pages(telemetry: Telemetry, serve: Serve, page
     page.click("#sort-start")
     expect(page.locator(".session-row").first).to_have_attribute("data-id", "s-000", timeout=WAIT)
     expect(page.locator("#page-label")).to_have_text("page 1")
+
+    # Longest first, over all 120 sessions; page 2 carries on where page 1 stopped; the sort is in the URL.
+    page.click("#sort-duration")
+    expect(page).to_have_url(re.compile(r"sort=duration.*order=desc|order=desc.*sort=duration"))
+    expect(page.locator(".session-row").first).to_have_attribute("data-id", f"s-{longest[0]:03d}", timeout=WAIT)
+    expect(page.locator("th[aria-sort=descending]")).to_contain_text("Duration")
+    page.screenshot(path=str(shots / "sessions-sorted.png"))
+    page.click("#next")
+    expect(page.locator(".session-row").first).to_have_attribute("data-id", f"s-{longest[50]:03d}", timeout=WAIT)
+    page.click("#next")  # the ten running sessions come last (no duration yet), newest first
+    expect(page.locator(".session-row").last).to_have_attribute("data-id", "s-110", timeout=WAIT)
+    # Shortest first: activating the sorted column reverses it (and goes back to page 1).
+    page.click("#sort-duration")
+    expect(page).to_have_url(re.compile("order=asc"))
+    expect(page.locator("#page-label")).to_have_text("page 1")
+    expect(page.locator(".session-row").first).to_have_attribute("data-id", "s-110", timeout=WAIT)
+    # Most errors first, by keyboard: three errors each for s-003, s-007, …; newest first among them.
+    page.focus("#sort-error")
+    page.keyboard.press("Enter")
+    expect(page.locator(".session-row").first).to_have_attribute("data-id", "s-119", timeout=WAIT)
+    expect(page.locator(".session-row").nth(1)).to_have_attribute("data-id", "s-115")
+    # A shared link opens the same sorted page.
+    other = page.context.new_page()
+    other.goto(f"{server.url}/dashboard/#/sessions?sort=event_count&order=desc&page=1")
+    # s-107: start, three errors, end (s-111 and later still run: no end event)
+    expect(other.locator(".session-row").first).to_have_attribute("data-id", "s-107", timeout=WAIT)
+    other.close()
+    # The download follows the sort and covers every page.
+    with page.expect_download() as info:
+        page.click("[data-download=sessions-csv]")
+    path = tmp_path / "sorted.csv"
+    info.value.save_as(path)
+    rows = list(csv.DictReader(path.open()))
+    assert len(rows) == 120 and [r["id"] for r in rows[:2]] == ["s-119", "s-115"]
+    assert [int(r["error_count"]) for r in rows] == sorted((int(r["error_count"]) for r in rows), reverse=True)
+
+    # The Sort menu of the filters (columns are hidden on a phone) does the same: fewest events first.
+    page.select_option("#s-sort", "event_count:asc")
+    page.click("form[aria-label='Session filters'] button[type=submit]")
+    expect(page).to_have_url(re.compile(r"sort=event_count.*order=asc"))
+    expect(page.locator(".session-row").first).to_have_attribute("data-id", "s-112", timeout=WAIT)  # a start only
+
     # Search finds a session by its prompt text, and by its id.
     page.fill("#s-q", "needle")
     page.press("#s-q", "Enter")
@@ -183,6 +244,10 @@ def test_sessions_search_sort_and_pages(telemetry: Telemetry, serve: Serve, page
     page.fill("#s-q", "s-042")
     page.press("#s-q", "Enter")
     expect(page.locator("h1")).to_have_text("Session s-042", timeout=WAIT)
+    # A hand-edited link with an unknown sort says which parameter is wrong and what it accepts.
+    page.goto(f"{server.url}/dashboard/#/sessions?sort=size")
+    expect(page.locator("#view [role=alert]")).to_contain_text("sort: expected one of start_time, duration",
+                                                           timeout=WAIT)
 
 
 def test_auth_prompt_shows_no_data_until_a_key_is_given(telemetry: Telemetry, serve: Serve, page: Any,
@@ -212,27 +277,42 @@ def test_auth_prompt_shows_no_data_until_a_key_is_given(telemetry: Telemetry, se
     expect(dialog).to_be_visible(timeout=WAIT)
 
 
-def test_analytics_health_themes_phone_and_keyboard(telemetry: Telemetry, serve: Serve, page: Any,
-                                                    shots: Path) -> None:
-    seed(telemetry)
+def test_analytics_shows_forecasts_with_their_band_anomalies_and_alerts(telemetry: Telemetry, serve: Serve,
+                                                                         page: Any, shots: Path) -> None:
+    # Forty minutes of real traffic (3 to 6 sessions a minute), failing at the end: the analytics engine
+    # (issue 10) forecasts it through /api/predictions, and an error-rate rule fires.
+    now = now_ms()
+    for minute in range(40):
+        at = now - (40 - minute) * 60_000
+        for k in range(3 + minute % 4):
+            sid = telemetry.track_start("claude", "code", f"task {minute}.{k}", timestamp=at + k * 1000)
+            if minute >= 37:  # three events a session either way: the failures change the error rate only
+                telemetry.track_error(sid, "Sandbox timed out", timestamp=at + k * 1000 + 200)
+            else:
+                telemetry.track_stream(sid, "done", timestamp=at + k * 1000 + 200)
+            telemetry.track_end(sid, "error" if minute >= 37 else "completed", timestamp=at + k * 1000 + 400)
+    assert telemetry.flush(timeout=30)
+    telemetry.set_alert_threshold("error_rate", 10, window="10m", cooldown=0)
+    telemetry.analytics.evaluate()
     server = serve()
     page.goto(f"{server.url}/dashboard/#/analytics")
-    # The analytics engine (issue 10) answers /api/insights: its sections are there from the start.
-    expect(page.locator("section[aria-label=Anomalies]")).to_be_visible(timeout=WAIT)
-    expect(page.locator("#analytics-off")).to_have_count(0)
-    # What it finds fills them in.
-    server.app.state.insights = lambda *_filters: {
-        "anomalies": [{"metric": "error_rate", "value": 0.4, "expected": 0.05, "severity": "high"}],
-        "predictions": [{"metric": "events_per_hour", "points": [
-            {"timestamp": now_ms() + i * 3_600_000, "value": 100 + i, "lower": 90 + i, "upper": 110 + i}
-            for i in range(6)]}],
-        "alerts": [{"name": "error rate above 20%", "severity": "high", "message": "3 of 5 sessions failed"}]}
-    page.reload()
-    expect(page.locator("section[aria-label=Anomalies]")).to_contain_text("error_rate", timeout=WAIT)
-    expect(page.locator("section[aria-label=Predictions] svg polygon")).to_have_count(1)
-    expect(page.locator("section[aria-label=Alerts]")).to_contain_text("3 of 5 sessions failed")
+    forecast = page.locator("#predictions .prediction[data-metric=throughput]")
+    expect(forecast.locator("svg polygon")).to_have_count(1, timeout=WAIT)  # the shaded 95 % band
+    expect(forecast.locator("svg path")).to_have_count(1)                   # the forecast line
+    # The chart's text alternative, and its values as a table for whoever cannot see it.
+    expect(forecast.locator("svg[role=img]")).to_have_attribute(
+        "aria-label", re.compile(r"Events per minute, forecast for the next 60 minutes: .* 95 % band from"))
+    forecast.locator("details summary").click()
+    expect(forecast.locator("details tbody tr")).to_have_count(13)  # every 5th of 60 minutes, and the last
+    assert page.locator("#predictions .prediction").count() == 4
+    expect(page.locator("section[aria-label=Alerts]")).to_contain_text("error_rate", timeout=WAIT)
+    expect(page.locator("section[aria-label=Anomalies]")).to_be_visible()
     page.screenshot(path=str(shots / "analytics.png"), full_page=True)
 
+
+def test_health_themes_phone_and_keyboard(telemetry: Telemetry, serve: Serve, page: Any, shots: Path) -> None:
+    seed(telemetry)
+    server = serve()
     page.goto(f"{server.url}/dashboard/#/health")
     meta = page.locator("#health-meta")
     expect(meta.locator("[data-field='events stored']")).to_have_text("25", timeout=WAIT)

@@ -21,6 +21,8 @@ from dashboard_support import Serve
 
 from vibekit_telemetry import Telemetry
 from vibekit_telemetry.dashboard.demo import LiveWorkload
+from vibekit_telemetry.events import now_ms
+from vibekit_telemetry.query import QueryFilter, SessionFilter
 from vibekit_telemetry.server import start_api_server
 
 KEY = "dashboard-key-0123456789"
@@ -76,27 +78,119 @@ def test_downloads_follow_the_filter_in_csv_and_json(telemetry: Telemetry, serve
         assert res.status_code == 200 and res.headers["content-type"].startswith("text/csv")
         assert 'filename="sessions.csv"' in res.headers["content-disposition"]
         rows = list(csv.DictReader(io.StringIO(res.text)))
-        assert sorted(r["id"] for r in rows) == sorted(ids[:2])
+        assert [r["id"] for r in rows] == ids[1::-1]  # newest first, as on screen
         assert {r["status"] for r in rows} == {"completed"}
+        # Sessions in the page's sort order, as JSON: the export's document with "sessions" for "events".
+        doc = http.get("/api/dashboard/download", params={"what": "sessions", "format": "json", "sort": "duration",
+                                                          "order": "asc"}).json()
+        durations = [s["duration"] for s in doc["sessions"]]
+        assert durations == sorted(durations) and doc["counts"] == {"sessions": 3}
+        assert doc["export"]["table"] == "sessions" and doc["export"]["filter"]["sort_by"] == "duration"
 
         res = http.get("/api/dashboard/download", params={"what": "events", "format": "csv", "session_id": ids[0]})
         rows = list(csv.DictReader(io.StringIO(res.text)))
         assert [r["event_type"] for r in rows] == ["end", "stream", "start"]  # newest first, as on screen
         assert rows[1]["stream_data"] == "chunk, with a comma 0"
 
-        events = http.get("/api/dashboard/download", params={"what": "events", "format": "json",
-                                                             "event_type": "stream"}).json()
-        assert sorted(e["session_id"] for e in events) == sorted(ids)
+        doc = http.get("/api/dashboard/download", params={"what": "events", "format": "json",
+                                                          "event_type": "stream"}).json()
+        assert sorted(e["session_id"] for e in doc["events"]) == sorted(ids) and doc["counts"] == {"events": 3}
         assert http.get("/api/dashboard/download", params={"what": "events", "format": "json",
-                                                          "category": "nobody"}).json() == []
+                                                          "category": "nobody"}).json()["events"] == []
         limited = http.get("/api/dashboard/download", params={"what": "events", "format": "json", "limit": 2})
-        assert len(limited.json()) == 2
+        assert len(limited.json()["events"]) == 2
+
+
+def test_a_download_is_what_telemetry_export_writes(telemetry: Telemetry, serve: Serve, tmp_path: Path) -> None:
+    # The dashboard's download goes through export/ (the writers of `telemetry export`): the same filter
+    # in the same order gives the same bytes, and the JSON imports back with `telemetry import`.
+    from vibekit_telemetry.export.exports import export_events
+
+    ids = _seed(telemetry)
+    server = serve()
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        downloaded = http.get("/api/dashboard/download", params={
+            "what": "events", "format": "csv", "category": "claude", "order": "asc"}).content
+        doc = http.get("/api/dashboard/download", params={"what": "events", "format": "json", "order": "asc"}).json()
+    export_events(telemetry.store, "csv", output_path=str(tmp_path / "e.csv"), filter={"category": "claude"})
+    assert downloaded == (tmp_path / "e.csv").read_bytes()
+    (tmp_path / "e.json").write_text(json.dumps(doc))
+    copy = Telemetry(db_path=str(tmp_path / "copy.db"))
+    try:
+        copy.import_file(str(tmp_path / "e.json"))
+        assert copy.flush(timeout=30)
+        assert {s.id for s in copy.store.get_sessions(SessionFilter())} == set(ids)
+        assert len(copy.store.query(QueryFilter())) == 9
+    finally:
+        copy.shutdown()
+
+
+def test_sessions_api_sorts_every_session_by_duration_events_or_errors(telemetry: Telemetry, serve: Serve) -> None:
+    base = 1_700_000_000_000
+    # Session n lasts n*10 ms, has n stream chunks and n % 3 errors; s0 still runs (no duration).
+    for n in range(7):
+        sid = telemetry.track_start("claude", "code", f"prompt {n}", timestamp=base + n, session_id=f"s{n}")
+        for k in range(n):
+            telemetry.track_stream(sid, f"chunk {k}", timestamp=base + n + k)
+        for _ in range(n % 3):
+            telemetry.track_error(sid, "boom", timestamp=base + n + 1)
+        if n:
+            telemetry.track_end(sid, "completed", timestamp=base + n + n * 10)
+    assert telemetry.flush(timeout=30)
+    server = serve()
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        def ids(**params: object) -> list[str]:
+            res = http.get("/api/sessions", params=params)  # type: ignore[arg-type]
+            assert res.status_code == 200, res.text
+            return [s["id"] for s in res.json()["sessions"]]
+
+        assert ids(sort="duration", order="desc") == ["s6", "s5", "s4", "s3", "s2", "s1", "s0"]
+        assert ids(sort="duration", order="asc", limit=3) == ["s0", "s1", "s2"]
+        assert ids(sort="duration", order="asc", limit=3, offset=3) == ["s3", "s4", "s5"]  # pages of one order
+        assert ids(sort="event_count", limit=3) == ["s5", "s6", "s4"]  # 9, 8, 7 events
+        assert ids(sort="error_count", limit=4) == ["s5", "s2", "s4", "s1"]  # 2 errors, then 1; ties newest first
+        body = http.get("/api/sessions", params={"sort": "errors"}).json()
+        assert (body["sort"], body["order"]) == ("error_count", "desc")
+        for params, field in (({"sort": "size"}, "sort"), ({"order": "sideways"}, "order")):
+            bad = http.get("/api/sessions", params=params)
+            assert bad.status_code == 400, bad.text
+            details = bad.json()["details"]
+            assert [d["field"] for d in details] == [field]
+        assert all(k in bad.text for k in ("asc", "desc"))
+        message = http.get("/api/sessions", params={"sort": "size"}).json()["details"][0]["message"]
+        assert all(k in message for k in ("start_time", "duration", "event_count", "error_count")), message
+
+
+def test_a_download_the_client_abandons_stops_its_export(telemetry: Telemetry, serve: Serve) -> None:
+    # ~20 MB of JSON: more than the socket buffers and the export's queue hold, so the writer is still at
+    # work when the client goes; it must stop then, not write on (or wait out its stall limit) for nobody.
+    base = now_ms() - 60_000
+    for chunk in range(0, 6000, 2000):
+        telemetry.track_batch([{"event_type": "start", "session_id": f"s{n}", "category": "claude",
+                                "label": f"prompt {n} " + "x" * 3000, "timestamp": base + n}
+                               for n in range(chunk, chunk + 2000)])
+    assert telemetry.flush(timeout=60)
+    server = serve()
+
+    def writers() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name == "vibekit-events-download"]
+
+    with httpx.Client(base_url=server.url, timeout=30) as http, \
+            http.stream("GET", "/api/dashboard/download", params={"what": "events", "format": "json"}) as res:
+        assert res.status_code == 200
+        assert next(res.iter_raw()).startswith(b'{"export": ')
+        assert writers()  # still writing: the download is far from done
+    deadline = time.monotonic() + 30
+    while writers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not writers(), "the export kept running after its client disconnected"
 
 
 @pytest.mark.parametrize(("params", "field"), [
     ({"what": "rows"}, "what"), ({"format": "xml"}, "format"), ({"since": "not a time"}, "since"),
     ({"what": "events", "status": "error"}, "status"), ({"what": "sessions", "contains": "x"}, "contains"),
-    ({"limit": 0}, "limit"), ({"colour": "red"}, "colour"),
+    ({"limit": 0}, "limit"), ({"colour": "red"}, "colour"), ({"what": "sessions", "sort": "size"}, "sort"),
+    ({"what": "events", "sort": "duration"}, "sort"), ({"order": "sideways"}, "order"),
 ])
 def test_bad_download_requests_name_the_field(serve: Serve, params: dict[str, object], field: str) -> None:
     server = serve()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 import sqlite3
 import subprocess
@@ -16,32 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-URL = re.compile(r"http://127\.0\.0\.1:(\d+)")
-
-
-def _serve(db: Path) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vibekit_telemetry.cli", "--db", str(db), "api", "--port", "0",
-         "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
-    assert process.stdout is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        match = URL.search(line)
-        if match:
-            url = f"http://127.0.0.1:{match.group(1)}"
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(url + "/health").status_code == 200:
-                        return process, url
-                except httpx.TransportError:
-                    time.sleep(0.05)
-        if not line and process.poll() is not None:
-            break
-    process.kill()
-    raise AssertionError("server did not start")
+from servers import ServerProcess
 
 
 def _stored_ids(db: Path) -> list[str]:
@@ -51,7 +24,8 @@ def _stored_ids(db: Path) -> list[str]:
 
 def test_every_acknowledged_event_survives_kill_9_of_the_server(tmp_path: Path) -> None:
     db = tmp_path / "served.db"
-    process, url = _serve(db)
+    server = ServerProcess(db, log_level="warning")
+    url = server.url
     acknowledged: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -79,19 +53,14 @@ def test_every_acknowledged_event_survives_kill_9_of_the_server(tmp_path: Path) 
     for thread in threads:
         thread.start()
     time.sleep(3)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=10)
+    server.kill()
     stop.set()
     for thread in threads:
         thread.join(timeout=15)
     assert len(acknowledged) >= 1000, "the clients got too few acknowledgements to prove anything"
     # Restart on the same database (recovery runs), then look: every acknowledged event, exactly once.
-    process, url = _serve(db)
-    try:
-        assert httpx.get(url + "/health").status_code == 200
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with ServerProcess(db, log_level="warning") as restarted:
+        assert httpx.get(restarted.url + "/health").status_code == 200
     stored = _stored_ids(db)
     assert len(stored) == len(set(stored))
     missing = set(acknowledged) - set(stored)
@@ -134,13 +103,9 @@ def test_every_event_tracked_before_flush_survives_kill_9_of_the_sdk_process(tmp
 @pytest.mark.parametrize("wait", ["false", None])
 def test_fire_and_forget_is_asked_for_and_answered_202(tmp_path: Path, wait: str | None) -> None:
     db = tmp_path / "served.db"
-    process, url = _serve(db)
-    try:
+    with ServerProcess(db, log_level="warning") as server:
         params = {"wait": wait} if wait else {}
         headers = {} if wait else {"Prefer": "respond-async"}
-        response = httpx.post(url + "/api/events", params=params, headers=headers,
+        response = httpx.post(server.url + "/api/events", params=params, headers=headers,
                               json={"event_type": "custom", "category": "c"})
         assert response.status_code == 202 and response.json()["committed"] is False
-    finally:
-        process.terminate()
-        process.wait(timeout=30)

@@ -104,3 +104,38 @@ def test_backoff_options_are_checked() -> None:
     with pytest.raises(ValidationError) as info:
         Backoff(base_s=2, max_s=1)
     assert info.value.field == "retry_max_s"
+
+
+def test_half_open_probes_close_the_breaker_only_after_that_many_successes() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failure_threshold=1, open_timeout_s=5, clock=clock, half_open_probes=3)
+    breaker.record_failure()
+    clock.now += 5
+    for _ in range(2):
+        assert breaker.allow() and not breaker.allow()  # one probe at a time
+        breaker.record_success()
+        assert breaker.state == "half_open"
+    assert breaker.allow()
+    breaker.record_success()
+    assert breaker.state == "closed"
+    breaker.record_failure()
+    clock.now += 5
+    assert breaker.allow()
+    breaker.record_success()
+    assert breaker.allow()
+    breaker.record_failure()  # the second probe fails: open again, the count of good probes starts over
+    assert breaker.state == "open" and breaker.times_opened == 3
+
+
+def test_trip_opens_the_breaker_at_once() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failure_threshold=100, open_timeout_s=5, clock=clock)
+    breaker.trip()
+    assert breaker.state == "open" and not breaker.allow() and breaker.times_opened == 1
+    clock.now += 5
+    assert breaker.allow()
+
+
+def test_half_open_probes_must_be_a_positive_integer() -> None:
+    with pytest.raises(ValidationError, match="half_open_probes"):
+        CircuitBreaker(half_open_probes=0)

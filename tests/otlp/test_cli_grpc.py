@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 from _otlp_support import free_port
@@ -13,32 +12,15 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from servers import ServerProcess
 from vibekit_telemetry import Telemetry
 
 
 def test_telemetry_api_with_otlp_grpc_stores_what_an_sdk_sends(tmp_path: Path) -> None:
     db = tmp_path / "cli.db"
     grpc_port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vibekit_telemetry.cli", "--db", str(db), "api", "--port", "0", "--otlp-grpc",
-         "--otlp-grpc-port", str(grpc_port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if "Serving" in line:
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        assert ready.wait(30) and process.poll() is None, "".join(lines)
-        assert any(f"OTLP/gRPC receiver at http://127.0.0.1:{grpc_port}" in line for line in lines), "".join(lines)
+    with ServerProcess(db, "--otlp-grpc", "--otlp-grpc-port", str(grpc_port)) as server:
+        assert f"OTLP/gRPC receiver at http://127.0.0.1:{grpc_port}" in server.output(), server.output()
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(
             OTLPSpanExporter(endpoint=f"http://127.0.0.1:{grpc_port}", insecure=True)))
@@ -46,9 +28,6 @@ def test_telemetry_api_with_otlp_grpc_stores_what_an_sdk_sends(tmp_path: Path) -
                                                               attributes={"gen_ai.system": "anthropic"}) as root:
             trace_id = format(root.get_span_context().trace_id, "032x")
         provider.shutdown()
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     with Telemetry(db_path=str(db)) as telemetry:
         session = telemetry.get_session(trace_id)
         assert session is not None and session.category == "anthropic" and session.status == "completed"

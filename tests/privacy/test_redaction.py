@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from vibekit_telemetry.errors import ValidationError
 from vibekit_telemetry.events import TelemetryEvent
 from vibekit_telemetry.privacy.detectors import iban_ok, luhn_ok
 from vibekit_telemetry.privacy.redactor import Redactor, build_rules
-from vibekit_telemetry.processing.redact import Redact, split_tail
+from vibekit_telemetry.processing.redact import MAX_HOLD, Redact, could_be_secret, split_tail
 
 REDACTOR = Redactor(build_rules())
 
@@ -126,6 +127,20 @@ def test_split_tail_holds_the_trailing_token() -> None:
     assert split_tail("card 4111 1111") == ("card ", "4111 1111")
     assert split_tail("done. ") == ("done. ", "")
     assert split_tail("chunk é ✓") == ("chunk é ✓", "")  # symbols and non-ASCII text are never held
+
+
+# The tail's definition, as a forward search over the last MAX_HOLD characters: split_tail finds the
+# same tail by one anchored match on the reversed chunk, which must never differ from it.
+_TAIL_SPEC = re.compile(r"(?:(?<![\w])[\d(+][\d ()+.-]*)?\S*\Z")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="ab1 2(+).-\n\t@:_é✓9", max_size=700))
+def test_split_tail_holds_exactly_the_specified_tail(text: str) -> None:
+    match = _TAIL_SPEC.search(text, max(0, len(text) - MAX_HOLD))
+    assert match is not None
+    tail = match.group() if could_be_secret(match.group()) else ""
+    assert split_tail(text) == (text[:len(text) - len(tail)], tail)
 
 
 @settings(max_examples=60, deadline=None)

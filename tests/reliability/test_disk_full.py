@@ -6,8 +6,9 @@ import os
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,3 +82,98 @@ def test_full_disk_is_reported_and_writes_resume(small_disk: Path) -> None:
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM events WHERE session_id = ?", (sid,)).fetchone()[0] == 402
         assert conn.execute("SELECT event_count FROM sessions WHERE id = ?", (sid,)).fetchone()[0] == 402
+
+
+def _fill_leaving(path: Path, leave_mb: float) -> None:
+    """Write zeros until only about `leave_mb` MB are free on the file system."""
+    stat = os.statvfs(path.parent)
+    size = stat.f_bavail * stat.f_frsize - int(leave_mb * 1_048_576)
+    with open(path, "wb") as out:
+        while size > 0:
+            chunk = min(size, 1 << 20)
+            out.write(b"\0" * chunk)
+            size -= chunk
+
+
+def test_low_free_disk_holds_commits_before_sqlite_runs_out(small_disk: Path) -> None:
+    db = small_disk / "telemetry.db"
+    telemetry = Telemetry(db_path=str(db), stream_flush_interval_ms=20, retry_delay_ms=20,
+                          reliability={"min_free_disk_mb": 2, "disk_check_interval_ms": 50})
+    try:
+        sid = telemetry.track_start("claude", "code", "before the disk runs low")
+        assert telemetry.flush(10)
+        _fill_leaving(small_disk / "filler", 1.0)  # 1 MB left: under the 2 MB minimum, room for SQLite
+        time.sleep(0.2)  # past disk_check_interval_ms: the cached free space is stale now
+        for i in range(20):
+            assert telemetry.track_stream(sid, f"{i} " + "y" * 1000)  # accepted: held in the queue
+        health = _until_health(telemetry, lambda h: bool(h["disk"]["full"]))
+        full = health["disk"]["full"]
+        assert "below min_free_disk_mb" in full and "writes are held" in full
+        assert health["disk"]["held"] >= 1 and health["status"] == "unhealthy" and health["writer"]["alive"]
+        assert any(issue.startswith("disk full") for issue in health["issues"])
+        with sqlite3.connect(db) as conn:  # held, not half-written: only the first event is in
+            assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 1
+
+        (small_disk / "filler").unlink()  # space returns: the held batch goes in
+        telemetry.track_end(sid)
+        assert telemetry.flush(30)
+        after = telemetry.get_health_status()
+        assert after["disk"]["full"] is None and after["dropped_total"] == 0
+    finally:
+        telemetry.shutdown()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM events WHERE session_id = ?", (sid,)).fetchone()[0] == 22
+
+
+def test_sqlite_full_is_a_typed_error(small_disk: Path) -> None:
+    from vibekit_telemetry.errors import DiskFullError, TransientStoreError
+    from vibekit_telemetry.events import TelemetryEvent
+    from vibekit_telemetry.store import SQLStore
+
+    store = SQLStore(str(small_disk / "typed.db"))
+    store.initialize()
+    try:
+        _fill(small_disk / "filler")
+        batch = [TelemetryEvent("custom", "c", action="a", label="z" * 8000, timestamp=1, event_id=f"e{i}")
+                 for i in range(200)]
+        with pytest.raises(DiskFullError, match="disk full") as caught:
+            store.store_batch(batch)
+        assert isinstance(caught.value, TransientStoreError)  # waited out by the writer, never dropped
+    finally:
+        (small_disk / "filler").unlink(missing_ok=True)
+        store.shutdown()
+
+
+def _until_health(telemetry: Telemetry, check: Callable[[dict[str, Any]], bool], timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    health = telemetry.get_health_status()
+    while not check(health) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        health = telemetry.get_health_status()
+    return health
+
+
+def test_a_full_disk_under_the_spool_holds_batches_until_space_returns(small_disk: Path) -> None:
+    # The primary is a PostgreSQL server that is not there: every batch goes to the spool, on the small disk.
+    telemetry = Telemetry(
+        database_url="postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=1",
+        stream_flush_interval_ms=20, retry_delay_ms=20,
+        reliability={"spool_path": str(small_disk / "spool.db"), "min_free_disk_mb": 2,
+                     "disk_check_interval_ms": 50, "retry": {"max_attempts": 0},
+                     "circuit_breaker": {"threshold": 1, "timeout": 600_000}})
+    try:
+        sid = telemetry.track_start("claude", "code", "spooled")
+        assert telemetry.flush(10)
+        _fill_leaving(small_disk / "filler", 1.0)
+        time.sleep(0.2)  # past disk_check_interval_ms
+        for i in range(10):
+            assert telemetry.track_stream(sid, f"{i} " + "s" * 500)
+        health = _until_health(telemetry, lambda h: bool(h["disk"]["full"]))
+        assert "spool" in health["disk"]["full"] and "below min_free_disk_mb" in health["disk"]["full"]
+        assert health["spool"]["depth"] == 1 and health["writer"]["alive"]
+        (small_disk / "filler").unlink()
+        assert telemetry.flush(30)
+        after = telemetry.get_health_status()
+        assert after["spool"]["depth"] == 11 and after["disk"]["full"] is None and after["dropped_total"] == 0
+    finally:
+        telemetry.shutdown(timeout=5)

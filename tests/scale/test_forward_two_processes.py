@@ -8,26 +8,16 @@ would be skipped by event_id, never counted).
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
-
+from servers import ServerProcess, free_port
 from vibekit_telemetry.cli import cli
 
 HERE = Path(__file__).parent
 KEY = "forward-secret-0123456789"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Central:
@@ -35,28 +25,14 @@ class Central:
 
     def __init__(self, db: Path, port: int) -> None:
         self.db, self.port, self.url = db, port, f"http://127.0.0.1:{port}"
-        self.process: subprocess.Popen[str] | None = None
+        self.server: ServerProcess | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "NO_COLOR": "1"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "vibekit_telemetry.cli", "--db", str(self.db), "api", "--port", str(self.port),
-             "--log-level", "warning", "--api-key", f"{KEY}:ingest+read"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, env=env)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "the central server exited"
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError("the central server did not come up")
+        self.server = ServerProcess(self.db, "--api-key", f"{KEY}:ingest+read", log_level="warning", port=self.port)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
+        if self.server is not None:
+            self.server.stop()
 
 
 class Host:
@@ -83,7 +59,7 @@ def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
 
 
 def test_offline_host_loses_nothing_and_sends_nothing_twice(tmp_path: Path) -> None:
-    central = Central(tmp_path / "central.db", _free_port())
+    central = Central(tmp_path / "central.db", free_port())
     host_db = tmp_path / "host.db"
     central.start()
     host = Host(host_db, central.url)
@@ -116,7 +92,7 @@ def test_forward_status_shows_lag_per_destination(tmp_path: Path) -> None:
     from vibekit_telemetry import Telemetry
 
     db = tmp_path / "host.db"
-    url = f"http://127.0.0.1:{_free_port()}"            # nobody listens: everything stays pending
+    url = f"http://127.0.0.1:{free_port()}"            # nobody listens: everything stays pending
     telemetry = Telemetry(storage=[{"type": "sqlite", "options": {"path": str(db)}},
                                    {"type": "server", "options": {"url": url, "start_at": "beginning"}}],
                           exporter_shutdown_timeout_s=0)

@@ -21,6 +21,8 @@ def test_an_id_committed_by_another_writer_during_the_copy_is_stored_once(pg_url
     dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
     try:
         other = psycopg.connect(dsn)                       # another replica's writer, mid-transaction
+        # As a replica's writer does: the id into event_ids (unique across partitions), the row into events.
+        other.execute("INSERT INTO event_ids (event_id, timestamp) VALUES ('dup-1', 1)")
         other.execute("INSERT INTO events (event_id, event_type, category, timestamp) "
                       "VALUES ('dup-1', 'custom', 'other', 1)")
         result: dict[str, Any] = {}
@@ -36,7 +38,7 @@ def test_an_id_committed_by_another_writer_during_the_copy_is_stored_once(pg_url
         with psycopg.connect(dsn, autocommit=True) as watch:
             for _ in range(600):                           # until our COPY waits on the other's lock
                 waiting = watch.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                        "AND query LIKE 'COPY events%'").fetchone()
+                                        "AND query LIKE 'COPY event_ids%'").fetchone()
                 if waiting and waiting[0]:
                     break
                 time.sleep(0.05)

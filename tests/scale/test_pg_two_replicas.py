@@ -2,56 +2,30 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
 
+from servers import ServerProcess
 from vibekit_telemetry.query import QueryFilter
 from vibekit_telemetry.store.sql import SQLStore
 
 KEY = "replica-key-0123456789"
 
 
-def _replica(pg_url: str, port: int, tmp: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "TELEMETRY_DATABASE_URL": pg_url.replace("postgresql+psycopg://", "postgresql://"),
-           "NO_COLOR": "1"}
-    return subprocess.Popen([sys.executable, "-m", "vibekit_telemetry.cli", "api", "--port", str(port),
-                             "--log-level", "warning", "--api-key", f"{KEY}:ingest+read"],
-                            cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _wait_up(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "a replica exited"
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not come up")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _replica(pg_url: str, tmp: Path) -> ServerProcess:
+    env = {"TELEMETRY_DATABASE_URL": pg_url.replace("postgresql+psycopg://", "postgresql://")}
+    return ServerProcess(None, "--api-key", f"{KEY}:ingest+read", env=env, cwd=tmp, log_level="warning",
+                         ready=False)
 
 
 def test_one_session_over_two_replicas_is_counted_exactly(pg_url: str, tmp_path: Path) -> None:
-    ports = [_free_port(), _free_port()]
-    replicas = [_replica(pg_url, port, tmp_path) for port in ports]  # started together on a new schema
-    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    replicas = [_replica(pg_url, tmp_path) for _ in range(2)]  # started together on a new schema
     try:
-        for url, process in zip(urls, replicas, strict=True):
-            _wait_up(url, process)
+        for replica in replicas:
+            replica.wait_ready()
+        urls = [replica.url for replica in replicas]
         headers = {"X-API-Key": KEY}
         start = {"event_type": "start", "session_id": "shared", "agent_type": "claude", "mode": "code",
                  "prompt": "go", "event_id": "shared-start"}
@@ -78,10 +52,10 @@ def test_one_session_over_two_replicas_is_counted_exactly(pg_url: str, tmp_path:
         end = {"event_type": "end", "session_id": "shared", "event_id": "shared-end"}
         assert httpx.post(urls[1] + "/api/events", json=end, headers=headers, timeout=30).status_code == 200
     finally:
-        for process in replicas:
-            process.terminate()
-        for process in replicas:
-            process.wait(timeout=30)
+        for replica in replicas:
+            replica.process.terminate()
+        for replica in replicas:
+            replica.stop()
     store = SQLStore(pg_url)
     try:
         session = store.get_session("shared")

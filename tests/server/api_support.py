@@ -1,17 +1,11 @@
-"""Helpers for the API server tests: event builders, a background SSE reader, a server in its own process."""
+"""Helpers for the API server tests: event builders, a background SSE reader (a server process: tests/servers.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import re
-import resource
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +13,6 @@ import httpx
 from vibekit_telemetry.server import ServerHandle
 
 Serve = Callable[..., ServerHandle]
-_URL = re.compile(r"http://127\.0\.0\.1:(\d+)")
 
 
 def start_event(session_id: str, category: str = "claude", **extra: Any) -> dict[str, Any]:
@@ -80,82 +73,3 @@ class SSEReader:
     def close(self) -> None:
         """Stop reading (the server notices the closed connection)."""
         self._stop.set()
-
-
-class ServerProcess:
-    """`telemetry api` in its own process on a free loopback port; its output is collected on a thread.
-
-    Args:
-        db: the SQLite file to serve.
-        args: extra `telemetry api` arguments.
-        env: extra environment variables.
-        nofile: a lower RLIMIT_NOFILE (soft) for the server process, as `ulimit -n` would set.
-    """
-
-    def __init__(self, db: Path, *args: str, env: dict[str, str] | None = None, nofile: int | None = None,
-                 log_level: str = "info") -> None:
-        environment = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
-
-        def limit_files() -> None:  # runs in the child before exec
-            if nofile is not None:
-                _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
-
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "vibekit_telemetry.cli", "--db", str(db), "api", "--port", "0",
-             "--log-level", log_level, *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment,
-            preexec_fn=limit_files)
-        self.lines: list[str] = []
-        self._found = threading.Event()
-        self.url = ""
-        threading.Thread(target=self._read, daemon=True).start()
-        if not self._found.wait(30):
-            self.stop()
-            raise RuntimeError(f"`telemetry api` did not start:\n{self.output()}")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/health", timeout=5).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"`telemetry api` never answered /health:\n{self.output()}")
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-            match = _URL.search(line)
-            if match and not self.url:
-                self.url = f"http://127.0.0.1:{match.group(1)}"
-                self._found.set()
-        self._found.set()
-
-    @property
-    def port(self) -> int:
-        """The port the server listens on."""
-        return int(self.url.rsplit(":", 1)[1])
-
-    def output(self) -> str:
-        """Everything the process printed so far (startup line, access log, warnings)."""
-        return "".join(self.lines)
-
-    def stop(self) -> str:
-        """Stop the server (SIGTERM, then SIGKILL after 30 s) and return all it printed."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        time.sleep(0.1)  # the reader thread takes the last lines
-        return self.output()
-
-    def __enter__(self) -> ServerProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

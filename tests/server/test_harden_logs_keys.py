@@ -11,9 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_support import ServerProcess, start_event
+from api_support import start_event
 from websockets.sync.client import connect
 
+from servers import ServerProcess
 from vibekit_telemetry.errors import ValidationError
 from vibekit_telemetry.server.log_redaction import redact
 from vibekit_telemetry.server.settings import parse_credential, split_credentials

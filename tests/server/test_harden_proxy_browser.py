@@ -10,12 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
-from api_support import Serve, ServerProcess, start_event
+from api_support import Serve, start_event
 from test_api_ratelimit import REDIS_URL, _redis_up
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Origin
 
+from servers import ServerProcess
 from vibekit_telemetry.errors import ValidationError
 from vibekit_telemetry.server import ServerHandle, ServerSettings
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_support import Serve, ServerProcess
+from api_support import Serve
+
+from servers import ServerProcess
 
 
 def _open(handle_url: str) -> socket.socket:

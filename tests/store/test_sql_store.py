@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _store_helpers import T0, ev
+from _store_helpers import T0, ev, locked_by_another
 
 from vibekit_telemetry.errors import StoreError, TransientStoreError
 from vibekit_telemetry.query import QueryFilter, StatsFilter
@@ -74,15 +74,9 @@ def test_locked_database_raises_and_rolls_back(tmp_path: Path) -> None:
     store = SQLStore(path, busy_timeout_ms=50)
     store.initialize()
     store.store_batch([ev("start")])
-    other = sqlite3.connect(path, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    try:
-        with pytest.raises(TransientStoreError, match="locked") as info:
-            store.store_batch([ev("stream", at=1)])
-        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
-    finally:
-        other.execute("ROLLBACK")
-        other.close()
+    with locked_by_another(path), pytest.raises(TransientStoreError, match="locked") as info:
+        store.store_batch([ev("stream", at=1)])
+    assert isinstance(info.value.__cause__, sqlite3.OperationalError)
     assert store.store_batch([ev("stream", at=1)]).stored == 1
     session = store.get_session("s1")
     assert session is not None and session.event_count == 2

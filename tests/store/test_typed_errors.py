@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from _store_helpers import ev
+from _store_helpers import ev, locked_by_another
 
 from pg_support import PG_DSN
 from vibekit_telemetry.errors import RefusedRowError, TransientStoreError
@@ -69,17 +69,28 @@ def test_a_locked_sqlite_database_is_transient_and_names_the_lock(tmp_path: Path
     path = tmp_path / "t.db"
     store = SQLStore(path, busy_timeout_ms=50)
     store.initialize()
-    other = sqlite3.connect(path, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    try:
-        with pytest.raises(TransientStoreError) as info:
-            store.store_batch([ev("start")])
-        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
-        assert "database is locked" in str(info.value) and is_transient(info.value)
-    finally:
-        other.execute("ROLLBACK")
-        other.close()
+    with locked_by_another(path), pytest.raises(TransientStoreError) as info:
+        store.store_batch([ev("start")])
+    assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+    assert "database is locked" in str(info.value) and is_transient(info.value)
     assert store.store_batch([ev("start")]).stored == 1
+    store.shutdown()
+
+
+def test_vacuum_and_reindex_on_a_locked_sqlite_database_raise_typed_errors(tmp_path: Path) -> None:
+    # `telemetry vacuum` / `reindex` print these as one clean line (the CLI knows StoreError, not sqlite3).
+    path = tmp_path / "t.db"
+    store = SQLStore(path, busy_timeout_ms=50)
+    store.initialize()
+    store.store_batch([ev("start")])
+    with locked_by_another(path, "EXCLUSIVE"):
+        for maintenance in (store.compact, store.reindex):
+            with pytest.raises(TransientStoreError) as info:
+                maintenance()
+            assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+            assert "database is locked" in str(info.value) and str(path) in str(info.value)
+    store.compact()  # the lock gone, the same store works
+    assert [e.event_type for e in store.query(QueryFilter())] == ["start"]
     store.shutdown()
 
 

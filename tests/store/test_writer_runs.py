@@ -19,7 +19,8 @@ def _run(run_id: str, **fields: Any) -> dict[str, Any]:
     return {"run_id": run_id, "service_name": "svc", "service_version": "1.0", "host": "box", "pid": 42,
             "started_at": T, "updated_at": T + 1000, "events_written": 10, "batches": 2,
             "total_batch_ms": 3.5, "last_batch_ms": 1.5, "max_batch_ms": 2.0, "dropped": 0,
-            "queue_depth": 0, "queue_capacity": 50_000, **fields}
+            "queue_depth": 0, "queue_capacity": 50_000, "plugins": None, "sessions_seen": 0, "sessions_kept": 0,
+            **fields}
 
 
 def test_record_upserts_by_run_id_and_lists_newest_first(store: QueryableStore) -> None:

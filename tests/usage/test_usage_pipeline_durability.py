@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,27 +11,14 @@ import httpx
 import pytest
 from usage_support import payload
 
+from servers import ServerProcess
+
 pytest.importorskip("fsspec", reason="the usage extra is not installed: pip install 'vibekit-telemetry[usage]'")
-URL = re.compile(r"http://127\.0\.0\.1:(\d+)")
 
 
-def _serve(db: Path, batches: Path, *options: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vibekit_telemetry.cli", "--db", str(db), "api", "--port", "0",
-         "--pipeline", str(batches), *[f"--pipeline-option={o}" for o in options], "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
-    assert process.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        match = URL.search(line)
-        if match:
-            return process, f"http://127.0.0.1:{match.group(1)}"
-        if not line and process.poll() is not None:
-            break
-    process.kill()
-    raise AssertionError("server did not start")
+def _serve(db: Path, batches: Path, *options: str) -> ServerProcess:
+    return ServerProcess(db, "--pipeline", str(batches), *[f"--pipeline-option={o}" for o in options],
+                         log_level="warning")
 
 
 def _batched(batches: Path) -> list[str]:
@@ -48,26 +31,19 @@ def _batched(batches: Path) -> list[str]:
 def test_acknowledged_payloads_survive_kill_9_between_ack_and_flush(tmp_path: Path) -> None:
     db, batches = tmp_path / "server.db", tmp_path / "batches"
     # A long time limit for the first run: the kill surely comes before its batch is cut.
-    process, url = _serve(db, batches, "max_age_s=3600", "max_rows=1000")
+    server = _serve(db, batches, "max_age_s=3600", "max_rows=1000")
     try:
-        with httpx.Client(base_url=url, timeout=30) as http:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
             acked = [f"s-{i}" for i in range(30)
                      if http.post("/api/pipeline", json={"data": payload(sessionId=f"s-{i}")}).status_code == 200]
-        process.kill()  # SIGKILL: no shutdown, the partial batch (under 100 rows, under 5 s) is not written
-        process.wait(30)
     finally:
-        if process.poll() is None:
-            process.kill()
+        server.kill()  # SIGKILL: no shutdown, the partial batch (under 100 rows, under 5 s) is not written
     assert len(acked) == 30
     assert _batched(batches) == []  # the kill came before the batch was cut
     # Default limits (5 s); the restart replays the spool and follows the store from its cursor.
-    process, url = _serve(db, batches)
-    try:
+    with _serve(db, batches):
         deadline = time.monotonic() + 60
         while sorted(set(_batched(batches))) != sorted(acked) and time.monotonic() < deadline:
             time.sleep(0.2)
-    finally:
-        process.terminate()
-        process.wait(30)
     assert sorted(set(_batched(batches))) == sorted(acked)
     assert len(_batched(batches)) == len(acked)  # and each once

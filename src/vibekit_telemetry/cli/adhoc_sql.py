@@ -1,8 +1,7 @@
-"""The CLI side of ad-hoc read-only SQL: its options, and running a statement on the selected database."""
+"""The CLI side of ad-hoc read-only SQL: its options, and printing what the store's run_readonly_sql answers."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -14,10 +13,9 @@ from ..store.adhoc_sql import (
     AdhocSqlError,
     SqlLimits,
     SqlResult,
-    run_postgres,
-    run_sqlite,
 )
-from .context import raw_engine, require_existing_db, resolve_store, sqlite_file
+from ..store.base import AdhocSql
+from .context import require_existing_db, resolve_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 # The shell's code for a command stopped by Ctrl-C (128 + SIGINT).
@@ -41,23 +39,16 @@ def run_readonly_sql(sql: str, sql_timeout: float = DEFAULT_TIMEOUT_S, max_rows:
     """Run one read-only statement on the selected database; refusals exit 1, Ctrl-C exits 130."""
     limits = SqlLimits(timeout_s=sql_timeout, max_rows=max_rows, allow_superuser=allow_superuser)
     store = resolve_store()
-    path = sqlite_file(store)
+    if not isinstance(store, AdhocSql):
+        raise click.ClickException("the configured store is not a SQL database")
+    require_existing_db(store)
     try:
-        if path is not None:
-            require_existing_db(store)
-            result = run_sqlite(path, sql, limits)
-        else:
-            with raw_engine() as engine:
-                if engine.dialect.name == "sqlite":
-                    raise click.ClickException("read-only SQL needs a database file, not an in-memory database")
-                result = run_postgres(engine, sql, limits)
+        result = store.run_readonly_sql(sql, limits)
     except AdhocSqlError as exc:
         if exc.reason == "interrupted":
             click.echo(f"Error: {exc}", err=True)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         raise click.ClickException(str(exc)) from None
-    except sqlite3.Error as exc:
-        raise click.ClickException(f"SQL failed: {' '.join(str(exc).split())}") from None
     if result.truncated:
         click.echo(f"note: the result was cut at {len(result.rows):,} rows (--max-rows, or over "
                    "256 MiB of text); narrow the query or aggregate", err=True)

@@ -6,8 +6,11 @@ from typing import Any
 
 import click
 
+from ..errors import ValidationError
 from .context import TelemetryCommand, database_label, get_state, open_telemetry
 from .options import console, database_options
+
+ENV_GRPC_PORT = "TELEMETRY_GRPC_PORT"
 
 
 @click.command(cls=TelemetryCommand)
@@ -35,6 +38,9 @@ from .options import console, database_options
               help="Also receive OTLP/gRPC traces (port 4317; --otlp-grpc-port). OTLP/HTTP is always at /v1/traces.")
 @click.option("--otlp-grpc-port", type=click.IntRange(0, 65535), default=4317, show_default=True,
               help="Port of the OTLP/gRPC receiver.")
+@click.option("--grpc-port", type=click.IntRange(0, 65535), default=None, envvar=ENV_GRPC_PORT,
+              help="Also serve the gRPC TelemetryStream service (live events, batch ingest) on this port "
+                   "(0: any free port) [env TELEMETRY_GRPC_PORT, or api.grpc_port in the config].")
 @click.option("--pipeline", metavar="DEST", default=None,
               help="Batch POST /api/pipeline usage payloads into DEST: a directory or s3://bucket/prefix.")
 @click.option("--pipeline-option", "pipeline_options", multiple=True, metavar="KEY=VALUE",
@@ -47,14 +53,15 @@ from .options import console, database_options
 def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[str, ...],
         bearer_tokens: tuple[str, ...], cors_origins: tuple[str, ...], rate_limit: str | None,
         redis_url: str | None, max_body_mb: float | None, trusted_proxies: tuple[str, ...], otlp_grpc: bool,
-        otlp_grpc_port: int, pipeline: str | None, pipeline_options: tuple[str, ...], dashboard: bool,
-        log_level: str) -> None:
+        otlp_grpc_port: int, grpc_port: int | None, pipeline: str | None, pipeline_options: tuple[str, ...],
+        dashboard: bool, log_level: str) -> None:
     """Serve the HTTP API: events, sessions, stats, live streams (/ws, /api/stream), /metrics.
 
     \b
     Examples:
       telemetry api --port 3000
       telemetry api --port 3000 --auth --api-key "$KEY"
+      telemetry api --port 3000 --grpc-port 50051
       curl -H "X-API-Key: $KEY" 'localhost:3000/api/events?category=claude&limit=10'
     Stop with Ctrl-C: pending events are written before the server exits.
     """
@@ -89,13 +96,39 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
 
         grpc_server = _start_otlp_grpc(telemetry, settings, host or config.host, otlp_grpc_port) if otlp_grpc \
             else None
+        stream_port = grpc_port if grpc_port is not None else config.grpc_port
+        try:
+            stream_server = _start_stream_grpc(telemetry, settings, host or config.host, stream_port) \
+                if stream_port is not None else None
+        except BaseException:
+            if grpc_server is not None:
+                grpc_server.stop()
+            raise
         try:
             run_api_server(telemetry, port if port is not None else config.port,
                            host if host is not None else config.host, settings=settings, log_level=log_level,
                            access_log=log_level in ("info", "debug"), on_ready=ready, dashboard=dashboard)
         finally:
-            if grpc_server is not None:
-                grpc_server.stop()
+            for server in (stream_server, grpc_server):
+                if server is not None:
+                    server.stop()
+
+
+def _start_stream_grpc(telemetry: Any, settings: Any, host: str, port: int) -> Any:
+    """Start the gRPC TelemetryStream service beside the HTTP API (needs the grpc extra)."""
+    try:
+        from ..streaming.grpc_service import GrpcStreamServer, load_proto
+
+        load_proto()
+    except (ImportError, ValidationError) as exc:
+        raise click.ClickException(f"--grpc-port needs the grpc extra: pip install 'vibekit-telemetry[grpc]' "
+                                   f"({exc})") from None
+    try:
+        server = GrpcStreamServer(telemetry, port, host, settings=settings).start()
+    except (OSError, RuntimeError) as exc:
+        raise click.ClickException(f"cannot listen for gRPC on {host}:{port} ({exc})") from None
+    console(stderr=True).print(f"gRPC TelemetryStream at [bold]{server.target}[/]")
+    return server
 
 
 def _start_otlp_grpc(telemetry: Any, settings: Any, host: str, port: int) -> Any:

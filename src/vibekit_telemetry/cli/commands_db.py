@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.text import Text
 
-from .context import TelemetryGroup, database_label, raw_engine
+from .context import TelemetryGroup, database_label, schema_store
 from .options import console, database_options, echo_json, format_bytes, format_option, print_key_values
+
+if TYPE_CHECKING:
+    from ..store.sql import SQLStore
 
 
 def _versions() -> tuple[str, ...]:
@@ -26,10 +29,8 @@ def _check_version(value: str, *, allow_base: bool) -> str:
                              param_hint="--to-version")
 
 
-def _status_document(engine: Any) -> dict[str, Any]:
-    from ..store import migrate
-
-    info = dict(migrate.status(engine))
+def _status_document(store: SQLStore) -> dict[str, Any]:
+    info = store.schema_status()
     info["database"] = database_label()
     info["up_to_date"] = not info.get("pending")
     return info
@@ -56,12 +57,10 @@ def db() -> None:
 @database_options
 def db_init(fmt: str) -> None:
     """Create the database, or bring it to the newest schema version."""
-    from ..store import migrate
-
-    with raw_engine(must_exist=False) as engine:
-        before = migrate.current_version(engine)
-        migrate.upgrade(engine, "head")
-        info = _status_document(engine)
+    store = schema_store(must_exist=False)
+    before = store.schema_version()
+    store.upgrade_schema("head")
+    info = _status_document(store)
     info["previous"] = before
     if fmt == "json":
         echo_json(info)
@@ -77,8 +76,7 @@ def db_init(fmt: str) -> None:
 @database_options
 def db_status(fmt: str) -> None:
     """Show the current schema version, the newest one, and the migrations still pending."""
-    with raw_engine() as engine:
-        info = _status_document(engine)
+    info = _status_document(schema_store())
     if fmt == "json":
         echo_json(info)
     else:
@@ -92,17 +90,15 @@ def db_status(fmt: str) -> None:
 @database_options
 def db_migrate(to_version: str, fmt: str) -> None:
     """Apply pending migrations, up to the head or --to-version."""
-    from ..store import migrate
-
     target = _check_version(to_version, allow_base=False)
-    with raw_engine(must_exist=False) as engine:
-        before = migrate.current_version(engine)
-        known = _versions()
-        if target != "head" and before in known and known.index(target) < known.index(before):
-            raise click.UsageError(f"the database is at {before}, newer than {target}; "
-                                   f"use `telemetry db rollback --to-version {target}`")
-        migrate.upgrade(engine, target)
-        info = _status_document(engine)
+    store = schema_store(must_exist=False)
+    before = store.schema_version()
+    known = _versions()
+    if target != "head" and before in known and known.index(target) < known.index(before):
+        raise click.UsageError(f"the database is at {before}, newer than {target}; "
+                               f"use `telemetry db rollback --to-version {target}`")
+    store.upgrade_schema(target)
+    info = _status_document(store)
     _report(info, before, fmt, f"Migrated {before or 'empty database'} -> {info['current']}.")
 
 
@@ -114,25 +110,21 @@ def db_migrate(to_version: str, fmt: str) -> None:
 @database_options
 def db_rollback(to_version: str, force: bool, fmt: str) -> None:
     """Roll the schema back to an older version (data in removed tables is lost)."""
-    from ..store import migrate
-
     target = _check_version(to_version, allow_base=True)
-    with raw_engine() as engine:
-        before = migrate.current_version(engine)
-        known = _versions()
-        if before is None:
-            raise click.ClickException("the database has no schema version to roll back from")
-        if target == "head" or (target != "base" and before in known
-                                and known.index(target) > known.index(before)):
-            raise click.UsageError(f"the database is at {before}; use `telemetry db migrate` to go up")
-        if target == before:
-            info = _status_document(engine)
-        else:
-            if not force:
-                click.confirm(f"Roll {database_label()} back from {before} to {target}? "
-                              "Data in tables a newer version added is lost.", abort=True, err=True)
-            migrate.downgrade(engine, target)
-            info = _status_document(engine)
+    store = schema_store()
+    before = store.schema_version()
+    known = _versions()
+    if before is None:
+        raise click.ClickException("the database has no schema version to roll back from")
+    if target == "head" or (target != "base" and before in known
+                            and known.index(target) > known.index(before)):
+        raise click.UsageError(f"the database is at {before}; use `telemetry db migrate` to go up")
+    if target != before:
+        if not force:
+            click.confirm(f"Roll {database_label()} back from {before} to {target}? "
+                          "Data in tables a newer version added is lost.", abort=True, err=True)
+        store.downgrade_schema(target)
+    info = _status_document(store)
     _report(info, before, fmt, f"Rolled back {before} -> {info['current'] or 'base'}.")
 
 
@@ -156,8 +148,7 @@ def db_health(detailed: bool, fmt: str) -> None:
     from .commands_maint import problems_of
     from .context import open_store
 
-    with raw_engine() as engine:
-        info = _status_document(engine)
+    info = _status_document(schema_store())
     with open_store() as store:
         report: dict[str, Any] = {"schema": info, "store": dict(store.health())}
         if detailed:

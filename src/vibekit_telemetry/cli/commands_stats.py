@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -59,16 +60,39 @@ def stats_lines(stats: Stats) -> list[tuple[str, str]]:
         ("Date Range", date_range),
         ("Database Size", format_bytes(stats.database_size_bytes)),
         ("Average Session Duration", format_duration(average) if average is not None else "n/a"),
+        *_sampling_line(stats.sampling),
     ]
+
+
+def _sampling_line(sampling: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """`Sampling: kept 2,512 of 10,000 sessions (25.1%); scale counts by 3.98` when writers sampled."""
+    if not sampling or sampling["sessions_kept"] >= sampling["sessions_seen"]:
+        return []
+    fraction = sampling["kept_fraction"]
+    scale = f"; scale counts by {1 / fraction:.2f}" if fraction else ""
+    return [("Sampling", f"kept {sampling['sessions_kept']:,} of {sampling['sessions_seen']:,} sessions "
+                         f"({100 * fraction:.1f}%){scale}")]
 
 
 def _writer_run(run: Mapping[str, Any]) -> dict[str, Any]:
     """One writer_runs row with its rates: events/s over the run's lifetime, average flush time."""
     out = dict(run)
+    out["plugins"] = _recorded_plugins(run.get("plugins"))
     seconds = (run["updated_at"] - run["started_at"]) / 1000
     out["events_per_s"] = round(run["events_written"] / seconds, 3) if seconds > 0 else None
     out["avg_batch_ms"] = round(run["total_batch_ms"] / run["batches"], 3) if run["batches"] else None
     return out
+
+
+def _recorded_plugins(text: Any) -> list[dict[str, Any]]:
+    """A writer's plugins as it recorded them (writer_runs.plugins, JSON); [] without plugins or unreadable."""
+    if not isinstance(text, str) or not text:
+        return []
+    try:
+        plugins = json.loads(text)
+    except ValueError:
+        return []
+    return [p for p in plugins if isinstance(p, dict)] if isinstance(plugins, list) else []
 
 
 def _performance(runs: list[dict[str, Any]] | None, since_ms: int, size: int | None,
@@ -163,6 +187,9 @@ def stats(agents: tuple[str, ...], since: str | None, until: str | None, group_b
         started = time.perf_counter()
         result = store.get_stats(stats_filter)
         query_ms = (time.perf_counter() - started) * 1000
+        from ..reliability import stats_sampling  # what the writers' sample step kept (writer_runs)
+
+        result.sampling = stats_sampling(store, None, stats_filter.since)
         perf: dict[str, Any] = {}
         if performance:
             # Writers run in other processes: read what they recorded (this command runs none).
@@ -206,11 +233,23 @@ def health_report(store: Any) -> dict[str, Any]:
         writers = [_writer_run(r) for r in store.writer_runs(since_ms=now_ms() - _DAY_MS)]
     dropped = sum(int(r.get("dropped") or 0) for r in writers or ())
     status = "unhealthy" if not reachable else "degraded" if dropped else "healthy"
+    from ..health import plugin_issues
     from ..reliability import cli_health_extras
 
-    return cli_health_extras({"status": status, "store": report, "stores": [report],
-                              "writers": {"recorded": writers is not None, "seen_last_24h": len(writers or ()),
-                                          "dropped_last_24h": dropped, "runs": writers or []}})
+    # Each writer's plugins as it last recorded them (issue 15); a disabled one is an issue.
+    plugins = [{"writer": f"{r.get('host')}:{r.get('pid')}", **p} for r in writers or () for p in r["plugins"]]
+    result = cli_health_extras({"status": status, "store": report, "stores": [report],
+                                "writers": {"recorded": writers is not None, "seen_last_24h": len(writers or ()),
+                                            "dropped_last_24h": dropped, "runs": writers or []},
+                                "plugins": plugins})
+    issues = [issue for r in writers or ()
+              for issue in plugin_issues(r["plugins"], f" (writer {r.get('host')}:{r.get('pid')})")]
+    if issues:
+        result["issues"] = [*result["issues"], *issues]
+        result["healthy"] = False
+        if result["status"] == "healthy":
+            result["status"] = "degraded"
+    return result
 
 
 @click.command(cls=TelemetryCommand)
@@ -223,7 +262,7 @@ def health(detailed: bool, fmt: str) -> None:
         report = health_report(store)
     status = str(report["status"])
     if fmt == "json":
-        echo_json(report if detailed else {k: v for k, v in report.items() if k != "stores"}
+        echo_json(report if detailed else {k: v for k, v in report.items() if k not in ("stores", "plugins")}
                   | {"writers": {k: v for k, v in report["writers"].items() if k != "runs"}})
     else:
         style = {"healthy": "green", "degraded": "yellow"}.get(status, "red")
@@ -232,6 +271,8 @@ def health(detailed: bool, fmt: str) -> None:
         _flatten("store", report["store"], lines)
         writers = report["writers"] if detailed else {k: v for k, v in report["writers"].items() if k != "runs"}
         _flatten("writers", writers, lines)
+        if detailed:  # each writer's plugins: name, version, enabled, calls, errors, timeouts, why disabled
+            _flatten("plugins", report["plugins"], lines)
         lines.extend(("issue", issue) for issue in report["issues"])  # spools, drops, an unreachable store
         print_key_values(lines)
     if status == "unhealthy":

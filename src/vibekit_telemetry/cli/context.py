@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ if TYPE_CHECKING:
     from ..config import TelemetryConfig
     from ..service import Telemetry
     from ..store.base import QueryableStore
+    from ..store.sql import SQLStore
 
 ENV_DEBUG: Final = "TELEMETRY_DEBUG"
 
@@ -71,7 +71,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _is_database_error(exc: BaseException) -> bool:
-    if isinstance(exc, sqlite3.Error | OSError | StoreError):
+    # Stores raise typed StoreErrors; SQLAlchemy's own errors (a read on a broken file) are database errors too.
+    if isinstance(exc, OSError | StoreError):
         return True
     try:
         from sqlalchemy.exc import SQLAlchemyError
@@ -202,22 +203,15 @@ def open_store(*, must_exist: bool = True) -> Iterator[QueryableStore]:
         store.shutdown()
 
 
-@contextlib.contextmanager
-def raw_engine(*, must_exist: bool = True) -> Iterator[Any]:
-    """Yield a SQLAlchemy engine on the selected SQL database without migrating it (for `db`, SQL)."""
+def schema_store(*, must_exist: bool = True) -> SQLStore:
+    """Return the selected SQL store, not opened, for the schema commands (`telemetry db`)."""
     from ..store.sql import SQLStore
 
     store = resolve_store()
     if not isinstance(store, SQLStore):
         raise click.ClickException("the configured store is not a SQL database")
-    path = store.path
     if must_exist:
         require_existing_db(store)
-    if path is not None:
-        _check_sqlite_file(path)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = store.sql.make_engine(store.url, busy_timeout_ms=store.busy_timeout_ms, wal=store.wal)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
+    elif store.path is not None:
+        _check_sqlite_file(store.path)
+    return store

@@ -18,17 +18,22 @@ State = Literal["closed", "open", "half_open"]
 class CircuitBreaker:
     """closed -> (failure_threshold failures in a row) -> open -> (open_timeout_s) -> half_open.
 
-    In half_open exactly one caller gets allow() == True (the probe); its success closes the
-    breaker, its failure opens it again for another open_timeout_s. While open, callers wait
-    instead of calling, so a dead destination costs one attempt per timeout, not one per batch.
+    In half_open one caller at a time gets allow() == True (a probe); `half_open_probes` successful
+    probes in a row close the breaker, a failed one opens it again for another open_timeout_s. While
+    open, callers wait instead of calling, so a dead destination costs one attempt per timeout, not
+    one per batch.
     """
 
     def __init__(self, failure_threshold: int = 5, open_timeout_s: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *, half_open_probes: int = 1) -> None:
         if isinstance(failure_threshold, bool) or not isinstance(failure_threshold, int) or failure_threshold < 1:
             raise ValidationError("failure_threshold", "an integer >= 1", failure_threshold)
         if not open_timeout_s > 0:
             raise ValidationError("open_timeout_s", "a number of seconds > 0", open_timeout_s)
+        if isinstance(half_open_probes, bool) or not isinstance(half_open_probes, int) or half_open_probes < 1:
+            raise ValidationError("half_open_probes", "an integer >= 1", half_open_probes)
+        self.half_open_probes = half_open_probes
+        self._probe_successes = 0
         self.failure_threshold, self.open_timeout_s = failure_threshold, float(open_timeout_s)
         self._clock = clock
         self._lock = threading.Lock()
@@ -46,7 +51,7 @@ class CircuitBreaker:
 
     def _current(self) -> State:
         if self._state == OPEN and self._clock() - self._opened_at >= self.open_timeout_s:
-            self._state, self._probing = HALF_OPEN, False
+            self._state, self._probing, self._probe_successes = HALF_OPEN, False, 0
         return self._state
 
     def allow(self) -> bool:
@@ -71,9 +76,21 @@ class CircuitBreaker:
             return 0.0
 
     def record_success(self) -> None:
-        """A call succeeded: close the breaker and forget past failures."""
+        """A call succeeded: forget past failures; in half_open, close after enough good probes."""
         with self._lock:
+            if self._current() == HALF_OPEN:
+                self._probe_successes += 1
+                self._probing = False  # the next probe may go
+                if self._probe_successes < self.half_open_probes:
+                    return
             self._state, self._failures, self._probing = CLOSED, 0, False
+
+    def trip(self) -> None:
+        """Open the breaker now (a batch used up its retry attempts): calls pause for open_timeout_s."""
+        with self._lock:
+            if self._current() != OPEN:
+                self._state, self._opened_at, self._probing, self._failures = OPEN, self._clock(), False, 0
+                self.times_opened += 1
 
     def record_failure(self) -> None:
         """A call failed: count it; open the breaker at the threshold, or again after a failed probe."""

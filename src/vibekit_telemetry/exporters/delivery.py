@@ -54,6 +54,9 @@ class DeliveryWorker:
         self.backoff = backoff or Backoff()
         self.breaker = breaker or CircuitBreaker()
         self.poll_interval_s = poll_interval_s
+        # Retries of one batch before the worker pauses for the breaker's timeout (None: only the
+        # breaker's failure threshold pauses). The batch is kept either way: never skipped for being late.
+        self.retry_attempts: int | None = None
         self.delivered = 0  # events the destination accepted
         self.failures = 0  # failed export() calls (each retried)
         self.poisoned = 0  # events in batches the destination refused for good, skipped
@@ -147,6 +150,11 @@ class DeliveryWorker:
                     self._delivered(done)
                 else:
                     attempt += 1
+                    if self.retry_attempts is not None and attempt > self.retry_attempts:
+                        attempt = 0
+                        self.breaker.trip()  # retries used up: pause for the breaker's timeout, then probe
+                        self._note_state()
+                        continue
                     self._sleep(self.backoff.delay(attempt))
             except Exception as exc:  # the store could not be read or the cursor saved: wait, try again
                 self.last_error = describe(exc)

@@ -9,16 +9,13 @@ answer and the cursor save) are skipped there by `event_id`: nothing is lost, no
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ValidationError
 from ..events import TelemetryEvent
 from .base import DEFAULT_BATCH_SIZE, PoisonBatchError
-from .http import error_detail
-from .webhook import _OPENER
+from .http import post_batch
 
 OPTIONS: Final = frozenset({"url", "api_key", "timeout_s", "batch_size", "name"})
 INGEST_PATH: Final = "/api/events"
@@ -90,18 +87,9 @@ class ServerExporter:
     def _post(self, events: list[TelemetryEvent]) -> None:
         # ASCII-escaped JSON: the server parses it even when text holds a lone surrogate.
         body = json.dumps({"events": [e.to_dict() for e in events]}, default=str).encode("ascii")
-        request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
-        try:
-            with _OPENER.open(request, timeout=self.timeout_s) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            detail = error_detail(exc)
-            if exc.code in REFUSED_STATUSES:
-                raise PoisonBatchError(f"{self.url} answered {exc.code}{detail}") from None
-            raise ServerUnavailable(f"{self.url} answered {exc.code}{detail}") from None
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            raise ServerUnavailable(f"{self.url}: {getattr(exc, 'reason', exc)}") from None
-        answer = _json(raw)
+        reply = post_batch(self.url, body, self.headers, self.timeout_s, retry_error=ServerUnavailable,
+                           refused=REFUSED_STATUSES.__contains__)
+        status, answer = reply.status, _json(reply.body)
         # Only a durable commit moves the cursor: a 202 (queued) could still be lost by the server.
         if status != 200 or answer.get("committed") is not True:
             raise ServerUnavailable(f"{self.url} answered {status} without a durable commit")

@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from ..errors import ValidationError
 from ..events import TelemetryEvent
-from .base import DEFAULT_BATCH_SIZE, PoisonBatchError
-from .http import error_detail
+from .base import DEFAULT_BATCH_SIZE
+from .http import post_batch
 
 OPTIONS: Final = frozenset({"url", "headers", "timeout_s", "batch_size", "name"})
-# Answers that mean "not now" rather than "never": retried like a connection failure.
-RETRY_STATUSES: Final = frozenset({408, 429})
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Never follow redirects: urllib would turn the POST into a GET and report the batch delivered."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        """Refuse every redirect, so the 3xx answer surfaces as an error (retried)."""
-        return None
-
-
-_OPENER: Final = urllib.request.build_opener(_NoRedirect)
 
 
 class WebhookError(Exception):
@@ -68,18 +53,7 @@ class WebhookExporter:
         """POST one batch; return on 2xx, raise PoisonBatchError on a refusal, WebhookError otherwise."""
         # ASCII-escaped JSON: any receiver parses it, even text holding a lone surrogate.
         body = json.dumps({"events": [e.to_dict() for e in events]}, default=str).encode("ascii")
-        request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
-        try:
-            with _OPENER.open(request, timeout=self.timeout_s) as response:
-                response.read()
-        except urllib.error.HTTPError as exc:
-            detail = error_detail(exc, 200)
-            if 400 <= exc.code < 500 and exc.code not in RETRY_STATUSES:
-                raise PoisonBatchError(f"{self.url} answered {exc.code}{detail}") from None
-            raise WebhookError(f"{self.url} answered {exc.code}{detail}") from None
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise WebhookError(f"{self.url}: {reason}") from None
+        post_batch(self.url, body, self.headers, self.timeout_s, retry_error=WebhookError)
 
     def shutdown(self) -> None:
         """Nothing to release: every request opens and closes its own connection."""

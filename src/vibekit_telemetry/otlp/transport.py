@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import gzip
 import json
-import urllib.error
-import urllib.request
 from typing import TYPE_CHECKING, Any, Final
 
 from ..exporters.base import PoisonBatchError
-from ..exporters.http import error_detail
+from ..exporters.http import post_batch
 from .encode import request_to_json
 from .settings import Target
 
@@ -29,15 +27,6 @@ RETRYABLE_GRPC: Final = frozenset({"CANCELLED", "DEADLINE_EXCEEDED", "ABORTED", 
 
 class OtlpRetryError(Exception):
     """The collector could not take the request now: retried with backoff, behind the circuit breaker."""
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        """Never follow a redirect: the POST would become a GET."""
-        return None
-
-
-_OPENER: Final = urllib.request.build_opener(_NoRedirect)
 
 
 class Sender:
@@ -63,20 +52,9 @@ class Sender:
         if target.gzip:
             body = gzip.compress(body, compresslevel=6)
             headers["Content-Encoding"] = "gzip"
-        http_request = urllib.request.Request(target.endpoint, data=body, headers=headers, method="POST")
-        try:
-            with _OPENER.open(http_request, timeout=target.timeout_s) as response:
-                answer = response.read()
-                kind = response.headers.get("Content-Type", "")
-        except urllib.error.HTTPError as exc:
-            detail = error_detail(exc)
-            message = f"{target.endpoint} answered {exc.code}{detail}"
-            if 400 <= exc.code < 500 and exc.code not in RETRYABLE_HTTP:
-                raise PoisonBatchError(message) from None
-            raise OtlpRetryError(message) from None
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            raise OtlpRetryError(f"{target.endpoint}: {getattr(exc, 'reason', exc)}") from None
-        return _partial(answer, kind)
+        answer = post_batch(target.endpoint, body, headers, target.timeout_s, retry_error=OtlpRetryError,
+                            refused=lambda status: 400 <= status < 500 and status not in RETRYABLE_HTTP)
+        return _partial(answer.body, answer.content_type)
 
     def _send_grpc(self, request: ExportTraceServiceRequest) -> tuple[int, str]:
         import grpc

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import operator
+from dataclasses import dataclass, fields
 from typing import Any, Final
 
 from ..events import TelemetryEvent
+
+logger = logging.getLogger("vibekit_telemetry")
 
 # Hooks in the order an event meets them; query and export hooks wrap the read API and export/.
 HOOKS: Final = ("initialize", "shutdown", "before_track", "after_track", "before_store", "after_store",
@@ -72,6 +76,40 @@ class Plugin:
 
     def after_export(self, format: str, result: Any) -> None:
         """An export finished."""
+
+
+_FIELDS: Final = operator.attrgetter(*(f.name for f in fields(TelemetryEvent)))
+
+
+def _copy_json(value: Any) -> Any:
+    """A copy of JSON-like data, down through dicts and lists (other values are shared, as immutable)."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy_json(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy_json(item) for item in value]
+    return value
+
+
+def detached(event: TelemetryEvent) -> TelemetryEvent:
+    """A copy of the event that shares nothing mutable with it (metadata and context copied through)."""
+    clone = TelemetryEvent(*_FIELDS(event))
+    if clone.metadata is not None:
+        clone.metadata = _copy_json(clone.metadata)
+    if clone.context is not None:
+        clone.context = _copy_json(clone.context)
+    return clone
+
+
+def rescued(event: TelemetryEvent, attempts: int = 5) -> TelemetryEvent:
+    """A detached copy of an event a timed-out hook still holds (and may be changing while we copy)."""
+    for _ in range(attempts):
+        try:
+            return detached(event)
+        except RuntimeError:  # a dict changed size under the copy: the late call is writing; again
+            continue
+    logger.warning("telemetry: an event a timed-out plugin keeps changing could not be copied; kept as is")
+    return event
 
 
 def implemented_hooks(plugin: object) -> dict[str, Any]:

@@ -71,6 +71,7 @@ class PluginManager:
                 raise runner.last_exception
             if runner.errors or runner.timeouts:  # a plugin that could not start must not half-run
                 runner.disabled = f"initialize failed: {runner.last_error}"
+                runner.disabled_reason = "initialize failed"
         return runner
 
     def get(self, name: str) -> Any | None:
@@ -84,6 +85,17 @@ class PluginManager:
     def status(self) -> list[dict[str, Any]]:
         """Each plugin's counts and state, in order."""
         return [r.status() for r in self.runners]
+
+    def issues(self) -> list[str]:
+        """Health issues: each disabled plugin, and each stuck in a call past its timeout."""
+        out: list[str] = []
+        for runner in self.runners:
+            if runner.disabled is not None:
+                out.append(f"plugin {runner.name}: disabled ({runner.disabled})")
+            elif not runner.active:
+                out.append(f"plugin {runner.name}: a call is stuck past its {runner.timeout_s:g} s timeout "
+                           "(skipped until it returns)")
+        return out
 
     # -- fire-and-forget hooks ----------------------------------------------------------------------
 

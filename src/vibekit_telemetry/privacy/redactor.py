@@ -91,10 +91,18 @@ class Redactor:
         self._fields = frozenset(rules.fields)
         self._field_suffixes = tuple(rules.fields)
         self._key_cache: dict[str, bool] = {}
-        # Per detector: its prefilter as one compiled search (C speed), so most detectors skip a text
-        # without running their own, costlier pattern.
-        self._plan = [(d, re.compile("|".join(map(re.escape, d.needles)), re.I if d.ci else 0).search
-                       if d.needles else None, d.min_digits, d.min_len) for d in rules.detectors]
+        # Prefilters, so most detectors skip a text without running their costlier pattern: a detector
+        # with needles runs only when one of them occurs in the lower-cased text (a looser test than
+        # the case-sensitive one, so it never skips a match). Each distinct needle is tested once per
+        # text with a plain `in`, and only the detectors a needle points at are visited at all.
+        self._plan = [(d, d.min_digits, d.min_len) for d in rules.detectors]
+        by_needle: dict[str, set[int]] = {}
+        for index, detector in enumerate(rules.detectors):
+            for needle in detector.needles:
+                by_needle.setdefault(needle.lower(), set()).add(index)
+        self._needles = tuple(by_needle)
+        self._by_needle = {needle: frozenset(found) for needle, found in by_needle.items()}
+        self._always = frozenset(i for i, d in enumerate(rules.detectors) if not d.needles)
         self.found: dict[str, int] = {}
 
     def _tag(self, detector: Detector, secret: str) -> str:
@@ -111,8 +119,17 @@ class Redactor:
         taken: list[tuple[int, int, Detector]] = []
         digits = -1
         size = len(text)
-        for detector, gate, min_digits, min_len in self._plan:
-            if size < min_len or (gate is not None and gate(text) is None):
+        lowered = text.lower()
+        hits = [needle for needle in self._needles if needle in lowered]
+        visit: Iterable[int] = self._always
+        if hits:
+            chosen = set(self._always)
+            for needle in hits:
+                chosen |= self._by_needle[needle]
+            visit = chosen
+        for index in sorted(visit):
+            detector, min_digits, min_len = self._plan[index]
+            if size < min_len:
                 continue
             if min_digits:
                 if digits < 0:

@@ -26,6 +26,11 @@ MAX_HOLD: Final = 512
 # A trailing token (no whitespace), with a run of digits and separators before it (a card number
 # split after "4111 1111"); or an unterminated private key block.
 _TAIL: Final = re.compile(r"(?:(?<![\w])[\d(+][\d ()+.-]*)?\S*\Z")
+# The same tail matched on the reversed text from its start: one anchored attempt instead of a
+# search that tries (and fails) at every position of the chunk. The trailing token, then the
+# longest run of digits and separators before it whose first character is a digit, ( or + not
+# preceded by a word character.
+_TAIL_REVERSED: Final = re.compile(r"\S*(?:[\d ()+.-]*[\d(+](?!\w))?")
 _OPEN_KEY: Final = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY[^\n]*(?![\s\S]*-----END)[\s\S]*\Z")
 _MAX_KEY_HOLD: Final = 16_384
 _SECRETISH: Final = re.compile(r"[A-Za-z0-9@:/=_+(-]")
@@ -33,14 +38,25 @@ _SECRETISH: Final = re.compile(r"[A-Za-z0-9@:/=_+(-]")
 
 def split_tail(text: str) -> tuple[str, str]:
     """Return (text to emit now, tail to hold back until the next chunk of the session)."""
-    key = _OPEN_KEY.search(text, max(0, len(text) - _MAX_KEY_HOLD))
-    if key is not None:
-        return text[:key.start()], text[key.start():]
-    start = max(0, len(text) - MAX_HOLD)
-    match = _TAIL.search(text, start)
-    if match is None or match.start() == match.end() or not could_be_secret(match.group()):
+    if "-----BEGIN" in text:
+        key = _OPEN_KEY.search(text, max(0, len(text) - _MAX_KEY_HOLD))
+        if key is not None:
+            return text[:key.start()], text[key.start():]
+    # One character more than MAX_HOLD, so the look-behind at the window's edge sees what precedes it.
+    window = text[-1:-MAX_HOLD - 2:-1]
+    match = _TAIL_REVERSED.match(window)
+    size = match.end() if match is not None else 0
+    if size > MAX_HOLD:
+        size = _tail_in_window(text)
+    if size == 0 or not could_be_secret(text[len(text) - size:]):
         return text, ""
-    return text[:match.start()], text[match.start():]
+    return text[:len(text) - size], text[len(text) - size:]
+
+
+def _tail_in_window(text: str) -> int:
+    """The tail's length when it reaches past the MAX_HOLD window (rare): the forward search, bounded."""
+    match = _TAIL.search(text, max(0, len(text) - MAX_HOLD))
+    return 0 if match is None else match.end() - match.start()
 
 
 def could_be_secret(tail: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from ..errors import ValidationError
@@ -119,3 +120,23 @@ class Sample:
                     "kept_fraction": round(kept / seen, 6) if seen else 1.0,
                     "held_sessions": len(self._held), "held_events": sum(len(h) for h in self._held.values()),
                     "held_dropped": self.held_dropped}
+
+
+def kept_fraction(runs: Iterable[Mapping[str, Any]], live: Mapping[str, Any] | None = None,
+                  live_run: str | None = None) -> dict[str, Any]:
+    """Sessions seen and kept by every writer (writer_runs rows), and the kept fraction to scale counts by.
+
+    `live` is this process's own sample step stats (fresher than its row, `live_run`, which is skipped).
+    Where no session was ever sampled out, or none seen, the fraction is 1.0: counts are complete.
+    """
+    seen = kept = 0
+    for run in runs:
+        if live_run is not None and run.get("run_id") == live_run:
+            continue
+        seen += int(run.get("sessions_seen") or 0)
+        kept += int(run.get("sessions_kept") or 0)
+    if live is not None:
+        seen += int(live.get("sessions_seen") or 0)
+        kept += int(live.get("sessions_kept") or 0)
+    return {"sessions_seen": seen, "sessions_kept": kept,
+            "kept_fraction": round(kept / seen, 6) if seen else 1.0}

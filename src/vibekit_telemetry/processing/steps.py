@@ -104,9 +104,6 @@ class Enrich:
         return event
 
 
-        return event
-
-
 class Truncate:
     """Cut long text fields to max_field_length and list the cut fields in metadata._truncated."""
 

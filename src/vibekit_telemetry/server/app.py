@@ -20,6 +20,7 @@ from .browser_guard import BrowserGuardMiddleware, declared_body_types
 from .errors import JSONBody, install_error_handlers
 from .metrics import HttpMetricsMiddleware, ServerMetrics
 from .ratelimit import RateLimitMiddleware, make_backend
+from .replica_feed import replica_feed_for
 from .routers import analytics, events, exports, health, metrics, otlp, pipeline, sessions, stats, streams
 from .security_headers import SecurityHeadersMiddleware
 from .settings import ServerSettings
@@ -68,11 +69,20 @@ def create_app(telemetry: Telemetry, settings: ServerSettings | None = None, **o
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The lifespan owns what runs beside requests: the live-stream hub and the metrics listeners
         # (both fed by the writer thread), and the rate-limit store connection.
-        hub.attach(telemetry, asyncio.get_running_loop())
+        # Replicas on one PostgreSQL: the hub follows the change log (every replica's events) instead.
+        feed = replica_feed_for(telemetry, hub)
+        hub.attach(telemetry, asyncio.get_running_loop(), local=feed is None)
+        if feed is not None:
+            telemetry.on("event:tracked", feed.on_local_commit)
+            feed.start()
+        app.state.replica_feed = feed
         server_metrics.attach(telemetry, hub)
         try:
             yield
         finally:
+            if feed is not None:
+                telemetry.off("event:tracked", feed.on_local_commit)
+                feed.stop()
             hub.detach()
             server_metrics.detach()
             await limiter.close()

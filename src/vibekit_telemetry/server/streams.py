@@ -1,5 +1,8 @@
 """Live streams: a hub fed by `event:tracked` on the writer thread, fanning out to bounded per-client buffers.
 
+Its one way in is publish(): committed events and the Telemetry's broadcasts (`telemetry.broadcast`,
+a streaming provider's broadcast) both arrive there, so anything relayed from elsewhere can too.
+
 The writer thread only appends to a deque and wakes the hub's fan-out thread. That thread, not the
 server's event loop, does the work that grows with subscribers: it groups connections by the rooms
 they are in, encodes each event once per room, and, for connections that take batched frames
@@ -25,25 +28,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from ..events import TelemetryEvent, now_ms
+from ..streaming.broadcast import ALL, BROADCAST_EVENT, Broadcast, parse_channel
 
 if TYPE_CHECKING:
     from ..service import Telemetry
 
 logger = logging.getLogger("vibekit_telemetry.server")
 
-ALL: Final = "all"
 REPLY_BACKLOG: Final = 1000
 _ids = itertools.count(1)
 
 
-def parse_channel(channel: str) -> tuple[str, str | None]:
-    """Split `all`, `session:<id>` or `category:<name>` into (kind, value); raise ValueError otherwise."""
-    if channel == ALL:
-        return ALL, None
-    kind, sep, value = channel.partition(":")
-    if sep and value and kind in ("session", "category"):
-        return kind, value
-    raise ValueError(f"unknown channel {channel!r}: expected all, session:<id> or category:<name>")
+__all__ = ["ALL", "Broadcast", "StreamHub", "Subscriber", "parse_channel"]
 
 
 @dataclass(eq=False)
@@ -58,6 +54,8 @@ class Subscriber:
     all: bool = False
     sessions: set[str] = field(default_factory=set)
     categories: set[str] = field(default_factory=set)
+    # Your own channel names, for broadcasts (telemetry.broadcast("alerts", ...)).
+    rooms: set[str] = field(default_factory=set)
     dropped: int = 0
     sent: int = 0
     closed: bool = False
@@ -72,33 +70,37 @@ class Subscriber:
     _drained: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     def subscribe(self, channel: str) -> None:
-        """Join a room: all, session:<id> or category:<name>."""
+        """Join a room: all, session:<id>, category:<name> or a broadcast channel of your own."""
         kind, value = parse_channel(channel)
         if kind == ALL:
             self.all = True
-        elif kind == "session":
-            self.sessions.add(str(value))
         else:
-            self.categories.add(str(value))
+            self._rooms(kind).add(str(value))
 
     def unsubscribe(self, channel: str) -> None:
         """Leave a room (leaving one not joined is fine)."""
         kind, value = parse_channel(channel)
         if kind == ALL:
             self.all = False
-        elif kind == "session":
-            self.sessions.discard(str(value))
         else:
-            self.categories.discard(str(value))
+            self._rooms(kind).discard(str(value))
+
+    def _rooms(self, kind: str) -> set[str]:
+        return self.sessions if kind == "session" else self.categories if kind == "category" else self.rooms
 
     def channels(self) -> list[str]:
         """Return the rooms this connection is in."""
         return ([ALL] if self.all else []) + [f"session:{s}" for s in sorted(self.sessions)] + \
-            [f"category:{c}" for c in sorted(self.categories)]
+            [f"category:{c}" for c in sorted(self.categories)] + sorted(self.rooms)
 
-    def routing(self) -> tuple[bool, frozenset[str], frozenset[str], bool]:
+    def routing(self) -> tuple[bool, frozenset[str], frozenset[str], frozenset[str], bool]:
         """Return what decides which messages this connection gets and how: equal keys, equal messages."""
-        return self.all, frozenset(self.sessions), frozenset(self.categories), self.batched
+        return self.all, frozenset(self.sessions), frozenset(self.categories), frozenset(self.rooms), self.batched
+
+    def receives(self, channel: str) -> bool:
+        """Whether a broadcast on channel reaches this connection (it is in that room)."""
+        kind, value = parse_channel(channel)
+        return self.all if kind == ALL else value in self._rooms(kind)
 
     def match(self, event: TelemetryEvent) -> str | None:
         """Return the room an event reaches this connection through, or None."""
@@ -204,31 +206,41 @@ class StreamHub:
         self.max_clients = max_clients
         self.heartbeat_s = heartbeat_s
         self._subscribers: tuple[Subscriber, ...] = ()
-        self._pending: deque[TelemetryEvent] = deque()
+        self._pending: deque[TelemetryEvent | Broadcast] = deque()
         self._wakeup = threading.Event()
         self._fanout: threading.Thread | None = None
         self._stopping = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._telemetry: Telemetry | None = None
+        self._local = True  # fed by this process's writer (else by a ReplicaFeed)
         self._lock = threading.Lock()
         self.delivered = 0
         self.dropped_closed = 0
 
     # -- lifecycle (the server's lifespan) --------------------------------------------------------
 
-    def attach(self, telemetry: Telemetry, loop: asyncio.AbstractEventLoop) -> None:
-        """Listen to `event:tracked` of `telemetry`, delivering on `loop`."""
+    def attach(self, telemetry: Telemetry, loop: asyncio.AbstractEventLoop, *, local: bool = True) -> None:
+        """Listen to `event:tracked` of `telemetry`, delivering on `loop`.
+
+        local=False: not to `event:tracked`; a ReplicaFeed (server/replica_feed.py) publishes every replica's events.
+        """
         self._loop = loop
         self._telemetry = telemetry
+        self._local = local
         self._stopping = False
         self._fanout = threading.Thread(target=self._fanout_loop, name="vibekit-telemetry-fanout", daemon=True)
         self._fanout.start()
-        telemetry.on("event:tracked", self._on_tracked)
+        if local:
+            telemetry.on("event:tracked", self._on_tracked)
+        # Broadcasts (plugins) are not stored events: they reach this replica's subscribers only.
+        telemetry.on(BROADCAST_EVENT, self.publish)
 
     def detach(self) -> None:
         """Stop listening, stop the fan-out thread and end every open stream."""
         if self._telemetry is not None:
-            self._telemetry.off("event:tracked", self._on_tracked)
+            if self._local:
+                self._telemetry.off("event:tracked", self._on_tracked)
+            self._telemetry.off(BROADCAST_EVENT, self.publish)
             self._telemetry = None
         self._stopping = True
         self._wakeup.set()
@@ -294,9 +306,14 @@ class StreamHub:
         self._pending.append(event)
         self._wakeup.set()
 
-    def publish(self, event: TelemetryEvent) -> None:
-        """Deliver one event to matching subscribers (from any thread; sent on the loop shortly)."""
-        self._pending.append(event)
+    def publish(self, item: TelemetryEvent | Broadcast) -> None:
+        """The hub's one way in: deliver an event or a broadcast to its subscribers (any thread; sent shortly).
+
+        The Telemetry's broadcasts arrive here; so can messages relayed from elsewhere (other replicas).
+        """
+        if not self._subscribers:
+            return
+        self._pending.append(item)
         self._wakeup.set()
 
     def _fanout_loop(self) -> None:
@@ -314,7 +331,7 @@ class StreamHub:
         pending = self._pending
         size = max(1, min(256, self.buffer_size))
         events = [pending.popleft() for _ in range(min(size, len(pending)))]
-        groups: dict[tuple[bool, frozenset[str], frozenset[str], bool], list[Subscriber]] = {}
+        groups: dict[tuple[bool, frozenset[str], frozenset[str], frozenset[str], bool], list[Subscriber]] = {}
         for subscriber in self._subscribers:
             groups.setdefault(subscriber.routing(), []).append(subscriber)
         encoded: dict[int, str] = {}
@@ -324,6 +341,13 @@ class StreamHub:
             sample = members[0]
             messages: list[str] = []
             for index, event in enumerate(events):
+                if isinstance(event, Broadcast):
+                    if sample.receives(event.channel):
+                        body = encoded.get(index)
+                        if body is None:
+                            body = encoded[index] = event.message()
+                        messages.append(body)
+                    continue
                 channel = sample.match(event)
                 if channel is None:
                     continue

@@ -314,13 +314,13 @@ def resolve_older_than(older_than_ms: int | None) -> int | None:
     return now_ms() - older_than_ms if older_than_ms < MIN_TIMESTAMP_MS else older_than_ms
 
 
-# The columns of a writer_runs row (schema.writer_runs, migration 0007), in table order.
+# The columns of a writer_runs row (schema.writer_runs, migrations 0007, 0011 and 0012), in table order.
 WRITER_RUN_COLUMNS: Final = (
     "run_id", "service_name", "service_version", "host", "pid", "started_at", "updated_at",
     "events_written", "batches", "total_batch_ms", "last_batch_ms", "max_batch_ms", "dropped",
-    "queue_depth", "queue_capacity",
+    "queue_depth", "queue_capacity", "plugins", "sessions_seen", "sessions_kept",
 )
-_RUN_COUNTERS: Final = WRITER_RUN_COLUMNS[7:]
+_RUN_COUNTERS: Final = tuple(c for c in WRITER_RUN_COLUMNS[7:] if c != "plugins")
 
 
 def writer_run_row(run: Mapping[str, Any]) -> dict[str, Any]:

@@ -90,3 +90,29 @@ def create_changelog(conn: Connection) -> None:
     if conn.dialect.name != "sqlite":
         for statement in PG_EVENT_SEQ:
             conn.exec_driver_sql(statement)
+
+
+# Migration 0013's session sort indexes (duration: NULLS FIRST on PostgreSQL, SQLite's default order).
+SESSION_SORT_INDEXES: Final = (
+    ("ix_sessions_sort_duration", "duration{nulls}, start_time, id"),
+    ("ix_sessions_sort_events", "event_count, start_time, id"),
+    ("ix_sessions_sort_errors", "error_count, start_time, id"),
+    # The default order (newest first): ix_sessions_start_time alone leaves id to a sort of every row
+    # skipped by a deep page's OFFSET.
+    ("ix_sessions_sort_start", "start_time, id"),
+)
+
+
+def create_session_sort(conn: Connection) -> None:
+    """Migration 0013's indexes for sessions sorted by duration, event count or error count."""
+    nulls = "" if conn.dialect.name == "sqlite" else " NULLS FIRST"
+    for name, columns in SESSION_SORT_INDEXES:
+        conn.exec_driver_sql(f"CREATE INDEX {name} ON sessions ({columns.format(nulls=nulls)})")
+
+
+def create_partitioned_events(conn: Connection) -> None:
+    """Migration 0014's layout at the head: events partitioned by time, event_ids, totals_deltas (PostgreSQL)."""
+    if conn.dialect.name != "sqlite":
+        from .sql.partitions import partition_events
+
+        partition_events(conn)

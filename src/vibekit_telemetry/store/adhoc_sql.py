@@ -68,11 +68,11 @@ _ACTION_NAMES: Final = {getattr(sqlite3, f"SQLITE_{n}"): n for n in (
     "ANALYZE", "CREATE_VTABLE", "DROP_VTABLE", "SAVEPOINT") if hasattr(sqlite3, f"SQLITE_{n}")}
 _LEADING: Final = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/|\()*", re.S)
 
-Reason = Literal["refused", "timeout", "interrupted", "memory"]
+Reason = Literal["refused", "timeout", "interrupted", "memory", "failed"]
 
 
 class AdhocSqlError(TelemetryError):
-    """Ad-hoc SQL that was refused, ran past its timeout, was interrupted or needed too much memory."""
+    """Ad-hoc SQL that was refused, ran past its timeout, was interrupted, needed too much memory or failed."""
 
     def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
@@ -286,3 +286,8 @@ def _postgres_error(exc: Exception, run: _Run, limits: SqlLimits) -> Exception:
     if "read-only transaction" in text:
         return AdhocSqlError("refused", f"{text.split(' LINE ')[0]}: ad-hoc SQL is read-only")
     return exc
+
+
+def failed(exc: BaseException) -> AdhocSqlError:
+    """The database's own error (syntax, unknown table, no connection) as AdhocSqlError("failed"), one line."""
+    return AdhocSqlError("failed", f"SQL failed: {' '.join(str(getattr(exc, 'orig', None) or exc).split())}")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..events import TelemetryEvent
 from ..query import QueryFilter, SessionFilter, StatsFilter
+
+if TYPE_CHECKING:
+    from .adhoc_sql import SqlLimits, SqlResult
 
 
 @dataclass(slots=True)
@@ -71,6 +74,9 @@ class Stats:
     avg_session_duration_ms: float | None
     group_by: str | None = None
     groups: list[GroupStats] = field(default_factory=list)
+    # Sessions the writers' `sample` step saw and kept, and the kept fraction (scale counts by 1 / it);
+    # set by Telemetry.get_stats, `telemetry stats` and GET /api/stats from writer_runs (issue 13).
+    sampling: dict[str, Any] | None = None
 
     def agent_shares(self) -> dict[str, float]:
         """Return each agent's share of all events, from 0 to 1."""
@@ -325,6 +331,22 @@ class ChangeLog(Protocol):
 
 
 @runtime_checkable
+class JobLeasing(Protocol):
+    """A store several replicas share: a scheduled job runs in the replica holding its lease only."""
+
+    def job_lease(self, name: str) -> bool | None:
+        """Whether this process holds job `name`'s lease (taking it if free); None where there are no replicas."""
+
+
+@runtime_checkable
+class CommitNotices(Protocol):
+    """A store several replicas share: they announce commits to each other (live streams follow)."""
+
+    def commit_notices(self) -> Any:
+        """A new channel (notify(payload), wait(timeout_s) -> payloads, close()), or None if not shared."""
+
+
+@runtime_checkable
 class Maintainable(Protocol):
     """A store with periodic upkeep: retention, reclaiming space, text index catch-up, checks."""
 
@@ -337,8 +359,19 @@ class Maintainable(Protocol):
     def index_text(self, max_rows: int | None = None) -> int:
         """Bring the text index up to date (at most max_rows rows); return how many rows it covered."""
 
+    def unindexed_rows(self) -> int:
+        """Return how many stored rows the text index does not cover yet (searches scan them)."""
+
     def check(self) -> list[str]:
         """Return integrity problems found (empty when healthy)."""
+
+
+@runtime_checkable
+class Upkeepable(Protocol):
+    """A store whose schema needs periodic upkeep (PostgreSQL: events partitions ahead, totals deltas folded)."""
+
+    def upkeep(self) -> list[str]:
+        """Do the upkeep; return the partitions created."""
 
 
 @runtime_checkable
@@ -363,6 +396,14 @@ class Auditable(Protocol):
 
     def verify_audit(self) -> list[str]:
         """Return where the hash chain is broken ([] when no entry was changed or removed)."""
+
+
+@runtime_checkable
+class AdhocSql(Protocol):
+    """A store that runs one read-only ad-hoc SQL statement, bounded in time, rows and memory (store/adhoc_sql.py)."""
+
+    def run_readonly_sql(self, sql: str, limits: SqlLimits) -> SqlResult:
+        """Return the statement's columns and rows; AdhocSqlError when refused, stopped or failed."""
 
 
 @runtime_checkable

@@ -8,10 +8,11 @@ A position orders events by commit and is never handed out twice:
   a follower lowers its own in-memory position the same way (see exporters/follower.py). VACUUM keeps
   the rowids of this table (SQLite's transfer optimisation, checked on 3.40) although the SQLite docs
   reserve the right to renumber tables without an INTEGER PRIMARY KEY.
-- PostgreSQL: events.seq, an identity column (migration 0009) with a unique index. One SQLStore
-  writes under one lock, so its rows commit in seq order. Writers in several processes can commit
-  seq values out of order (a transaction that took 101..200 may commit before one holding 1..100):
-  a follower reading in between would move past 1..100. Issue #16 (replicas) deals with that.
+- PostgreSQL: events.seq, an identity column (migration 0009) with a unique index. Writers in
+  several processes (replicas) can commit seq values out of order (a transaction that took 101..200
+  may commit before one holding 1..100), so followers read only up to the *safe horizon*, the
+  highest position no row can still appear below (store/sql/horizon.py), and `committed_position`
+  is that horizon. A follower reading in between stops at 0 and takes 1..200 once both committed.
 - Memory: an insertion counter (MemoryChangeLog below).
 
 The SQL side lives in store/sql/changelog.py (its SQLite/PostgreSQL differences in the Dialect); the

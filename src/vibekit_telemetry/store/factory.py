@@ -54,10 +54,14 @@ def build_postgres(options: dict[str, Any], field: str) -> StorageProvider:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     from .sql import SQLStore
+    from .sql.partitions import INTERVALS
     from .sql.pool import POOL_OPTIONS, PoolOptions
 
     pool = PoolOptions.parse(options, field) if POOL_OPTIONS & set(options) else None
-    return SQLStore(url, prune_days=options.get("prune_days"), pool=pool)
+    partition = options.get("partition", "day")
+    if partition not in INTERVALS:
+        raise ValidationError(f"{field}.partition", "day or week (the range of one events partition)", partition)
+    return SQLStore(url, prune_days=options.get("prune_days"), pool=pool, partition=partition)
 
 
 def build_memory(options: dict[str, Any], field: str) -> StorageProvider:

@@ -6,7 +6,7 @@ import bisect
 import copy
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -196,7 +196,7 @@ class MemoryStore(MemoryBreakdown):
         f = filter_
         with self._lock:
             found = [copy.deepcopy(s) for s in self._sessions.values() if _session_matches(s, f)]
-        found.sort(key=lambda s: (s.start_time, s.id), reverse=f.order == "desc")
+        found.sort(key=_session_sort_key(f), reverse=f.order == "desc")
         end = None if f.limit is None else f.offset + f.limit
         return found[f.offset:end]
 
@@ -407,6 +407,10 @@ class MemoryStore(MemoryBreakdown):
         """Nothing to index: searches scan the events."""
         return 0
 
+    def unindexed_rows(self) -> int:
+        """No text index: nothing waits for it."""
+        return 0
+
     def flush(self) -> None:
         """Nothing buffered."""
 
@@ -449,6 +453,14 @@ def meta_equal(meta: dict[str, Any], key: str, value: Any) -> bool:
     if isinstance(value, int | float):
         return isinstance(got, int | float) and got == value
     return bool(got == value)
+
+
+def _session_sort_key(f: SessionFilter) -> Callable[[Session], tuple[Any, ...]]:
+    """As the SQL stores order a listing: the sort key (no duration below any duration), start time, id."""
+    if f.sort_by == "start_time":
+        return lambda s: (s.start_time, s.id)
+    name = f.sort_by
+    return lambda s: ((v := getattr(s, name)) is not None, v or 0, s.start_time, s.id)
 
 
 def _session_matches(s: Session, f: SessionFilter) -> bool:

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 # Kept in step with migrations/versions by a test, so the start-up check needs no alembic import.
-REVISIONS: Final = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010")
+REVISIONS: Final = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010",
+                           "0011", "0012", "0013", "0014")
 HEAD: Final = REVISIONS[-1]
 SCRIPT_LOCATION: Final = Path(__file__).with_name("migrations")
 
@@ -64,7 +65,9 @@ def create_at_head(conn: Connection) -> None:
     metadata.create_all(conn)  # with the event indexes: they are bound to the events table
     _ddl.create_text_search(conn)
     _ddl.create_changelog(conn)
+    _ddl.create_session_sort(conn)
     conn.exec_driver_sql(_ddl.LEGACY_VIEW)
+    _ddl.create_partitioned_events(conn)
     _version_table.create(conn, checkfirst=True)
     conn.execute(_version_table.delete())
     conn.execute(_version_table.insert().values(version_num=HEAD))

@@ -20,9 +20,9 @@ from sqlalchemy import (
 
 from ._batch import ROLLUP_PERIODS, SESSION_ROLLUP_PERIODS
 
-__all__ = ["EVENT_COLUMNS", "EVENT_INDEXES", "ROLLUP_PERIODS", "SESSION_ROLLUP_PERIODS", "audit_log", "events",
-           "exporter_cursors", "metadata", "rollups", "session_rollups", "session_totals", "sessions", "store_meta",
-           "writer_runs"]
+__all__ = ["EVENT_COLUMNS", "EVENT_INDEXES", "ROLLUP_PERIODS", "SESSION_ROLLUP_PERIODS", "audit_log", "event_ids",
+           "events", "exporter_cursors", "metadata", "pg_metadata", "rollups", "session_rollups", "session_totals",
+           "sessions", "store_meta", "totals_deltas", "writer_runs"]
 
 metadata = MetaData()
 
@@ -161,6 +161,12 @@ writer_runs = Table(
     Column("dropped", BigInteger, nullable=False, server_default="0"),
     Column("queue_depth", Integer, nullable=False, server_default="0"),
     Column("queue_capacity", Integer, nullable=False, server_default="0"),
+    # Migration 0011: the writer's plugins as JSON (name, version, enabled, counts, disabled reason), so
+    # `telemetry health --detailed` in another process can show them and list a disabled one as an issue.
+    Column("plugins", Text),
+    # Migration 0012: sessions the writer's `sample` step saw and kept (the kept fraction of get_stats).
+    Column("sessions_seen", BigInteger, nullable=False, server_default="0"),
+    Column("sessions_kept", BigInteger, nullable=False, server_default="0"),
     Index("ix_writer_runs_updated_at", "updated_at"),
 )
 
@@ -197,3 +203,22 @@ FTS_TABLE: Final = "events_fts"
 # store_meta key: every events row with rowid <= this value is in events_fts (migration 0005).
 FTS_WATERMARK: Final = "fts_indexed_rowid"
 PG_TRGM_INDEXES: Final = ("ix_events_label_trgm", "ix_events_stream_data_trgm")
+
+# PostgreSQL only (migration 0014, DDL in store/sql/partitions.py, so not in `metadata`): events is
+# partitioned by time there and its key is (event_id, timestamp); event_ids keeps event_id unique
+# across partitions, and writers add their category totals to their own totals_deltas rows.
+pg_metadata = MetaData()
+
+event_ids = Table(
+    "event_ids", pg_metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("timestamp", BigInteger, nullable=False),
+)
+
+totals_deltas = Table(
+    "totals_deltas", pg_metadata,
+    Column("writer_id", Text, primary_key=True),  # one store instance (host, pid, random)
+    Column("category", Text, primary_key=True),
+    *(Column(c.name, c.type, nullable=False, server_default="0")
+      for c in session_totals.c if c.name != "category"),
+)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
 from ..errors import ValidationError
 from ..events import TelemetryEvent
+from .broadcast import BROADCAST_EVENT, Broadcast, check_channel
 
 _KEYS = {"session_id": "session_ids", "session_ids": "session_ids", "category": "categories",
          "categories": "categories", "agent_type": "categories", "event_type": "event_types",
@@ -54,28 +55,41 @@ class EventFilter:
 class EventStream:
     """Live committed events matching a filter; iterate it (blocking) or `async for` it; close() ends it."""
 
-    def __init__(self, emitter: Any, filter: Mapping[str, Any] | None = None, *, buffer_size: int = 10_000) -> None:
+    def __init__(self, emitter: Any, filter: Mapping[str, Any] | None = None, *, buffer_size: int = 10_000,
+                 channels: Iterable[str] | None = None) -> None:
         if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
             raise ValidationError("buffer_size", "an integer >= 1", buffer_size)
         self.filter = EventFilter(filter)
         self.buffer_size = buffer_size
         self.dropped = 0
         self.closed = False
-        self._buffer: deque[TelemetryEvent] = deque()
+        # Broadcast channels this stream also takes (gRPC Listen); None: events only (get() returns events).
+        self.channels = None if channels is None else frozenset(check_channel(c) for c in channels)
+        self._buffer: deque[Any] = deque()
         self._ready = threading.Condition()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._emitter = emitter
         emitter.on("event:tracked", self._offer)
+        if self.channels is not None:
+            emitter.on(BROADCAST_EVENT, self._offer_broadcast)
 
     def _offer(self, event: TelemetryEvent) -> None:
         """On the writer thread: keep the event if it matches (dropping the oldest when full)."""
         if self.closed or not self.filter.matches(event):
             return
+        self._keep(event)
+
+    def _offer_broadcast(self, item: Broadcast) -> None:
+        """On the broadcaster's thread: keep a broadcast on one of this stream's channels."""
+        if not self.closed and self.channels is not None and item.channel in self.channels:
+            self._keep(item)
+
+    def _keep(self, item: TelemetryEvent | Broadcast) -> None:
         with self._ready:
             if len(self._buffer) >= self.buffer_size:
                 self._buffer.popleft()
                 self.dropped += 1
-            self._buffer.append(event)
+            self._buffer.append(item)
             self._ready.notify_all()
             waiters = list(self._waiters)
         for loop, ready in waiters:
@@ -83,6 +97,10 @@ class EventStream:
 
     def get(self, timeout: float | None = None) -> TelemetryEvent | None:
         """The next event, waiting up to timeout seconds (None: forever); None on timeout or when closed."""
+        return self.get_message(timeout)  # type: ignore[return-value]  # events only without channels
+
+    def get_message(self, timeout: float | None = None) -> TelemetryEvent | Broadcast | None:
+        """The next event or broadcast (with channels), waiting up to timeout seconds; None on timeout or closed."""
         with self._ready:
             if not self._ready.wait_for(lambda: self._buffer or self.closed, timeout):
                 return None
@@ -109,7 +127,7 @@ class EventStream:
             while True:
                 with self._ready:
                     if self._buffer:
-                        return self._buffer.popleft()
+                        return self._buffer.popleft()  # type: ignore[no-any-return]  # events only without channels
                     if self.closed:
                         raise StopAsyncIteration
                     ready.clear()
@@ -121,6 +139,7 @@ class EventStream:
     def close(self) -> None:
         """Stop receiving; iterators end once the buffered events are read."""
         self._emitter.off("event:tracked", self._offer)
+        self._emitter.off(BROADCAST_EVENT, self._offer_broadcast)
         with self._ready:
             self.closed = True
             self._ready.notify_all()

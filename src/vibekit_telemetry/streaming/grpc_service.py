@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import ValidationError
 from ..events import TelemetryEvent
+from .broadcast import ALL, Broadcast
+from .events import EventStream
 
 if TYPE_CHECKING:
     from ..server.settings import ServerSettings
@@ -148,17 +150,42 @@ class _Servicer:
 
     def Subscribe(self, request: Any, context: Any) -> Iterator[Any]:  # the gRPC method's name
         """Stream committed events matching the request until the client or the server ends it."""
+        for item in self._live(request, context, with_broadcasts=False):
+            yield event_to_message(item, self.owner.messages)
+
+    def Listen(self, request: Any, context: Any) -> Iterator[Any]:  # the gRPC method's name
+        """Stream committed events and the broadcasts of the request's channels, as StreamMessage."""
+        messages = self.owner.messages
+        for item in self._live(request, context, with_broadcasts=True):
+            if isinstance(item, Broadcast):
+                yield messages.StreamMessage(broadcast=messages.Broadcast(
+                    channel=item.channel, data_json=item.data_json, timestamp=item.timestamp))
+            else:
+                yield messages.StreamMessage(event=event_to_message(item, messages))
+
+    def _live(self, request: Any, context: Any, *, with_broadcasts: bool) -> Iterator[Any]:
+        import grpc
+
         self._admit(context, "read")
         spec = {key: list(values) for key, values in (("session_ids", request.session_ids),
                                                       ("categories", request.categories),
                                                       ("event_types", request.event_types)) if values}
-        stream = self.owner.telemetry.create_event_stream(spec)
-        messages = self.owner.messages
+        channels: list[str] | None = None
+        if with_broadcasts:  # the rooms a WebSocket client with these filters would be in, plus its own
+            channels = [f"session:{s}" for s in request.session_ids] + \
+                [f"category:{c}" for c in request.categories] + list(request.channels)
+            if not request.session_ids and not request.categories:
+                channels.append(ALL)
+        telemetry = self.owner.telemetry
+        try:
+            stream = EventStream(telemetry, spec, channels=channels)  # on/off: the emitter's
+        except ValidationError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
             while context.is_active() and not self.owner._stopping.is_set():
-                event = stream.get(timeout=0.25)  # wake up now and then to notice a gone client
-                if event is not None:
-                    yield event_to_message(event, messages)
+                item = stream.get_message(timeout=0.25)  # wake up now and then to notice a gone client
+                if item is not None:
+                    yield item
         finally:
             stream.close()
 
@@ -210,6 +237,13 @@ class GrpcStreamClient:
         request = self.messages.SubscribeRequest(session_ids=list(session_ids), categories=list(categories),
                                                  event_types=list(event_types))
         return self._stub.Subscribe(request, metadata=self._metadata)
+
+    def listen(self, *, session_ids: Iterable[str] = (), categories: Iterable[str] = (),
+               event_types: Iterable[str] = (), channels: Iterable[str] = ()) -> Any:
+        """A live call yielding StreamMessage (an event or a broadcast); call .cancel() on it to stop."""
+        request = self.messages.SubscribeRequest(session_ids=list(session_ids), categories=list(categories),
+                                                 event_types=list(event_types), channels=list(channels))
+        return self._stub.Listen(request, metadata=self._metadata)
 
     def ingest(self, batches: Iterable[Iterable[Mapping[str, Any]]], timeout: float = 60.0) -> Any:
         """Send batches of event dicts over one client stream; return the IngestReply."""

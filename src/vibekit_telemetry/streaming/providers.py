@@ -5,8 +5,9 @@ broadcast on): subscribe(channel, handler) and broadcast(channel, data) work the
 transport, and stream(event) puts a committed event on its channels. initialize(telemetry) feeds
 stream() from the Telemetry's committed events and starts the transport: the API server's `/ws`
 and `/api/stream` endpoints (shared with the server, not a second server per provider) or the gRPC
-TelemetryStream service. Remote clients receive committed events; in-process handlers also get
-what you broadcast.
+TelemetryStream service. broadcast(channel, data) on an initialized provider is the Telemetry's
+broadcast: it reaches the channel's in-process handlers of every provider, and the WebSocket, SSE
+and gRPC (Listen) clients subscribed to that channel.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ValidationError
 from ..events import TelemetryEvent
+from .broadcast import BROADCAST_EVENT, Broadcast, check_channel
 
 logger = logging.getLogger("vibekit_telemetry")
 
@@ -49,12 +51,6 @@ class StreamingProvider(Protocol):
         """Stop the transport and the feed."""
 
 
-def _check_channel(channel: Any) -> str:
-    if not isinstance(channel, str) or not channel:
-        raise ValidationError("channel", "a channel name (all, session:<id>, category:<name> or your own)", channel)
-    return channel
-
-
 class ChannelProvider:
     """In-process channels; the base of every provider (and a provider of its own: name `local`)."""
 
@@ -67,21 +63,33 @@ class ChannelProvider:
         self.errors = 0
 
     def initialize(self, telemetry: Any) -> None:
-        """Feed stream() from the Telemetry's committed events."""
+        """Feed stream() from the Telemetry's committed events, and the channels from its broadcasts."""
         self._telemetry = telemetry
         telemetry.on("event:tracked", self.stream)
+        telemetry.on(BROADCAST_EVENT, self._on_broadcast)
 
     def stream(self, event: TelemetryEvent) -> None:
-        """Put one event on all, session:<id> and category:<name>."""
-        self.broadcast("all", event)
+        """Put one event on all, session:<id> and category:<name> (in-process handlers)."""
+        self._deliver("all", event)
         if event.session_id:
-            self.broadcast(f"session:{event.session_id}", event)
+            self._deliver(f"session:{event.session_id}", event)
         if event.category:
-            self.broadcast(f"category:{event.category}", event)
+            self._deliver(f"category:{event.category}", event)
 
     def broadcast(self, channel: str, data: Any) -> None:
+        """Hand data to every subscriber of channel: in-process handlers and, once initialized, every
+        WebSocket, SSE and gRPC client of the Telemetry (data must then be JSON-encodable)."""
+        if self._telemetry is not None:
+            self._telemetry.broadcast(channel, data)  # comes back through _on_broadcast, like anyone's
+        else:
+            self._deliver(check_channel(channel), data)
+
+    def _on_broadcast(self, item: Broadcast) -> None:
+        self._deliver(item.channel, item.data)
+
+    def _deliver(self, channel: str, data: Any) -> None:
         """Call every handler of channel; a failing handler is counted and logged, the rest still run."""
-        for handler in self._handlers.get(_check_channel(channel), ()):
+        for handler in self._handlers.get(channel, ()):
             try:
                 handler(data)
             except Exception:
@@ -93,7 +101,7 @@ class ChannelProvider:
         if not callable(handler):
             raise ValidationError("handler", "a callable taking one argument", handler)
         with self._lock:  # copy-on-write: the writer thread iterates a snapshot
-            self._handlers = {**self._handlers, _check_channel(channel): (*self._handlers.get(channel, ()), handler)}
+            self._handlers = {**self._handlers, check_channel(channel): (*self._handlers.get(channel, ()), handler)}
 
     def unsubscribe(self, channel: str, handler: ChannelHandler) -> None:
         """Stop calling handler for channel."""
@@ -105,6 +113,7 @@ class ChannelProvider:
         """Stop the feed."""
         if self._telemetry is not None:
             self._telemetry.off("event:tracked", self.stream)
+            self._telemetry.off(BROADCAST_EVENT, self._on_broadcast)
             self._telemetry = None
 
 

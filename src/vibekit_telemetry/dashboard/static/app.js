@@ -33,6 +33,8 @@
     }
     return el;
   }
+  // Time-ordered ids (UUIDv7) share their first digits within a millisecond: show the random tail.
+  const shortId = (id) => (id.length > 14 ? `…${id.slice(-10)}` : id);
   const fmtInt = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString("en"));
   function fmtMs(ms) {
     if (ms === null || ms === undefined || isNaN(ms)) return "–";
@@ -88,7 +90,11 @@
     if (res.status === 401) { await askForKey(); return api(path, params); }
     if (!res.ok) {
       let message = `${res.status} ${res.statusText}`;
-      try { const body = await res.json(); message = body.message || message; } catch (e) { /* not JSON */ }
+      try {
+        const body = await res.json();
+        const details = (body.details || []).map((d) => `${d.field}: ${d.message}`).join("; ");
+        message = (body.message || message) + (details ? ` (${details})` : "");  // which field, what it expects
+      } catch (e) { /* not JSON */ }
       const err = new Error(message); err.status = res.status; throw err;
     }
     return res;
@@ -243,9 +249,10 @@
   };
 
   // ---------------------------------------------------------------- charts (SVG with text alternatives)
-  function lineChart(points, series, { title, height = 160, band } = {}) {
+  function lineChart(points, series, { title, height = 160, band, fmt = fmtInt, summary: given } = {}) {
     const W = 600, H = height, P = 28;
-    const maxY = Math.max(1, ...points.flatMap((p) => series.map((s) => p[s.key] || 0)),
+    // Live counts keep a floor of 1 (an idle chart is flat, not noise); forecasts scale to their own values.
+    const maxY = Math.max(band ? 1e-9 : 1, ...points.flatMap((p) => series.map((s) => p[s.key] || 0)),
       ...(band ? points.map((p) => p[band.high] || 0) : []));
     const x = (i) => P + (i * (W - P - 6)) / Math.max(1, points.length - 1);
     const y = (v) => H - 18 - ((H - 30) * v) / maxY;
@@ -254,8 +261,8 @@
     svg.setAttribute("viewBox", `0 0 ${W} ${H}`); svg.setAttribute("class", "chart");
     svg.setAttribute("role", "img");
     const last = points[points.length - 1] || {};
-    const summary = `${title}: ${series.map((s) => `${s.label} now ${fmtInt(last[s.key] || 0)}, ` +
-      `peak ${fmtInt(Math.max(0, ...points.map((p) => p[s.key] || 0)))}`).join("; ")} over ${points.length} points.`;
+    const summary = given || `${title}: ${series.map((s) => `${s.label} now ${fmt(last[s.key] || 0)}, ` +
+      `peak ${fmt(Math.max(0, ...points.map((p) => p[s.key] || 0)))}`).join("; ")} over ${points.length} points.`;
     svg.setAttribute("aria-label", summary);
     const add = (tag, attrs, text) => {
       const el = document.createElementNS(NS, tag);
@@ -265,7 +272,7 @@
     };
     add("title", {}, summary);
     add("line", { x1: P, y1: H - 18, x2: W, y2: H - 18, class: "axis" });
-    add("text", { x: 2, y: 12 }, fmtInt(maxY));
+    add("text", { x: 2, y: 12 }, fmt(maxY));
     add("text", { x: 2, y: H - 20 }, "0");
     if (points.length) {
       add("text", { x: P, y: H - 4 }, fmtClock(points[0].t));
@@ -379,7 +386,10 @@
         input("session", "Session id", f.session), pauseBtn, status),
       h("div", { class: "panel table-wrap" }, h("table", { "aria-label": "Live events, newest first" },
         h("thead", {}, h("tr", {}, h("th", {}, "time"), h("th", {}, "type"), h("th", {}, "agent"),
-          h("th", {}, "session"), h("th", {}, "content"))), body)));
+          h("th", {}, "session"), h("th", {}, "content"))), body)),
+      // Every stored event matching the feed's filter (not only the last few hundred on screen), newest first.
+      h("div", { class: "panel", style: "margin-top:14px" }, downloadButtons("events",
+        () => ({ category: f.agent, event_type: f.type, session_id: f.session }))));
     pauseBtn.addEventListener("click", () => {
       paused = !paused; seenAtPause = agg.total;
       pauseBtn.setAttribute("aria-pressed", String(paused)); pauseBtn.textContent = paused ? "Resume" : "Pause";
@@ -394,8 +404,9 @@
         rows.push(h("tr", { class: "feed-row", "data-type": e.event_type },
           h("td", {}, fmtClock(e.timestamp)), h("td", {}, h("span", { class: `badge ${e.event_type}` }, e.event_type)),
           h("td", {}, e.category || "–"),
-          h("td", {}, e.session_id ? h("a", { href: `#/sessions/${encodeURIComponent(e.session_id)}` }, e.session_id.slice(0, 13)) : "–"),
-          h("td", { class: "ellipsis" }, e.stream_data || e.label || "")));
+          h("td", {}, e.session_id ? h("a", { href: `#/sessions/${encodeURIComponent(e.session_id)}`, title: e.session_id },
+            shortId(e.session_id)) : "–"),
+          h("td", { class: "ellipsis" }, e.stream_data || e.label || (e.metadata && e.metadata.status) || "")));
       }
       if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: 5, class: "muted" }, "Waiting for events…")));
       if (!paused) status.textContent = `${fmtInt(agg.total)} events received`;
@@ -406,11 +417,17 @@
 
   async function pageSessions(params) {
     const f = { q: params.get("q") || "", status: params.get("status") || "", agent: params.get("agent") || "",
-      since: params.get("since") || "", order: params.get("order") || "desc", page: Number(params.get("page") || 1) };
-    const apply = (changes) => setParams("sessions", { ...f, ...changes, page: changes.page || 1 });
+      since: params.get("since") || "", sort: params.get("sort") || "start_time", order: params.get("order") || "desc",
+      page: Number(params.get("page") || 1) };
+    const apply = (changes) => {
+      const next = { ...f, ...changes, page: changes.page || 1 };
+      if (next.sort === "start_time") next.sort = "";  // the default stays out of the URL
+      setParams("sessions", next);
+    };
     const form = h("form", { class: "filters", "aria-label": "Session filters", onsubmit: (e) => {
       e.preventDefault(); const d = new FormData(e.target);
-      apply({ q: d.get("q").trim(), status: d.get("status"), agent: d.get("agent").trim(), since: d.get("since") });
+      const [sort, order] = d.get("sort").split(":");
+      apply({ q: d.get("q").trim(), status: d.get("status"), agent: d.get("agent").trim(), since: d.get("since"), sort, order });
     } },
     h("label", {}, "Search prompt or id", h("input", { name: "q", id: "s-q", type: "search", value: f.q })),
     h("label", {}, "Status", h("select", { name: "status", id: "s-status" },
@@ -419,8 +436,16 @@
     h("label", {}, "Started", h("select", { name: "since", id: "s-since" },
       ...[["", "any time"], ["1h", "last hour"], ["24h", "last 24 h"], ["7d", "last 7 days"], ["30d", "last 30 days"]]
         .map(([v, t]) => h("option", { value: v, selected: v === f.since }, t)))),
+    // The same sorts as the column headers, for narrow screens where some columns are hidden.
+    h("label", {}, "Sort", h("select", { name: "sort", id: "s-sort" },
+      ...[["start_time:desc", "newest first"], ["start_time:asc", "oldest first"], ["duration:desc", "longest first"],
+        ["duration:asc", "shortest first"], ["event_count:desc", "most events"], ["event_count:asc", "fewest events"],
+        ["error_count:desc", "most errors"], ["error_count:asc", "fewest errors"]]
+        .map(([v, t]) => h("option", { value: v, selected: v === `${f.sort}:${f.order}` }, t)))),
     h("button", { type: "submit", class: "primary" }, "Apply"));
-    const dlParams = () => ({ status: f.status, category: f.agent, since: f.since });
+    // The download is what the table shows: same filter, same sort, every page of it.
+    const dlParams = () => ({ status: f.status, category: f.agent, since: f.since,
+      sort: f.sort === "start_time" ? "" : f.sort, order: f.order });
     view().replaceChildren(h("h1", {}, "Sessions"), form,
       h("div", { class: "panel" }, h("div", { class: "table-wrap", id: "sessions-table" }, h("p", { class: "muted" }, "Loading…")),
         h("div", { class: "pager", id: "pager" })),
@@ -439,18 +464,29 @@
       sessions = found.filter((s) => s && (!f.status || s.status === f.status));
       more = starts.events.length === PAGE_SIZE;
     } else {
-      const res = await getJSON("/api/sessions", { status: f.status, category: f.agent, since: f.since, order: f.order,
-        limit: PAGE_SIZE, offset: (f.page - 1) * PAGE_SIZE });
+      const res = await getJSON("/api/sessions", { status: f.status, category: f.agent, since: f.since,
+        sort: f.sort === "start_time" ? "" : f.sort, order: f.order, limit: PAGE_SIZE, offset: (f.page - 1) * PAGE_SIZE });
       sessions = res.sessions; more = res.next_offset !== undefined;
     }
-    const sortBtn = h("button", { type: "button", id: "sort-start",
-      "aria-label": `Started, sorted ${f.order === "asc" ? "oldest" : "newest"} first; activate to reverse`,
-      onclick: () => apply({ order: f.order === "asc" ? "desc" : "asc" }) }, `Started ${f.order === "asc" ? "▲" : "▼"}`);
+    // Sorting happens in the store over every matching session (never just this page); the sort is in the URL.
+    // A search lists its matches newest first: the column headers sort the listing, not the search.
+    const sortHeader = (key, label, cls) => {
+      const active = !f.q && f.sort === key;
+      const dir = active ? f.order : null;
+      const words = { start_time: ["oldest", "newest"], duration: ["shortest", "longest"],
+        event_count: ["fewest events", "most events"], error_count: ["fewest errors", "most errors"] }[key];
+      const btn = h("button", { type: "button", class: "sort", id: `sort-${key.split("_")[0]}`, disabled: !!f.q,
+        "aria-label": active ? `${label}, sorted ${dir === "asc" ? words[0] : words[1]} first; activate to reverse`
+          : `Sort by ${label.toLowerCase()}, ${words[1]} first`,
+        onclick: () => apply({ sort: key, order: active && f.order === "desc" ? "asc" : "desc" }) },
+      label, h("span", { "aria-hidden": "true", class: "arrow" }, active ? (dir === "asc" ? " ▲" : " ▼") : " ↕"));
+      return h("th", { class: cls, "aria-sort": active ? (dir === "asc" ? "ascending" : "descending") : null }, btn);
+    };
     const table = h("table", { "aria-label": "Sessions" },
-      h("thead", {}, h("tr", {}, h("th", { "aria-sort": f.order === "asc" ? "ascending" : "descending" }, sortBtn),
+      h("thead", {}, h("tr", {}, sortHeader("start_time", "Started"),
         h("th", {}, "agent"), h("th", { class: "hide-narrow" }, "mode"), h("th", {}, "status"),
-        h("th", { class: "num" }, "duration"), h("th", { class: "num hide-narrow" }, "events"),
-        h("th", { class: "num hide-narrow" }, "errors"), h("th", { class: "hide-narrow" }, "prompt"))),
+        sortHeader("duration", "Duration", "num"), sortHeader("event_count", "Events", "num hide-narrow"),
+        sortHeader("error_count", "Errors", "num hide-narrow"), h("th", { class: "hide-narrow" }, "prompt"))),
       h("tbody", {}, ...sessions.map((s) => h("tr", { class: "session-row", "data-id": s.id },
         h("td", {}, h("a", { href: `#/sessions/${encodeURIComponent(s.id)}` }, fmtTime(s.start_time))),
         h("td", {}, s.category || "–"), h("td", { class: "hide-narrow" }, s.action || "–"),
@@ -499,7 +535,7 @@
               .flatMap(([k, v]) => [h("dt", {}, k), h("dd", { "data-field": k }, v === null || v === undefined ? "–" : v)])),
             h("h2", { style: "margin-top:12px" }, "Metadata"), h("pre", {}, JSON.stringify(s.metadata || {}, null, 2)),
             h("div", { class: "row", style: "margin-top:12px" }, copyBtn),
-            h("div", { style: "margin-top:8px" }, downloadButtons("events", () => ({ session_id: s.id })))),
+            h("div", { style: "margin-top:8px" }, downloadButtons("events", () => ({ session_id: s.id, order: "asc" })))),
           panel("Timeline", h("ol", { class: "timeline", id: "timeline" }, ...events.map((e) =>
             h("li", { class: `t-${e.event_type}` }, h("span", { class: "at" }, `+${fmtMs((e.timestamp || start) - start)}`),
               h("span", { class: `badge ${e.event_type}` }, e.event_type), " ",
@@ -526,40 +562,87 @@
     if (!items || !items.length) return h("p", { class: "muted" }, "None.");
     return h("ul", {}, ...items.map((item) => h("li", {}, describe(item))));
   }
+  // The series /api/predictions forecasts, how to show their values, and what they are.
+  const PREDICTED = {
+    throughput: { label: "Events per minute", fmt: (v) => (v < 10 ? v.toFixed(1) : fmtInt(Math.round(v))) },
+    error_rate: { label: "Error rate", fmt: (v) => `${v.toFixed(1)} %` },
+    response_time: { label: "Response time", fmt: fmtMs },
+    session_duration: { label: "Session duration", fmt: fmtMs },
+  };
+  const FORECAST_MIN = 60;
+
+  function predictionView(p) {
+    const meta = PREDICTED[p.metric] || { label: p.metric, fmt: (v) => String(Math.round(v * 100) / 100) };
+    const box = h("div", { class: "prediction", "data-metric": p.metric }, h("h3", {}, meta.label));
+    if (p.error || !(p.values || []).length) {
+      box.append(h("p", { class: "muted" }, `No forecast yet: ${p.error || "no data"}.`));
+      return box;
+    }
+    const pts = p.timestamps.map((t, i) => ({ t, value: p.values[i], low: p.lower[i], high: p.upper[i] }));
+    const first = pts[0], last = pts[pts.length - 1];
+    const widest = pts.reduce((a, b) => (b.high - b.low > a.high - a.low ? b : a));
+    // The chart's text alternative says what a sighted reader takes from it: where the line goes, how wide the band is.
+    const summary = `${meta.label}, forecast for the next ${FORECAST_MIN} minutes: ${meta.fmt(first.value)} at ` +
+      `${fmtClock(first.t)} to ${meta.fmt(last.value)} at ${fmtClock(last.t)}; 95 % band from ` +
+      `${meta.fmt(last.low)} to ${meta.fmt(last.high)} at the end (widest ${meta.fmt(widest.low)} to ${meta.fmt(widest.high)}).`;
+    box.append(h("div", { class: "chart-box" }, lineChart(pts, [{ key: "value", label: "forecast" }],
+      { title: meta.label, band: { low: "low", high: "high" }, fmt: meta.fmt, summary })));
+    box.append(h("p", { class: "note" }, h("span", { class: "legend line", "aria-hidden": "true" }), " forecast ",
+      h("span", { class: "legend band", "aria-hidden": "true" }), " 95 % band",
+      p.backtest && p.backtest.points ? ` · backtest on the last ${p.backtest.points} minutes: mean error ` +
+        `${meta.fmt(p.backtest.mae || 0)}, inside the band ${Math.round(100 * (p.backtest.coverage ?? 0))} % of the time` : "",
+      p.method ? ` · ${p.method}` : ""));
+    const step = Math.max(1, Math.ceil(pts.length / 12));
+    box.append(h("details", {}, h("summary", {}, "Forecast values"),
+      h("table", { "aria-label": `${meta.label} forecast` },
+        h("thead", {}, h("tr", {}, h("th", {}, "time"), h("th", { class: "num" }, "forecast"),
+          h("th", { class: "num" }, "low (95 %)"), h("th", { class: "num" }, "high (95 %)"))),
+        h("tbody", {}, ...pts.filter((_, i) => i % step === 0 || i === pts.length - 1).map((pt) => h("tr", {},
+          h("td", {}, fmtClock(pt.t)), h("td", { class: "num" }, meta.fmt(pt.value)),
+          h("td", { class: "num" }, meta.fmt(pt.low)), h("td", { class: "num" }, meta.fmt(pt.high))))))));
+    return box;
+  }
+
   async function pageAnalytics() {
     const mine = renderSeq;
     view().replaceChildren(h("h1", {}, "Analytics"), h("p", { class: "muted" }, "Loading…"));
-    let insights = null, metrics = null;
-    try { insights = await getJSON("/api/insights"); } catch (e) { if (!e.status) throw e; }
-    try { metrics = await getJSON("/api/metrics", { since: "24h" }); } catch (e) { if (!e.status) throw e; }
+    const soft = (e) => { if (!e.status) throw e; return null; };  // one failing source leaves the others
+    const [insights, predicted, alerted, metrics] = await Promise.all([
+      getJSON("/api/insights").catch(soft),
+      getJSON("/api/predictions", { metric: Object.keys(PREDICTED).join(","), minutes_ahead: FORECAST_MIN }).catch(soft),
+      getJSON("/api/alerts", { limit: 20 }).catch(soft),
+      getJSON("/api/metrics", { since: "24h" }).catch(soft)]);
     const sections = [];
-    const available = insights && insights.available !== false;
+    const available = (insights && insights.available !== false) || predicted;
     if (!available) {
       sections.push(h("p", { class: "panel", id: "analytics-off" }, "Analytics is not enabled on this server, so there " +
         "are no anomalies, predictions or alerts yet. Enable it in the configuration (analytics.enabled) and this page " +
         "fills in as results arrive."));
     } else {
-      const describe = (a) => [a.metric || a.name || a.type || "anomaly", a.value !== undefined ? ` = ${a.value}` : "",
-        a.expected !== undefined ? ` (expected ${a.expected})` : "", a.severity ? ` · ${a.severity}` : "",
-        a.timestamp ? ` · ${fmtTime(a.timestamp)}` : "", a.message ? ` · ${a.message}` : ""].join("");
-      sections.push(panel("Anomalies", renderInsightList(insights.anomalies, describe)));
-      const predictions = insights.predictions || [];
-      const predictionPanel = panel("Predictions");
-      if (!predictions.length) predictionPanel.append(h("p", { class: "muted" }, "None."));
-      for (const p of predictions) {
-        const pts = (p.points || p.series || []).map((pt) => ({ t: pt.timestamp || pt.t, value: pt.value ?? pt.predicted,
-          low: pt.lower ?? pt.low ?? pt.value, high: pt.upper ?? pt.high ?? pt.value }));
-        predictionPanel.append(h("h3", {}, p.metric || p.name || "prediction"),
-          pts.length ? h("div", { class: "chart-box" }, lineChart(pts, [{ key: "value", label: "predicted" }],
-            { title: `${p.metric || "prediction"} with its confidence band`, band: { low: "low", high: "high" } }))
-            : h("p", {}, `${p.value ?? p.predicted ?? ""} (${p.lower ?? p.low ?? "?"} – ${p.upper ?? p.high ?? "?"}` +
-              `${p.confidence ? `, confidence ${p.confidence}` : ""})`));
-      }
+      const num = (v) => (typeof v === "number" ? String(Math.round(v * 100) / 100) : v);
+      const seen = (a) => (a.observed !== undefined ? a.observed : a.value);
+      // Anomalies (observed, expected, kind, description) and alerts (value, threshold, message) alike.
+      const describe = (a) => [a.metric || a.name || a.type || "anomaly", a.kind ? ` ${a.kind}` : "",
+        seen(a) !== undefined && seen(a) !== null ? ` = ${num(seen(a))}` : "",
+        a.expected !== undefined ? ` (expected ${num(a.expected)})` : "",
+        a.threshold !== undefined && a.threshold !== null ? ` (threshold ${num(a.threshold)})` : "",
+        a.severity ? ` · ${a.severity}` : "", a.timestamp ? ` · ${fmtTime(a.timestamp)}` : "",
+        a.message || a.description ? ` · ${a.message || a.description}` : ""].join("");
+      sections.push(panel("Anomalies", renderInsightList(insights && insights.anomalies, describe)));
+      const forecasts = Object.values((predicted && predicted.predictions) || {});
+      const predictionPanel = panel("Predictions", h("p", { class: "note" }, `The next ${FORECAST_MIN} minutes of each ` +
+        "series, from its history, with the 95 % band the value should stay in."));
+      predictionPanel.id = "predictions";
+      if (!forecasts.length) predictionPanel.append(h("p", { class: "muted" }, "None."));
+      for (const p of forecasts) predictionPanel.append(predictionView(p));
       sections.push(predictionPanel);
-      sections.push(panel("Alerts", renderInsightList(insights.alerts, describe)));
-      const known = new Set(["anomalies", "predictions", "alerts", "available"]);
-      const rest = Object.fromEntries(Object.entries(insights).filter(([k]) => !known.has(k)));
-      if (Object.keys(rest).length) sections.push(panel("Other insights", h("pre", {}, JSON.stringify(rest, null, 2))));
+      // Alerts: the persisted history (/api/alerts), else what this server raised recently (insights).
+      const alerts = (alerted && alerted.alerts && alerted.alerts.length ? alerted.alerts : (insights && insights.alerts)) || [];
+      sections.push(panel("Alerts", renderInsightList(alerts, describe)));
+      if (insights && (insights.recommendations || []).length) {
+        sections.push(panel("Recommendations", renderInsightList(insights.recommendations,
+          (r) => (typeof r === "string" ? r : r.message || r.title || JSON.stringify(r)))));
+      }
     }
     if (metrics && metrics.stats) {
       const st = metrics.stats;

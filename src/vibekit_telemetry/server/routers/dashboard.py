@@ -1,20 +1,14 @@
-"""The web dashboard: its page and assets (strict CSP of their own) and CSV/JSON downloads of what it shows."""
+"""The web dashboard: its page and assets (strict CSP of their own) and CSV/JSON downloads (through export/)."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterator
-from itertools import islice
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Final, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from ...dashboard import MOUNT, STATIC_DIR
-from ...query import parse_query, parse_session_filter
-from ...store.base import EventIterable
+from ...query import QueryFilter, SessionFilter, parse_query, parse_session_filter
 from ..auth import Principal, require
 from ..errors import ApiError, json_response, validation_error
 from ._common import audit, check_params, compact, get_telemetry, split_values
@@ -29,14 +23,8 @@ DASHBOARD_CSP: Final = ("default-src 'none'; script-src 'self'; style-src 'self'
                         "frame-ancestors 'none'")
 ASSETS: Final = {"app.js": "text/javascript", "style.css": "text/css", "favicon.svg": "image/svg+xml"}
 DOWNLOAD_PARAMS: Final = ("what", "format", "since", "until", "session_id", "event_type", "category", "action",
-                          "contains", "status", "limit")
+                          "contains", "status", "sort", "order", "limit")
 MAX_DOWNLOAD: Final = 1_000_000
-SESSION_PAGE: Final = 1000
-EVENT_COLUMNS: Final[tuple[str, ...]] = ("event_id", "session_id", "event_type", "category", "action", "label", "value",
-                        "stream_data", "sandbox_id", "repo_url", "timestamp", "duration", "metadata", "context")
-SESSION_COLUMNS: Final[tuple[str, ...]] = ("id", "category", "action", "status", "start_time", "end_time", "duration",
-                          "event_count", "stream_count", "error_count", "last_event_time", "label", "sandbox_id",
-                          "repo_url", "metadata")
 
 
 def _headers() -> dict[str, str]:
@@ -66,34 +54,6 @@ def asset(name: str) -> Response:
     return FileResponse(STATIC_DIR / name, media_type=media_type, headers=_headers())
 
 
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return "" if value is None else value
-
-
-def _encode(rows: Iterator[dict[str, Any]], fmt: str, columns: tuple[str, ...]) -> Iterator[bytes]:
-    """Rows as CSV (header first) or as one JSON array, in chunks (constant memory)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    if fmt == "csv":
-        writer.writerow(columns)
-    else:
-        buffer.write("[")
-    for count, row in enumerate(rows):
-        if fmt == "csv":
-            writer.writerow([_csv_cell(row.get(c)) for c in columns])
-        else:
-            buffer.write(("," if count else "") + json.dumps(row, ensure_ascii=False, default=str))
-        if buffer.tell() > 256 * 1024:
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-    if fmt == "json":
-        buffer.write("]\n")
-    yield buffer.getvalue().encode()
-
-
 @router.get("/api/dashboard/download", operation_id="downloadForDashboard",
             summary="The dashboard's current filter as CSV or JSON", responses=ERRORS)
 def download(
@@ -104,50 +64,41 @@ def download(
     since: Since = None, until: Until = None, session_id: Strings = None, event_type: Strings = None,
     category: Strings = None, action: Strings = None, status: Strings = None,
     contains: Annotated[str | None, Query()] = None,
+    sort: Annotated[str | None, Query(max_length=64, description="sessions: as /api/sessions")] = None,
+    order: Annotated[Literal["asc", "desc"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_DOWNLOAD)] = 100_000,
 ) -> Response:
-    """Stream the events or sessions matching the filter as a CSV or JSON attachment; audited as an export."""
+    """Stream the events or sessions matching the filter through the export writers; audited as an export.
+
+    The bytes are those of `telemetry export` (export/stream.py): JSON `{"export", "events"|"sessions",
+    "counts"}` or CSV, in the order on screen (newest first unless order/sort say otherwise), up to limit.
+    """
+    from ...export.stream import MEDIA_TYPES, check_stream, stream_export
+
     check_params(request, DOWNLOAD_PARAMS)
     store = get_telemetry(request).store
-    rows: Iterator[dict[str, Any]]
+    selection: QueryFilter | SessionFilter
     if what == "events":
-        if status:
-            raise validation_error([{"field": "status", "message": "applies to sessions, not events"}])
+        bad = [name for name, value in (("status", status), ("sort", sort)) if value]
+        if bad:
+            raise validation_error([{"field": b, "message": "applies to sessions, not events"} for b in bad])
         filters = compact({"since": since, "until": until, "session_id": split_values(session_id),
                            "event_type": split_values(event_type), "category": split_values(category),
                            "action": split_values(action), "contains": contains})
-        parsed = parse_query(**filters, order="desc")  # 400 now, not halfway through the download
-        events = store.iter_events(parsed, chunk_size=2000) if isinstance(store, EventIterable) \
-            else iter(store.query(parse_query(**filters, limit=limit, order="desc")))
-        rows = (e.to_dict() for e in islice(events, limit))
-        columns = EVENT_COLUMNS
+        selection = parse_query(**filters, order=order or "desc", limit=limit)  # 400 now, not mid-download
     else:
         bad = [name for name, value in (("session_id", session_id), ("event_type", event_type),
                                         ("action", action), ("contains", contains)) if value]
         if bad:
             raise validation_error([{"field": b, "message": "applies to events, not sessions"} for b in bad])
         filters = compact({"since": since, "until": until, "category": split_values(category),
-                           "status": split_values(status)})
-        parse_session_filter(**filters)
-        rows = islice(_sessions(store, filters), limit)
-        columns = SESSION_COLUMNS
+                           "status": split_values(status), "sort": sort})
+        selection = parse_session_filter(**filters, order=order, limit=limit)
+    check_stream(store, what, format)
     audit(request, principal, "export", what, {"filters": filters, "format": format, "limit": limit,
                                                "via": "dashboard"})
-    media = "text/csv; charset=utf-8" if format == "csv" else "application/json"
-    return StreamingResponse(_encode(rows, format, columns), media_type=media,
+    return StreamingResponse(stream_export(store, what, format, selection), media_type=MEDIA_TYPES[format],
                              headers={"Content-Disposition": f'attachment; filename="{what}.{format}"'})
-
-
-def _sessions(store: Any, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Sessions newest first, page by page."""
-    offset = 0
-    while True:
-        page = store.get_sessions(parse_session_filter(**filters, limit=SESSION_PAGE, offset=offset))
-        for session in page:
-            yield session.to_dict()
-        if len(page) < SESSION_PAGE:
-            return
-        offset += len(page)
 
 
 @router.get("/api/dashboard/info", operation_id="dashboardInfo", summary="Version, retention and features",

@@ -62,6 +62,9 @@ def _components(status: dict[str, Any]) -> dict[str, Any]:
         "disk_free_mb": (status.get("disk") or {}).get("free_mb"),
         "disk_full": bool((status.get("disk") or {}).get("full")),
         "last_commit_at": (status.get("last_commit") or {}).get("at"),
+        # Plugins (issue 15): state and counts; the reason without the error's text.
+        "plugins": [{key: p.get(key) for key in ("name", "version", "enabled", "calls", "errors", "timeouts",
+                                                 "disabled_reason")} for p in status.get("plugins", [])],
     }
 
 
@@ -70,4 +73,7 @@ def health(request: Request, _principal: Annotated[Principal, Depends(require("r
     """Return queue, writer, drops and stores, as `telemetry health` shows them."""
     status = get_telemetry(request).get_health_status()
     status["streams"] = request.app.state.hub.stats()
+    feed = getattr(request.app.state, "replica_feed", None)
+    if feed is not None:  # replicas on PostgreSQL: the stream follows every replica's commits
+        status["streams"]["replica_feed"] = feed.stats()
     return json_response(status)

@@ -16,7 +16,7 @@ from .events import ERRORS, Since, Strings, Until
 
 router = APIRouter(tags=["sessions"])
 
-LIST_PARAMS: Final = ("status", "category", "since", "until", "with_errors", "limit", "offset", "order")
+LIST_PARAMS: Final = ("status", "category", "since", "until", "with_errors", "limit", "offset", "order", "sort")
 SessionId = Annotated[str, Path(min_length=1, max_length=512)]
 
 
@@ -30,15 +30,17 @@ def list_sessions(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
     order: Annotated[Literal["asc", "desc"] | None, Query()] = None,
+    sort: Annotated[str | None, Query(max_length=64, description="start_time (default), duration, event_count "
+                                      "or error_count; ties by start time, then id")] = None,
 ) -> Response:
-    """Return sessions (newest first by default) filtered by status, category, time and errors."""
+    """Return sessions (newest first by default) filtered by status, category, time and errors, sorted by sort."""
     check_params(request, LIST_PARAMS)
     parsed = parse_session_filter(**compact({"status": status, "category": category, "since": since,
                                              "until": until, "with_errors": with_errors}),
-                                  limit=limit, offset=offset, order=order)
+                                  limit=limit, offset=offset, order=order, sort=sort)
     sessions = get_telemetry(request).store.get_sessions(parsed)
     body = {"sessions": [s.to_dict() for s in sessions], "count": len(sessions), "limit": limit,
-            "offset": offset}
+            "offset": offset, "sort": parsed.sort_by, "order": parsed.order}
     if len(sessions) == limit:
         body["next_offset"] = offset + limit
     return json_response(body)

@@ -32,7 +32,8 @@ def get_stats(
     check_params(request, ("since", "until", "category", "group_by"))
     parsed = parse_stats_filter(**compact({"since": since, "until": until, "category": category,
                                            "group_by": group_by}))
-    return json_response(get_telemetry(request).store.get_stats(parsed).to_dict())
+    # Through Telemetry.get_stats: with the writers' sampling (kept fraction) beside the counts.
+    return json_response(get_telemetry(request).get_stats(parsed).to_dict())
 
 
 @router.get("/api/metrics", operation_id="getMetrics", summary="Live metrics for dashboards",

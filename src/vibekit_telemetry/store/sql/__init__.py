@@ -2,7 +2,9 @@
 
 `store.py` the class (lifecycle, connections, reads), `writer.py` the batch write path, `read.py` the
 selects, `maintenance.py` clean/prune/compact/reindex/check, `text_index.py` SQLite's deferred text
-index, and `dialect.py` every SQLite / PostgreSQL difference (a Dialect strategy object).
+index, `changelog.py` and `audit.py` the change log and audit trail (with their SQLStore mixins),
+`direct.py` schema versions and ad-hoc SQL without opening the store, `fork.py` the fork hooks, and
+`dialect.py` every SQLite / PostgreSQL difference (a Dialect strategy object).
 """
 
 from __future__ import annotations

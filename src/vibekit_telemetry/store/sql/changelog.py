@@ -1,6 +1,8 @@
 """The SQL side of the change log exporters follow (see store/changelog.py for the guarantees).
 
 Positions are the Dialect's `position_column` (SQLite: rowid; PostgreSQL: the seq identity column).
+Where positions may commit out of order (PostgreSQL with several writer processes), followers read
+only up to the safe horizon (store/sql/horizon.py), and that horizon is the committed position.
 Every function opens its own short connection from the store's Engine, so an exporter's reads and
 cursor saves never hold the writer's lock or connection.
 """
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import Connection, Engine, literal_column, select
 
@@ -17,6 +19,7 @@ from ...events import TelemetryEvent, now_ms
 from ...privacy.crypto import decrypt_meta, decrypt_text
 from ..schema import EVENT_COLUMNS, events, exporter_cursors
 from .dialect import Dialect
+from .horizon import horizon_of
 
 # Lowers every cursor above the newest position to it (only where positions are reused: SQLite).
 CLAMP_SQL: Final = ("UPDATE exporter_cursors SET position = (SELECT COALESCE(MAX(rowid), 0) FROM events) "
@@ -24,7 +27,12 @@ CLAMP_SQL: Final = ("UPDATE exporter_cursors SET position = (SELECT COALESCE(MAX
 
 
 def committed_position(engine: Engine, dialect: Dialect) -> int:
-    """Return the position of the newest committed event (0 when the table is empty)."""
+    """Return the position of the newest committed event (0 when the table is empty).
+
+    Where positions commit out of order, the safe horizon: no row at or below it can still appear.
+    """
+    if not dialect.positions_commit_in_order:
+        return horizon_of(engine).safe_position(engine)
     pos: Any = literal_column(dialect.position_column)
     with engine.connect() as conn:
         return int(conn.execute(select(pos).select_from(events).order_by(pos.desc()).limit(1)).scalar() or 0)
@@ -37,6 +45,12 @@ def read_committed(engine: Engine, dialect: Dialect, after: int, limit: int) -> 
     pos: Any = literal_column(dialect.position_column)
     stmt = (select(pos, *(events.c[name] for name in EVENT_COLUMNS)).select_from(events)
             .where(pos > after).order_by(pos).limit(limit))
+    if not dialect.positions_commit_in_order:
+        # Never past a row that may still commit below it (another writer's transaction in flight).
+        upper = horizon_of(engine).safe_position(engine)
+        if upper <= after:
+            return []
+        stmt = stmt.where(pos <= upper)
     with engine.connect() as conn:
         return [(int(row[0]), _row_to_event(EVENT_COLUMNS, row[1:])) for row in conn.execute(stmt)]
 
@@ -86,3 +100,33 @@ def clamp_cursors(conn: Connection, dialect: Dialect) -> None:
     """
     if dialect.reuses_positions:
         conn.exec_driver_sql(CLAMP_SQL)
+
+
+class ChangeLogMethods:
+    """SQLStore's ChangeLog capability (store/base.py), delegating to the functions above (a mixin)."""
+
+    sql: Dialect
+    if TYPE_CHECKING:
+        @property
+        def engine(self) -> Engine:
+            """The store's engine (SQLStore initialises on first use)."""
+
+    def committed_position(self) -> int:
+        """Return the position of the newest committed event (0 when there is none)."""
+        return committed_position(self.engine, self.sql)
+
+    def read_committed(self, after: int, limit: int) -> list[tuple[int, TelemetryEvent]]:
+        """Return up to `limit` committed events with position > after, oldest first, with their positions."""
+        return read_committed(self.engine, self.sql, after, limit)
+
+    def load_cursor(self, name: str) -> int | None:
+        """Return exporter `name`'s persisted position, or None."""
+        return load_cursor(self.engine, name)
+
+    def save_cursor(self, name: str, position: int) -> None:
+        """Persist exporter `name`'s position."""
+        save_cursor(self.engine, self.sql, name, position)
+
+    def cursors(self) -> dict[str, int]:
+        """Return every persisted exporter position by name."""
+        return cursors(self.engine)

@@ -15,14 +15,19 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    FromClause,
+    Table,
     and_,
     cast,
     create_engine,
+    delete,
     event,
     func,
     literal,
     literal_column,
     or_,
+    select,
+    union_all,
 )
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -32,10 +37,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.sql.elements import ClauseElement
 
 from ...errors import StoreError
-from ..schema import EVENT_COLUMNS, events
+from ..schema import EVENT_COLUMNS, event_ids, events, session_totals, totals_deltas
 from .pool import PoolOptions
 
 _COPY_EVENTS: Final = f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
+_COPY_IDS: Final = "COPY event_ids (event_id, timestamp) FROM STDIN"
+_TS: Final = EVENT_COLUMNS.index("timestamp")
+PG_WRITE_LOCK: Final = "LOCK TABLE sessions IN ROW EXCLUSIVE MODE"
 
 SQLITE: Final = "sqlite"
 POSTGRESQL: Final = "postgresql"
@@ -46,6 +54,7 @@ WRITER_CACHE_KB: Final = 8000
 # Tables whose size the store reports and whose indexes `reindex` rebuilds on PostgreSQL.
 _SIZED_TABLES: Final = ("events", "sessions", "rollups", "audit_log")
 _INDEXED_TABLES: Final = ("events", "sessions", "rollups", "session_totals", "session_rollups", "audit_log")
+_PG_INDEXED_TABLES: Final = (*_INDEXED_TABLES, "event_ids", "totals_deltas")
 
 
 def to_url(url_or_path: str | os.PathLike[str]) -> str:
@@ -129,6 +138,15 @@ class Dialect:
     # lets new rows take their positions again (then cursors are clamped in the deleting transaction).
     position_column: ClassVar[str]
     reuses_positions: ClassVar[bool]
+    # Whether positions commit in order even with writers in several processes (else followers stop at
+    # a safe horizon, store/sql/horizon.py), and whether several replicas share the database (then
+    # scheduled jobs take leases and commits are announced: store/sql/cluster.py).
+    positions_commit_in_order: ClassVar[bool]
+    shared_by_replicas: ClassVar[bool]
+    # Events partitioned by time (PostgreSQL, store/sql/partitions.py): retention drops partitions, and
+    # event ids are unique through the ids table, not the events table's own key.
+    partitioned: ClassVar[bool] = False
+    ids_table: ClassVar[str] = "events"
 
     def positional(self) -> SADialect:
         """A dialect whose compiled statements take positional parameters, for DBAPI executemany."""
@@ -146,6 +164,13 @@ class Dialect:
         """Larger of two nullable values."""
         raise NotImplementedError
 
+    def nulls_low(self, column: Any, desc: bool) -> Any:
+        """An ORDER BY term on which NULL sorts below every value (first ascending, last descending).
+
+        The order migration 0013's session sort indexes are built in, so a sorted page is an index walk.
+        """
+        raise NotImplementedError
+
     def metadata_equals(self, column: Any, key: str, value: Any) -> ColumnElement[bool]:
         """Match events whose metadata[key] equals value, JSON types agreeing (a missing key equals None)."""
         raise NotImplementedError
@@ -158,6 +183,25 @@ class Dialect:
         """Create the engine every connection of the store comes from (pool options: PostgreSQL only)."""
         raise NotImplementedError
 
+    def totals_table(self) -> Table:
+        """The table a writer adds its per-category totals to (a row per category, or per writer and category)."""
+        return session_totals
+
+    def totals_source(self) -> FromClause:
+        """What reads take per-category totals from, with session_totals' columns."""
+        return session_totals
+
+    def fold_totals(self, conn: Connection) -> None:
+        """Move writers' pending total deltas into session_totals (in the caller's transaction)."""
+
+    def delete_events(self, conn: Connection, where: list[ColumnElement[bool]]) -> int:
+        """Delete the matching events (and whatever keeps their ids); return how many went."""
+        return int(conn.execute(delete(events).where(*where)).rowcount)
+
+    def upkeep(self, conn: Connection, interval_ms: int, now: int, ahead: int) -> list[str]:
+        """Periodic schema upkeep (partitions `ahead`, totals folded); return the partitions created."""
+        return []
+
     def prepare_writer(self, conn: Any) -> None:
         """Tune the writer's DBAPI connection once, after it is checked out of the pool."""
 
@@ -167,6 +211,9 @@ class Dialect:
 
     def begin(self, cur: Any) -> None:
         """Start the writer's transaction (the DBAPI begins implicitly unless told otherwise)."""
+
+    def lock_for_write(self, cur: Any) -> None:
+        """First statement of a batch's write transaction: table locks in a fixed order (PostgreSQL)."""
 
     def commit(self, conn: Any, cur: Any) -> None:
         """Commit the writer's transaction."""
@@ -184,6 +231,9 @@ class Dialect:
         """A Core connection whose next transaction takes the write lock up front."""
         return conn
 
+    def begin_maintenance(self, conn: Connection) -> None:
+        """First statement of a maintenance write transaction (PostgreSQL: the writers' lock order)."""
+
     def lock_for_append(self, conn: Connection, table: str) -> None:
         """Serialise appends to a hash-chained table (the audit log) across processes, until commit."""
         conn.exec_driver_sql(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
@@ -194,6 +244,10 @@ class Dialect:
 
     def is_transient(self, exc: BaseException) -> bool:
         """Whether a write failed on a passing condition: a lock, a busy database, a lost connection."""
+        return False
+
+    def is_disk_full(self, exc: BaseException) -> bool:
+        """Whether a write failed because the database's disk is full (waited out like a lock)."""
         return False
 
     def is_refused(self, exc: BaseException, integrity_error: type[BaseException]) -> bool:
@@ -235,6 +289,8 @@ class SQLiteDialect(Dialect):
     vacuum_shrinks = True
     position_column = "rowid"  # one writer at a time: rowids grow in commit order
     reuses_positions = True  # a new row takes max(rowid) + 1
+    positions_commit_in_order = True  # one writer at a time, whatever the number of processes
+    shared_by_replicas = False  # a file on one host: replicas are a PostgreSQL deployment
 
     def positional(self) -> SADialect:
         """Return the pysqlite dialect (qmark parameters)."""
@@ -251,6 +307,10 @@ class SQLiteDialect(Dialect):
     def greatest(self, a: Any, b: Any) -> Any:
         """As least(), with max()."""
         return func.max(func.coalesce(a, b), func.coalesce(b, a))
+
+    def nulls_low(self, column: Any, desc: bool) -> Any:
+        """SQLite sorts NULL lowest already (and NULLS FIRST/LAST needs SQLite 3.30)."""
+        return column.desc() if desc else column.asc()
 
     def metadata_equals(self, column: Any, key: str, value: Any) -> ColumnElement[bool]:
         """Compare json_type and json_extract of the key's path."""
@@ -345,6 +405,11 @@ class SQLiteDialect(Dialect):
         text = str(exc).lower()
         return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
+    def is_disk_full(self, exc: BaseException) -> bool:
+        """SQLITE_FULL ("database or disk is full"), or the OS's ENOSPC on the WAL or a temporary file."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        return isinstance(exc, sqlite3.OperationalError) and (code == 13 or "disk is full" in str(exc).lower())
+
     def size_bytes(self, engine: Engine | None, path: str | None) -> int:
         """The database file and its WAL (0 for an in-memory database)."""
         if path is None:
@@ -389,6 +454,10 @@ class PostgreSQLDialect(Dialect):
     vacuum_shrinks = False  # the files do not shrink without VACUUM FULL: one prune pass by row share
     position_column = "seq"  # identity column (migration 0009); never handed out twice
     reuses_positions = False
+    positions_commit_in_order = False  # sequence values are taken before commit, by any writer
+    shared_by_replicas = True
+    partitioned = True  # migration 0014
+    ids_table = "event_ids"
 
     def positional(self) -> SADialect:
         """Return the psycopg dialect with format (%s) parameters."""
@@ -402,9 +471,13 @@ class PostgreSQLDialect(Dialect):
         """COPY the rows: twice executemany's rate (bench/pg_copy_vs_multirow.py).
 
         COPY has no ON CONFLICT, which is safe here: this dialect looks stored ids up first
-        (lookup_ids_first), and a row a concurrent writer committed meanwhile raises a unique
-        violation, after which store_batch rolls back and writes the batch again with the ids checked.
+        (lookup_ids_first, in event_ids), and an id a concurrent writer committed meanwhile raises a
+        unique violation on event_ids, after which store_batch rolls back and writes the batch again
+        with the ids checked. event_ids is what keeps an id unique across partitions (partitions.py).
         """
+        with cur.copy(_COPY_IDS) as copy:
+            for row in rows:
+                copy.write_row((row[0], row[_TS]))
         with cur.copy(_COPY_EVENTS) as copy:
             for row in rows:
                 copy.write_row(row)
@@ -417,12 +490,26 @@ class PostgreSQLDialect(Dialect):
         """greatest() ignores NULLs."""
         return func.greatest(a, b)
 
+    def nulls_low(self, column: Any, desc: bool) -> Any:
+        """PostgreSQL sorts NULL highest by default: say otherwise (the index is NULLS FIRST to match)."""
+        return column.desc().nulls_last() if desc else column.asc().nulls_first()
+
     def metadata_equals(self, column: Any, key: str, value: Any) -> ColumnElement[bool]:
-        """metadata is JSON text; jsonb equality compares numbers by value and keeps true != 1."""
-        item = cast(column, JSONB)[key]
-        if value is None:
+        """jsonb containment (@>, served by ix_events_metadata_gin), then equality: numbers by value, true != 1.
+
+        The jsonb is the index's own expression (partitions.METADATA_JSONB) so the planner matches it;
+        containment alone would let [1, 2] match 1, hence the exact comparison after it.
+        """
+        from .partitions import METADATA_JSONB
+
+        doc: Any = literal_column(METADATA_JSONB.replace("metadata", "events.metadata", 1), JSONB)
+        item = doc[key]
+        if value is None:  # a missing key matches too: no containment to test
             return or_(item.is_(None), item == cast(literal("null"), JSONB))
-        return item == cast(literal(json.dumps(value)), JSONB)
+        text = json.dumps(value).replace("\\u0000", "\\ufffd")
+        wanted = cast(literal(text), JSONB)
+        return and_(doc.contains(cast(literal(json.dumps({key: value}).replace("\\u0000", "\\ufffd")), JSONB)),
+                    item == wanted)
 
     def contains(self, text: str, *, fts: bool) -> ColumnElement[bool]:
         """ILIKE '%x%', which the pg_trgm GIN indexes of migration 0003 serve (BitmapOr of the two)."""
@@ -437,6 +524,58 @@ class PostgreSQLDialect(Dialect):
         pool.attach(engine)
         return engine
 
+    def lock_for_write(self, cur: Any) -> None:
+        """Lock sessions first (ROW EXCLUSIVE: writers never wait on each other for it).
+
+        Partition DDL locks sessions (for the foreign key) and then events; a writer that reached
+        events before sessions could deadlock with it. Taking sessions first in every write
+        transaction makes the order the same everywhere (store/sql/partitions.py).
+        """
+        cur.execute(PG_WRITE_LOCK)
+
+    def begin_maintenance(self, conn: Connection) -> None:
+        """The partition lock, then the writers' lock order (see lock_for_write).
+
+        Maintenance (retention above all) may drop partitions; taking the lock partition upkeep holds
+        first, as upkeep does, keeps the two from waiting on each other's table locks.
+        """
+        from .partitions import PARTITION_LOCK_KEY
+
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PARTITION_LOCK_KEY})")
+        conn.exec_driver_sql(PG_WRITE_LOCK)
+
+    def totals_table(self) -> Table:
+        """totals_deltas: each writer adds to its own rows, so writers never wait on one hot row."""
+        return totals_deltas
+
+    def totals_source(self) -> FromClause:
+        """session_totals plus every writer's unfolded deltas, summed in one statement (one snapshot)."""
+        names = [c.name for c in session_totals.c]
+        both = union_all(select(*(session_totals.c[n] for n in names)),
+                         select(*(totals_deltas.c[n] for n in names))).subquery()
+        return select(both.c.category, *(func.sum(both.c[n]).label(n) for n in names[1:])).group_by(
+            both.c.category).subquery("session_totals")
+
+    def fold_totals(self, conn: Connection) -> None:
+        """Fold totals_deltas into session_totals (partitions.fold_totals)."""
+        from .partitions import fold_totals
+
+        fold_totals(conn)
+
+    def delete_events(self, conn: Connection, where: list[ColumnElement[bool]]) -> int:
+        """Delete the events and their event_ids rows in one statement."""
+        gone = delete(events).where(*where).returning(events.c.event_id).cte("gone")
+        ids = delete(event_ids).where(event_ids.c.event_id.in_(select(gone.c.event_id))).cte("gone_ids")
+        return int(conn.execute(select(func.count()).select_from(gone).add_cte(ids)).scalar_one())
+
+    def upkeep(self, conn: Connection, interval_ms: int, now: int, ahead: int) -> list[str]:
+        """Create the partitions ahead and fold the totals deltas."""
+        from .partitions import ensure_ahead, fold_totals
+
+        created = ensure_ahead(conn, interval_ms, now, ahead)
+        fold_totals(conn)
+        return created
+
     def connection_lost(self, conn: Any) -> bool:
         """psycopg marks a connection closed or broken after a restart, failover or idle timeout."""
         dbapi = getattr(conn, "dbapi_connection", conn)
@@ -448,6 +587,10 @@ class PostgreSQLDialect(Dialect):
 
         return isinstance(exc, psycopg.OperationalError)
 
+    def is_disk_full(self, exc: BaseException) -> bool:
+        """SQLSTATE 53100 (disk_full) from the server."""
+        return getattr(exc, "sqlstate", None) == "53100"
+
     def is_refused(self, exc: BaseException, integrity_error: type[BaseException]) -> bool:
         """DataError (a value out of range, a NUL byte, bad encoding) or a constraint on the rows."""
         import psycopg
@@ -455,24 +598,25 @@ class PostgreSQLDialect(Dialect):
         return super().is_refused(exc, integrity_error) or isinstance(exc, psycopg.DataError)
 
     def size_bytes(self, engine: Engine | None, path: str | None) -> int:
-        """pg_total_relation_size of the store's tables (with indexes and TOAST)."""
+        """pg_total_relation_size of the store's tables and of every events partition (with indexes and TOAST)."""
         if engine is None:
             return 0
         with engine.connect() as conn:
-            names = ", ".join(f"'{t}'" for t in _SIZED_TABLES)
+            names = ", ".join(f"'{t}'" for t in (*_SIZED_TABLES, "event_ids") if t != "events")
             return int(conn.exec_driver_sql(
-                "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
-                f"WHERE c.relkind = 'r' AND c.relname IN ({names}) AND pg_table_is_visible(c.oid)").scalar_one())
+                "SELECT COALESCE(SUM(pg_total_relation_size(x)), 0) FROM (SELECT c.oid AS x FROM pg_class c "
+                f"WHERE c.relkind = 'r' AND pg_table_is_visible(c.oid) AND c.relname IN ({names}) "
+                "UNION ALL SELECT relid FROM pg_partition_tree(to_regclass('events')) WHERE isleaf) t").scalar_one())
 
     def vacuum(self, engine: Engine, writer: Any) -> None:
         """VACUUM ANALYZE outside a transaction (it cannot run inside one)."""
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM ANALYZE events, sessions, rollups")
+            conn.exec_driver_sql("VACUUM ANALYZE events, event_ids, sessions, rollups")
 
     def reindex(self, engine: Engine, writer: Any) -> None:
-        """REINDEX TABLE for each of the store's tables, in one transaction."""
-        with engine.begin() as conn:
-            for table in _INDEXED_TABLES:
+        """REINDEX TABLE for each of the store's tables (a partitioned one cannot be inside a transaction)."""
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for table in _PG_INDEXED_TABLES:
                 conn.exec_driver_sql(f"REINDEX TABLE {table}")
 
 

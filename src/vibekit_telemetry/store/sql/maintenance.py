@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, bindparam, case, delete, exists, func, select, true, update
@@ -31,15 +32,16 @@ _MINUTE = 60_000
 
 
 def clean(store: SQLStore, *, older_than_ms: int | None = None, session_ids: Sequence[str] = (),
-          categories: Sequence[str] = ()) -> int:
+          categories: Sequence[str] = (), also: Sequence[ColumnElement[bool]] = ()) -> int:
     """Delete matching events (all when no criterion is given), sessions left empty, and their counts.
 
     Counts, errors and duration sums in the rollups are corrected with the same delta function the
     writer adds with (sign -1); their per-bucket min and max are not (they stay as bounds of what arrived).
+    `also`: further conditions on events (retention's "in the default partition").
     """
     e = events.c
     cutoff = resolve_older_than(older_than_ms)
-    where: list[ColumnElement[bool]] = [true()]
+    where: list[ColumnElement[bool]] = [true(), *also]
     if cutoff is not None:
         where.append(e.timestamp < cutoff)
     if session_ids:
@@ -47,38 +49,48 @@ def clean(store: SQLStore, *, older_than_ms: int | None = None, session_ids: Seq
     if categories:
         where.append(e.category.in_(list(categories)))
     with store.maintenance_transaction() as conn:
-        touched = list(conn.execute(select(e.session_id).distinct().where(
-            *where, e.session_id.is_not(None))).scalars())
-        # One grouped read at minute resolution, added up here into every period and the totals.
-        rollup_deltas: dict[RollupKey, RollupDelta] = {}
-        totals: dict[str, TotalsDelta] = {}
-        buckets: dict[SessionRollupKey, TotalsDelta] = {}
-        keys = ((e.timestamp // _MINUTE) * _MINUTE, e.category, func.coalesce(e.action, ""), e.event_type)
-        for start, cat, act, kind, n, errs, dsum, dcount in conn.execute(select(
-                *keys, func.count(), func.sum(case((e.event_type == "error", 1), else_=0)),
-                func.coalesce(func.sum(e.duration), 0.0), func.count(e.duration))
-                .where(*where).group_by(*keys)):
-            add_event_rollups(rollup_deltas, totals, int(start), cat or "", act, kind,
-                              count=int(n), errors=int(errs or 0), duration_sum=float(dsum or 0.0),
-                              duration_count=int(dcount), sign=-1)
-        _apply_rollups(conn, rollup_deltas)
-        removed = conn.execute(delete(events).where(*where)).rowcount
-        sc = sessions.c
-        for chunk in chunks(touched):
-            empty = [sc.id.in_(chunk), ~exists().where(e.session_id == sc.id)]
-            for cat, status, end_time, duration, start_time in conn.execute(
-                    select(sc.category, sc.status, sc.end_time, sc.duration, sc.start_time).where(*empty)):
-                state = (cat, status, end_time, duration)
-                add_session_state(totals, state, -1)
-                add_session_buckets(buckets, state, int(start_time), -1)
-            conn.execute(delete(sessions).where(*empty))
-        _apply_totals(conn, totals)
-        _apply_session_rollups(conn, buckets)
-        if store._text is not None:
-            # Deleting the newest rows frees their rowids for reuse: keep the watermark at most
-            # max(rowid), so rows that take those rowids again are indexed.
-            conn.exec_driver_sql(TextIndex.CLAMP_AFTER_DELETE)
-        changelog.clamp_cursors(conn, store.sql)  # the same for exporters' cursors
+        return _remove(store, conn, where, lambda: store.sql.delete_events(conn, where))
+
+
+def _remove(store: SQLStore, conn: Connection, where: list[ColumnElement[bool]],
+            remove: Callable[[], int]) -> int:
+    """Correct the aggregates for the events matching `where`, remove them with `remove`, drop emptied sessions."""
+    e = events.c
+    touched = list(conn.execute(select(e.session_id).distinct().where(
+        *where, e.session_id.is_not(None))).scalars())
+    # One grouped read at minute resolution, added up here into every period and the totals.
+    rollup_deltas: dict[RollupKey, RollupDelta] = {}
+    totals: dict[str, TotalsDelta] = {}
+    buckets: dict[SessionRollupKey, TotalsDelta] = {}
+    keys = ((e.timestamp // _MINUTE) * _MINUTE, e.category, func.coalesce(e.action, ""), e.event_type)
+    for start, cat, act, kind, n, errs, dsum, dcount in conn.execute(select(
+            *keys, func.count(), func.sum(case((e.event_type == "error", 1), else_=0)),
+            func.coalesce(func.sum(e.duration), 0.0), func.count(e.duration))
+            .where(*where).group_by(*keys)):
+        add_event_rollups(rollup_deltas, totals, int(start), cat or "", act, kind,
+                          count=int(n), errors=int(errs or 0), duration_sum=float(dsum or 0.0),
+                          duration_count=int(dcount), sign=-1)
+    # Removed before any aggregate row is locked: dropping a partition waits for the writers in flight,
+    # which may be about to upsert those rows; the other way round the two would deadlock.
+    removed = remove()
+    _apply_rollups(conn, rollup_deltas)
+    sc = sessions.c
+    for chunk in chunks(touched):
+        empty = [sc.id.in_(chunk), ~exists().where(e.session_id == sc.id)]
+        for cat, status, end_time, duration, start_time in conn.execute(
+                select(sc.category, sc.status, sc.end_time, sc.duration, sc.start_time).where(*empty)):
+            state = (cat, status, end_time, duration)
+            add_session_state(totals, state, -1)
+            add_session_buckets(buckets, state, int(start_time), -1)
+        conn.execute(delete(sessions).where(*empty))
+    store.sql.fold_totals(conn)  # so the rows _apply_totals corrects hold every writer's counts
+    _apply_totals(conn, totals)
+    _apply_session_rollups(conn, buckets)
+    if store._text is not None:
+        # Deleting the newest rows frees their rowids for reuse: keep the watermark at most
+        # max(rowid), so rows that take those rowids again are indexed.
+        conn.exec_driver_sql(TextIndex.CLAMP_AFTER_DELETE)
+    changelog.clamp_cursors(conn, store.sql)  # the same for exporters' cursors
     return int(removed)
 
 
@@ -131,7 +143,7 @@ def prune(store: SQLStore) -> int:
     removed = 0
     if store.prune_days is not None:
         cutoff = now_ms() - int(store.prune_days * 86_400_000)
-        removed += store.clean(older_than_ms=cutoff)
+        removed += drop_partitions(store, cutoff) if store.sql.partitioned else store.clean(older_than_ms=cutoff)
         with store.maintenance_transaction() as conn:
             conn.execute(delete(writer_runs).where(writer_runs.c.updated_at < cutoff))
     if store.max_size_mb is None:
@@ -156,6 +168,28 @@ def prune(store: SQLStore) -> int:
         if not store.sql.vacuum_shrinks:
             break  # one pass by row share: the files would not shrink further
     return removed
+
+
+def drop_partitions(store: SQLStore, cutoff: int) -> int:
+    """Retention on a partitioned events table: drop every partition that ended before cutoff.
+
+    Aggregates are corrected as clean() does, read from the partition before it goes. Events are kept
+    until their whole partition is past the cutoff (a day or a week late at most); only the default
+    partition (far-past or far-future timestamps, normally empty) has rows deleted one by one.
+    """
+    from .partitions import drop_partition, expired, in_default_partition
+
+    e = events.c
+    removed = 0
+    with store.engine.connect() as conn:
+        parts = expired(conn, cutoff)
+    for part in parts:
+        with store.maintenance_transaction() as conn:  # holds the partition lock (Dialect.begin_maintenance)
+            if part not in expired(conn, cutoff):
+                continue  # another replica dropped it meanwhile
+            where = [e.timestamp >= part.lo, e.timestamp < part.hi]
+            removed += _remove(store, conn, where, partial(drop_partition, conn, part))
+    return removed + clean(store, older_than_ms=cutoff, also=[in_default_partition()])
 
 
 def compact(store: SQLStore) -> None:

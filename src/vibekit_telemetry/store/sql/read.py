@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    FromClause,
     Row,
     Select,
     and_,
@@ -156,11 +157,24 @@ def session_conditions(f: SessionFilter) -> list[ColumnElement[bool]]:
     return conds
 
 
-def query_sessions(conn: Connection, f: SessionFilter) -> list[Session]:
-    """Run a SessionFilter ordered by (start_time, id)."""
-    order = [sessions.c.start_time, sessions.c.id]
-    stmt: Select[Any] = select(sessions).where(*session_conditions(f)).order_by(
-        *(o.desc() for o in order) if f.order == "desc" else order)
+def session_order(f: SessionFilter, dialect: Dialect) -> list[Any]:
+    """ORDER BY of a sessions listing: the sort key, then start time, then id, all in the filter's direction.
+
+    Each sort key has an index in exactly this order (migration 0013, ix_sessions_sort_*),
+    so a page is an index walk whatever the number of sessions. A session still running has no
+    duration: it sorts below every duration (last when longest first).
+    """
+    c, desc = sessions.c, f.order == "desc"
+    ties = [c.start_time.desc(), c.id.desc()] if desc else [c.start_time, c.id]
+    if f.sort_by == "start_time":
+        return ties
+    key = c[f.sort_by]
+    return [dialect.nulls_low(key, desc) if key.nullable else (key.desc() if desc else key), *ties]
+
+
+def query_sessions(conn: Connection, f: SessionFilter, dialect: Dialect) -> list[Session]:
+    """Run a SessionFilter in its sort order (start time by default; see session_order)."""
+    stmt: Select[Any] = select(sessions).where(*session_conditions(f)).order_by(*session_order(f, dialect))
     if f.limit is not None:
         stmt = stmt.limit(f.limit)
     if f.offset:
@@ -317,9 +331,12 @@ def session_counts(conn: Connection, f: StatsFilter) -> dict[str | None, tuple[i
     return {k: (n, a, d, c) for k, (n, a, d, c) in counts.items() if n > 0}
 
 
-def stats(conn: Connection, f: StatsFilter, size_bytes: int | None) -> Stats:
-    """Compute Stats from maintained aggregates: session_totals, or (session_)rollups for a time range."""
-    e, t = events.c, session_totals.c
+def stats(conn: Connection, f: StatsFilter, size_bytes: int | None, totals: FromClause = session_totals) -> Stats:
+    """Compute Stats from maintained aggregates: session_totals, or (session_)rollups for a time range.
+
+    totals: where per-category totals are read (Dialect.totals_source: with PostgreSQL's unfolded deltas).
+    """
+    e, t = events.c, totals.c
     ev_where = [*([e.timestamp >= f.since] if f.since is not None else []),
                 *([e.timestamp <= f.until] if f.until is not None else []),
                 *([e.category.in_(f.categories)] if f.categories else [])]

@@ -4,75 +4,46 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
 import time
-import weakref
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import column as sa_column
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import table as sa_table
 from sqlalchemy.engine import make_url
 
-from ...errors import RefusedRowError, StoreError, TransientStoreError
-from ...events import TelemetryEvent
+from ...errors import DiskFullError, RefusedRowError, StoreError, TransientStoreError, ValidationError
+from ...events import TelemetryEvent, now_ms
 from ...query import QueryFilter, SessionFilter, StatsFilter
 from .. import migrate
 from .._batch import writer_run_row
 from ..base import BatchResult, ErrorGroup, RollupPoint, Session, Stats, check_series_args
-from ..schema import EVENT_INDEXES, events, session_totals, sessions, writer_runs
-from . import audit as sql_audit
-from . import changelog, maintenance, read
+from ..schema import EVENT_INDEXES, sessions, writer_runs
+from . import maintenance, read
+from .audit import AuditMethods
+from .changelog import ChangeLogMethods
+from .cluster import ClusterMixin
 from .dialect import for_url, sqlite_path, to_url
+from .direct import DirectAccess
+from .fork import DISOWNED, LIVE
+from .partitions import INTERVALS
 from .pool import PoolOptions
 from .read_breakdown import BreakdownReads
 from .text_index import TextIndex
 from .writer import Statements, chunks, write
-
-# Connections inherited across fork, kept referenced so they are never finalised (closed) in the child.
-_DISOWNED: list[Any] = []
-# Open stores, for the process-wide fork hooks below (registered once, not once per store).
-_LIVE: weakref.WeakSet[SQLStore] = weakref.WeakSet()
-_HELD: list[SQLStore] = []
-# How long a fork waits for a store's batch under way before going ahead without it (seconds).
-_FORK_WAIT_S = 10.0
-
-
-def _before_fork() -> None:
-    """Let each store finish the transaction under way, so no child inherits a connection mid-write.
-
-    A SQLite connection copied mid-transaction keeps the write lock in the child's in-process lock
-    table for ever: the child's own new connection would then find the database locked. Waiting
-    here (in the parent, bounded) is one batch at most; the child never waits on anything.
-    """
-    for store in list(_LIVE):
-        if store._lock.acquire(timeout=_FORK_WAIT_S):
-            _HELD.append(store)
-
-
-def _after_fork_in_parent() -> None:
-    while _HELD:
-        _HELD.pop()._lock.release()
-
-
-def _after_fork_in_child() -> None:
-    # The forking thread owns these copies and is the one running here: release them, so a store
-    # used in the child before after_fork() (which replaces the lock anyway) does not block.
-    while _HELD:
-        _HELD.pop()._lock.release()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
-                        after_in_child=_after_fork_in_child)
 
 
 class StoreRefusedRow(RefusedRowError, ValueError):
     """RefusedRowError that is also a ValueError, as the DBAPI errors it wraps were to older callers."""
 
 
-class SQLStore(BreakdownReads):
+class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, BreakdownReads):
     """Events, sessions, rollups and the audit log in SQLite (a path or sqlite:/// URL) or PostgreSQL.
 
     One connection stack: every connection comes from one SQLAlchemy engine. The writer keeps one
@@ -92,6 +63,7 @@ class SQLStore(BreakdownReads):
             many rows wait, the writer indexes up to this many after a batch (one transaction).
         text_index_delay_s: ... or once the oldest unindexed row has waited this long. Searches are
             exact meanwhile (the unindexed tail is scanned); flush() indexes everything.
+        partition: PostgreSQL: "day" or "week", the range of each events partition upkeep() creates.
     """
 
     supports_query = True
@@ -102,7 +74,10 @@ class SQLStore(BreakdownReads):
                  busy_timeout_ms: int = 5000, prune_days: float | None = None,
                  max_size_mb: float | None = None, wal: bool = True, text_index: bool | None = None,
                  text_index_rows: int = 20_000, text_index_delay_s: float = 2.0,
-                 pool: PoolOptions | None = None) -> None:
+                 pool: PoolOptions | None = None, partition: str = "day") -> None:
+        if partition not in INTERVALS:
+            raise ValidationError("partition", "day or week (the range of one events partition)", partition)
+        self.partition_ms = INTERVALS[partition]
         self.url = to_url(url_or_path)
         self.pool = pool  # PostgreSQL connection pool (pool_size, idle_timeout); None: SQLAlchemy's defaults
         self.sql = for_url(self.url)
@@ -144,6 +119,8 @@ class SQLStore(BreakdownReads):
                                           pool=self.pool)
             try:
                 migrate.upgrade(engine)
+                with engine.begin() as conn:  # the current partition at once; upkeep() makes those ahead
+                    self.sql.upkeep(conn, self.partition_ms, now_ms(), 0)
                 with engine.begin() as conn:
                     for index in EVENT_INDEXES:
                         (index.create if self.enable_indexes else index.drop)(conn, checkfirst=True)
@@ -158,9 +135,11 @@ class SQLStore(BreakdownReads):
                 raise kind(f"cannot open {self.where()}: {reason}") from exc
             self._text = TextIndex(self.text_index_rows, self.text_index_delay_s,
                                    kept=self.text_index) if self._fts else None
-            self._statements = Statements(self.sql)
+            # Its own totals rows on PostgreSQL (totals_deltas): new after a fork, as initialize() runs again.
+            writer_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+            self._statements = Statements(self.sql, writer_id)
             self._engine = engine
-            _LIVE.add(self)
+            LIVE.add(self)
 
     def where(self) -> str:
         """The database file, or the URL without its password: for messages."""
@@ -193,7 +172,7 @@ class SQLStore(BreakdownReads):
         referenced and never used again.
         """
         self._lock = threading.RLock()
-        _DISOWNED.extend(c for c in (self._writer, self._engine) if c is not None)
+        DISOWNED.extend(c for c in (self._writer, self._engine) if c is not None)
         if self._engine is not None:
             self._engine.dispose(close=False)
         self._writer, self._engine, self._text = None, None, None
@@ -201,8 +180,9 @@ class SQLStore(BreakdownReads):
     def shutdown(self) -> None:
         """Close the writer and the engine; safe to call twice."""
         with self._lock:
-            _LIVE.discard(self)
+            LIVE.discard(self)
             self._closed = True
+            self._close_leases()
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
@@ -242,6 +222,11 @@ class SQLStore(BreakdownReads):
                 break
             time.sleep(0.002)  # Python locks are not fair: step aside so a waiting writer gets the lock
         return done
+
+    def unindexed_rows(self) -> int:
+        """Return how many rows wait for the text index, as of the last write or index step."""
+        text = self._text
+        return text.unindexed if text is not None and text.kept else 0
 
     # -- writer metrics --------------------------------------------------------------------------
 
@@ -304,6 +289,8 @@ class SQLStore(BreakdownReads):
 
     def _typed(self, exc: Exception, integrity_error: type[BaseException]) -> Exception:
         """The typed error for a failed write (the original itself when it is neither kind)."""
+        if self.sql.is_disk_full(getattr(exc, "orig", None) or exc):
+            return DiskFullError(f"{self.name} store {self.where()}: disk full ({exc})")
         if self.sql.is_transient(exc):
             return TransientStoreError(f"{self.name} store {self.where()}: {exc}")
         if self.sql.is_refused(exc, integrity_error):
@@ -348,9 +335,11 @@ class SQLStore(BreakdownReads):
     def maintenance_transaction(self) -> Iterator[Connection]:
         """A Core connection in one write transaction, serialised with the writer thread."""
         with self._lock, self.engine.connect() as conn, self.sql.for_writing(conn).begin():
+            self.sql.begin_maintenance(conn)
             yield conn
 
-    # -- maintenance (store/sql/maintenance.py) ---------------------------------------------------
+    # -- maintenance (store/sql/maintenance.py); the change log and the audit trail are the mixins of
+    # store/sql/changelog.py and store/sql/audit.py, schema versions and ad-hoc SQL of store/sql/direct.py.
 
     def clean(self, *, older_than_ms: int | None = None, session_ids: Sequence[str] = (),
               categories: Sequence[str] = ()) -> int:
@@ -366,51 +355,42 @@ class SQLStore(BreakdownReads):
         """Apply prune_days and max_size_mb: delete the oldest events, then VACUUM; return the count."""
         return maintenance.prune(self)
 
+    def upkeep(self, now: int | None = None) -> list[str]:
+        """Create the events partitions ahead and fold writers' totals deltas (PostgreSQL; a scheduled job)."""
+        from .partitions import AHEAD
+
+        with self.engine.begin() as conn:
+            return self.sql.upkeep(conn, self.partition_ms, now_ms() if now is None else now, AHEAD)
+
     def compact(self) -> None:
         """VACUUM: give the space of deleted rows back to the file system."""
         self.engine  # noqa: B018
-        with self._lock:
+        with self._lock, self._typed_errors():
             maintenance.compact(self)
 
     def reindex(self) -> None:
         """Rebuild every index (and the text index)."""
         self.engine  # noqa: B018
-        with self._lock:
+        with self._lock, self._typed_errors():
             maintenance.reindex(self)
+
+    @contextmanager
+    def _typed_errors(self) -> Iterator[None]:
+        """The driver's errors on the writer connection as StoreErrors (TransientStoreError: locked, busy)."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except Exception as exc:
+            dbapi = self._engine.dialect.dbapi if self._engine is not None else None
+            if dbapi is None or not isinstance(exc, dbapi.Error):
+                raise
+            kind = TransientStoreError if self.sql.is_transient(exc) else StoreError
+            raise kind(f"{self.name} store {self.where()}: {' '.join(str(exc).split())}") from exc
 
     def check(self) -> list[str]:
         """Run integrity checks; return the problems found ([] when the database is sound)."""
         return maintenance.check(self)
-
-    def record_audit(self, actor: str, action: str, target: str | None = None,
-                     details: dict[str, Any] | None = None, *, table: str | None = None,
-                     record_id: str | None = None, old_values: dict[str, Any] | None = None,
-                     new_values: dict[str, Any] | None = None) -> None:
-        """Append one audit entry (who did what to which record, old and new values), chained by hash."""
-        sql_audit.append(self, actor, action, target, details, table=table, record_id=record_id,
-                         old_values=old_values, new_values=new_values)
-
-    # -- change log: what exporters follow (store/sql/changelog.py) ---------------------------------
-
-    def committed_position(self) -> int:
-        """Return the position of the newest committed event (0 when there is none)."""
-        return changelog.committed_position(self.engine, self.sql)
-
-    def read_committed(self, after: int, limit: int) -> list[tuple[int, TelemetryEvent]]:
-        """Return up to `limit` committed events with position > after, oldest first, with their positions."""
-        return changelog.read_committed(self.engine, self.sql, after, limit)
-
-    def load_cursor(self, name: str) -> int | None:
-        """Return exporter `name`'s persisted position, or None."""
-        return changelog.load_cursor(self.engine, name)
-
-    def save_cursor(self, name: str, position: int) -> None:
-        """Persist exporter `name`'s position."""
-        changelog.save_cursor(self.engine, self.sql, name, position)
-
-    def cursors(self) -> dict[str, int]:
-        """Return every persisted exporter position by name."""
-        return changelog.cursors(self.engine)
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -437,7 +417,7 @@ class SQLStore(BreakdownReads):
     def get_sessions(self, filter_: SessionFilter) -> list[Session]:
         """Return the sessions matching the filter."""
         with self.engine.connect() as conn:
-            return read.query_sessions(conn, filter_)
+            return read.query_sessions(conn, filter_, self.sql)
 
     def longest_sessions(self, filter_: SessionFilter, limit: int = 10) -> list[Session]:
         """Return the finished sessions matching the filter, longest duration first."""
@@ -459,9 +439,11 @@ class SQLStore(BreakdownReads):
     def existing_event_ids(self, event_ids: Sequence[str]) -> set[str]:
         """Return which of these event ids are stored (primary-key lookups, in chunks)."""
         found: set[str] = set()
+        # event_ids on PostgreSQL: one index probe per id, not one per partition.
+        ids = sa_table(self.sql.ids_table, sa_column("event_id"))
         with self.engine.connect() as conn:
             for chunk in chunks(list(event_ids)):
-                found.update(conn.execute(select(events.c.event_id).where(events.c.event_id.in_(chunk))).scalars())
+                found.update(conn.execute(select(ids.c.event_id).where(ids.c.event_id.in_(chunk))).scalars())
         return found
 
     def existing_sessions(self, session_ids: Sequence[str]) -> set[str]:
@@ -475,20 +457,7 @@ class SQLStore(BreakdownReads):
     def get_stats(self, filter_: StatsFilter) -> Stats:
         """Return totals, agents, date range, size, average duration and the requested breakdown."""
         with self.engine.connect() as conn:
-            return read.stats(conn, filter_, self.size_bytes())
-
-    def audit_log(self, limit: int = 100, *, table: str | None = None, since: int | None = None,
-                  action: str | None = None) -> list[dict[str, Any]]:
-        """Return the newest audit entries first (of one table, action, or since a time, when given)."""
-        return sql_audit.entries(self, limit, table=table, since=since, action=action)
-
-    def audit_history(self, table: str, record_id: str) -> list[dict[str, Any]]:
-        """Return one record's audit entries oldest first, with old/new values and changed_fields."""
-        return sql_audit.entries(self, None, table=table, record_id=record_id, oldest_first=True)
-
-    def verify_audit(self) -> list[str]:
-        """Return where the audit hash chain is broken ([] when intact)."""
-        return sql_audit.verify(self)
+            return read.stats(conn, filter_, self.size_bytes(), self.sql.totals_source())
 
     def size_bytes(self) -> int:
         """Return the bytes the store occupies (SQLite file and WAL; PostgreSQL tables and indexes)."""
@@ -498,9 +467,9 @@ class SQLStore(BreakdownReads):
         """Return reachability, schema version, size and counts (from session_totals, no scan)."""
         try:
             with self.engine.connect() as conn:
+                totals = self.sql.totals_source().c
                 n_events, n_sessions = conn.execute(select(
-                    func.coalesce(func.sum(session_totals.c.events), 0),
-                    func.coalesce(func.sum(session_totals.c.sessions), 0))).one()
+                    func.coalesce(func.sum(totals.events), 0), func.coalesce(func.sum(totals.sessions), 0))).one()
             return {"reachable": True, "name": self.name, "backend": self.dialect, "location": self.where(),
                     "schema_version": migrate.current_version(self.engine), "events": int(n_events),
                     "sessions": int(n_sessions), "size_bytes": self.size_bytes(),

@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, Float, Integer, Text, bindparam, case, func, 
 from ...events import TelemetryEvent
 from .._batch import WRITER_RUN_COLUMNS, KnownSession, Plan, TotalsDelta, plan_batch
 from ..base import BatchResult
-from ..schema import EVENT_COLUMNS, events, rollups, session_rollups, session_totals, sessions, writer_runs
+from ..schema import EVENT_COLUMNS, events, rollups, session_rollups, sessions, writer_runs
 from .dialect import Dialect, compile_positional
 from .text_index import TextIndex
 
@@ -29,6 +29,7 @@ def chunks(items: Sequence[str]) -> Iterator[list[str]]:
 def write(cur: Any, st: Statements, batch: Sequence[TelemetryEvent], *, check_ids: bool,
           text: TextIndex | None) -> BatchResult:
     """Plan and write one batch with the cursor of an open transaction; return what was stored."""
+    st.dialect.lock_for_write(cur)
     # Before inserting, so new rows never take rowids at or below a stale watermark.
     mark = text.before_write(cur) if text is not None else None
     sids = list({s for e in batch if (s := e.session_id) is not None})
@@ -64,8 +65,10 @@ def write(cur: Any, st: Statements, batch: Sequence[TelemetryEvent], *, check_id
 class Statements:
     """The write path's statements, compiled once per store to positional DBAPI SQL."""
 
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect, writer_id: str = "") -> None:
         self.dialect = dialect
+        # Whose rows this writer adds its category totals to, where each writer has its own (PostgreSQL).
+        self.writer_id = writer_id
         d = dialect.positional()
         self.ph = dialect.placeholder
         self.insert_events, names = compile_positional(insert(events), d)
@@ -104,11 +107,12 @@ class Statements:
                   "duration_count": r.duration_count + x.duration_count,
                   "duration_min": dialect.least(r.duration_min, x.duration_min),
                   "duration_max": dialect.greatest(r.duration_max, x.duration_max)}), d)
-        ins = dialect.upsert_insert()(session_totals).values(
-            {c: b(c, session_totals.c[c].type) for c in ("category", *TOTAL_COLUMNS)})
-        x, t = ins.excluded, session_totals.c
+        table = dialect.totals_table()  # session_totals, or each writer's own rows (totals_deltas)
+        keys = [c.name for c in table.primary_key.columns]
+        ins = dialect.upsert_insert()(table).values({c: b(c, table.c[c].type) for c in (*keys, *TOTAL_COLUMNS)})
+        x, t = ins.excluded, table.c
         self.upsert_totals, self._totals_names = compile_positional(ins.on_conflict_do_update(
-            index_elements=["category"], set_={c: t[c] + x[c] for c in TOTAL_COLUMNS}), d)
+            index_elements=keys, set_={c: t[c] + x[c] for c in TOTAL_COLUMNS}), d)
         ins = dialect.upsert_insert()(session_rollups).values(
             {c: b(c, session_rollups.c[c].type) for c in ("period", "bucket_start", "category", *SESSION_COLUMNS)})
         x, sr = ins.excluded, session_rollups.c
@@ -130,7 +134,7 @@ class Statements:
 
     def stored_ids(self, n: int) -> str:
         """SELECT of the stored event ids among n ids."""
-        return f"SELECT event_id FROM events WHERE event_id IN ({', '.join([self.ph] * n)})"
+        return f"SELECT event_id FROM {self.dialect.ids_table} WHERE event_id IN ({', '.join([self.ph] * n)})"
 
     def session_row(self, d: Any) -> tuple[Any, ...]:
         """Parameters inserting a session first seen in this batch."""
@@ -153,8 +157,9 @@ class Statements:
 
     def totals_rows(self, totals: dict[str, TotalsDelta]) -> list[tuple[Any, ...]]:
         """Parameters adding per-category deltas to session_totals."""
-        return [tuple(category if n == "b_category" else getattr(v, n[2:]) for n in self._totals_names)
-                for category, v in totals.items()]
+        keys = {"b_writer_id": self.writer_id}
+        return [tuple(category if n == "b_category" else keys[n] if n in keys else getattr(v, n[2:])
+                      for n in self._totals_names) for category, v in totals.items()]
 
     def session_rollup_rows(self, buckets: dict[tuple[str, int, str], TotalsDelta]) -> list[tuple[Any, ...]]:
         """Parameters adding per-(period, bucket, category) session deltas to session_rollups."""

@@ -1,0 +1,191 @@
+"""Sustained ingest into PostgreSQL through `telemetry api` against a raw COPY of the same rows, same run.
+
+    python bench/pg_server_vs_copy.py                     # 1,000 sessions of 100 events, 3 runs
+    python bench/pg_server_vs_copy.py --sessions 200 --runs 1
+
+server: a real `telemetry api --db postgresql://…` process on loopback (`--rate-limit off`, otherwise
+the defaults: partitioned events, event_ids, totals deltas, pg_trgm and metadata GIN indexes) on a
+fresh database of its own; 4 client processes of bench_durable_http.py, each with one keep-alive
+connection, post batches of 100 events to POST /api/events and wait for each 200 (sent once the batch
+is committed). The clock runs from "go" to the last answer; the rows are then counted in PostgreSQL.
+
+copy (the peer): the rows the server stored (sessions and events, read back before the clock) COPYed
+into another fresh database created by SQLStore.initialize() (same partitioned table, same indexes),
+10,000 rows per COPY and transaction on one connection; no event_ids, rollups or totals: the least a
+bulk loader does to hold the same rows. Server and copy runs alternate; the report quotes medians.
+
+Target (issue 16): server events/s >= 0.5 x raw COPY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from _util import BENCH_DIR, emit, machine, ratio
+from bench_durable_http import BATCH, CLIENTS, URL, bodies_per_client, workload
+
+DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
+CHUNK = 10_000
+SESSION_COLUMNS = ("id, category, action, status, start_time, end_time, duration, event_count, stream_count, "
+                   "error_count, last_event_time, label, sandbox_id, repo_url, metadata")
+
+
+def _serve(url: str) -> tuple[subprocess.Popen[str], int]:
+    """Start `telemetry api --db URL` (default configuration) on a free loopback port; return it and the port."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vibekit_telemetry.cli", "--db", url, "api", "--port", "0", "--rate-limit", "off",
+         "--log-level", "warning"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
+    assert process.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        match = URL.search(process.stdout.readline())
+        if match:
+            port = int(match.group(1))
+            while time.monotonic() < deadline:
+                try:
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                    conn.request("GET", "/health")
+                    if conn.getresponse().status == 200:
+                        conn.close()
+                        return process, port
+                except OSError:
+                    time.sleep(0.05)
+        if process.poll() is not None:
+            break
+    process.kill()
+    raise RuntimeError("telemetry api did not start")
+
+
+def _new_database() -> str:
+    import psycopg
+
+    name = "pgscale_ingest_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(DSN, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return name
+
+
+def _drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(DSN, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def run_server(sessions: list[list[dict[str, Any]]], workdir: Path) -> tuple[dict[str, Any], str]:
+    """One server run on a fresh database; return its figures and the database (kept for the copy run)."""
+    import psycopg
+
+    name = _new_database()
+    files = []
+    for c, bodies in enumerate(bodies_per_client(sessions, CLIENTS)):
+        path = workdir / f"client-{c}.jsonl"
+        path.write_bytes(b"\n".join(bodies) + b"\n")
+        files.append(path)
+    server, port = _serve(f"postgresql://postgres@127.0.0.1:5432/{name}")
+    try:
+        clients = [subprocess.Popen([sys.executable, str(BENCH_DIR / "bench_durable_http.py"), "--client",
+                                     str(port), str(f), "true"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    text=True, cwd=BENCH_DIR) for f in files]
+        for client in clients:
+            assert client.stdout is not None
+            if client.stdout.readline().strip() != "ready":
+                raise RuntimeError("a client did not connect")
+        go = time.monotonic()
+        for client in clients:
+            assert client.stdin is not None
+            client.stdin.write("go\n")
+            client.stdin.flush()
+        reports = [json.loads(c.communicate(timeout=1800)[0].strip().splitlines()[-1]) for c in clients]
+        finished = time.monotonic()
+        with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={name}") as conn:
+            stored = conn.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    errors: dict[str, int] = {}
+    for r in reports:
+        for code, n in r["errors"].items():
+            errors[code] = errors.get(code, 0) + n
+    elapsed = finished - go
+    return {"stored": stored, "errors": errors, "elapsed_s": elapsed, "events_per_s": stored / elapsed}, name
+
+
+def run_copy(source: str) -> dict[str, Any]:
+    """COPY the rows the server stored in `source` into a fresh store database; events/s of the COPY."""
+    import psycopg
+
+    from vibekit_telemetry.store.schema import EVENT_COLUMNS
+    from vibekit_telemetry.store.sql import SQLStore
+
+    cols = ", ".join(EVENT_COLUMNS)
+    with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={source}") as conn:
+        session_rows = conn.execute(f"SELECT {SESSION_COLUMNS} FROM sessions").fetchall()
+        event_rows = conn.execute(f"SELECT {cols} FROM events ORDER BY seq").fetchall()
+    name = _new_database()
+    try:
+        store = SQLStore(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+        store.initialize()
+        store.shutdown()
+        with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={name}") as conn:
+            started = time.monotonic()
+            with conn.cursor() as cur, cur.copy(f"COPY sessions ({SESSION_COLUMNS}) FROM STDIN") as copy:
+                for row in session_rows:
+                    copy.write_row(row)
+            conn.commit()
+            for i in range(0, len(event_rows), CHUNK):
+                with conn.cursor() as cur, cur.copy(f"COPY events ({cols}) FROM STDIN") as copy:
+                    for row in event_rows[i:i + CHUNK]:
+                        copy.write_row(row)
+                conn.commit()
+            elapsed = time.monotonic() - started
+    finally:
+        _drop_database(name)
+    return {"rows": len(event_rows), "elapsed_s": elapsed, "events_per_s": len(event_rows) / elapsed}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Alternate server and copy runs; print JSON and a summary."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--chunks", type=int, default=98)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    sessions = workload(args.sessions, args.chunks)
+    server_runs, copy_runs, loads = [], [], []
+    with tempfile.TemporaryDirectory(prefix="vk-pgscale-") as tmp:
+        for _ in range(args.runs):
+            figures, name = run_server(sessions, Path(tmp))
+            try:
+                server_runs.append(figures)
+                copy_runs.append(run_copy(name))
+            finally:
+                _drop_database(name)
+            loads.append(os.getloadavg()[0])
+    srv = statistics.median(r["events_per_s"] for r in server_runs)
+    cpy = statistics.median(r["events_per_s"] for r in copy_runs)
+    results = {"machine": machine(), "events": sum(len(s) for s in sessions), "clients": CLIENTS, "batch": BATCH,
+               "server": server_runs, "copy": copy_runs, "median_server_events_per_s": srv,
+               "median_copy_events_per_s": cpy, "ratio": ratio(srv, cpy), "load_avg_1m": loads}
+    emit("pg_server_vs_copy", results, [
+        f"PostgreSQL ingest, {results['events']:,} events, median of {args.runs}: through `telemetry api` "
+        f"({CLIENTS} clients, batches of {BATCH}, durable) {srv:,.0f} events/s; raw COPY of the same rows "
+        f"{cpy:,.0f} events/s; ratio {ratio(srv, cpy):.2f} (target >= 0.5); load average {loads}"])
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""A real `telemetry api` process for tests: started on a free loopback port, ready once /health answers.
+
+Its output is read on a thread (a full pipe never stalls the server), stop() is SIGTERM then SIGKILL,
+kill() is `kill -9` (no shutdown at all: what durability tests need).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+# The startup line; other lines name 127.0.0.1 URLs too (the OTLP/gRPC receiver), so anchor on "Serving".
+_SERVING = re.compile(r"Serving .*? at http://127\.0\.0\.1:(\d+)")
+
+
+def free_port() -> int:
+    """A loopback port free right now (for a server that must keep its port across a restart)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """`telemetry api` in its own process on loopback, up (answering /health) when the constructor returns.
+
+    Args:
+        db: the SQLite file to serve (None: the configuration decides, e.g. TELEMETRY_DATABASE_URL in env).
+        args: extra `telemetry api` arguments.
+        env: extra environment variables.
+        nofile: a lower RLIMIT_NOFILE (soft) for the server process, as `ulimit -n` would set.
+        log_level: the server's --log-level ("info" keeps the access log in output()).
+        port: 0 for a free port; a fixed one to restart a server on the URL its clients keep.
+        cwd: the server's working directory.
+        startup_s: how long the server may take to answer /health.
+        ready: wait for /health here; False to start several servers together, then wait_ready() each.
+    """
+
+    def __init__(self, db: Path | None, *args: str, env: dict[str, str] | None = None, nofile: int | None = None,
+                 log_level: str = "info", port: int = 0, cwd: Path | None = None, startup_s: float = 60.0,
+                 ready: bool = True) -> None:
+        # Wide enough that Rich never wraps the startup line (a PostgreSQL URL with options is long).
+        environment = {**os.environ, "COLUMNS": "1000", "NO_COLOR": "1", **(env or {})}
+
+        def limit_files() -> None:  # runs in the child before exec
+            if nofile is not None:
+                _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
+
+        database = ["--db", str(db)] if db is not None else []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "vibekit_telemetry.cli", *database, "api", "--port", str(port),
+             "--log-level", log_level, *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment, cwd=cwd,
+            preexec_fn=limit_files if nofile is not None else None)
+        self.lines: list[str] = []
+        self._found = threading.Event()
+        self.url = ""
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.startup_s = startup_s
+        if ready:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        """Wait for the startup line, then for /health to answer 200; kill the process if it never does."""
+        deadline = time.monotonic() + self.startup_s
+        if not self._found.wait(self.startup_s) or not self.url:
+            self.kill()
+            raise RuntimeError(f"`telemetry api` did not start:\n{self.output()}")
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/health", timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"`telemetry api` never answered /health:\n{self.output()}")
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            match = _SERVING.search(line)
+            if match and not self.url:
+                self.url = f"http://127.0.0.1:{match.group(1)}"
+                self._found.set()
+        self._found.set()  # the process ended before serving
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on."""
+        return int(self.url.rsplit(":", 1)[1])
+
+    def output(self) -> str:
+        """Everything the process printed so far (startup line, access log, warnings)."""
+        return "".join(self.lines)
+
+    def send_signal(self, sig: signal.Signals) -> int:
+        """Send `sig` (SIGTERM, SIGINT: a graceful stop) and return the exit code once the process ended."""
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=30)
+        finally:
+            self.kill()  # only if it is still running
+
+    def kill(self) -> None:
+        """`kill -9`: the process ends at once, with no shutdown (nothing flushed, no handler run)."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=30)
+        self._reader.join(timeout=5)
+
+    def stop(self) -> str:
+        """Stop the server (SIGTERM, then SIGKILL after 30 s) and return all it printed."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=30)
+        self.kill()
+        return self.output()
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
