@@ -8,8 +8,8 @@ minute rows per agent and event type, whatever the number of events.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Final
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final, TypeVar
 
 from ..errors import ValidationError
 from ._batch import ROLLUP_PERIODS
@@ -77,6 +77,17 @@ def nearest_rank(sorted_values: Sequence[float],
     if not n:
         return {}
     return {p: float(sorted_values[max(1, (p * n + 99) // 100) - 1]) for p in percentiles}
+
+
+G = TypeVar("G")
+
+
+def ordered_groups(groups: list[G], size: Callable[[G], int]) -> list[G]:
+    """Biggest group first, ties by key (None first) so every backend agrees whatever its collation."""
+    def order(g: Any) -> tuple[int, tuple[tuple[bool, str], ...]]:
+        return (-size(g), tuple((v is not None, v or "") for v in g.key))
+
+    return sorted(groups, key=order)
 
 
 def none_if_empty(value: str | None) -> str | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Sequence
-from typing import Any
 
 from ..events import TelemetryEvent
 from ._batch import ROLLUP_PERIODS
@@ -18,7 +17,7 @@ from .base import (
     SessionGroup,
     check_breakdown_keys,
 )
-from .breakdown import MINUTE, check_categories, check_window, nearest_rank, none_if_empty
+from .breakdown import MINUTE, check_categories, check_window, nearest_rank, none_if_empty, ordered_groups
 
 
 class MemoryBreakdown:
@@ -74,7 +73,7 @@ class MemoryBreakdown:
                 g = groups[key] = EventGroup(key, 0, 0)
             g.events += 1
             g.errors += e.event_type == "error"
-        return _ordered(list(groups.values()), lambda g: g.events)
+        return ordered_groups(list(groups.values()), lambda g: g.events)
 
     def session_breakdown(self, by: Sequence[str], since: int | None = None, until: int | None = None,
                           categories: Sequence[str] = (), percentiles: bool = False) -> list[SessionGroup]:
@@ -106,9 +105,4 @@ class MemoryBreakdown:
             for key, g in groups.items():
                 g.duration_percentiles = nearest_rank(sorted(durations.get(key, ())))
                 g.events_percentiles = nearest_rank(sorted(counts.get(key, ())))
-        return _ordered(list(groups.values()), lambda g: g.sessions)
-
-
-def _ordered(groups: list[Any], size: Any) -> list[Any]:
-    """As the SQL store: biggest group first, ties by key (None first)."""
-    return sorted(groups, key=lambda g: (-size(g), tuple((v is not None, v or "") for v in g.key)))
+        return ordered_groups(list(groups.values()), lambda g: g.sessions)

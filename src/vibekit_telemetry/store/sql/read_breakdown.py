@@ -36,7 +36,7 @@ from ..base import (
     SessionGroup,
     check_breakdown_keys,
 )
-from ..breakdown import check_categories, check_window, none_if_empty, rollup_pieces
+from ..breakdown import check_categories, check_window, none_if_empty, ordered_groups, rollup_pieces
 from ..schema import ROLLUP_PERIODS, rollups, session_rollups, sessions
 from . import read
 
@@ -107,7 +107,7 @@ def event_breakdown(conn: Connection, by: tuple[str, ...], since: int, until: in
     stmt = select(*keys, func.sum(r.count), func.sum(r.error_count)).where(*where).group_by(*keys)
     groups = [EventGroup(tuple(none_if_empty(v) for v in row[:len(by)]), int(row[-2]), int(row[-1]))
               for row in conn.execute(stmt)]
-    return _ordered([g for g in groups if g.events], lambda g: g.events)
+    return ordered_groups([g for g in groups if g.events], lambda g: g.events)
 
 
 def session_breakdown(conn: Connection, by: tuple[str, ...], since: int, until: int, categories: list[str],
@@ -119,7 +119,7 @@ def session_breakdown(conn: Connection, by: tuple[str, ...], since: int, until: 
             fast = [SessionGroup((), sum(g.sessions for g in fast), sum(g.active for g in fast),
                                  sum(g.ended for g in fast), sum(g.duration_sum for g in fast),
                                  sum(g.duration_count for g in fast))] if fast else []
-        return _ordered(fast, lambda g: g.sessions)
+        return ordered_groups(fast, lambda g: g.sessions)
     s = sessions.c
     keys = [s[k] for k in by]
     where = [s.start_time >= since, s.start_time <= until, *([s.category.in_(categories)] if categories else [])]
@@ -135,7 +135,7 @@ def session_breakdown(conn: Connection, by: tuple[str, ...], since: int, until: 
         for key, attr, p, value in _percentile_rows(conn, keys, ended):
             if key in groups:
                 getattr(groups[key], attr)[p] = float(value)
-    return _ordered(list(groups.values()), lambda g: g.sessions)
+    return ordered_groups(list(groups.values()), lambda g: g.sessions)
 
 
 # Session counts per agent: (rollup pieces, raw pieces, agent filter) -> the two prebuilt selects.
@@ -223,11 +223,6 @@ def _percentile_rows(conn: Connection, keys: list[Any], where: list[ColumnElemen
             if re == rank:
                 out.append((key, "events_percentiles", p, float(e)))
     return out
-
-
-def _ordered(groups: list[Any], size: Any) -> list[Any]:
-    """Biggest group first, ties by key (None first) so every backend agrees whatever its collation."""
-    return sorted(groups, key=lambda g: (-size(g), tuple((v is not None, v or "") for v in g.key)))
 
 
 class BreakdownReads:
