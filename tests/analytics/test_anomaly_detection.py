@@ -93,6 +93,21 @@ def test_forecast_backtest_and_interval_coverage() -> None:
     assert result.backtest["coverage"] is not None and result.backtest["coverage"] >= 0.7
 
 
+def test_forecast_of_a_flat_saw_tooth_stays_flat() -> None:
+    # 9, 12, 15, 18 events a minute, over and over: no trend. Its first step (+3) must not be taken for
+    # one and extrapolated (the fit started its trend there and forecast 21 -> 144 within the hour).
+    timestamps = [i * 60_000 for i in range(120)]
+    values = [float((9, 12, 15, 18)[i % 4]) for i in range(120)]
+    result = forecast(timestamps, values, 60, metric="throughput", backtest=False)
+    assert all(9 <= v <= 18 for v in result.values), result.values
+
+
+def test_forecast_follows_a_steady_trend() -> None:
+    timestamps = [i * 60_000 for i in range(120)]
+    result = forecast(timestamps, [10 + 0.5 * i for i in range(120)], 60, backtest=False)
+    assert result.values[-1] == pytest.approx(10 + 0.5 * 179, rel=0.01)
+
+
 def test_forecast_refuses_too_little_data() -> None:
     with pytest.raises(ValueError, match="at least 3 points"):
         forecast([1, 2], [1.0, 2.0], 5)

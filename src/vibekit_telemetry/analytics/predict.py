@@ -30,9 +30,22 @@ class Forecast:
         return asdict(self)
 
 
+def _slope(ys: Sequence[float]) -> float:
+    """The least-squares slope of ys against 0, 1, 2, ... (0 for fewer than two points)."""
+    n = len(ys)
+    if n < 2:
+        return 0.0
+    mean_x, mean_y = (n - 1) / 2, sum(ys) / n
+    covariance = sum((x - mean_x) * (y - mean_y) for x, y in enumerate(ys))
+    return covariance / (n * (n * n - 1) / 12)
+
+
 def _holt(ys: Sequence[float], alpha: float, beta: float) -> tuple[float, float, list[float]]:
     """Fit level and trend; return them and the one-step-ahead errors."""
-    level, trend = ys[0], (ys[1] - ys[0]) if len(ys) > 1 else 0.0
+    # The trend starts from the least-squares slope of the whole series, not from its first step: with
+    # a small beta the first difference of a noisy or saw-tooth series would linger for the whole fit
+    # and be extrapolated (9, 12, 15, 18, 9, 12 ... forecast climbing to 144).
+    level, trend = ys[0], _slope(ys)
     errors: list[float] = []
     for y in ys[1:]:
         predicted = level + trend
