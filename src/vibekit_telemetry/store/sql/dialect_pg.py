@@ -1,0 +1,217 @@
+"""PostgreSQL's side of every SQLite/PostgreSQL difference (see dialect.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    FromClause,
+    Table,
+    and_,
+    cast,
+    create_engine,
+    delete,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect as SADialect
+
+from ..schema import event_ids, events, session_totals, totals_deltas
+from .dialect_base import (
+    _COPY_EVENTS,
+    _COPY_IDS,
+    _PG_INDEXED_TABLES,
+    _SIZED_TABLES,
+    _TS,
+    PG_WRITE_LOCK,
+    POSTGRESQL,
+    Dialect,
+    _like_pattern,
+)
+from .pool import PoolOptions
+
+
+class PostgreSQLDialect(Dialect):
+    """PostgreSQL through psycopg 3: jsonb comparisons, pg_trgm ILIKE, server-side sizes."""
+
+    name = POSTGRESQL
+    placeholder = "%s"
+    lookup_ids_first = True
+    native_text_search = True
+    vacuum_shrinks = False  # the files do not shrink without VACUUM FULL: one prune pass by row share
+    position_column = "seq"  # identity column (migration 0009); never handed out twice
+    reuses_positions = False
+    positions_commit_in_order = False  # sequence values are taken before commit, by any writer
+    shared_by_replicas = True
+    partitioned = True  # migration 0014
+    ids_table = "event_ids"
+
+    def positional(self) -> SADialect:
+        """Return the psycopg dialect with format (%s) parameters."""
+        return postgresql.psycopg.dialect(paramstyle="format")  # type: ignore[no-any-return,no-untyped-call]
+
+    def upsert_insert(self) -> Any:
+        """Return postgresql.insert."""
+        return postgresql.insert
+
+    def insert_events(self, cur: Any, insert_sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """COPY the rows: twice executemany's rate (bench/pg_copy_vs_multirow.py).
+
+        COPY has no ON CONFLICT, which is safe here: this dialect looks stored ids up first
+        (lookup_ids_first, in event_ids), and an id a concurrent writer committed meanwhile raises a
+        unique violation on event_ids, after which store_batch rolls back and writes the batch again
+        with the ids checked. event_ids is what keeps an id unique across partitions (partitions.py).
+        """
+        with cur.copy(_COPY_IDS) as copy:
+            for row in rows:
+                copy.write_row((row[0], row[_TS]))
+        with cur.copy(_COPY_EVENTS) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def least(self, a: Any, b: Any) -> Any:
+        """least() ignores NULLs."""
+        return func.least(a, b)
+
+    def greatest(self, a: Any, b: Any) -> Any:
+        """greatest() ignores NULLs."""
+        return func.greatest(a, b)
+
+    def nulls_low(self, column: Any, desc: bool) -> Any:
+        """PostgreSQL sorts NULL highest by default: say otherwise (the index is NULLS FIRST to match)."""
+        return column.desc().nulls_last() if desc else column.asc().nulls_first()
+
+    def metadata_equals(self, column: Any, key: str, value: Any) -> ColumnElement[bool]:
+        """jsonb containment (@>, served by ix_events_metadata_gin), then equality: numbers by value, true != 1.
+
+        The jsonb is the index's own expression (partitions.METADATA_JSONB) so the planner matches it;
+        containment alone would let [1, 2] match 1, hence the exact comparison after it.
+        """
+        from .partitions import METADATA_JSONB
+
+        doc: Any = literal_column(METADATA_JSONB.replace("metadata", "events.metadata", 1), JSONB)
+        item = doc[key]
+        if value is None:  # a missing key matches too: no containment to test
+            return or_(item.is_(None), item == cast(literal("null"), JSONB))
+        text = json.dumps(value).replace("\\u0000", "\\ufffd")
+        wanted = cast(literal(text), JSONB)
+        return and_(doc.contains(cast(literal(json.dumps({key: value}).replace("\\u0000", "\\ufffd")), JSONB)),
+                    item == wanted)
+
+    def contains(self, text: str, *, fts: bool) -> ColumnElement[bool]:
+        """ILIKE '%x%', which the pg_trgm GIN indexes of migration 0003 serve (BitmapOr of the two)."""
+        pattern = _like_pattern(text)
+        return or_(events.c.label.ilike(pattern, escape="\\"), events.c.stream_data.ilike(pattern, escape="\\"))
+
+    def make_engine(self, url: str, *, busy_timeout_ms: int, wal: bool, pool: PoolOptions | None = None) -> Engine:
+        """A pooled engine; pre_ping makes a server restart between queries cost one reconnect."""
+        if pool is None:
+            return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, **pool.engine_kwargs())
+        pool.attach(engine)
+        return engine
+
+    def lock_for_write(self, cur: Any) -> None:
+        """Lock sessions first (ROW EXCLUSIVE: writers never wait on each other for it).
+
+        Partition DDL locks sessions (for the foreign key) and then events; a writer that reached
+        events before sessions could deadlock with it. Taking sessions first in every write
+        transaction makes the order the same everywhere (store/sql/partitions.py).
+        """
+        cur.execute(PG_WRITE_LOCK)
+
+    def begin_maintenance(self, conn: Connection) -> None:
+        """The partition lock, then the writers' lock order (see lock_for_write).
+
+        Maintenance (retention above all) may drop partitions; taking the lock partition upkeep holds
+        first, as upkeep does, keeps the two from waiting on each other's table locks.
+        """
+        from .partitions import PARTITION_LOCK_KEY
+
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PARTITION_LOCK_KEY})")
+        conn.exec_driver_sql(PG_WRITE_LOCK)
+
+    def totals_table(self) -> Table:
+        """totals_deltas: each writer adds to its own rows, so writers never wait on one hot row."""
+        return totals_deltas
+
+    def totals_source(self) -> FromClause:
+        """session_totals plus every writer's unfolded deltas, summed in one statement (one snapshot)."""
+        names = [c.name for c in session_totals.c]
+        both = union_all(select(*(session_totals.c[n] for n in names)),
+                         select(*(totals_deltas.c[n] for n in names))).subquery()
+        return select(both.c.category, *(func.sum(both.c[n]).label(n) for n in names[1:])).group_by(
+            both.c.category).subquery("session_totals")
+
+    def fold_totals(self, conn: Connection) -> None:
+        """Fold totals_deltas into session_totals (partitions.fold_totals)."""
+        from .partitions import fold_totals
+
+        fold_totals(conn)
+
+    def delete_events(self, conn: Connection, where: list[ColumnElement[bool]]) -> int:
+        """Delete the events and their event_ids rows in one statement."""
+        gone = delete(events).where(*where).returning(events.c.event_id).cte("gone")
+        ids = delete(event_ids).where(event_ids.c.event_id.in_(select(gone.c.event_id))).cte("gone_ids")
+        return int(conn.execute(select(func.count()).select_from(gone).add_cte(ids)).scalar_one())
+
+    def upkeep(self, conn: Connection, interval_ms: int, now: int, ahead: int) -> list[str]:
+        """Create the partitions ahead and fold the totals deltas."""
+        from .partitions import ensure_ahead, fold_totals
+
+        created = ensure_ahead(conn, interval_ms, now, ahead)
+        fold_totals(conn)
+        return created
+
+    def connection_lost(self, conn: Any) -> bool:
+        """psycopg marks a connection closed or broken after a restart, failover or idle timeout."""
+        dbapi = getattr(conn, "dbapi_connection", conn)
+        return bool(getattr(dbapi, "closed", False) or getattr(dbapi, "broken", False))
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """OperationalError: the server went away, refused a connection, or a lock timed out."""
+        import psycopg
+
+        return isinstance(exc, psycopg.OperationalError)
+
+    def is_disk_full(self, exc: BaseException) -> bool:
+        """SQLSTATE 53100 (disk_full) from the server."""
+        return getattr(exc, "sqlstate", None) == "53100"
+
+    def is_refused(self, exc: BaseException, integrity_error: type[BaseException]) -> bool:
+        """DataError (a value out of range, a NUL byte, bad encoding) or a constraint on the rows."""
+        import psycopg
+
+        return super().is_refused(exc, integrity_error) or isinstance(exc, psycopg.DataError)
+
+    def size_bytes(self, engine: Engine | None, path: str | None) -> int:
+        """pg_total_relation_size of the store's tables and of every events partition (with indexes and TOAST)."""
+        if engine is None:
+            return 0
+        with engine.connect() as conn:
+            names = ", ".join(f"'{t}'" for t in (*_SIZED_TABLES, "event_ids") if t != "events")
+            return int(conn.exec_driver_sql(
+                "SELECT COALESCE(SUM(pg_total_relation_size(x)), 0) FROM (SELECT c.oid AS x FROM pg_class c "
+                f"WHERE c.relkind = 'r' AND pg_table_is_visible(c.oid) AND c.relname IN ({names}) "
+                "UNION ALL SELECT relid FROM pg_partition_tree(to_regclass('events')) WHERE isleaf) t").scalar_one())
+
+    def vacuum(self, engine: Engine, writer: Any) -> None:
+        """VACUUM ANALYZE outside a transaction (it cannot run inside one)."""
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE events, event_ids, sessions, rollups")
+
+    def reindex(self, engine: Engine, writer: Any) -> None:
+        """REINDEX TABLE for each of the store's tables (a partitioned one cannot be inside a transaction)."""
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            for table in _PG_INDEXED_TABLES:
+                conn.exec_driver_sql(f"REINDEX TABLE {table}")
