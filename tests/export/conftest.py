@@ -25,3 +25,31 @@ def make_memory() -> Iterator[Callable[..., Telemetry]]:
     yield make
     for telemetry in made:
         telemetry.shutdown()
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """A real S3-protocol server (moto's) on a free loopback port with bucket `exports`; yields s3fs options.
+
+    The same server tests/usage/test_usage_batcher.py uses; the AWS_* variables are set too, as a CLI
+    user would set them (s3fs and botocore read them).
+    """
+    pytest.importorskip("s3fs", reason="s3fs is not installed (usage extra)")
+    server_mod = pytest.importorskip("moto.server", reason="moto[server] is not installed (dev extra)")
+    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    import boto3  # comes with moto
+    import httpx
+
+    # moto keeps its state per process, not per server: start from an empty account.
+    httpx.post(endpoint + "/moto-api/reset").raise_for_status()
+    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
+                 region_name="us-east-1").create_bucket(Bucket="exports")
+    yield {"endpoint_url": endpoint, "key": "testing", "secret": "testing",
+           "client_kwargs": {"region_name": "us-east-1"}}
+    server.stop()
