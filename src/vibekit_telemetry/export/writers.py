@@ -9,6 +9,7 @@ from typing import IO, Any, Final, TypeVar
 
 from ..errors import ValidationError
 from ..events import TelemetryEvent
+from .arrow_columns import page_columns
 from .compression import Sink
 from .records import EVENT_COLUMNS
 
@@ -40,8 +41,12 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def _page_encoder() -> Callable[[Page], list[bytes]]:
-    """Return a function turning a page of rows into one compact JSON object (bytes) per row."""
+def _page_encoder(newline: bool) -> Callable[[Page], list[bytes]]:
+    """Return a function turning a page of rows into one compact JSON object (bytes) per row.
+
+    newline: each object ends with a line feed (NDJSON).
+    """
+    end = "\n" if newline else ""
     try:
         import orjson  # the export extra: several times faster than the stdlib for the same bytes
     except ImportError:
@@ -50,10 +55,11 @@ def _page_encoder() -> Callable[[Page], list[bytes]]:
             for row in page:
                 record = dict(zip(EVENT_COLUMNS, row, strict=True))
                 record["metadata"], record["context"] = _loads(row[_META_AT]), _loads(row[_CTX_AT])
-                out.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+                out.append((json.dumps(record, ensure_ascii=False, separators=(",", ":")) + end).encode("utf-8"))
             return out
         return encode_stdlib
     dumps, fragment, columns = orjson.dumps, orjson.Fragment, EVENT_COLUMNS
+    option = orjson.OPT_APPEND_NEWLINE if newline else 0
 
     def encode(page: Page) -> list[bytes]:
         out = []
@@ -65,7 +71,7 @@ def _page_encoder() -> Callable[[Page], list[bytes]]:
                 record["metadata"] = fragment(meta)
             if (ctx := row[_CTX_AT]) is not None:
                 record["context"] = fragment(ctx)
-            out.append(dumps(record))
+            out.append(dumps(record, option=option))
         return out
     return encode
 
@@ -82,11 +88,10 @@ def _count(pages: Iterable[Page], progress: Progress | None) -> Iterator[Page]:
 
 def write_ndjson(pages: Iterable[Page], sink: Sink, progress: Progress | None = None) -> int:
     """Write one JSON object per line; return how many events were written."""
-    encode = _page_encoder()
+    encode = _page_encoder(newline=True)
     count = 0
     for page in _count(pages, progress):
-        if page:
-            sink.write(b"\n".join(encode(page)) + b"\n")
+        sink.write(b"".join(encode(page)))
         count += len(page)
     return count
 
@@ -97,7 +102,7 @@ def write_json(pages: Iterable[Page], sink: Sink, header: dict[str, Any], *, pre
 
     The counts come last: the events are streamed, so their number is known only once they are written.
     """
-    encode = _page_encoder()
+    encode = _page_encoder(newline=False)
     sink.write(b'{"export": ' + json.dumps(header, ensure_ascii=False).encode() + b', "events": [\n')
     count = 0
     for page in _count(pages, progress):
@@ -195,7 +200,7 @@ def write_parquet(pages: Iterable[Page], raw: IO[bytes], *, codec: str = "snappy
         for page in _count(pages, progress):
             if not page:
                 continue
-            columns = [pa.array(values, type=kind) for values, kind in zip(zip(*page, strict=True), types, strict=True)]
+            columns = page_columns(pa, types, page)
             writer.write_table(pa.Table.from_arrays(columns, schema=schema))
             count += len(page)
             del columns  # each page's buffers go back to the pool before the next page is read

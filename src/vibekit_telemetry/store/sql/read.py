@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from operator import itemgetter, methodcaller
 from typing import Any
 
 from sqlalchemy import (
@@ -410,23 +411,20 @@ def rollup_series(conn: Connection, period: str, since: int, until: int, categor
 # Columns stored encrypted when encryption at rest is on, and the read mapping of each.
 _DECRYPT: Any = {"label": lambda v: decrypt_text(v, "label"), "stream_data": lambda v: decrypt_text(v, "stream_data"),
                  "metadata": decrypt_meta}
-_ENCRYPTED = (PREFIX, META_PREFIX)
+_is_encrypted = methodcaller("startswith", (PREFIX, META_PREFIX))
 
 
-def _decrypted(page: list[Any], at: list[tuple[int, Any]]) -> list[tuple[Any, ...]]:
-    """The page with encrypted cells replaced by their plaintext (rows untouched when nothing is encrypted)."""
+def _decrypted(page: list[tuple[Any, ...]], at: list[tuple[int, Any]]) -> list[tuple[Any, ...]]:
+    """The page with encrypted cells replaced by their plaintext (the page itself when none is encrypted)."""
+    # The common case (nothing encrypted) is checked column by column at C speed: no Python per row.
+    if not any(any(map(_is_encrypted, filter(None, map(itemgetter(i), page)))) for i, _ in at):
+        return page
     out: list[tuple[Any, ...]] = []
     for row in page:
-        for i, _ in at:
-            value = row[i]
-            if value is not None and value.startswith(_ENCRYPTED):
-                cells = list(row)
-                for j, read_mapping in at:
-                    cells[j] = read_mapping(cells[j])
-                out.append(tuple(cells))
-                break
-        else:
-            out.append(row)
+        cells = list(row)
+        for j, read_mapping in at:
+            cells[j] = read_mapping(cells[j])
+        out.append(tuple(cells))
     return out
 
 
@@ -462,7 +460,11 @@ def iter_rows(engine: Engine, f: QueryFilter, dialect: Dialect, fts: bool, colum
         elif skip:
             stmt = stmt.offset(skip)  # once, for the first page only
         with engine.connect() as conn:
-            page: list[Any] = list(conn.execute(stmt))
+            result = conn.execute(stmt)
+            # Plain DBAPI tuples: these columns need no result processing (text, integers, floats on
+            # both backends), and building a Row object per row cost a fifth of a raw export.
+            page: list[tuple[Any, ...]] = list(result.cursor.fetchall())
+            result.close()
         if not page:
             return
         last = page[-1]
