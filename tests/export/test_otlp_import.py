@@ -122,7 +122,7 @@ def test_truncated_or_wrong_otlp_files_name_the_problem_and_import_nothing(db: P
         {"traceId": "ab", "spanId": "cd", "name": "x"}]}]}]}))
     telemetry = Telemetry(db_path=str(tmp_path / "t.db"), raise_on_error=True)
     try:
-        with pytest.raises(ImportFileError, match="line 1.*not valid JSON"):
+        with pytest.raises(ImportFileError, match=r"line 1.*not valid JSON"):
             telemetry.import_file(str(cut), format="otlp")
         with pytest.raises(ImportFileError, match="traceId: expected a hex id"):
             telemetry.import_file(str(not_otlp), format="otlp")

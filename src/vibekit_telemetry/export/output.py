@@ -65,21 +65,30 @@ def atomic_output(path: str, storage_options: Mapping[str, Any] | None = None) -
         raise
 
 
+def _unwritable(path: str, exc: OSError) -> ValidationError:
+    return ValidationError("output_path", "a writable destination", path,
+                           message=f"output_path: cannot write {path}: {type(exc).__name__}: {exc}")
+
+
 def _remote_output(path: str, storage_options: dict[str, Any]) -> Iterator[IO[bytes]]:
     fsspec = _fsspec()
     try:
         fs, fs_path = fsspec.core.url_to_fs(path, **storage_options)
+        out = fs.open(fs_path, "wb", autocommit=False)
     except (ImportError, ValueError) as exc:
         raise ValidationError("output_path", f"a URL fsspec can write ({exc})", path) from None
-    out = fs.open(fs_path, "wb", autocommit=False)
+    except OSError as exc:  # no such bucket, access denied, unreachable endpoint
+        raise _unwritable(path, exc) from None
     try:
         yield out
         out.close()
         out.commit()
-    except BaseException:
+    except BaseException as exc:
         with suppress(Exception):
             out.discard()
         out.closed = True  # discarded: closing it (even from __del__) must not upload what was written
+        if isinstance(exc, OSError):
+            raise _unwritable(path, exc) from None
         raise
 
 
