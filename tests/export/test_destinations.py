@@ -46,6 +46,19 @@ def test_an_interrupted_export_leaves_no_file_and_keeps_the_previous_one(fmt: st
     assert list(tmp_path.iterdir()) == [target] and target.read_bytes() == b"previous complete export"
 
 
+@pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
+def test_an_interrupted_export_to_a_url_leaves_no_object(fmt: str) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    memory = fsspec.filesystem("memory")
+    with pytest.raises(KeyboardInterrupt):
+        export_events(_Interrupted(12_000), fmt, output_path=f"memory://interrupted/out.{fmt}")
+    assert not memory.exists(f"/interrupted/out.{fmt}")
+    memory.pipe(f"/interrupted/out.{fmt}", b"previous complete export")
+    with pytest.raises(KeyboardInterrupt):
+        export_events(_Interrupted(12_000), fmt, output_path=f"memory://interrupted/out.{fmt}")
+    assert memory.cat(f"/interrupted/out.{fmt}") == b"previous complete export"
+
+
 def test_fsspec_url_destination(make_memory: Make) -> None:
     fsspec = pytest.importorskip("fsspec")
     telemetry = make_memory()

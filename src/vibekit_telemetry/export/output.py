@@ -39,8 +39,8 @@ def atomic_output(path: str, storage_options: Mapping[str, Any] | None = None) -
 
     Locally the bytes go to a hidden temporary file beside the target, renamed over it at the end
     (atomic on one filesystem), so an interrupted export never leaves a truncated file that looks
-    complete. URLs go through fsspec (s3:// needs s3fs) with autocommit off: the object is published
-    by commit() only at the end (on S3 the multipart upload is completed then); an interrupted export
+    complete. URLs go through fsspec (s3:// needs s3fs) in a transaction: the object is published only
+    when the block completes (on S3 the multipart upload is completed then); an interrupted export
     discards it instead (the multipart upload is aborted, so no parts are left behind either).
     """
     if is_url(path):
@@ -73,23 +73,26 @@ def _unwritable(path: str, exc: OSError) -> ValidationError:
 def _remote_output(path: str, storage_options: dict[str, Any]) -> Iterator[IO[bytes]]:
     fsspec = _fsspec()
     try:
-        fs, fs_path = fsspec.core.url_to_fs(path, **storage_options)
-        out = fs.open(fs_path, "wb", autocommit=False)
+        # Our own filesystem instance: a transaction is state of the instance, and cached instances
+        # are shared with every other user of the same URL and options in the process.
+        fs, fs_path = fsspec.core.url_to_fs(path, skip_instance_cache=True, **storage_options)
     except (ImportError, ValueError) as exc:
         raise ValidationError("output_path", f"a URL fsspec can write ({exc})", path) from None
+    try:
+        # In a transaction files are opened with autocommit off and committed when it ends without
+        # an error (on S3: the multipart upload is completed then); an error discards them instead
+        # (the upload is aborted, its parts deleted).
+        with fs.transaction:
+            out = fs.open(fs_path, "wb")
+            try:
+                yield out
+            except BaseException:
+                with suppress(AttributeError):  # buffered files: closing must not upload the rest
+                    out.closed = True
+                raise
+            out.close()
     except OSError as exc:  # no such bucket, access denied, unreachable endpoint
         raise _unwritable(path, exc) from None
-    try:
-        yield out
-        out.close()
-        out.commit()
-    except BaseException as exc:
-        with suppress(Exception):
-            out.discard()
-        out.closed = True  # discarded: closing it (even from __del__) must not upload what was written
-        if isinstance(exc, OSError):
-            raise _unwritable(path, exc) from None
-        raise
 
 
 @contextmanager
