@@ -86,9 +86,9 @@ class _Interrupted:
         raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
-def test_an_interrupted_s3_export_leaves_no_object_and_no_upload_parts(fmt: str, s3: dict[str, Any]) -> None:
-    # 5 MiB parts (the S3 minimum): the interrupted export has uploaded parts before it breaks.
+def test_an_interrupted_s3_export_leaves_no_object_and_no_upload_parts(s3: dict[str, Any]) -> None:
+    # 5 MiB parts (the S3 minimum): the interrupted export has uploaded a part before it breaks.
+    fmt = "ndjson"
     options = {**s3, "default_block_size": 5 * MiB}
     client = _client(s3)
     url = f"s3://exports/out.{fmt}"
