@@ -428,6 +428,20 @@ def _decrypted(page: list[tuple[Any, ...]], at: list[tuple[int, Any]]) -> list[t
     return out
 
 
+def keyset_after(after: tuple[int, str], desc: bool) -> ColumnElement[bool]:
+    """Rows after (timestamp, event_id) in the page order, as a range the timestamp index can seek.
+
+    `ts > t OR (ts = t AND id > i)` says the same, but SQLite then scans ix_events_timestamp from its
+    start on every page (the OR is no range): page k cost O(k), an export of 1M events 15 s of CPU
+    instead of 8. `ts >= t AND (ts > t OR id > i)` is a range search on both backends.
+    """
+    ts, eid = events.c.timestamp, events.c.event_id
+    t, i = after
+    if desc:
+        return and_(ts <= t, or_(ts < t, eid < i))
+    return and_(ts >= t, or_(ts > t, eid > i))
+
+
 def iter_rows(engine: Engine, f: QueryFilter, dialect: Dialect, fts: bool, columns: Any,
               chunk_size: int) -> Iterator[list[tuple[Any, ...]]]:
     """Yield a QueryFilter's events as pages of raw rows (tuples in `columns` order), in constant memory.
@@ -455,8 +469,7 @@ def iter_rows(engine: Engine, f: QueryFilter, dialect: Dialect, fts: bool, colum
         size = chunk_size if left is None else min(chunk_size, left)
         stmt = base.limit(size)
         if after is not None:
-            t, i = after
-            stmt = stmt.where(or_(ts < t, and_(ts == t, eid < i)) if desc else or_(ts > t, and_(ts == t, eid > i)))
+            stmt = stmt.where(keyset_after(after, desc))
         elif skip:
             stmt = stmt.offset(skip)  # once, for the first page only
         with engine.connect() as conn:
