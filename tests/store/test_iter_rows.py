@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _store_helpers import ev
+from _store_helpers import T0, ev
 
 from vibekit_telemetry.errors import ValidationError
 from vibekit_telemetry.events import PUBLIC_FIELDS, TelemetryEvent
@@ -79,3 +79,29 @@ def test_iter_rows_refuses_bad_columns_and_chunk_sizes(filled: Any) -> None:
 
 def test_iter_rows_of_nothing_yields_no_page(filled: Any) -> None:
     assert list(filled.iter_rows(QueryFilter(session_ids=["missing"]))) == []
+
+
+def test_later_pages_seek_the_timestamp_index_instead_of_scanning_it(tmp_path: Any) -> None:
+    # `ts > t OR (ts = t AND id > i)` made SQLite scan the index from its start for every page, so an
+    # export's page k cost O(k); the keyset condition must be a range SQLite can seek.
+    import sqlite3
+
+    from sqlalchemy import select
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+    from vibekit_telemetry.store import SQLStore
+    from vibekit_telemetry.store.schema import events
+    from vibekit_telemetry.store.sql.read import keyset_after
+
+    path = tmp_path / "plan.db"
+    store = SQLStore(str(path))
+    store.initialize()
+    store.shutdown()
+    for desc in (False, True):
+        order = [events.c.timestamp.desc(), events.c.event_id.desc()] if desc else [events.c.timestamp,
+                                                                                    events.c.event_id]
+        stmt = select(events.c.event_id).where(keyset_after((T0, "e1"), desc)).order_by(*order).limit(10)
+        compiled = stmt.compile(dialect=sqlite_dialect.dialect(), compile_kwargs={"literal_binds": True})
+        with sqlite3.connect(path) as conn:
+            plan = " ".join(str(step[-1]) for step in conn.execute(f"EXPLAIN QUERY PLAN {compiled}"))
+        assert "SEARCH events USING INDEX ix_events_timestamp (timestamp" in plan, plan
