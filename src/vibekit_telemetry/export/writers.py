@@ -20,6 +20,7 @@ PARQUET_CODECS: Final = ("snappy", "zstd", "gzip", "brotli", "none")
 # Rows per page read from the store, and per Parquet row group: large enough for good compression and
 # few queries, small enough to keep RSS flat.
 CHUNK: Final = 5000
+PARQUET_ROWS: Final = 10_000
 
 Progress = Callable[[int], None]
 T = TypeVar("T")
@@ -198,21 +199,30 @@ def require_pyarrow() -> Any:
 
 def write_parquet(pages: Iterable[Page], raw: IO[bytes], *, codec: str = "snappy",
                   progress: Progress | None = None) -> int:
-    """Write pages of rows as Parquet, one row group per page, columns built straight from the rows."""
+    """Write pages of rows as Parquet, columns built straight from the rows, PARQUET_ROWS per row group."""
     pa = require_pyarrow()
     if codec not in PARQUET_CODECS:
         raise ValidationError("compression", "for Parquet one of " + ", ".join(PARQUET_CODECS), codec)
     schema = parquet_schema()
     types = [schema.field(i).type for i in range(len(EVENT_COLUMNS))]
     count = 0
+    # Pages become Arrow tables at once (compact buffers, the Python rows are dropped), and are
+    # written a row group of PARQUET_ROWS at a time: pages of that size would hold a few times more
+    # memory as Python tuples, and row groups of one page compressed twice as badly.
+    held: list[Any] = []
+    rows_held = 0
     with pa.parquet.ParquetWriter(raw, schema, compression=codec) as writer:
         for page in _count(pages, progress):
             if not page:
                 continue
-            columns = page_columns(pa, types, page)
-            writer.write_table(pa.Table.from_arrays(columns, schema=schema))
+            held.append(pa.Table.from_arrays(page_columns(pa, types, page), schema=schema))
+            rows_held += len(page)
             count += len(page)
-            del columns  # each page's buffers go back to the pool before the next page is read
+            if rows_held >= PARQUET_ROWS:
+                writer.write_table(pa.concat_tables(held), row_group_size=rows_held)
+                held, rows_held = [], 0
+        if held:
+            writer.write_table(pa.concat_tables(held), row_group_size=rows_held)
     return count
 
 
