@@ -54,6 +54,8 @@ def _page_encoder(newline: bool) -> Callable[[Page], bytes]:
         import orjson  # the export extra: several times faster than the stdlib for the same bytes
     except ImportError:
         def encode_stdlib(page: Page) -> bytes:
+            if not page:
+                return b""
             out = []
             for row in page:
                 record = dict(zip(EVENT_COLUMNS, row, strict=True))
@@ -62,7 +64,8 @@ def _page_encoder(newline: bool) -> Callable[[Page], bytes]:
             text = "\n".join(out) + "\n" if newline else ",\n".join(out)
             return text.encode("utf-8")
         return encode_stdlib
-    dumps, fragment, columns = orjson.dumps, orjson.Fragment, EVENT_COLUMNS
+    # Fragment (newer orjson) embeds JSON text as it is; parsing it is the same output, slower.
+    dumps, fragment, columns = orjson.dumps, getattr(orjson, "Fragment", orjson.loads), EVENT_COLUMNS
     option = orjson.OPT_APPEND_NEWLINE if newline else 0
 
     def encode(page: Page) -> bytes:
