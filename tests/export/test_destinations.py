@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -44,6 +45,19 @@ def test_an_interrupted_export_leaves_no_file_and_keeps_the_previous_one(fmt: st
     with pytest.raises(KeyboardInterrupt):
         export_events(_Interrupted(12_000), fmt, output_path=str(target))
     assert list(tmp_path.iterdir()) == [target] and target.read_bytes() == b"previous complete export"
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
+def test_an_interrupted_export_to_a_url_leaves_no_object(fmt: str) -> None:
+    fsspec = pytest.importorskip("fsspec")
+    memory = fsspec.filesystem("memory")
+    with pytest.raises(KeyboardInterrupt):
+        export_events(_Interrupted(12_000), fmt, output_path=f"memory://interrupted/out.{fmt}")
+    assert not memory.exists(f"/interrupted/out.{fmt}")
+    memory.pipe(f"/interrupted/out.{fmt}", b"previous complete export")
+    with pytest.raises(KeyboardInterrupt):
+        export_events(_Interrupted(12_000), fmt, output_path=f"memory://interrupted/out.{fmt}")
+    assert memory.cat(f"/interrupted/out.{fmt}") == b"previous complete export"
 
 
 def test_fsspec_url_destination(make_memory: Make) -> None:
@@ -131,3 +145,23 @@ def test_api_export_refuses_bad_requests_naming_the_field(api: tuple[Telemetry, 
     assert field in json.dumps(answer.json())
     assert list(outside.iterdir()) == [] and not (tmp_path / "escape.json").exists()
     assert [p.name for p in root.iterdir()] == ["link"]
+
+
+@pytest.mark.parametrize("fmt", ["ndjson", "json"])
+def test_without_orjson_the_stdlib_writes_the_same_events(fmt: str, make_memory: Make, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    telemetry = make_memory()
+    sid = telemetry.track_start("claude", "code", 'a "quoted",\nlabel é😀', metadata={"deep": {"x": [1, None, 2.5]}})
+    telemetry.track_end(sid, "completed")
+    fast, slow = tmp_path / f"fast.{fmt}", tmp_path / f"slow.{fmt}"
+    telemetry.export(fmt, output_path=str(fast))
+    monkeypatch.setitem(sys.modules, "orjson", None)  # `import orjson` raises ImportError: the stdlib path
+    telemetry.export(fmt, output_path=str(slow))
+
+    def events(path: Path) -> list[dict[str, object]]:
+        text = path.read_text(encoding="utf-8")
+        if fmt == "ndjson":
+            return [json.loads(line) for line in text.splitlines()]
+        return list(json.loads(text)["events"])
+
+    assert events(slow) == events(fast) and len(events(fast)) == 2

@@ -115,7 +115,7 @@ def test_records_without_ids_get_stable_ones_so_a_second_import_adds_nothing(mak
     (b'event_type,category,flavour\r\n"start","claude","x"\r\n', "known event columns, got 'flavour'"),
     (b'event_type,category\r\n"start","claude\r\n', "quote is not closed"),
     (b'id,category,action,status,start_time\r\n"s","c",,"active",1\r\n', "sessions table"),
-    (b'{"resourceSpans": []}', "OTLP"),
+    (b'{"resourceSpans": "not a list"}', "not an OTLP/JSON ExportTraceServiceRequest"),
 ])
 def test_unreadable_files_are_refused_clearly(content: bytes, match: str, make_memory: Make, tmp_path: Path) -> None:
     path = tmp_path / "input.bin"

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ..export.compression import COMPRESSIONS
+from ..export.readers import READ_FORMATS
 from ..export.writers import FORMATS, PARQUET_CODECS
 from ..store.base import EventIterable
 from .context import TelemetryCommand, TelemetryGroup, open_store, open_telemetry
@@ -160,8 +161,9 @@ def _import_summary(report: Any, source: str) -> str:
 
 @click.command("import", cls=TelemetryCommand)
 @click.option("--file", "-f", "path", required=True, metavar="PATH", help="The export file to import.")
-@click.option("--format", "fmt", type=click.Choice(["json", "ndjson", "csv", "parquet"], case_sensitive=False),
-              help="Input format [default: detected from the extension and content].")
+@click.option("--format", "fmt", type=click.Choice(READ_FORMATS, case_sensitive=False),
+              help="Input format [default: detected from the extension and content]; otlp reads OTLP/JSON "
+              "(as `export --format otlp` writes) or protobuf.")
 @click.option("--transform", metavar="SCRIPT.py",
               help="A Python file defining transform(record) -> record | None, applied to each record.")
 @click.option("--skip-invalid", is_flag=True,

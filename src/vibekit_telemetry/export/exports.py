@@ -1,4 +1,4 @@
-"""One export: events streamed from the store through iter_events into a format, compressed, written whole."""
+"""One export: rows streamed from the store (iter_rows pages) into a format, compressed, written whole."""
 
 from __future__ import annotations
 
@@ -10,16 +10,18 @@ from typing import Any, Final
 from ..errors import ValidationError
 from ..events import TelemetryEvent
 from ..query import QueryFilter, SessionFilter, parse_query
-from ..store.base import EventIterable, Session
+from ..store.base import EventIterable, RowIterable, Session
 from . import compression as comp
 from .output import atomic_output, is_url, output_size
-from .records import SCHEMA_VERSION, SESSION_COLUMNS, session_row
+from .records import EVENT_COLUMNS, SCHEMA_VERSION, SESSION_COLUMNS, event_row, session_row
 from .writers import (
     CHUNK,
     FORMATS,
     PARQUET_CODECS,
+    Page,
     Progress,
     check_delimiter,
+    chunked,
     write_csv,
     write_csv_rows,
     write_json,
@@ -75,6 +77,14 @@ def _stream(store: Any, query: QueryFilter) -> Iterator[TelemetryEvent]:
     return store.iter_events(query, chunk_size=CHUNK)
 
 
+def _pages(store: Any, query: QueryFilter) -> Iterator[Page]:
+    """Pages of raw rows in EVENT_COLUMNS order: straight from the store's SELECT when it offers iter_rows."""
+    if isinstance(store, RowIterable):
+        return store.iter_rows(query, EVENT_COLUMNS, chunk_size=CHUNK)
+    # Any other event source (a file being converted, a store without raw rows): rows of its events.
+    return (list(map(event_row, chunk)) for chunk in chunked(_stream(store, query), CHUNK))
+
+
 def _sessions(store: Any, query: QueryFilter) -> Iterator[Session]:
     """The sessions the events of the filter belong to, a page at a time."""
     if query.session_ids:
@@ -106,11 +116,13 @@ def table_path(path: str, table: str) -> str:
 
 def export_events(store: Any, fmt: str, *, output_path: str, filter: QueryFilter | Mapping[str, Any] | None = None,
                   compression: str | None = None, pretty: bool = False, delimiter: str = ",", header: bool = True,
-                  tables: str | Sequence[str] | None = None, progress: Progress | None = None) -> ExportResult:
+                  tables: str | Sequence[str] | None = None, progress: Progress | None = None,
+                  storage_options: Mapping[str, Any] | None = None) -> ExportResult:
     """Export the store's events matching `filter` to `output_path` in `fmt`; return what was written.
 
     compression: gzip, brotli, zstd or none for the file (default: from the path's extension); for
     Parquet it is the codec inside the file (snappy by default, zstd, gzip, brotli, none).
+    storage_options: for a URL, the fsspec filesystem's options (e.g. endpoint_url, key, secret for s3://).
     """
     started = time.perf_counter()
     fmt = check_format(fmt)
@@ -128,9 +140,9 @@ def export_events(store: Any, fmt: str, *, output_path: str, filter: QueryFilter
     files: dict[str, tuple[str, int]] = {}
     for table in names:
         path = output_path if len(names) == 1 else table_path(output_path, table)
-        with atomic_output(path) as raw:
+        with atomic_output(path, storage_options) as raw:
             if fmt == "parquet":
-                count = write_parquet(_stream(store, query), raw, codec=compression_name, progress=progress)
+                count = write_parquet(_pages(store, query), raw, codec=compression_name, progress=progress)
             else:
                 sink = comp.compressing_writer(raw, compression_name)
                 count = _write_text(store, fmt, table, query, sink, pretty=pretty, delimiter=delimiter,
@@ -138,7 +150,7 @@ def export_events(store: Any, fmt: str, *, output_path: str, filter: QueryFilter
                 sink.close()
         files[table] = (path, count)
     first_path, first_count = files[names[0]]
-    size = sum(filter_none(output_size(p) for p, _ in files.values()))
+    size = sum(filter_none(output_size(p, storage_options) for p, _ in files.values()))
     return ExportResult(path=first_path, format=fmt, record_count=first_count,
                         file_size=None if is_url(output_path) and not size else size,
                         compression=compression_name, duration_s=time.perf_counter() - started,
@@ -155,16 +167,15 @@ def _write_text(store: Any, fmt: str, table: str, query: QueryFilter, sink: comp
     if table == "sessions":
         return write_csv_rows(SESSION_COLUMNS, map(session_row, _sessions(store, query)), sink,
                               delimiter=delimiter, header=header, progress=progress)
-    events = _stream(store, query)
-    if fmt == "ndjson":
-        return write_ndjson(events, sink, progress)
-    if fmt == "csv":
-        return write_csv(events, sink, delimiter=delimiter, header=header, progress=progress)
     if fmt == "otlp":
-        return write_otlp(events, sink, progress)
+        return write_otlp(_stream(store, query), sink, progress)
+    if fmt == "ndjson":
+        return write_ndjson(_pages(store, query), sink, progress)
+    if fmt == "csv":
+        return write_csv(_pages(store, query), sink, delimiter=delimiter, header=header, progress=progress)
     meta = {"tool": "vibekit-telemetry", "schema_version": SCHEMA_VERSION, "format": "json",
             "exported_at": int(time.time() * 1000), "filter": _filter_dict(query)}
-    return write_json(events, sink, meta, pretty=pretty, progress=progress)
+    return write_json(_pages(store, query), sink, meta, pretty=pretty, progress=progress)
 
 
 def _filter_dict(query: QueryFilter) -> dict[str, Any]:

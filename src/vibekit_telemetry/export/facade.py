@@ -42,7 +42,8 @@ class ExportMethods:
     def export(self, format: str, filter: Mapping[str, Any] | None = None, *, output_path: str | None = None,
                compression: str | None = None, pretty: bool = False, delimiter: str = ",", header: bool = True,
                tables: str | Sequence[str] | None = None,
-               progress: Callable[[int], None] | None = None) -> ExportResult:
+               progress: Callable[[int], None] | None = None,
+               storage_options: Mapping[str, Any] | None = None) -> ExportResult:
         """Export the stored events matching `filter` to a file (default: in exports.export_dir); see docs/export.md."""
         from .exports import check_format, export_events
         from .writers import FORMAT_EXTENSIONS
@@ -57,19 +58,20 @@ class ExportMethods:
         def run(chosen: Mapping[str, Any] | None) -> ExportResult:
             return export_events(self.store, fmt, output_path=output_path, filter=chosen, compression=compression,
                                  pretty=pretty, delimiter=delimiter, header=header, tables=tables,
-                                 progress=progress)
+                                 progress=progress, storage_options=storage_options)
 
         plugins = getattr(self.runtime, "plugins", None)  # before/after_export hooks (issue 15)
         return run(filter) if plugins is None else plugins.around_export(fmt, filter, run)  # type: ignore[no-any-return]
 
     def import_file(self, path: str, *, format: str | None = None,
                     transform: Callable[[dict[str, Any]], dict[str, Any] | None] | str | None = None,
-                    skip_invalid: bool = False, delimiter: str | None = None) -> ImportReport:
-        """Import an export file through the processing chain, durably, skipping events already stored."""
+                    skip_invalid: bool = False, delimiter: str | None = None,
+                    storage_options: Mapping[str, Any] | None = None) -> ImportReport:
+        """Import an export file (or fsspec URL) through the processing chain, durably, skipping stored events."""
         from .importer import import_file
 
         return import_file(self._recording("import"), path, fmt=format, transform=transform,
-                           skip_invalid=skip_invalid, delimiter=delimiter)
+                           skip_invalid=skip_invalid, delimiter=delimiter, storage_options=storage_options)
 
     def migrate_legacy(self, path: str, *, skip_invalid: bool = True) -> ImportReport:
         """Import a legacy database (seed 003 `telemetry` table or seed 002 `telemetry_events`)."""

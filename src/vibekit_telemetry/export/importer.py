@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -19,7 +19,8 @@ from ..errors import StoreError, ValidationError
 from ..events import coerce_event, validate_event
 from ..processing import BatchValidationError
 from ..store.base import EventLookup
-from .readers import BadRecord, Record, detect_format, read_records
+from .output import local_copy
+from .readers import READ_FORMATS, BadRecord, ImportFileError, Record, detect_format, read_records
 from .records import content_event_id
 
 if TYPE_CHECKING:
@@ -197,20 +198,27 @@ def _commit(runtime: Runtime, store: Any, chunk: list[tuple[str, dict[str, Any]]
 
 
 def import_file(runtime: Runtime, path: str, *, fmt: str | None = None, transform: Transform | str | None = None,
-                skip_invalid: bool = False, delimiter: str | None = None,
-                progress: Progress | None = None) -> ImportReport:
-    """Import an export file (json, ndjson, csv, parquet; compressed or not) into the store."""
-    if not isinstance(path, str) or not os.path.isfile(path):
+                skip_invalid: bool = False, delimiter: str | None = None, progress: Progress | None = None,
+                storage_options: Mapping[str, Any] | None = None) -> ImportReport:
+    """Import an export file (json, ndjson, csv, parquet, otlp; compressed or not; a path or an fsspec URL)."""
+    if not isinstance(path, str) or not path:
         raise ValidationError("file", "an existing file", path)
-    if fmt is None:
-        fmt = detect_format(path)
-    elif not isinstance(fmt, str) or fmt.lower() not in ("json", "ndjson", "csv", "parquet"):
-        raise ValidationError("format", "json, ndjson, csv or parquet", fmt)
-    fmt = fmt.lower()
+    if fmt is not None and (not isinstance(fmt, str) or fmt.lower() not in READ_FORMATS):
+        raise ValidationError("format", ", ".join(READ_FORMATS), fmt)
     function = load_transform(transform) if isinstance(transform, str) else transform
+    # A URL is downloaded once to a temporary file: the import reads its source twice.
+    with local_copy(path, storage_options) as local:
+        if not os.path.isfile(local):
+            raise ValidationError("file", "an existing file", path)
+        chosen = (fmt or detect_format(local)).lower()
 
-    def records() -> Iterator[Record]:
-        return read_records(path, fmt, delimiter=delimiter)
+        def records() -> Iterator[Record]:
+            return read_records(local, chosen, delimiter=delimiter)
 
-    return import_records(runtime, path, records, transform=function, skip_invalid=skip_invalid,
-                          progress=progress, report=ImportReport(format=fmt))
+        try:
+            return import_records(runtime, path, records, transform=function, skip_invalid=skip_invalid,
+                                  progress=progress, report=ImportReport(format=chosen))
+        except ImportFileError as exc:
+            if local == path:
+                raise
+            raise ImportFileError(path, exc.where, exc.expected) from None  # the URL, not the download

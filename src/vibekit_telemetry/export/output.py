@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
@@ -24,23 +24,27 @@ def _local(path: str) -> str:
     return path[len("file://"):] if path.startswith("file://") else path
 
 
+def _fsspec() -> Any:
+    try:
+        import fsspec
+    except ImportError:
+        raise ValidationError("output_path", "a local path, or fsspec installed for URLs "
+                              "(pip install 'vibekit-telemetry[export]'; s3:// also needs s3fs)", "URL") from None
+    return fsspec
+
+
 @contextmanager
-def atomic_output(path: str) -> Iterator[IO[bytes]]:
+def atomic_output(path: str, storage_options: Mapping[str, Any] | None = None) -> Iterator[IO[bytes]]:
     """Open a binary file that appears at `path` only once the block completes.
 
     Locally the bytes go to a hidden temporary file beside the target, renamed over it at the end
     (atomic on one filesystem), so an interrupted export never leaves a truncated file that looks
-    complete. URLs go through fsspec (the `export` extra; s3:// needs s3fs), whose object stores
-    publish an object only when its upload completes.
+    complete. URLs go through fsspec (s3:// needs s3fs) in a transaction: the object is published only
+    when the block completes (on S3 the multipart upload is completed then); an interrupted export
+    discards it instead (the multipart upload is aborted, so no parts are left behind either).
     """
     if is_url(path):
-        try:
-            import fsspec
-        except ImportError:
-            raise ValidationError("output_path", "a local path, or fsspec installed for URLs "
-                                  "(pip install 'vibekit-telemetry[export]')", path) from None
-        with fsspec.open(path, "wb") as remote:
-            yield remote
+        yield from _remote_output(path, dict(storage_options or {}))
         return
     target = Path(_local(path))
     if target.is_dir():
@@ -61,15 +65,66 @@ def atomic_output(path: str) -> Iterator[IO[bytes]]:
         raise
 
 
-def output_size(path: str) -> int | None:
+def _unwritable(path: str, exc: OSError) -> ValidationError:
+    return ValidationError("output_path", "a writable destination", path,
+                           message=f"output_path: cannot write {path}: {type(exc).__name__}: {exc}")
+
+
+def _remote_output(path: str, storage_options: dict[str, Any]) -> Iterator[IO[bytes]]:
+    fsspec = _fsspec()
+    try:
+        # Our own filesystem instance: a transaction is state of the instance, and cached instances
+        # are shared with every other user of the same URL and options in the process.
+        fs, fs_path = fsspec.core.url_to_fs(path, skip_instance_cache=True, **storage_options)
+    except (ImportError, ValueError) as exc:
+        raise ValidationError("output_path", f"a URL fsspec can write ({exc})", path) from None
+    try:
+        # In a transaction files are opened with autocommit off and committed when it ends without
+        # an error (on S3: the multipart upload is completed then); an error discards them instead
+        # (the upload is aborted, its parts deleted).
+        with fs.transaction:
+            out = fs.open(fs_path, "wb")
+            try:
+                yield out
+            except BaseException:
+                with suppress(AttributeError):  # buffered files: closing must not upload the rest
+                    out.closed = True
+                raise
+            out.close()
+    except OSError as exc:  # no such bucket, access denied, unreachable endpoint
+        raise _unwritable(path, exc) from None
+
+
+@contextmanager
+def local_copy(path: str, storage_options: Mapping[str, Any] | None = None) -> Iterator[str]:
+    """Give a local path to read `path` from: itself, or for a URL a temporary download removed afterwards."""
+    if not is_url(path):
+        yield _local(path)
+        return
+    fsspec = _fsspec()
+    try:
+        fs, fs_path = fsspec.core.url_to_fs(path, **dict(storage_options or {}))
+        exists = fs.isfile(fs_path)
+    except (ImportError, ValueError, OSError) as exc:
+        raise ValidationError("file", f"a URL fsspec can read ({exc})", path) from None
+    if not exists:
+        raise ValidationError("file", "an existing file", path)
+    name = os.path.basename(fs_path.rstrip("/")) or "import"
+    with tempfile.TemporaryDirectory(prefix="vibekit-import-") as tmp:
+        local = os.path.join(tmp, name)  # the same name: its extension tells the format and compression
+        fs.get_file(fs_path, local)
+        yield local
+
+
+def output_size(path: str, storage_options: Mapping[str, Any] | None = None) -> int | None:
     """Return the size in bytes of a written export (None for a URL fsspec cannot stat)."""
     if not is_url(path):
         return os.path.getsize(_local(path))
     try:
         import fsspec
 
-        fs, _, paths = fsspec.get_fs_token_paths(path)
-        size: Any = fs.size(paths[0])
+        fs, fs_path = fsspec.core.url_to_fs(path, **dict(storage_options or {}))
+        size: Any = fs.size(fs_path)
         return int(size) if size is not None else None
     except Exception:
         return None

@@ -18,7 +18,7 @@ from .records import SESSION_COLUMNS, decode_json_columns, typed_cell
 
 READ_FORMATS: Final = ("json", "ndjson", "csv", "parquet", "otlp")
 _BY_EXTENSION: Final = {".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson", ".csv": "csv", ".tsv": "csv",
-                        ".parquet": "parquet", ".pq": "parquet"}
+                        ".parquet": "parquet", ".pq": "parquet", ".pb": "otlp", ".binpb": "otlp"}
 _DELIMITERS: Final = (",", ";", "\t", "|")
 
 Record = tuple[str, dict[str, Any]]
@@ -91,8 +91,10 @@ def read_records(path: str, fmt: str, *, delimiter: str | None = None) -> Iterat
         yield from _parquet(path)
         return
     if fmt == "otlp":
-        raise ValidationError("format", "json, ndjson, csv or parquet to import (OTLP files are exports "
-                              "for observability tools; import the JSON export instead)", fmt)
+        from .otlp_reader import read_otlp
+
+        yield from read_otlp(path)
+        return
     try:
         with open_decompressed(path) as stream:
             text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")

@@ -29,12 +29,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def event_record(event: TelemetryEvent) -> dict[str, Any]:
-    """Return the event as a dict of its public fields (metadata and context as objects)."""
-    return event.to_dict()
-
-
-def event_row(event: TelemetryEvent) -> list[Any]:
+def event_row(event: TelemetryEvent) -> tuple[Any, ...]:
     """Return the event's values in EVENT_COLUMNS order, metadata and context as JSON text."""
     out = [getattr(event, name) for name in EVENT_COLUMNS]
     meta_at, ctx_at = EVENT_COLUMNS.index("metadata"), EVENT_COLUMNS.index("context")
@@ -42,7 +37,7 @@ def event_row(event: TelemetryEvent) -> list[Any]:
         None if event.metadata is None else _dumps(event.metadata))
     out[ctx_at] = event.context_json if event.context_json is not None else (
         None if event.context is None else _dumps(event.context))
-    return out
+    return tuple(out)
 
 
 def session_row(session: Session) -> list[Any]:

@@ -6,7 +6,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ..events import TelemetryEvent
+from ..errors import ValidationError
+from ..events import PUBLIC_FIELDS, TelemetryEvent
 from ..query import QueryFilter, SessionFilter, StatsFilter
 
 if TYPE_CHECKING:
@@ -183,6 +184,30 @@ class EventIterable(Protocol):
 
     def iter_events(self, filter_: QueryFilter, chunk_size: int = 1000) -> Iterator[TelemetryEvent]:
         """Yield the matching events in the filter's order, reading chunk_size rows at a time."""
+
+
+@runtime_checkable
+class RowIterable(Protocol):
+    """A store that streams matching events as raw rows, no event object per row (exports' fast path)."""
+
+    def iter_rows(self, filter_: QueryFilter, columns: Sequence[str] | None = None,
+                  chunk_size: int = 1000) -> Iterator[list[tuple[Any, ...]]]:
+        """Yield pages (lists) of up to chunk_size tuples in `columns` order (default: PUBLIC_FIELDS), in
+        the filter's order; metadata and context as JSON text, encrypted cells decrypted."""
+
+
+def check_row_columns(columns: Any) -> tuple[str, ...]:
+    """Return the columns asked of iter_rows as a tuple (None: PUBLIC_FIELDS); ValidationError naming the bad ones."""
+    if columns is None:
+        return PUBLIC_FIELDS
+    expected = "distinct event field names (" + ", ".join(PUBLIC_FIELDS) + ")"
+    if isinstance(columns, str | bytes) or not isinstance(columns, Sequence):
+        raise ValidationError("columns", expected, columns)
+    names = tuple(columns)
+    unknown = [c for c in names if c not in PUBLIC_FIELDS]
+    if unknown or not names or len(set(names)) != len(names):
+        raise ValidationError("columns", expected, unknown or list(names))
+    return names
 
 
 @runtime_checkable

@@ -33,6 +33,7 @@ from .base import (
     RollupPoint,
     Session,
     Stats,
+    check_row_columns,
     check_series_args,
 )
 from .changelog import MemoryChangeLog
@@ -140,6 +141,21 @@ class MemoryStore(MemoryBreakdown):
                 return
             if left is not None:
                 left -= len(page)
+
+    def iter_rows(self, filter_: QueryFilter, columns: Sequence[str] | None = None,
+                  chunk_size: int = 1000) -> Iterator[list[tuple[Any, ...]]]:
+        """Yield matching events as pages of tuples in `columns` order, metadata and context as JSON text."""
+        if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+            raise ValidationError("chunk_size", "an integer of at least 1", chunk_size)
+        names = check_row_columns(columns)
+        page: list[tuple[Any, ...]] = []
+        for event in self.iter_events(filter_, chunk_size):
+            page.append(tuple(_cell(event, name) for name in names))
+            if len(page) == chunk_size:
+                yield page
+                page = []
+        if page:
+            yield page
 
     def error_groups(self, filter_: QueryFilter, by: str = "label", limit: int | None = None) -> list[ErrorGroup]:
         """Return the error events matching the filter grouped by `by`, most frequent first."""
@@ -423,6 +439,17 @@ class MemoryStore(MemoryBreakdown):
     def shutdown(self) -> None:
         """Mark closed; data stays readable until the object goes."""
         self._closed = True
+
+
+def _cell(event: TelemetryEvent, name: str) -> Any:
+    """One column of an event as the SQL store keeps it: metadata and context as compact JSON text."""
+    if name in ("metadata", "context"):
+        text = event.metadata_json if name == "metadata" else event.context_json
+        value = event.metadata if name == "metadata" else event.context
+        if text is None and value is not None:
+            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return text
+    return getattr(event, name)
 
 
 def _in_range(ts: int, since: int | None, until: int | None) -> bool:

@@ -403,6 +403,11 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
         """Yield the matching events in the filter's order, chunk_size rows per query (keyset pages)."""
         return read.iter_events(self.engine, filter_, self.sql, self._fts, chunk_size)
 
+    def iter_rows(self, filter_: QueryFilter, columns: Sequence[str] | None = None,
+                  chunk_size: int = 1000) -> Iterator[list[tuple[Any, ...]]]:
+        """Yield the matching events as pages of raw rows in `columns` order (exports' fast path)."""
+        return read.iter_rows(self.engine, filter_, self.sql, self._fts, columns, chunk_size)
+
     def get_session(self, session_id: str, *, with_events: bool = False) -> Session | None:
         """Return one session, with its events in time order when asked."""
         with self.engine.connect() as conn:
