@@ -126,8 +126,7 @@ def iter_events(engine: Engine, f: QueryFilter, dialect: Dialect, fts: bool,
         size = chunk_size if left is None else min(chunk_size, left)
         stmt = select(*cols).where(*conds).order_by(*order).limit(size)
         if after is not None:
-            t, i = after
-            stmt = stmt.where(or_(ts < t, and_(ts == t, eid < i)) if desc else or_(ts > t, and_(ts == t, eid > i)))
+            stmt = stmt.where(keyset_after(after, desc))
         elif skip:
             stmt = stmt.offset(skip)  # once, for the first page only
         with engine.connect() as conn:
