@@ -114,6 +114,7 @@ class WritePipeline:
         # Set by the runtime (reliability.memory_limit): True while the queue holds too much, so batches
         # go to the spool at once instead of waiting on a remote primary.
         self.spill_now: Callable[[], bool] = lambda: False
+        self._spilling = False  # the batch in hand goes to the spool because memory asked, not the store
 
     def _retry_delay(self, attempt: int) -> float:
         if self.backoff is not None:
@@ -262,10 +263,14 @@ class WritePipeline:
                 self.note_error(f"{_name(provider)}: {exc}")
                 if self.emitter.has("connection:error"):
                     self.emitter.emit("connection:error", exc)
-                if attempt > self.retry_attempts or self.stopping.is_set() or self.spill_now():
+                if attempt > self.retry_attempts or self.stopping.is_set():
+                    raise
+                if self.spill_now():
+                    self._spilling = True
                     raise
                 self.counters.retries += 1
                 if self._wait_or_spill(self._retry_delay(attempt)):
+                    self._spilling = True
                     raise  # the queue is past memory_limit: spool this batch now rather than wait
                 continue
             self.breaker.record_success()
@@ -348,6 +353,9 @@ class WritePipeline:
                 outcome.stored = [*replayed, *outcome.stored]
                 return outcome
         lost = self._spool_append(events)
+        if self._spilling:  # the retries were cut short because the queue passed memory_limit
+            self._spilling = False
+            self.counters.spilled += len(events) - lost
         if lost:
             self.counters.spool_full += lost
             logger.error("telemetry spool full (%d events): %d events dropped", self.spool.max_events, lost)

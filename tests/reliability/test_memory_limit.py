@@ -80,9 +80,12 @@ def test_a_remote_primary_that_is_down_spills_to_the_spool_instead_of_dropping(t
         started = time.monotonic()
         assert all(telemetry.track(_event(i)) for i in range(2000))  # none refused, none blocked for 5 s
         assert time.monotonic() - started < 5
-        # The batches that passed half the limit went to the spool without waiting for the retries.
+        # Once the queue passed half the limit, batches went to the spool without waiting out the
+        # retries (counted as spilled). Which later batches follow them because the queue is still over
+        # the limit, and which because the spool must be replayed first (order), depends on timing;
+        # without the spill the writer would sit in its retries and track() above would block or drop.
         health = _until(lambda: (h := telemetry.get_health_status())["spool"]["depth"] >= 1000 and h)
-        assert health and health["memory"]["spilled"] >= 1000 and health["dropped_total"] == 0
+        assert health and health["memory"]["spilled"] >= 1 and health["dropped_total"] == 0
     finally:
         telemetry.shutdown(timeout=3)  # the batch still being retried goes to the spool too
     with sqlite3.connect(tmp_path / "spool.db") as conn:
