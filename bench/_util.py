@@ -214,7 +214,7 @@ INSERT_EVENT = ("INSERT INTO events (event_id, session_id, event_type, category,
 _SERVING = re.compile(r"Serving .*? at http://127\.0\.0\.1:(\d+)")
 
 
-def serve_api(db: Path, *args: str, startup_s: float = 60.0,
+def serve_api(db: Path | str, *args: str, startup_s: float = 60.0,
               config: Path | None = None) -> tuple[subprocess.Popen[str], int]:
     """Start a real `telemetry api` on a free loopback port; return the process and its port once /health answers."""
     import http.client

@@ -20,7 +20,6 @@ Target (issue 16): server events/s >= 0.5 x raw COPY.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import statistics
@@ -32,41 +31,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from _util import BENCH_DIR, emit, machine, ratio
-from bench_durable_http import BATCH, CLIENTS, URL, bodies_per_client, workload
+from _util import BENCH_DIR, emit, machine, ratio, serve_api
+from bench_durable_http import BATCH, CLIENTS, bodies_per_client, workload
 
 DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
 CHUNK = 10_000
 SESSION_COLUMNS = ("id, category, action, status, start_time, end_time, duration, event_count, stream_count, "
                    "error_count, last_event_time, label, sandbox_id, repo_url, metadata")
-
-
-def _serve(url: str) -> tuple[subprocess.Popen[str], int]:
-    """Start `telemetry api --db URL` (default configuration) on a free loopback port; return it and the port."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vibekit_telemetry.cli", "--db", url, "api", "--port", "0", "--rate-limit", "off",
-         "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"})
-    assert process.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        match = URL.search(process.stdout.readline())
-        if match:
-            port = int(match.group(1))
-            while time.monotonic() < deadline:
-                try:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                    conn.request("GET", "/health")
-                    if conn.getresponse().status == 200:
-                        conn.close()
-                        return process, port
-                except OSError:
-                    time.sleep(0.05)
-        if process.poll() is not None:
-            break
-    process.kill()
-    raise RuntimeError("telemetry api did not start")
 
 
 def _new_database() -> str:
@@ -95,7 +66,8 @@ def run_server(sessions: list[list[dict[str, Any]]], workdir: Path) -> tuple[dic
         path = workdir / f"client-{c}.jsonl"
         path.write_bytes(b"\n".join(bodies) + b"\n")
         files.append(path)
-    server, port = _serve(f"postgresql://postgres@127.0.0.1:5432/{name}")
+    server, port = serve_api(f"postgresql://postgres@127.0.0.1:5432/{name}", "--rate-limit", "off",
+                             "--log-level", "warning")
     try:
         clients = [subprocess.Popen([sys.executable, str(BENCH_DIR / "bench_durable_http.py"), "--client",
                                      str(port), str(f), "true"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
