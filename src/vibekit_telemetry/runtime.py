@@ -26,6 +26,7 @@ from .pipeline import WritePipeline, is_transient
 from .processing import Chain, DropNotice, Processor, build_chain
 from .scheduler import Scheduler
 from .store.base import ForkAware, Maintainable, QueryableStore, StorageProvider, Upkeepable
+from .tickets import Ticket
 from .worker import BatchWorker
 
 if TYPE_CHECKING:
@@ -46,34 +47,6 @@ _TEXT_INDEX_BUDGET_S = 2.0
 # `contains` search scans the unindexed rows, so the wait must stay bounded).
 _TEXT_INDEX_MAX_BACKLOG = 100_000
 _WRITER_BUSY_S = 0.5
-
-
-class Ticket:
-    """Processed events queued as one item; `done` is set once they are committed (or given up on)."""
-
-    __slots__ = ("committed", "done", "error", "events", "on_done")
-
-    def __init__(self, events: list[TelemetryEvent], on_done: Callable[[Ticket], None] | None = None) -> None:
-        self.events = events
-        self.done = threading.Event()
-        self.committed = False
-        self.error: str | None = None
-        self.on_done = on_done
-
-    def resolve(self, error: str | None) -> None:
-        """Called by the writer once the commit is over: committed when error is None."""
-        self.committed = error is None
-        self.error = error
-        self.done.set()
-        if self.on_done is not None:
-            try:
-                self.on_done(self)
-            except Exception:
-                logger.exception("telemetry commit callback failed")
-
-    def wait(self, timeout: float | None) -> bool:
-        """Wait for the commit; True when every event of the ticket is in the primary store."""
-        return self.done.wait(timeout) and self.committed
 
 
 def _first_line(exc: BaseException) -> str:

@@ -18,8 +18,9 @@ from ..processing import BatchValidationError
 from .errors import ApiError, Detail, from_validation, validation_error
 
 if TYPE_CHECKING:
-    from ..runtime import Runtime, Ticket
+    from ..runtime import Runtime
     from ..service import Telemetry
+    from ..tickets import Ticket
 
 MAX_BATCH_EVENTS: Final = 10_000
 MAX_DETAILS: Final = 100
