@@ -48,11 +48,21 @@ class _QueueSink:
         self.size = 0
 
     def write(self, data: bytes) -> int:
-        """Gather bytes; pass them on once a chunk's worth is there."""
-        self.parts.append(bytes(data))
-        self.size += len(data)
-        if self.size >= CHUNK_BYTES:
+        """Gather bytes; pass them on a chunk's worth at a time.
+
+        A writer may hand over a whole page at once (thousands of rows, megabytes): it is cut into
+        CHUNK_BYTES pieces, so the queue still bounds how far the writer runs ahead of the reader.
+        """
+        view = memoryview(data)
+        while self.size + len(view) >= CHUNK_BYTES:
+            take = CHUNK_BYTES - self.size
+            self.parts.append(bytes(view[:take]))
+            self.size += take
+            view = view[take:]
             self._hand_over()
+        if len(view):
+            self.parts.append(bytes(view))
+            self.size += len(view)
         return len(data)
 
     def close(self) -> None:
@@ -81,10 +91,31 @@ def put(out: queue.Queue[object], item: object, stop: threading.Event) -> None:
                 raise _Cancelled from None
 
 
-def stream_bytes(write: Callable[[_QueueSink], Any], name: str = "export") -> Iterator[bytes]:
-    """Run write(sink) on its own thread and yield the bytes it writes, a chunk at a time."""
-    out: queue.Queue[object] = queue.Queue(maxsize=QUEUE_CHUNKS)
+class ByteStream:
+    """The chunks of an export written on its own thread; close() stops the writer (the reader is gone)."""
+
+    def __init__(self, chunks: Iterator[bytes], stop: threading.Event) -> None:
+        self._chunks, self._stop = chunks, stop
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def __next__(self) -> bytes:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        """Stop the writer at its next write, whichever thread is reading (safe while a read waits)."""
+        self._stop.set()
+
+
+def stream_bytes(write: Callable[[_QueueSink], Any], name: str = "export") -> ByteStream:
+    """Run write(sink) on its own thread; return a ByteStream of the bytes it writes, a chunk at a time."""
     stop = threading.Event()
+    return ByteStream(_stream_chunks(write, name, stop), stop)
+
+
+def _stream_chunks(write: Callable[[_QueueSink], Any], name: str, stop: threading.Event) -> Iterator[bytes]:
+    out: queue.Queue[object] = queue.Queue(maxsize=QUEUE_CHUNKS)
 
     def produce() -> None:
         sink = _QueueSink(out, stop)
@@ -166,7 +197,7 @@ def check_stream(store: Any, table: str, fmt: str) -> None:
         raise ValidationError("store", "a store that streams events (iter_events)", type(store).__name__)
 
 
-def stream_export(store: Any, table: str, fmt: str, filter_: QueryFilter | SessionFilter) -> Iterator[bytes]:
+def stream_export(store: Any, table: str, fmt: str, filter_: QueryFilter | SessionFilter) -> ByteStream:
     """Yield the events (QueryFilter) or sessions (SessionFilter) of the filter in fmt, as `telemetry export` would.
 
     Events as JSON are `{"export": …, "events": […], "counts": …}` (what `telemetry import` reads), or

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Final, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from starlette.background import BackgroundTask
+from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 
 from ...dashboard import MOUNT, STATIC_DIR
@@ -97,8 +100,20 @@ def download(
     check_stream(store, what, format)
     audit(request, principal, "export", what, {"filters": filters, "format": format, "limit": limit,
                                                "via": "dashboard"})
-    return StreamingResponse(stream_export(store, what, format, selection), media_type=MEDIA_TYPES[format],
-                             headers={"Content-Disposition": f'attachment; filename="{what}.{format}"'})
+    stream = stream_export(store, what, format, selection)
+
+    async def body() -> AsyncIterator[bytes]:
+        # Read in the threadpool; when the client goes, Starlette cancels this generator and the
+        # writer is stopped here at once (left to garbage collection it could write on for minutes).
+        try:
+            async for chunk in iterate_in_threadpool(iter(stream)):
+                yield chunk
+        finally:
+            stream.close()
+
+    return StreamingResponse(body(), media_type=MEDIA_TYPES[format],
+                             headers={"Content-Disposition": f'attachment; filename="{what}.{format}"'},
+                             background=BackgroundTask(stream.close))
 
 
 @router.get("/api/dashboard/info", operation_id="dashboardInfo", summary="Version, retention and features",
