@@ -25,7 +25,7 @@ from .. import migrate
 from .._batch import writer_run_row
 from ..base import BatchResult, ErrorGroup, RollupPoint, Session, Stats, check_series_args
 from ..schema import EVENT_INDEXES, sessions, writer_runs
-from . import maintenance, read
+from . import maintenance, read, read_rows
 from .audit import AuditMethods
 from .changelog import ChangeLogMethods
 from .cluster import ClusterMixin
@@ -406,7 +406,7 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
     def iter_rows(self, filter_: QueryFilter, columns: Sequence[str] | None = None,
                   chunk_size: int = 1000) -> Iterator[list[tuple[Any, ...]]]:
         """Yield the matching events as pages of raw rows in `columns` order (exports' fast path)."""
-        return read.iter_rows(self.engine, filter_, self.sql, self._fts, columns, chunk_size)
+        return read_rows.iter_rows(self.engine, filter_, self.sql, self._fts, columns, chunk_size)
 
     def get_session(self, session_id: str, *, with_events: bool = False) -> Session | None:
         """Return one session, with its events in time order when asked."""
