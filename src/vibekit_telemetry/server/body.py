@@ -11,6 +11,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError, error_body, json_response
 
+try:  # the server extra: parses an ingest body several times faster than the stdlib
+    from orjson import loads as _fast_loads
+except ImportError:  # pragma: no cover - orjson ships with the server extra
+    _fast_loads = None
+
 # Only types a browser cannot send cross-site without a CORS preflight (see browser_guard): text/plain
 # and form types are refused with 415, so `curl -d` needs `-H 'Content-Type: application/json'`.
 # An empty type is let through here only to answer an empty body with a clear 400.
@@ -113,6 +118,14 @@ def _bad_body(message: str) -> ApiError:
 
 def loads(raw: bytes, max_depth: int) -> Any:
     """Parse one JSON document; 400 for malformed JSON, NaN/Infinity, bad UTF-8 or deep nesting."""
+    if _fast_loads is not None:
+        try:
+            value = _fast_loads(raw)
+        except ValueError:
+            pass  # what orjson refuses, the stdlib parses or explains (lone surrogates, huge integers …)
+        else:
+            check_depth(value, max_depth)
+            return value
     try:
         value = json.loads(raw, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
