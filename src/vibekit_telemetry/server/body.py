@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError, error_body, json_response
 
+_fast_loads: Callable[[bytes], Any] | None
 try:  # the server extra: parses an ingest body several times faster than the stdlib
     from orjson import loads as _fast_loads
 except ImportError:  # pragma: no cover - orjson ships with the server extra
