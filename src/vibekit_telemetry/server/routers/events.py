@@ -125,24 +125,29 @@ async def ingest_events(
     check_params(request, ("wait",))
     if "respond-async" in request.headers.get("prefer", "").lower() and "wait" not in request.query_params:
         wait = False
-    raw = await request.body()
     settings = request.app.state.settings
     runtime = runtime_of(get_telemetry(request))
     metrics = request.app.state.metrics
+    # Group commit: a commit running meanwhile may wait briefly for this batch (worker.expect()).
+    arrival = runtime.worker.expect()
+    try:
+        raw = await request.body()
 
-    def work() -> Prepared:
-        items, single = unpack(parse_body(raw, request.headers.get("content-type"), settings.max_json_depth))
-        try:
-            return prepare(runtime, items, single)
-        except Exception:
-            metrics.http_rejected.inc(len(items))
-            raise
+        def work() -> Prepared:
+            items, single = unpack(parse_body(raw, request.headers.get("content-type"), settings.max_json_depth))
+            try:
+                return prepare(runtime, items, single)
+            except Exception:
+                metrics.http_rejected.inc(len(items))
+                raise
 
-    # A small batch (about 100 events) is parsed and processed in about a millisecond: on the event loop,
-    # where a hop to the thread pool would cost more than the work (and its threads would compete with
-    # the writer for the GIL). A large one takes milliseconds: off the loop.
-    prepared = work() if len(raw) <= INLINE_BODY_BYTES else await run_in_threadpool(work)
-    result = await commit(runtime, prepared, wait=wait)
+        # A small batch (about 100 events) is parsed and processed in about a millisecond: on the event
+        # loop, where a hop to the thread pool would cost more than the work (and its threads would
+        # compete with the writer for the GIL). A large one takes milliseconds: off the loop.
+        prepared = work() if len(raw) <= INLINE_BODY_BYTES else await run_in_threadpool(work)
+        result = await commit(runtime, prepared, wait=wait, arrival=arrival)
+    finally:
+        arrival.done()
     metrics.http_events.inc(result["accepted"])
     return json_response(result, 200 if result["committed"] else 202)
 
