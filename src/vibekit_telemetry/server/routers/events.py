@@ -13,11 +13,20 @@ from starlette.responses import Response, StreamingResponse
 from ...events import EVENT_TYPES, TelemetryEvent
 from ...query import parse_query
 from ...store.base import EventIterable
-from ..auth import Principal, require
+from ..auth import SECURITY_REQUIREMENTS, Principal, authorize, require
 from ..body import parse_body
 from ..errors import dumps, json_response, validation_error
 from ..ingest import Prepared, commit, prepare, runtime_of, unpack
-from ._common import DEFAULT_PAGE, MAX_PAGE, audit, check_params, compact, get_telemetry, split_values
+from ._common import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    audit,
+    bool_param,
+    check_params,
+    compact,
+    get_telemetry,
+    split_values,
+)
 
 router = APIRouter(tags=["events"])
 
@@ -61,6 +70,14 @@ INGEST_BODY: Final[dict[str, Any]] = {
             "application/x-ndjson": {"schema": {"type": "string", "description": "one event per line"}},
         },
     },
+}
+WAIT_HELP: Final = "answer after the commit (default); false: fire-and-forget, 202 before the commit"
+# POST /api/events as require() and Query() would have declared it (the route reads both itself).
+INGEST_OPENAPI: Final[dict[str, Any]] = {
+    **INGEST_BODY,
+    "parameters": [{"name": "wait", "in": "query", "required": False, "description": WAIT_HELP,
+                    "schema": {"type": "boolean", "default": True, "title": "Wait", "description": WAIT_HELP}}],
+    "security": SECURITY_REQUIREMENTS,
 }
 ERRORS: Final[dict[int | str, dict[str, Any]]] = {
     400: {"description": "Validation Error: `{error, message, details: [{field, message}]}`"},
@@ -106,7 +123,7 @@ def query_events(
 
 
 @router.post("/api/events", operation_id="ingestEvents", summary="Send one event or a batch",
-             status_code=200, openapi_extra=INGEST_BODY,
+             status_code=200, openapi_extra=INGEST_OPENAPI,
              responses={**ERRORS, 200: {"description": "Committed to the store: `{accepted, event_ids, "
                                                        "committed: true}`"},
                         202: {"description": "Queued, not yet committed (`?wait=false` or "
@@ -115,14 +132,13 @@ def query_events(
                         415: {"description": "Not JSON or NDJSON"},
                         503: {"description": "Ingest queue full or store unavailable; retry with the same "
                                              "event ids"}})
-async def ingest_events(
-    request: Request,
-    _principal: Annotated[Principal, Depends(require("ingest"))],
-    wait: Annotated[bool, Query(description="answer after the commit (default); false: fire-and-forget, "
-                                            "202 before the commit")] = True,
-) -> Response:
+async def ingest_events(request: Request) -> Response:
     """Run every event through the chain (400 lists each bad one, nothing is stored), then commit them all."""
+    # The key and `wait` are read here rather than by FastAPI dependencies (declared in INGEST_OPENAPI
+    # instead): the busiest route skips dependency solving, about a third of its framework cost per request.
+    authorize(request, "ingest")
     check_params(request, ("wait",))
+    wait = bool_param(request, "wait", True)
     if "respond-async" in request.headers.get("prefer", "").lower() and "wait" not in request.query_params:
         wait = False
     settings = request.app.state.settings
