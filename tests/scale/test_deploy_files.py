@@ -4,18 +4,19 @@ query names a metric a real `telemetry api` exports on /metrics."""
 from __future__ import annotations
 
 import json
-import re
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
+# The rehearsal script's own reading of /metrics, so this test and deploy/try_central.py cannot drift apart.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy"))
+from try_central import DEPLOY, METRIC, exported_metrics
+
 from vibekit_telemetry import Telemetry
 
 yaml = pytest.importorskip("yaml", reason="PyYAML reads the compose and Prometheus files (pip install pyyaml)")
-
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-METRIC = re.compile(r"\btelemetry_[a-z_]+\b")
 
 
 @pytest.fixture(scope="module")
@@ -28,16 +29,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     finally:
         server.stop()
         telemetry.shutdown()
-    names: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split()
-            names |= {name, f"{name}_total"} if kind == "counter" else {name}
-            if kind == "histogram":
-                names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
-        elif line and not line.startswith("#"):
-            names.add(re.split(r"[{ ]", line, maxsplit=1)[0])
-    return names
+    return exported_metrics(text)
 
 
 def _yaml(path: str) -> dict[str, object]:

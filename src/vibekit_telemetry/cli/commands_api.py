@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Any
 
 import click
@@ -85,7 +86,8 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
         from ..usage.batcher import pipeline_storage
 
         extra["storage"] = pipeline_storage(get_state().config_kwargs(), pipeline, pipeline_options)
-    with open_telemetry(must_exist=False, raise_on_error=False, **extra) as telemetry:
+    # The gRPC servers are stopped (last started first) when the HTTP API stops or fails to start.
+    with open_telemetry(must_exist=False, raise_on_error=False, **extra) as telemetry, ExitStack() as servers:
         config = telemetry.config.api
         settings = ServerSettings.resolve(config, **{k: v for k, v in options.items() if v is not None})
 
@@ -94,28 +96,33 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
                       f"{'on' if settings.auth_enabled else 'off'}"
                       f"{f', dashboard {url}/dashboard/' if dashboard else ''}); Ctrl-C to stop")
 
-        grpc_server = _start_otlp_grpc(telemetry, settings, host or config.host, otlp_grpc_port) if otlp_grpc \
-            else None
+        bind = host or config.host
+        if otlp_grpc:
+            receiver = _start_grpc(servers, _otlp_server_class(), "OTLP/gRPC", telemetry, settings, bind,
+                                   otlp_grpc_port)
+            err.print(f"OTLP/gRPC receiver at [bold]{receiver.endpoint}[/]")
         stream_port = grpc_port if grpc_port is not None else config.grpc_port
-        try:
-            stream_server = _start_stream_grpc(telemetry, settings, host or config.host, stream_port) \
-                if stream_port is not None else None
-        except BaseException:
-            if grpc_server is not None:
-                grpc_server.stop()
-            raise
-        try:
-            run_api_server(telemetry, port if port is not None else config.port,
-                           host if host is not None else config.host, settings=settings, log_level=log_level,
-                           access_log=log_level in ("info", "debug"), on_ready=ready, dashboard=dashboard)
-        finally:
-            for server in (stream_server, grpc_server):
-                if server is not None:
-                    server.stop()
+        if stream_port is not None:
+            stream = _start_grpc(servers, _stream_server_class(), "gRPC", telemetry, settings, bind, stream_port)
+            err.print(f"gRPC TelemetryStream at [bold]{stream.target}[/]")
+        run_api_server(telemetry, port if port is not None else config.port,
+                       host if host is not None else config.host, settings=settings, log_level=log_level,
+                       access_log=log_level in ("info", "debug"), on_ready=ready, dashboard=dashboard)
 
 
-def _start_stream_grpc(telemetry: Any, settings: Any, host: str, port: int) -> Any:
-    """Start the gRPC TelemetryStream service beside the HTTP API (needs the grpc extra)."""
+def _start_grpc(servers: ExitStack, server_class: Any, what: str, telemetry: Any, settings: Any, host: str,
+                port: int) -> Any:
+    """Start a gRPC server beside the HTTP API, to be stopped with it; a port in use is an error naming it."""
+    try:
+        server = server_class(telemetry, port, host, settings=settings).start()
+    except (OSError, RuntimeError) as exc:
+        raise click.ClickException(f"cannot listen for {what} on {host}:{port} ({exc})") from None
+    servers.callback(server.stop)
+    return server
+
+
+def _stream_server_class() -> Any:
+    """The gRPC TelemetryStream server class, or an error naming the grpc extra."""
     try:
         from ..streaming.grpc_service import GrpcStreamServer, load_proto
 
@@ -123,24 +130,14 @@ def _start_stream_grpc(telemetry: Any, settings: Any, host: str, port: int) -> A
     except (ImportError, ValidationError) as exc:
         raise click.ClickException(f"--grpc-port needs the grpc extra: pip install 'vibekit-telemetry[grpc]' "
                                    f"({exc})") from None
-    try:
-        server = GrpcStreamServer(telemetry, port, host, settings=settings).start()
-    except (OSError, RuntimeError) as exc:
-        raise click.ClickException(f"cannot listen for gRPC on {host}:{port} ({exc})") from None
-    console(stderr=True).print(f"gRPC TelemetryStream at [bold]{server.target}[/]")
-    return server
+    return GrpcStreamServer
 
 
-def _start_otlp_grpc(telemetry: Any, settings: Any, host: str, port: int) -> Any:
-    """Start the OTLP/gRPC receiver beside the HTTP API (needs the otlp extra)."""
+def _otlp_server_class() -> Any:
+    """The OTLP/gRPC receiver class, or an error naming the otlp extra."""
     try:
         from ..otlp.grpc_server import OtlpGrpcServer
     except ImportError as exc:
         raise click.ClickException(f"--otlp-grpc needs the otlp extra: pip install 'vibekit-telemetry[otlp]' "
                                    f"({exc.name} is missing)") from None
-    try:
-        server = OtlpGrpcServer(telemetry, port, host, settings=settings).start()
-    except (OSError, RuntimeError) as exc:
-        raise click.ClickException(f"cannot listen for OTLP/gRPC on {host}:{port} ({exc})") from None
-    console(stderr=True).print(f"OTLP/gRPC receiver at [bold]{server.endpoint}[/]")
-    return server
+    return OtlpGrpcServer

@@ -6,7 +6,6 @@ Auth uses the API server's keys: `x-api-key` or `authorization: Bearer ...` meta
 from __future__ import annotations
 
 import threading
-from concurrent import futures
 from typing import TYPE_CHECKING, Any, Final
 
 from .receive import receive
@@ -24,24 +23,18 @@ class OtlpGrpcServer:
 
     def __init__(self, telemetry: Telemetry, port: int = DEFAULT_PORT, host: str = "127.0.0.1", *,
                  settings: ServerSettings | None = None, workers: int = 4) -> None:
-        import grpc
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
         from ..server.auth import Authenticator
+        from ..server.grpc_listen import listen_grpc
         from ..server.settings import ServerSettings
 
         self.telemetry = telemetry
         self.settings = settings or ServerSettings.resolve(telemetry.config.api)
         self.auth = Authenticator(self.settings)
-        limit = self.settings.max_body_bytes
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers),
-                                   # no SO_REUSEPORT: a second server on a taken port must fail, not share it
-                                   options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 0)])
+        self._server, self.port = listen_grpc(host, port, self.settings, workers, "OTLP/gRPC")
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
             _Servicer(self), self._server)
-        self.port = self._server.add_insecure_port(f"{host}:{port}")
-        if self.port == 0:
-            raise OSError(f"cannot listen for OTLP/gRPC on {host}:{port}")
         self.host = host
 
     @property

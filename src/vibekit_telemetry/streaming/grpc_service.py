@@ -13,7 +13,6 @@ import json
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent import futures
 from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import ValidationError
@@ -96,9 +95,8 @@ class GrpcStreamServer:
 
     def __init__(self, telemetry: Telemetry, port: int = 50051, host: str = "127.0.0.1", *,
                  settings: ServerSettings | None = None, workers: int = 8) -> None:
-        import grpc
-
         from ..server.auth import Authenticator
+        from ..server.grpc_listen import listen_grpc
         from ..server.settings import ServerSettings
 
         self.telemetry = telemetry
@@ -106,13 +104,8 @@ class GrpcStreamServer:
         self.auth = Authenticator(self.settings)
         self.messages, services = load_proto()
         self._stopping = threading.Event()
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers),
-                                   options=[("grpc.max_receive_message_length", self.settings.max_body_bytes),
-                                            ("grpc.so_reuseport", 0)])
+        self._server, self.port = listen_grpc(host, port, self.settings, workers, "gRPC")
         services.add_TelemetryStreamServicer_to_server(_Servicer(self), self._server)
-        self.port = self._server.add_insecure_port(f"{host}:{port}")
-        if self.port == 0:
-            raise OSError(f"cannot listen for gRPC on {host}:{port}")
         self.host = host
 
     @property
