@@ -276,6 +276,10 @@ class ApiConfig(_Section):
     # `telemetry api` also serves the gRPC TelemetryStream service on this port (issue 15; 0: any free
     # port; None: off). Same host, Telemetry and keys as the HTTP API. Env TELEMETRY_GRPC_PORT.
     grpc_port: int | None = Field(default=None, ge=0, le=65535)
+    # PEM files: both gRPC servers of `telemetry api` (TelemetryStream, OTLP/gRPC) serve TLS with this
+    # certificate chain and private key; give both or neither. Env TELEMETRY_GRPC_TLS_CERT / _KEY.
+    grpc_tls_cert: str | None = None
+    grpc_tls_key: str | None = None
 
 
 class DashboardConfig(_Section):

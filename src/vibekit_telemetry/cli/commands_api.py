@@ -11,6 +11,8 @@ from .context import TelemetryCommand, database_label, get_state, open_telemetry
 from .options import console, database_options
 
 ENV_GRPC_PORT = "TELEMETRY_GRPC_PORT"
+ENV_GRPC_TLS_CERT = "TELEMETRY_GRPC_TLS_CERT"
+ENV_GRPC_TLS_KEY = "TELEMETRY_GRPC_TLS_KEY"
 
 
 @click.command(cls=TelemetryCommand)
@@ -41,6 +43,11 @@ ENV_GRPC_PORT = "TELEMETRY_GRPC_PORT"
 @click.option("--grpc-port", type=click.IntRange(0, 65535), default=None, envvar=ENV_GRPC_PORT,
               help="Also serve the gRPC TelemetryStream service (live events, batch ingest) on this port "
                    "(0: any free port) [env TELEMETRY_GRPC_PORT, or api.grpc_port in the config].")
+@click.option("--grpc-tls-cert", metavar="FILE", default=None, envvar=ENV_GRPC_TLS_CERT,
+              help="Serve the gRPC servers (--grpc-port, --otlp-grpc) over TLS with this PEM certificate chain; "
+                   "needs --grpc-tls-key [env TELEMETRY_GRPC_TLS_CERT, or api.grpc_tls_cert].")
+@click.option("--grpc-tls-key", metavar="FILE", default=None, envvar=ENV_GRPC_TLS_KEY,
+              help="The PEM private key of --grpc-tls-cert [env TELEMETRY_GRPC_TLS_KEY, or api.grpc_tls_key].")
 @click.option("--pipeline", metavar="DEST", default=None,
               help="Batch POST /api/pipeline usage payloads into DEST: a directory or s3://bucket/prefix.")
 @click.option("--pipeline-option", "pipeline_options", multiple=True, metavar="KEY=VALUE",
@@ -53,8 +60,8 @@ ENV_GRPC_PORT = "TELEMETRY_GRPC_PORT"
 def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[str, ...],
         bearer_tokens: tuple[str, ...], cors_origins: tuple[str, ...], rate_limit: str | None,
         redis_url: str | None, max_body_mb: float | None, trusted_proxies: tuple[str, ...], otlp_grpc: bool,
-        otlp_grpc_port: int, grpc_port: int | None, pipeline: str | None, pipeline_options: tuple[str, ...],
-        dashboard: bool, log_level: str) -> None:
+        otlp_grpc_port: int, grpc_port: int | None, grpc_tls_cert: str | None, grpc_tls_key: str | None,
+        pipeline: str | None, pipeline_options: tuple[str, ...], dashboard: bool, log_level: str) -> None:
     """Serve the HTTP API: events, sessions, stats, live streams (/ws, /api/stream), /metrics.
 
     \b
@@ -62,6 +69,7 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
       telemetry api --port 3000
       telemetry api --port 3000 --auth --api-key "$KEY"
       telemetry api --port 3000 --grpc-port 50051
+      telemetry api --grpc-port 50051 --grpc-tls-cert server.pem --grpc-tls-key server.key
       curl -H "X-API-Key: $KEY" 'localhost:3000/api/events?category=claude&limit=10'
     Stop with Ctrl-C: pending events are written before the server exits.
     """
@@ -94,11 +102,15 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
                       f"{'on' if settings.auth_enabled else 'off'}"
                       f"{f', dashboard {url}/dashboard/' if dashboard else ''}); Ctrl-C to stop")
 
-        grpc_server = _start_otlp_grpc(telemetry, settings, host or config.host, otlp_grpc_port) if otlp_grpc \
-            else None
         stream_port = grpc_port if grpc_port is not None else config.grpc_port
+        tls = _grpc_tls(grpc_tls_cert, grpc_tls_key, config)
+        if tls is not None and stream_port is None and not otlp_grpc:
+            err.print("[yellow]warning:[/yellow] --grpc-tls-cert/--grpc-tls-key have no effect without "
+                      "--grpc-port or --otlp-grpc (the HTTP API does not use them)")
+        grpc_server = _start_otlp_grpc(telemetry, settings, host or config.host, otlp_grpc_port, tls) \
+            if otlp_grpc else None
         try:
-            stream_server = _start_stream_grpc(telemetry, settings, host or config.host, stream_port) \
+            stream_server = _start_stream_grpc(telemetry, settings, host or config.host, stream_port, tls) \
                 if stream_port is not None else None
         except BaseException:
             if grpc_server is not None:
@@ -114,7 +126,21 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
                     server.stop()
 
 
-def _start_stream_grpc(telemetry: Any, settings: Any, host: str, port: int) -> Any:
+def _grpc_tls(cert: str | None, key: str | None, config: Any) -> Any:
+    """The TLS pair of the gRPC servers: options (or their env) over the `api` section; errors name the option."""
+    from ..server.grpc_tls import load_tls_pair
+
+    # A pair comes whole from one place: an option given on the command line is not completed from the file.
+    from_cli = cert is not None or key is not None
+    names = ("--grpc-tls-cert", "--grpc-tls-key") if from_cli else ("api.grpc_tls_cert", "api.grpc_tls_key")
+    try:
+        return load_tls_pair(cert, key, cert_field=names[0], key_field=names[1]) if from_cli \
+            else load_tls_pair(config.grpc_tls_cert, config.grpc_tls_key, cert_field=names[0], key_field=names[1])
+    except ValidationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _start_stream_grpc(telemetry: Any, settings: Any, host: str, port: int, tls: Any = None) -> Any:
     """Start the gRPC TelemetryStream service beside the HTTP API (needs the grpc extra)."""
     try:
         from ..streaming.grpc_service import GrpcStreamServer, load_proto
@@ -124,14 +150,18 @@ def _start_stream_grpc(telemetry: Any, settings: Any, host: str, port: int) -> A
         raise click.ClickException(f"--grpc-port needs the grpc extra: pip install 'vibekit-telemetry[grpc]' "
                                    f"({exc})") from None
     try:
-        server = GrpcStreamServer(telemetry, port, host, settings=settings).start()
+        server = GrpcStreamServer(telemetry, port, host, settings=settings, tls=tls).start()
     except (OSError, RuntimeError) as exc:
         raise click.ClickException(f"cannot listen for gRPC on {host}:{port} ({exc})") from None
-    console(stderr=True).print(f"gRPC TelemetryStream at [bold]{server.target}[/]")
+    console(stderr=True).print(f"gRPC TelemetryStream at [bold]{server.target}[/] ({_tls_label(tls)})")
     return server
 
 
-def _start_otlp_grpc(telemetry: Any, settings: Any, host: str, port: int) -> Any:
+def _tls_label(tls: Any) -> str:
+    return f"TLS, certificate {tls.cert_path}" if tls is not None else "plaintext"
+
+
+def _start_otlp_grpc(telemetry: Any, settings: Any, host: str, port: int, tls: Any = None) -> Any:
     """Start the OTLP/gRPC receiver beside the HTTP API (needs the otlp extra)."""
     try:
         from ..otlp.grpc_server import OtlpGrpcServer
@@ -139,8 +169,8 @@ def _start_otlp_grpc(telemetry: Any, settings: Any, host: str, port: int) -> Any
         raise click.ClickException(f"--otlp-grpc needs the otlp extra: pip install 'vibekit-telemetry[otlp]' "
                                    f"({exc.name} is missing)") from None
     try:
-        server = OtlpGrpcServer(telemetry, port, host, settings=settings).start()
+        server = OtlpGrpcServer(telemetry, port, host, settings=settings, tls=tls).start()
     except (OSError, RuntimeError) as exc:
         raise click.ClickException(f"cannot listen for OTLP/gRPC on {host}:{port} ({exc})") from None
-    console(stderr=True).print(f"OTLP/gRPC receiver at [bold]{server.endpoint}[/]")
+    console(stderr=True).print(f"OTLP/gRPC receiver at [bold]{server.endpoint}[/] ({_tls_label(tls)})")
     return server

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .receive import receive
 
 if TYPE_CHECKING:
+    from ..server.grpc_tls import TlsPair
     from ..server.settings import ServerSettings
     from ..service import Telemetry
 
@@ -20,10 +21,13 @@ COMMIT_TIMEOUT_S: Final = 30.0
 
 
 class OtlpGrpcServer:
-    """A gRPC TraceService on host:port feeding a Telemetry's runtime; `stop()` ends it."""
+    """A gRPC TraceService on host:port feeding a Telemetry's runtime; `stop()` ends it.
+
+    With `tls` (server.grpc_tls.load_tls_pair) it serves over TLS only; a plaintext client fails.
+    """
 
     def __init__(self, telemetry: Telemetry, port: int = DEFAULT_PORT, host: str = "127.0.0.1", *,
-                 settings: ServerSettings | None = None, workers: int = 4) -> None:
+                 settings: ServerSettings | None = None, workers: int = 4, tls: TlsPair | None = None) -> None:
         import grpc
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
@@ -39,15 +43,18 @@ class OtlpGrpcServer:
                                    options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 0)])
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
             _Servicer(self), self._server)
-        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        self.tls = tls
+        address = f"{host}:{port}"
+        self.port = (self._server.add_secure_port(address, tls.server_credentials()) if tls is not None
+                     else self._server.add_insecure_port(address))
         if self.port == 0:
             raise OSError(f"cannot listen for OTLP/gRPC on {host}:{port}")
         self.host = host
 
     @property
     def endpoint(self) -> str:
-        """The URL an OTLP gRPC exporter is given."""
-        return f"http://{self.host}:{self.port}"
+        """The URL an OTLP gRPC exporter is given (https:// when served over TLS)."""
+        return f"{'https' if self.tls is not None else 'http'}://{self.host}:{self.port}"
 
     def start(self) -> OtlpGrpcServer:
         """Start serving (returns at once)."""
