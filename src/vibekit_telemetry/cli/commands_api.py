@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from ..errors import ValidationError
-from .context import TelemetryCommand, database_label, get_state, open_telemetry
+from .context import TelemetryCommand, database_label, get_state, open_telemetry, unknown_options_printed_here
 from .options import console, database_options
 
 ENV_GRPC_PORT = "TELEMETRY_GRPC_PORT"
@@ -73,9 +74,8 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
       curl -H "X-API-Key: $KEY" 'localhost:3000/api/events?category=claude&limit=10'
     Stop with Ctrl-C: pending events are written before the server exits.
     """
-    try:
-        from ..server.runner import run_api_server
-        from ..server.settings import ServerSettings
+    try:  # the server extra, checked before anything opens
+        from ..server import runner, settings  # noqa: F401
     except ImportError as exc:
         raise click.ClickException(f"the API server needs the server extra: pip install "
                                    f"'vibekit-telemetry[server]' ({exc.name} is missing)") from None
@@ -93,37 +93,64 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
         from ..usage.batcher import pipeline_storage
 
         extra["storage"] = pipeline_storage(get_state().config_kwargs(), pipeline, pipeline_options)
-    with open_telemetry(must_exist=False, raise_on_error=False, **extra) as telemetry:
-        config = telemetry.config.api
-        settings = ServerSettings.resolve(config, **{k: v for k, v in options.items() if v is not None})
+    # Unknown options are printed once among the start-up lines below, not logged by each load of the config.
+    with unknown_options_printed_here(), \
+            open_telemetry(must_exist=False, raise_on_error=False, **extra) as telemetry:
+        _print_unknown_options(err)
+        _serve(telemetry, settings_options=options, port=port, host=host, otlp_grpc=otlp_grpc,
+               otlp_grpc_port=otlp_grpc_port, grpc_port=grpc_port, grpc_tls_cert=grpc_tls_cert,
+               grpc_tls_key=grpc_tls_key, dashboard=dashboard, log_level=log_level)
 
-        def ready(url: str) -> None:
-            err.print(f"Serving [bold]{database_label()}[/] at [bold]{url}[/] (docs {url}/docs, auth "
-                      f"{'on' if settings.auth_enabled else 'off'}"
-                      f"{f', dashboard {url}/dashboard/' if dashboard else ''}); Ctrl-C to stop")
 
-        stream_port = grpc_port if grpc_port is not None else config.grpc_port
-        tls = _grpc_tls(grpc_tls_cert, grpc_tls_key, config)
-        if tls is not None and stream_port is None and not otlp_grpc:
-            err.print("[yellow]warning:[/yellow] --grpc-tls-cert/--grpc-tls-key have no effect without "
-                      "--grpc-port or --otlp-grpc (the HTTP API does not use them)")
-        grpc_server = _start_otlp_grpc(telemetry, settings, host or config.host, otlp_grpc_port, tls) \
-            if otlp_grpc else None
-        try:
-            stream_server = _start_stream_grpc(telemetry, settings, host or config.host, stream_port, tls) \
-                if stream_port is not None else None
-        except BaseException:
-            if grpc_server is not None:
-                grpc_server.stop()
-            raise
-        try:
-            run_api_server(telemetry, port if port is not None else config.port,
-                           host if host is not None else config.host, settings=settings, log_level=log_level,
-                           access_log=log_level in ("info", "debug"), on_ready=ready, dashboard=dashboard)
-        finally:
-            for server in (stream_server, grpc_server):
-                if server is not None:
-                    server.stop()
+def _print_unknown_options(err: Any) -> None:
+    """Print each unknown option of the config file or environment with the closest known one."""
+    from ..config import unknown_config_options
+
+    unknown = unknown_config_options(get_state().config)
+    for option in unknown:
+        err.print(f"[yellow]warning:[/yellow] {escape(option.message())} (ignored)")
+    if unknown:
+        err.print("[yellow]warning:[/yellow] `telemetry config check` shows every option and where it came from")
+
+
+def _serve(telemetry: Any, *, settings_options: dict[str, Any], port: int | None, host: str | None,
+           otlp_grpc: bool, otlp_grpc_port: int, grpc_port: int | None, grpc_tls_cert: str | None,
+           grpc_tls_key: str | None, dashboard: bool, log_level: str) -> None:
+    """Start the gRPC servers asked for, then serve HTTP until stopped; stop them all after."""
+    from ..server.runner import run_api_server
+    from ..server.settings import ServerSettings
+
+    err = console(stderr=True)
+    config = telemetry.config.api
+    settings = ServerSettings.resolve(config, **{k: v for k, v in settings_options.items() if v is not None})
+
+    def ready(url: str) -> None:
+        err.print(f"Serving [bold]{database_label()}[/] at [bold]{url}[/] (docs {url}/docs, auth "
+                  f"{'on' if settings.auth_enabled else 'off'}"
+                  f"{f', dashboard {url}/dashboard/' if dashboard else ''}); Ctrl-C to stop")
+
+    stream_port = grpc_port if grpc_port is not None else config.grpc_port
+    tls = _grpc_tls(grpc_tls_cert, grpc_tls_key, config)
+    if tls is not None and stream_port is None and not otlp_grpc:
+        err.print("[yellow]warning:[/yellow] --grpc-tls-cert/--grpc-tls-key have no effect without "
+                  "--grpc-port or --otlp-grpc (the HTTP API does not use them)")
+    grpc_server = _start_otlp_grpc(telemetry, settings, host or config.host, otlp_grpc_port, tls) \
+        if otlp_grpc else None
+    try:
+        stream_server = _start_stream_grpc(telemetry, settings, host or config.host, stream_port, tls) \
+            if stream_port is not None else None
+    except BaseException:
+        if grpc_server is not None:
+            grpc_server.stop()
+        raise
+    try:
+        run_api_server(telemetry, port if port is not None else config.port,
+                       host if host is not None else config.host, settings=settings, log_level=log_level,
+                       access_log=log_level in ("info", "debug"), on_ready=ready, dashboard=dashboard)
+    finally:
+        for server in (stream_server, grpc_server):
+            if server is not None:
+                server.stop()
 
 
 def _grpc_tls(cert: str | None, key: str | None, config: Any) -> Any:
