@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .receive import receive
 
 if TYPE_CHECKING:
+    from ..server.grpc_tls import TlsPair
     from ..server.settings import ServerSettings
     from ..service import Telemetry
 
@@ -19,10 +20,13 @@ COMMIT_TIMEOUT_S: Final = 30.0
 
 
 class OtlpGrpcServer:
-    """A gRPC TraceService on host:port feeding a Telemetry's runtime; `stop()` ends it."""
+    """A gRPC TraceService on host:port feeding a Telemetry's runtime; `stop()` ends it.
+
+    With `tls` (server.grpc_tls.load_tls_pair) it serves over TLS only; a plaintext client fails.
+    """
 
     def __init__(self, telemetry: Telemetry, port: int = DEFAULT_PORT, host: str = "127.0.0.1", *,
-                 settings: ServerSettings | None = None, workers: int = 4) -> None:
+                 settings: ServerSettings | None = None, workers: int = 4, tls: TlsPair | None = None) -> None:
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
         from ..server.auth import Authenticator
@@ -32,15 +36,16 @@ class OtlpGrpcServer:
         self.telemetry = telemetry
         self.settings = settings or ServerSettings.resolve(telemetry.config.api)
         self.auth = Authenticator(self.settings)
-        self._server, self.port = listen_grpc(host, port, self.settings, workers, "OTLP/gRPC")
+        self._server, self.port = listen_grpc(host, port, self.settings, workers, "OTLP/gRPC", tls)
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
             _Servicer(self), self._server)
+        self.tls = tls
         self.host = host
 
     @property
     def endpoint(self) -> str:
-        """The URL an OTLP gRPC exporter is given."""
-        return f"http://{self.host}:{self.port}"
+        """The URL an OTLP gRPC exporter is given (https:// when served over TLS)."""
+        return f"{'https' if self.tls is not None else 'http'}://{self.host}:{self.port}"
 
     def start(self) -> OtlpGrpcServer:
         """Start serving (returns at once)."""
