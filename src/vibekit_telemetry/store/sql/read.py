@@ -41,6 +41,7 @@ from ..base import (
 )
 from ..schema import EVENT_COLUMNS, ROLLUP_PERIODS, events, rollups, session_rollups, session_totals, sessions
 from .dialect import Dialect
+from .read_extent import time_extent
 
 
 def _loads(text: str | None) -> dict[str, Any] | None:
@@ -362,9 +363,7 @@ def stats(conn: Connection, f: StatsFilter, size_bytes: int | None, totals: From
         avg_d = dsum / dcount if dcount else None
     agents = {str(cat or ""): n for cat, (n, _) in by_category.items()}
     error_events = sum(err for _, err in by_category.values())
-    # min/max are each one probe of ix_events_timestamp (or ix_events_category_ts for one category).
-    first = conn.execute(select(func.min(e.timestamp)).where(*ev_where)).scalar()
-    last = conn.execute(select(func.max(e.timestamp)).where(*ev_where)).scalar()
+    first, last = time_extent(conn, f, ev_where)  # through the minute rollups: see read_extent.py
     groups: list[GroupStats] = []
     if f.group_by:
         counts = by_category if f.group_by == "category" else event_counts(conn, f.group_by, f)
