@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -331,12 +332,21 @@ def session_counts(conn: Connection, f: StatsFilter) -> dict[str | None, tuple[i
     return {k: (n, a, d, c) for k, (n, a, d, c) in counts.items() if n > 0}
 
 
+@cache
+def _totals_statement(totals: FromClause, with_categories: bool) -> Select[Any]:
+    """Per-category totals, of `categories` if asked: built once per source (see _rollup_series_stmt)."""
+    t = totals.c
+    return select(t.category, t.events, t.error_events, t.sessions, t.active_sessions, t.duration_sum,
+                  t.duration_count).where(*([t.category.in_(bindparam("categories", expanding=True))]
+                                            if with_categories else []))
+
+
 def stats(conn: Connection, f: StatsFilter, size_bytes: int | None, totals: FromClause = session_totals) -> Stats:
     """Compute Stats from maintained aggregates: session_totals, or (session_)rollups for a time range.
 
     totals: where per-category totals are read (Dialect.totals_source: with PostgreSQL's unfolded deltas).
     """
-    e, t = events.c, totals.c
+    e = events.c
     ev_where = [*([e.timestamp >= f.since] if f.since is not None else []),
                 *([e.timestamp <= f.until] if f.until is not None else []),
                 *([e.category.in_(f.categories)] if f.categories else [])]
@@ -344,9 +354,8 @@ def stats(conn: Connection, f: StatsFilter, size_bytes: int | None, totals: From
     by_category: dict[str | None, tuple[int, int]]
     if unfiltered:
         # One row per agent, kept by every batch and by clean().
-        rows = conn.execute(select(t.category, t.events, t.error_events, t.sessions, t.active_sessions,
-                                   t.duration_sum, t.duration_count).where(
-            *([t.category.in_(f.categories)] if f.categories else []))).all()
+        rows = conn.execute(_totals_statement(totals, bool(f.categories)),
+                            {"categories": list(f.categories)} if f.categories else {}).all()
         by_category = {(cat or None): (int(n), int(err)) for cat, n, err, *_ in rows if n > 0}
         sessions_per = {(cat or None): int(n_s) for cat, _, _, n_s, *_ in rows if n_s > 0}
         total_s = sum(int(row[3]) for row in rows)

@@ -12,6 +12,7 @@ plan cache decides, and the cost no longer grows with the number of partitions.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from sqlalchemy import BigInteger, Connection, Select, bindparam, func, select
@@ -25,21 +26,37 @@ _MINUTE = ROLLUP_PERIODS["minute"]
 Window = tuple[int, int]
 
 
-def _literal(value: int) -> Any:
+def _literal(name: str) -> Any:
     # Rendered into the SQL text at execution (the compiled form stays cached): a plan-time constant.
-    return bindparam(None, int(value), BigInteger, literal_execute=True)
+    return bindparam(name, type_=BigInteger, literal_execute=True)
 
 
-def probe_statement(first: Window, last: Window, categories: list[str]) -> Select[Any]:
-    """One statement: min(timestamp) in the `first` window and max(timestamp) in the `last` one."""
+@cache
+def probe_statement(with_categories: bool) -> Select[Any]:
+    """min(timestamp) in [a0, a1) and max(timestamp) in [b0, b1) (literals), of `categories` if asked."""
     e = events.c
-    cats = [e.category.in_(categories)] if categories else []
+    cats = [e.category.in_(bindparam("categories", expanding=True))] if with_categories else []
+    return select(
+        select(func.min(e.timestamp)).where(e.timestamp >= _literal("a0"), e.timestamp < _literal("a1"),
+                                            *cats).scalar_subquery(),
+        select(func.max(e.timestamp)).where(e.timestamp >= _literal("b0"), e.timestamp < _literal("b1"),
+                                            *cats).scalar_subquery())
 
-    def inside(w: Window) -> list[ColumnElement[bool]]:
-        return [e.timestamp >= _literal(w[0]), e.timestamp < _literal(w[1]), *cats]
 
-    return select(select(func.min(e.timestamp)).where(*inside(first)).scalar_subquery(),
-                  select(func.max(e.timestamp)).where(*inside(last)).scalar_subquery())
+@cache
+def _minutes_statement(since: bool, until: bool, with_categories: bool) -> Select[Any]:
+    """The first and last minute buckets overlapping [since, until], of `categories` if asked.
+
+    Built once per shape: the dashboard polls stats, and building a select costs more than running it.
+    Two scalar subqueries, not min() and max() in one select: SQLite probes its index for a lone
+    min or max only.
+    """
+    r = rollups.c
+    in_range = [r.period == "minute", *([r.bucket_start > bindparam("after")] if since else []),
+                *([r.bucket_start <= bindparam("until")] if until else []),
+                *([r.category.in_(bindparam("categories", expanding=True))] if with_categories else [])]
+    return select(select(func.min(r.bucket_start)).where(*in_range).scalar_subquery(),
+                  select(func.max(r.bucket_start)).where(*in_range).scalar_subquery())
 
 
 def _window(minute: int, since: int | None, until: int | None) -> Window:
@@ -56,20 +73,20 @@ def time_extent(conn: Connection, f: StatsFilter,
     matching minute, or a minute they name holds no matching event any more (a clean() between the
     two reads; a category '' that events store as NULL).
     """
-    r = rollups.c
-    cats = list(f.categories) if f.categories else []
-    in_range = [r.period == "minute",
-                *([r.bucket_start > f.since - _MINUTE] if f.since is not None else []),
-                *([r.bucket_start <= f.until] if f.until is not None else []),
-                *([r.category.in_(cats)] if cats else [])]
-    # Two scalar subqueries, not min() and max() in one select: SQLite probes its index for a lone
-    # min or max only.
-    first_m, last_m = conn.execute(select(
-        select(func.min(r.bucket_start)).where(*in_range).scalar_subquery(),
-        select(func.max(r.bucket_start)).where(*in_range).scalar_subquery())).one()
+    params: dict[str, Any] = {}
+    if f.since is not None:
+        params["after"] = f.since - _MINUTE  # the minute holding `since` starts after this
+    if f.until is not None:
+        params["until"] = f.until
+    if f.categories:
+        params["categories"] = list(f.categories)
+    first_m, last_m = conn.execute(_minutes_statement(f.since is not None, f.until is not None,
+                                                      bool(f.categories)), params).one()
     if first_m is not None and last_m is not None:
-        first, last = conn.execute(probe_statement(_window(int(first_m), f.since, f.until),
-                                                   _window(int(last_m), f.since, f.until), cats)).one()
+        (a0, a1), (b0, b1) = _window(int(first_m), f.since, f.until), _window(int(last_m), f.since, f.until)
+        probe = {"a0": a0, "a1": a1, "b0": b0, "b1": b1,
+                 **({"categories": params["categories"]} if f.categories else {})}
+        first, last = conn.execute(probe_statement(bool(f.categories)), probe).one()
         if first is not None and last is not None:
             return int(first), int(last)
     e = events.c
