@@ -266,33 +266,59 @@ def time_pieces(since: int | None, until: int | None) -> list[Piece]:
     return [p for p in pieces if p[1] is None or p[2] is None or p[1] < p[2]]
 
 
+def _bounded(ts: Any, category: Any, lo: bool, hi: bool, cats: bool) -> list[ColumnElement[bool]]:
+    """ts in [:lo, :hi) and category IN :categories, as named parameters bound per call (_piece_params)."""
+    return [*([ts >= bindparam("lo")] if lo else []), *([ts < bindparam("hi")] if hi else []),
+            *([category.in_(bindparam("categories", expanding=True))] if cats else [])]
+
+
+def _piece_params(lo: int | None, hi: int | None, f: StatsFilter) -> dict[str, Any]:
+    return {**({"lo": lo} if lo is not None else {}), **({"hi": hi} if hi is not None else {}),
+            **({"categories": list(f.categories)} if f.categories else {})}
+
+
+@cache
+def _event_count_stmt(by: str, source: str, lo: bool, hi: bool, cats: bool) -> Select[Any]:
+    """One piece of event_counts, built once per shape (stats are polled; see _rollup_series_stmt)."""
+    e, r = events.c, rollups.c
+    if source == "raw":
+        return select(e[by], func.count(), func.sum(case((e.event_type == "error", 1), else_=0))).where(
+            *_bounded(e.timestamp, e.category, lo, hi, cats)).group_by(e[by])
+    return select(r[by], func.sum(r.count), func.sum(r.error_count)).where(
+        r.period == source, *_bounded(r.bucket_start, r.category, lo, hi, cats)).group_by(r[by])
+
+
 def event_counts(conn: Connection, by: str, f: StatsFilter) -> dict[str | None, tuple[int, int]]:
     """Events and error events per value of `by` (category, action or event_type) in the filter's range.
 
     From rollups for whole days and hours, from raw events (by index) only for the partial hours at
     the edges. Rollups key a missing action as '': it is reported as None, as events do.
     """
-    e, r = events.c, rollups.c
     counts: dict[str | None, list[int]] = {}
     for source, lo, hi in time_pieces(f.since, f.until):
-        rows: Any
-        if source == "raw":
-            where = [*([e.timestamp >= lo] if lo is not None else []),
-                     *([e.timestamp < hi] if hi is not None else []),
-                     *([e.category.in_(f.categories)] if f.categories else [])]
-            rows = conn.execute(select(e[by], func.count(), func.sum(case((e.event_type == "error", 1), else_=0)))
-                                .where(*where).group_by(e[by])).all()
-        else:
-            where = [r.period == source, *([r.bucket_start >= lo] if lo is not None else []),
-                     *([r.bucket_start < hi] if hi is not None else []),
-                     *([r.category.in_(f.categories)] if f.categories else [])]
-            rows = [((k or None), n, err) for k, n, err in conn.execute(
-                select(r[by], func.sum(r.count), func.sum(r.error_count)).where(*where).group_by(r[by]))]
-        for k, n, err in rows:
-            acc = counts.setdefault(k, [0, 0])
+        stmt = _event_count_stmt(by, source, lo is not None, hi is not None, bool(f.categories))
+        for k, n, err in conn.execute(stmt, _piece_params(lo, hi, f)):
+            acc = counts.setdefault(k if source == "raw" else (k or None), [0, 0])
             acc[0] += int(n or 0)
             acc[1] += int(err or 0)
     return {k: (n, err) for k, (n, err) in counts.items() if n > 0}
+
+
+@cache
+def _session_count_stmt(source: str, lo: bool, hi: bool, cats: bool) -> Select[Any]:
+    """One piece of session_counts, built once per shape."""
+    s, r = sessions.c, session_rollups.c
+    if source == "raw":
+        # Grouped by an expression so the planner keeps the start_time range scan instead of
+        # walking ix_sessions_category.
+        ended_duration = case((s.end_time.is_not(None), s.duration), else_=None)
+        key = func.coalesce(s.category, literal_column("''"))  # inline: same text in SELECT and GROUP BY
+        cols = [key, func.count(), func.sum(case((s.status == "active", 1), else_=0)), func.sum(ended_duration),
+                func.count(ended_duration)]
+        return select(*cols).where(*_bounded(s.start_time, s.category, lo, hi, cats)).group_by(key)
+    return select(r.category, func.sum(r.sessions), func.sum(r.active_sessions), func.sum(r.duration_sum),
+                  func.sum(r.duration_count)).where(
+        r.period == source, *_bounded(r.bucket_start, r.category, lo, hi, cats)).group_by(r.category)
 
 
 def session_counts(conn: Connection, f: StatsFilter) -> dict[str | None, tuple[int, int, float, int]]:
@@ -301,29 +327,10 @@ def session_counts(conn: Connection, f: StatsFilter) -> dict[str | None, tuple[i
     From session_rollups (by start time) for whole days and hours, from the sessions table (by
     ix_sessions_start_time) only for the partial hours at the edges.
     """
-    s, r = sessions.c, session_rollups.c
     counts: dict[str | None, list[Any]] = {}
     for source, lo, hi in time_pieces(f.since, f.until):
-        rows: Any
-        if source == "raw":
-            # Grouped by an expression so the planner keeps the start_time range scan instead of
-            # walking ix_sessions_category.
-            ended_duration = case((s.end_time.is_not(None), s.duration), else_=None)
-            key = func.coalesce(s.category, literal_column("''"))  # inline: same text in SELECT and GROUP BY
-            where = [*([s.start_time >= lo] if lo is not None else []),
-                     *([s.start_time < hi] if hi is not None else []),
-                     *([s.category.in_(f.categories)] if f.categories else [])]
-            rows = conn.execute(select(
-                key, func.count(), func.sum(case((s.status == "active", 1), else_=0)),
-                func.sum(ended_duration), func.count(ended_duration)).where(*where).group_by(key)).all()
-        else:
-            where = [r.period == source, *([r.bucket_start >= lo] if lo is not None else []),
-                     *([r.bucket_start < hi] if hi is not None else []),
-                     *([r.category.in_(f.categories)] if f.categories else [])]
-            rows = conn.execute(select(
-                r.category, func.sum(r.sessions), func.sum(r.active_sessions), func.sum(r.duration_sum),
-                func.sum(r.duration_count)).where(*where).group_by(r.category)).all()
-        for cat, n, active, dsum, dcount in rows:
+        stmt = _session_count_stmt(source, lo is not None, hi is not None, bool(f.categories))
+        for cat, n, active, dsum, dcount in conn.execute(stmt, _piece_params(lo, hi, f)):
             acc = counts.setdefault(cat or None, [0, 0, 0.0, 0])
             acc[0] += int(n or 0)
             acc[1] += int(active or 0)
