@@ -23,6 +23,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -266,71 +267,95 @@ def time_pieces(since: int | None, until: int | None) -> list[Piece]:
     return [p for p in pieces if p[1] is None or p[2] is None or p[1] < p[2]]
 
 
-def _bounded(ts: Any, category: Any, lo: bool, hi: bool, cats: bool) -> list[ColumnElement[bool]]:
-    """ts in [:lo, :hi) and category IN :categories, as named parameters bound per call (_piece_params)."""
-    return [*([ts >= bindparam("lo")] if lo else []), *([ts < bindparam("hi")] if hi else []),
-            *([category.in_(bindparam("categories", expanding=True))] if cats else [])]
+# The shape of a list of time pieces: (source, has lo, has hi) each; statements are cached by it.
+Shape = tuple[tuple[str, bool, bool], ...]
 
 
-def _piece_params(lo: int | None, hi: int | None, f: StatsFilter) -> dict[str, Any]:
-    return {**({"lo": lo} if lo is not None else {}), **({"hi": hi} if hi is not None else {}),
-            **({"categories": list(f.categories)} if f.categories else {})}
+def _shape(pieces: list[Piece]) -> Shape:
+    return tuple((source, lo is not None, hi is not None) for source, lo, hi in pieces)
+
+
+def _bounded(ts: Any, category: Any, i: int, lo: bool, hi: bool, cats: bool) -> list[ColumnElement[bool]]:
+    """Piece i's ts in [:lo<i>, :hi<i>) and category IN :cats<i>, as parameters bound per call (_params)."""
+    return [*([ts >= bindparam(f"lo{i}")] if lo else []), *([ts < bindparam(f"hi{i}")] if hi else []),
+            *([category.in_(bindparam(f"cats{i}", expanding=True))] if cats else [])]
+
+
+def _params(pieces: list[Piece], f: StatsFilter) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for i, (_, lo, hi) in enumerate(pieces):
+        params.update({**({f"lo{i}": lo} if lo is not None else {}), **({f"hi{i}": hi} if hi is not None else {}),
+                       **({f"cats{i}": list(f.categories)} if f.categories else {})})
+    return params
+
+
+def _one(parts: list[Select[Any]]) -> Any:
+    # Every piece in one statement: a round trip each cost more than the pieces' reads (issue 16).
+    return parts[0] if len(parts) == 1 else union_all(*parts)
 
 
 @cache
-def _event_count_stmt(by: str, source: str, lo: bool, hi: bool, cats: bool) -> Select[Any]:
-    """One piece of event_counts, built once per shape (stats are polled; see _rollup_series_stmt)."""
+def _event_counts_stmt(by: str, shape: Shape, cats: bool) -> Any:
+    """event_counts' pieces, built once per shape (stats are polled; see _rollup_series_stmt)."""
     e, r = events.c, rollups.c
-    if source == "raw":
-        return select(e[by], func.count(), func.sum(case((e.event_type == "error", 1), else_=0))).where(
-            *_bounded(e.timestamp, e.category, lo, hi, cats)).group_by(e[by])
-    return select(r[by], func.sum(r.count), func.sum(r.error_count)).where(
-        r.period == source, *_bounded(r.bucket_start, r.category, lo, hi, cats)).group_by(r[by])
+    errors = func.sum(case((e.event_type == "error", 1), else_=0))
+    return _one([
+        select(e[by], func.count(), errors).where(*_bounded(e.timestamp, e.category, i, lo, hi, cats))
+        .group_by(e[by]) if source == "raw" else
+        # Rollups key a missing action as '': NULL, as events have it.
+        select(func.nullif(r[by], literal_column("''")), func.sum(r.count), func.sum(r.error_count))
+        .where(r.period == source, *_bounded(r.bucket_start, r.category, i, lo, hi, cats)).group_by(r[by])
+        for i, (source, lo, hi) in enumerate(shape)])
 
 
 def event_counts(conn: Connection, by: str, f: StatsFilter) -> dict[str | None, tuple[int, int]]:
     """Events and error events per value of `by` (category, action or event_type) in the filter's range.
 
     From rollups for whole days and hours, from raw events (by index) only for the partial hours at
-    the edges. Rollups key a missing action as '': it is reported as None, as events do.
+    the edges, in one statement. Rollups key a missing action as '': it is reported as None, as events do.
     """
+    pieces = time_pieces(f.since, f.until)
     counts: dict[str | None, list[int]] = {}
-    for source, lo, hi in time_pieces(f.since, f.until):
-        stmt = _event_count_stmt(by, source, lo is not None, hi is not None, bool(f.categories))
-        for k, n, err in conn.execute(stmt, _piece_params(lo, hi, f)):
-            acc = counts.setdefault(k if source == "raw" else (k or None), [0, 0])
+    if pieces:
+        for k, n, err in conn.execute(_event_counts_stmt(by, _shape(pieces), bool(f.categories)),
+                                      _params(pieces, f)):
+            acc = counts.setdefault(k, [0, 0])
             acc[0] += int(n or 0)
             acc[1] += int(err or 0)
     return {k: (n, err) for k, (n, err) in counts.items() if n > 0}
 
 
 @cache
-def _session_count_stmt(source: str, lo: bool, hi: bool, cats: bool) -> Select[Any]:
-    """One piece of session_counts, built once per shape."""
+def _session_counts_stmt(shape: Shape, cats: bool) -> Any:
+    """session_counts' pieces, built once per shape."""
     s, r = sessions.c, session_rollups.c
-    if source == "raw":
-        # Grouped by an expression so the planner keeps the start_time range scan instead of
-        # walking ix_sessions_category.
-        ended_duration = case((s.end_time.is_not(None), s.duration), else_=None)
-        key = func.coalesce(s.category, literal_column("''"))  # inline: same text in SELECT and GROUP BY
-        cols = [key, func.count(), func.sum(case((s.status == "active", 1), else_=0)), func.sum(ended_duration),
-                func.count(ended_duration)]
-        return select(*cols).where(*_bounded(s.start_time, s.category, lo, hi, cats)).group_by(key)
-    return select(r.category, func.sum(r.sessions), func.sum(r.active_sessions), func.sum(r.duration_sum),
-                  func.sum(r.duration_count)).where(
-        r.period == source, *_bounded(r.bucket_start, r.category, lo, hi, cats)).group_by(r.category)
+    # Grouped by an expression so the planner keeps the start_time range scan instead of walking
+    # ix_sessions_category.
+    ended_duration = case((s.end_time.is_not(None), s.duration), else_=None)
+    key = func.coalesce(s.category, literal_column("''"))  # inline: same text in SELECT and GROUP BY
+    raw = [key, func.count(), func.sum(case((s.status == "active", 1), else_=0)), func.sum(ended_duration),
+           func.count(ended_duration)]
+    rolled = [r.category, func.sum(r.sessions), func.sum(r.active_sessions), func.sum(r.duration_sum),
+              func.sum(r.duration_count)]
+    return _one([
+        select(*raw).where(*_bounded(s.start_time, s.category, i, lo, hi, cats)).group_by(key)
+        if source == "raw" else
+        select(*rolled).where(r.period == source, *_bounded(r.bucket_start, r.category, i, lo, hi, cats))
+        .group_by(r.category)
+        for i, (source, lo, hi) in enumerate(shape)])
 
 
 def session_counts(conn: Connection, f: StatsFilter) -> dict[str | None, tuple[int, int, float, int]]:
     """Per category: sessions started in the filter's range, active ones, duration sum and count (ended).
 
     From session_rollups (by start time) for whole days and hours, from the sessions table (by
-    ix_sessions_start_time) only for the partial hours at the edges.
+    ix_sessions_start_time) only for the partial hours at the edges, in one statement.
     """
+    pieces = time_pieces(f.since, f.until)
     counts: dict[str | None, list[Any]] = {}
-    for source, lo, hi in time_pieces(f.since, f.until):
-        stmt = _session_count_stmt(source, lo is not None, hi is not None, bool(f.categories))
-        for cat, n, active, dsum, dcount in conn.execute(stmt, _piece_params(lo, hi, f)):
+    if pieces:
+        for cat, n, active, dsum, dcount in conn.execute(_session_counts_stmt(_shape(pieces), bool(f.categories)),
+                                                         _params(pieces, f)):
             acc = counts.setdefault(cat or None, [0, 0, 0.0, 0])
             acc[0] += int(n or 0)
             acc[1] += int(active or 0)
