@@ -296,3 +296,40 @@ def test_two_replicas_running_upkeep_at_once_both_succeed_and_create_each_partit
     finally:
         for store in stores:
             store.shutdown()
+
+
+def test_get_stats_plans_each_statement_over_events_on_one_partition(url: str) -> None:
+    # Planning min(timestamp) over every partition cost more than running it (issue 16): the first
+    # and last timestamps are read inside one minute each (two scans in one statement), with bounds
+    # the planner prunes by; the partial hours of a time range are one partition each.
+    import re
+
+    from sqlalchemy import event
+
+    store = SQLStore(url)
+    store.initialize()
+    try:
+        days = range(-6, 1)
+        for d in days:
+            store.upkeep(now=NOW + d * DAY_MS)
+        store.store_batch([ev("start", f"s{d}", NOW + d * DAY_MS - 1000, f"a{d}") for d in days]
+                          + [ev("custom", f"s{d}", NOW + d * DAY_MS, f"b{d}") for d in days])
+        seen: list[tuple[str, Any]] = []
+        event.listen(store.engine, "before_cursor_execute",
+                     lambda _c, _cur, stmt, params, _ctx, _many: seen.append((stmt, params)))
+        since = NOW - 3 * DAY_MS - 1234
+        for f, extent in ((StatsFilter(), (NOW - 6 * DAY_MS - 1000, NOW)),
+                          (StatsFilter(since=since, group_by="category"), (NOW - 3 * DAY_MS - 1000, NOW)),
+                          (StatsFilter(categories=["claude"], until=NOW - DAY_MS), (NOW - 6 * DAY_MS - 1000,
+                                                                                   NOW - DAY_MS))):
+            seen.clear()
+            stats = store.get_stats(f)
+            assert (stats.first_timestamp, stats.last_timestamp) == extent
+            over_events = [(s, p) for s, p in seen if re.search(r"\bFROM events\b", s)]
+            assert over_events
+            with store.engine.connect() as conn:
+                for stmt, params in over_events:
+                    plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + stmt, params).scalars())
+                    assert len(re.findall(r" on events_\w+", plan)) <= 2, (stmt, plan)
+    finally:
+        store.shutdown()

@@ -51,6 +51,17 @@ def test_rollups_are_upserted_per_batch(make_store: Callable[..., SQLStore]) -> 
     assert store.get_stats(StatsFilter()).total_events == 1
 
 
+def test_stats_and_health_report_the_size_of_the_database_from_the_first_call(
+        make_store: Callable[..., SQLStore]) -> None:
+    # PostgreSQL reuses a size reading for a few seconds (Dialect.size_max_age_s): never a made-up one.
+    store = make_store()
+    store.store_batch([ev("start"), ev("stream", at=1, stream_data="x" * 1000)])
+    size = store.size_bytes()
+    assert size > 0
+    assert store.get_stats(StatsFilter()).database_size_bytes == size
+    assert store.health()["size_bytes"] == size
+
+
 def test_failed_batch_leaves_nothing(make_store: Callable[..., SQLStore],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     store = make_store()

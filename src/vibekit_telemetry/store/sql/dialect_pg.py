@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -56,6 +57,9 @@ class PostgreSQLDialect(Dialect):
     shared_by_replicas = True
     partitioned = True  # migration 0014
     ids_table = "event_ids"
+    # size_bytes() opens every partition and index and stats their files (10-15 ms at 36 partitions,
+    # most of an unfiltered get_stats() before): stats and health reuse a reading this recent.
+    size_max_age_s = 10.0
 
     def positional(self) -> SADialect:
         """Return the psycopg dialect with format (%s) parameters."""
@@ -157,11 +161,7 @@ class PostgreSQLDialect(Dialect):
 
     def totals_source(self) -> FromClause:
         """session_totals plus every writer's unfolded deltas, summed in one statement (one snapshot)."""
-        names = [c.name for c in session_totals.c]
-        both = union_all(select(*(session_totals.c[n] for n in names)),
-                         select(*(totals_deltas.c[n] for n in names))).subquery()
-        return select(both.c.category, *(func.sum(both.c[n]).label(n) for n in names[1:])).group_by(
-            both.c.category).subquery("session_totals")
+        return _totals_source()
 
     def fold_totals(self, conn: Connection) -> None:
         """Fold totals_deltas into session_totals (partitions.fold_totals)."""
@@ -225,3 +225,13 @@ class PostgreSQLDialect(Dialect):
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             for table in _PG_INDEXED_TABLES:
                 conn.exec_driver_sql(f"REINDEX TABLE {table}")
+
+
+@cache
+def _totals_source() -> FromClause:
+    """Built once: stats and health read it on every call, and building it costs more than reading it."""
+    names = [c.name for c in session_totals.c]
+    both = union_all(select(*(session_totals.c[n] for n in names)),
+                     select(*(totals_deltas.c[n] for n in names))).subquery()
+    return select(both.c.category, *(func.sum(both.c[n]).label(n) for n in names[1:])).group_by(
+        both.c.category).subquery("session_totals")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -22,6 +23,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
 )
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -41,6 +43,7 @@ from ..base import (
 )
 from ..schema import EVENT_COLUMNS, ROLLUP_PERIODS, events, rollups, session_rollups, session_totals, sessions
 from .dialect import Dialect
+from .read_extent import time_extent
 
 
 def _loads(text: str | None) -> dict[str, Any] | None:
@@ -264,64 +267,95 @@ def time_pieces(since: int | None, until: int | None) -> list[Piece]:
     return [p for p in pieces if p[1] is None or p[2] is None or p[1] < p[2]]
 
 
+# The shape of a list of time pieces: (source, has lo, has hi) each; statements are cached by it.
+Shape = tuple[tuple[str, bool, bool], ...]
+
+
+def _shape(pieces: list[Piece]) -> Shape:
+    return tuple((source, lo is not None, hi is not None) for source, lo, hi in pieces)
+
+
+def _bounded(ts: Any, category: Any, i: int, lo: bool, hi: bool, cats: bool) -> list[ColumnElement[bool]]:
+    """Piece i's ts in [:lo<i>, :hi<i>) and category IN :cats<i>, as parameters bound per call (_params)."""
+    return [*([ts >= bindparam(f"lo{i}")] if lo else []), *([ts < bindparam(f"hi{i}")] if hi else []),
+            *([category.in_(bindparam(f"cats{i}", expanding=True))] if cats else [])]
+
+
+def _params(pieces: list[Piece], f: StatsFilter) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for i, (_, lo, hi) in enumerate(pieces):
+        params.update({**({f"lo{i}": lo} if lo is not None else {}), **({f"hi{i}": hi} if hi is not None else {}),
+                       **({f"cats{i}": list(f.categories)} if f.categories else {})})
+    return params
+
+
+def _one(parts: list[Select[Any]]) -> Any:
+    # Every piece in one statement: a round trip each cost more than the pieces' reads (issue 16).
+    return parts[0] if len(parts) == 1 else union_all(*parts)
+
+
+@cache
+def _event_counts_stmt(by: str, shape: Shape, cats: bool) -> Any:
+    """event_counts' pieces, built once per shape (stats are polled; see _rollup_series_stmt)."""
+    e, r = events.c, rollups.c
+    errors = func.sum(case((e.event_type == "error", 1), else_=0))
+    return _one([
+        select(e[by], func.count(), errors).where(*_bounded(e.timestamp, e.category, i, lo, hi, cats))
+        .group_by(e[by]) if source == "raw" else
+        # Rollups key a missing action as '': NULL, as events have it.
+        select(func.nullif(r[by], literal_column("''")), func.sum(r.count), func.sum(r.error_count))
+        .where(r.period == source, *_bounded(r.bucket_start, r.category, i, lo, hi, cats)).group_by(r[by])
+        for i, (source, lo, hi) in enumerate(shape)])
+
+
 def event_counts(conn: Connection, by: str, f: StatsFilter) -> dict[str | None, tuple[int, int]]:
     """Events and error events per value of `by` (category, action or event_type) in the filter's range.
 
     From rollups for whole days and hours, from raw events (by index) only for the partial hours at
-    the edges. Rollups key a missing action as '': it is reported as None, as events do.
+    the edges, in one statement. Rollups key a missing action as '': it is reported as None, as events do.
     """
-    e, r = events.c, rollups.c
+    pieces = time_pieces(f.since, f.until)
     counts: dict[str | None, list[int]] = {}
-    for source, lo, hi in time_pieces(f.since, f.until):
-        rows: Any
-        if source == "raw":
-            where = [*([e.timestamp >= lo] if lo is not None else []),
-                     *([e.timestamp < hi] if hi is not None else []),
-                     *([e.category.in_(f.categories)] if f.categories else [])]
-            rows = conn.execute(select(e[by], func.count(), func.sum(case((e.event_type == "error", 1), else_=0)))
-                                .where(*where).group_by(e[by])).all()
-        else:
-            where = [r.period == source, *([r.bucket_start >= lo] if lo is not None else []),
-                     *([r.bucket_start < hi] if hi is not None else []),
-                     *([r.category.in_(f.categories)] if f.categories else [])]
-            rows = [((k or None), n, err) for k, n, err in conn.execute(
-                select(r[by], func.sum(r.count), func.sum(r.error_count)).where(*where).group_by(r[by]))]
-        for k, n, err in rows:
+    if pieces:
+        for k, n, err in conn.execute(_event_counts_stmt(by, _shape(pieces), bool(f.categories)),
+                                      _params(pieces, f)):
             acc = counts.setdefault(k, [0, 0])
             acc[0] += int(n or 0)
             acc[1] += int(err or 0)
     return {k: (n, err) for k, (n, err) in counts.items() if n > 0}
 
 
+@cache
+def _session_counts_stmt(shape: Shape, cats: bool) -> Any:
+    """session_counts' pieces, built once per shape."""
+    s, r = sessions.c, session_rollups.c
+    # Grouped by an expression so the planner keeps the start_time range scan instead of walking
+    # ix_sessions_category.
+    ended_duration = case((s.end_time.is_not(None), s.duration), else_=None)
+    key = func.coalesce(s.category, literal_column("''"))  # inline: same text in SELECT and GROUP BY
+    raw = [key, func.count(), func.sum(case((s.status == "active", 1), else_=0)), func.sum(ended_duration),
+           func.count(ended_duration)]
+    rolled = [r.category, func.sum(r.sessions), func.sum(r.active_sessions), func.sum(r.duration_sum),
+              func.sum(r.duration_count)]
+    return _one([
+        select(*raw).where(*_bounded(s.start_time, s.category, i, lo, hi, cats)).group_by(key)
+        if source == "raw" else
+        select(*rolled).where(r.period == source, *_bounded(r.bucket_start, r.category, i, lo, hi, cats))
+        .group_by(r.category)
+        for i, (source, lo, hi) in enumerate(shape)])
+
+
 def session_counts(conn: Connection, f: StatsFilter) -> dict[str | None, tuple[int, int, float, int]]:
     """Per category: sessions started in the filter's range, active ones, duration sum and count (ended).
 
     From session_rollups (by start time) for whole days and hours, from the sessions table (by
-    ix_sessions_start_time) only for the partial hours at the edges.
+    ix_sessions_start_time) only for the partial hours at the edges, in one statement.
     """
-    s, r = sessions.c, session_rollups.c
+    pieces = time_pieces(f.since, f.until)
     counts: dict[str | None, list[Any]] = {}
-    for source, lo, hi in time_pieces(f.since, f.until):
-        rows: Any
-        if source == "raw":
-            # Grouped by an expression so the planner keeps the start_time range scan instead of
-            # walking ix_sessions_category.
-            ended_duration = case((s.end_time.is_not(None), s.duration), else_=None)
-            key = func.coalesce(s.category, literal_column("''"))  # inline: same text in SELECT and GROUP BY
-            where = [*([s.start_time >= lo] if lo is not None else []),
-                     *([s.start_time < hi] if hi is not None else []),
-                     *([s.category.in_(f.categories)] if f.categories else [])]
-            rows = conn.execute(select(
-                key, func.count(), func.sum(case((s.status == "active", 1), else_=0)),
-                func.sum(ended_duration), func.count(ended_duration)).where(*where).group_by(key)).all()
-        else:
-            where = [r.period == source, *([r.bucket_start >= lo] if lo is not None else []),
-                     *([r.bucket_start < hi] if hi is not None else []),
-                     *([r.category.in_(f.categories)] if f.categories else [])]
-            rows = conn.execute(select(
-                r.category, func.sum(r.sessions), func.sum(r.active_sessions), func.sum(r.duration_sum),
-                func.sum(r.duration_count)).where(*where).group_by(r.category)).all()
-        for cat, n, active, dsum, dcount in rows:
+    if pieces:
+        for cat, n, active, dsum, dcount in conn.execute(_session_counts_stmt(_shape(pieces), bool(f.categories)),
+                                                         _params(pieces, f)):
             acc = counts.setdefault(cat or None, [0, 0, 0.0, 0])
             acc[0] += int(n or 0)
             acc[1] += int(active or 0)
@@ -330,12 +364,21 @@ def session_counts(conn: Connection, f: StatsFilter) -> dict[str | None, tuple[i
     return {k: (n, a, d, c) for k, (n, a, d, c) in counts.items() if n > 0}
 
 
+@cache
+def _totals_statement(totals: FromClause, with_categories: bool) -> Select[Any]:
+    """Per-category totals, of `categories` if asked: built once per source (see _rollup_series_stmt)."""
+    t = totals.c
+    return select(t.category, t.events, t.error_events, t.sessions, t.active_sessions, t.duration_sum,
+                  t.duration_count).where(*([t.category.in_(bindparam("categories", expanding=True))]
+                                            if with_categories else []))
+
+
 def stats(conn: Connection, f: StatsFilter, size_bytes: int | None, totals: FromClause = session_totals) -> Stats:
     """Compute Stats from maintained aggregates: session_totals, or (session_)rollups for a time range.
 
     totals: where per-category totals are read (Dialect.totals_source: with PostgreSQL's unfolded deltas).
     """
-    e, t = events.c, totals.c
+    e = events.c
     ev_where = [*([e.timestamp >= f.since] if f.since is not None else []),
                 *([e.timestamp <= f.until] if f.until is not None else []),
                 *([e.category.in_(f.categories)] if f.categories else [])]
@@ -343,9 +386,8 @@ def stats(conn: Connection, f: StatsFilter, size_bytes: int | None, totals: From
     by_category: dict[str | None, tuple[int, int]]
     if unfiltered:
         # One row per agent, kept by every batch and by clean().
-        rows = conn.execute(select(t.category, t.events, t.error_events, t.sessions, t.active_sessions,
-                                   t.duration_sum, t.duration_count).where(
-            *([t.category.in_(f.categories)] if f.categories else []))).all()
+        rows = conn.execute(_totals_statement(totals, bool(f.categories)),
+                            {"categories": list(f.categories)} if f.categories else {}).all()
         by_category = {(cat or None): (int(n), int(err)) for cat, n, err, *_ in rows if n > 0}
         sessions_per = {(cat or None): int(n_s) for cat, _, _, n_s, *_ in rows if n_s > 0}
         total_s = sum(int(row[3]) for row in rows)
@@ -362,9 +404,7 @@ def stats(conn: Connection, f: StatsFilter, size_bytes: int | None, totals: From
         avg_d = dsum / dcount if dcount else None
     agents = {str(cat or ""): n for cat, (n, _) in by_category.items()}
     error_events = sum(err for _, err in by_category.values())
-    # min/max are each one probe of ix_events_timestamp (or ix_events_category_ts for one category).
-    first = conn.execute(select(func.min(e.timestamp)).where(*ev_where)).scalar()
-    last = conn.execute(select(func.max(e.timestamp)).where(*ev_where)).scalar()
+    first, last = time_extent(conn, f, ev_where)  # through the minute rollups: see read_extent.py
     groups: list[GroupStats] = []
     if f.group_by:
         counts = by_category if f.group_by == "category" else event_counts(conn, f.group_by, f)

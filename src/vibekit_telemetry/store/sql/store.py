@@ -98,6 +98,7 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
         # turn indexes off skip it too, and `contains` then scans (still exact, slower on big stores).
         self.text_index = enable_indexes if text_index is None else text_index
         self._fts = False  # the database has the text index (searches use it, even when not kept up)
+        self._size_seen: tuple[float, int] = (float("-inf"), 0)  # (monotonic time, size_bytes()): _recent_size
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -461,12 +462,21 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
 
     def get_stats(self, filter_: StatsFilter) -> Stats:
         """Return totals, agents, date range, size, average duration and the requested breakdown."""
+        size = self._recent_size()  # before the checkout below: one pooled connection at a time, not two
         with self.engine.connect() as conn:
-            return read.stats(conn, filter_, self.size_bytes(), self.sql.totals_source())
+            return read.stats(conn, filter_, size, self.sql.totals_source())
 
     def size_bytes(self) -> int:
         """Return the bytes the store occupies (SQLite file and WAL; PostgreSQL tables and indexes)."""
         return self.sql.size_bytes(self.engine if self.path is None else None, self.path)
+
+    def _recent_size(self) -> int:
+        """size_bytes(), reused for up to the dialect's size_max_age_s (stats and health poll it)."""
+        at, size = self._size_seen
+        if time.monotonic() - at >= self.sql.size_max_age_s:
+            size = self.size_bytes()
+            self._size_seen = (time.monotonic(), size)  # one tuple: threads see a whole pair
+        return size
 
     def health(self) -> dict[str, Any]:
         """Return reachability, schema version, size and counts (from session_totals, no scan)."""
@@ -477,7 +487,7 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
                     func.coalesce(func.sum(totals.events), 0), func.coalesce(func.sum(totals.sessions), 0))).one()
             return {"reachable": True, "name": self.name, "backend": self.dialect, "location": self.where(),
                     "schema_version": migrate.current_version(self.engine), "events": int(n_events),
-                    "sessions": int(n_sessions), "size_bytes": self.size_bytes(),
+                    "sessions": int(n_sessions), "size_bytes": self._recent_size(),
                     "text_search": self._fts or self.sql.native_text_search}
         except Exception as exc:  # health reports failures, it never raises them
             return {"reachable": False, "name": self.name, "backend": self.dialect, "location": self.where(),
