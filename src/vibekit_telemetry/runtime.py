@@ -161,7 +161,8 @@ class Runtime:
         self.scheduler.every("retention", config.maintenance_interval_s, self._retention)
         # The jobs below are about this process (its writer, its spool, its memory): every replica runs them.
         self.scheduler.every("text-index", 1.0, self._index_text, per_process=True)
-        # PostgreSQL: events partitions ahead, writers' totals deltas folded (store/sql/partitions.py).
+        # SQLite: planner statistics refreshed when a table is new to them or doubled or halved since
+        # (bounded ANALYZE); PostgreSQL: events partitions ahead, writers' totals deltas folded.
         self.scheduler.every("store-upkeep", config.maintenance_interval_s, self._upkeep, first_in=1.0)
         self.scheduler.every("writer-metrics", config.writer_stats_interval_s, self.run_recorder.record,
                              per_process=True)
