@@ -297,7 +297,7 @@ def session_counts(conn: Connection, f: StatsFilter) -> dict[str | None, tuple[i
     """Per category: sessions started in the filter's range, active ones, duration sum and count (ended).
 
     From session_rollups (by start time) for whole days and hours, from the sessions table (by
-    ix_sessions_start_time) only for the partial hours at the edges.
+    ix_sessions_sort_start) only for the partial hours at the edges.
     """
     s, r = sessions.c, session_rollups.c
     counts: dict[str | None, list[Any]] = {}
