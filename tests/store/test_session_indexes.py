@@ -8,12 +8,11 @@ an index CAN serve the statement, as it must over 100,000+ sessions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _store_helpers import T0, ev
-from sqlalchemy import event, inspect
+from _store_helpers import T0, ev, session_plans
+from sqlalchemy import inspect
 
 from vibekit_telemetry.query import parse_session_filter, parse_stats_filter
 
@@ -27,34 +26,6 @@ def sql_store(backend: str, store: Any) -> Any:
         pytest.skip("the memory store has no indexes")
     store.store_batch([ev("start", f"s{n}", ("claude", "codex")[n % 2], at=n * 60_000) for n in range(40)])
     return store
-
-
-def _session_plans(store: Any, call: Callable[[], object]) -> list[str]:
-    """Run `call`; EXPLAIN each statement it ran on the sessions table; return the plans."""
-    ran: list[tuple[str, Any]] = []
-
-    def grab(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        if "FROM sessions" in statement:
-            ran.append((statement, parameters))
-
-    event.listen(store.engine, "before_cursor_execute", grab)
-    try:
-        call()
-    finally:
-        event.remove(store.engine, "before_cursor_execute", grab)
-    assert ran, "the call read no sessions"
-    plans = []
-    with store.engine.connect() as conn:
-        if store.dialect == "postgresql":
-            conn.exec_driver_sql("SET enable_seqscan = off")
-            conn.exec_driver_sql("SET enable_sort = off")
-            for statement, params in ran:
-                plans.append("\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, params)))
-        else:
-            for statement, params in ran:
-                plans.append("\n".join(str(r[-1]) for r in conn.exec_driver_sql(
-                    "EXPLAIN QUERY PLAN " + statement, params)))
-    return plans
 
 
 def _seeks_start_time(plan: str, dialect: str) -> bool:
@@ -76,7 +47,7 @@ def test_migration_0015_leaves_no_single_column_start_time_index(sql_store: Any)
 def test_a_listing_since_a_time_seeks_and_walks_the_start_index(sql_store: Any, order: str) -> None:
     f = parse_session_filter(since=T0 + 10 * 60_000, until=T0 + 30 * 60_000, order=order, limit=5)
     listed: list[Any] = []
-    (plan,) = _session_plans(sql_store, lambda: listed.extend(sql_store.get_sessions(f)))
+    (plan,) = session_plans(sql_store, lambda: listed.extend(sql_store.get_sessions(f)))
     assert [s.id for s in listed] == ([f"s{n}" for n in range(30, 25, -1)] if order == "desc"
                                       else [f"s{n}" for n in range(10, 15)])
     assert _seeks_start_time(plan, sql_store.dialect), plan
@@ -88,7 +59,7 @@ def test_with_statistics_a_listing_of_one_agent_since_a_time_needs_no_sort(sql_s
     # store's upkeep gathers them (test_statistics.py), after which the start index serves both.
     sql_store.refresh_statistics()
     f = parse_session_filter(since=T0 + 10 * 60_000, category="codex", limit=3)
-    (plan,) = _session_plans(sql_store, lambda: sql_store.get_sessions(f))
+    (plan,) = session_plans(sql_store, lambda: sql_store.get_sessions(f))
     assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
 
 
@@ -96,14 +67,14 @@ def test_stats_over_a_time_range_read_the_partial_hours_by_the_start_index(sql_s
     # 00:10 to 00:30 is inside one hour: counted from the sessions table itself, by a start-time range.
     f = parse_stats_filter(since=T0 + 10 * 60_000, until=T0 + 30 * 60_000)
     stats: list[Any] = []
-    plans = _session_plans(sql_store, lambda: stats.append(sql_store.get_stats(f)))
+    plans = session_plans(sql_store, lambda: stats.append(sql_store.get_stats(f)))
     assert stats[0].total_sessions == 21
     assert plans and all(_seeks_start_time(p, sql_store.dialect) for p in plans), plans
 
 
 def test_a_session_breakdown_reads_the_partial_hours_by_the_start_index(sql_store: Any) -> None:
     groups: list[Any] = []
-    plans = _session_plans(sql_store, lambda: groups.extend(
+    plans = session_plans(sql_store, lambda: groups.extend(
         sql_store.session_breakdown(["category"], since=T0 + 10 * 60_000, until=T0 + 30 * 60_000)))
     assert sorted((g.key[0], g.sessions) for g in groups) == [("claude", 11), ("codex", 10)]
     raw = [p for p in plans if "session_rollups" not in p]
