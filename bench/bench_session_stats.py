@@ -3,6 +3,7 @@
 The same store, the same pages (store calls, 50 a page, median of RUNS): first with no sqlite_stat1
 (what every SQLite store had before the store-upkeep job analyzed it), then after `store.upkeep()`,
 the job's own function, whose cost is timed too (and that of a second run, which has nothing to do).
+Deep pages are asked by offset and by cursor (the previous page's next_cursor), without and with statistics.
 
     python bench/bench_session_stats.py                  # 100,000 sessions
     python bench/bench_session_stats.py --sessions 20000
@@ -72,6 +73,30 @@ def time_pages(store: Any) -> dict[str, float]:
     return out
 
 
+def time_deep_pages(store: Any, total: int) -> dict[str, dict[str, float]]:
+    """Median ms of RUNS calls of deep pages, asked by offset and by the cursor of the row before them."""
+    from vibekit_telemetry.query import parse_session_filter, session_cursor
+
+    deep = {"newest first, middle page": ({}, total // 2), "newest first, last page": ({}, total - PAGE),
+            "longest first, last page": ({"sort": "duration"}, total - PAGE),
+            "shortest first, last page": ({"sort": "duration", "order": "asc"}, total - PAGE),
+            "longest codex sessions, page 200": ({"sort": "duration", "category": "codex"}, 199 * PAGE)}
+    out: dict[str, dict[str, float]] = {"offset": {}, "cursor": {}}
+    for name, (options, offset) in deep.items():
+        before = parse_session_filter(limit=1, offset=offset - 1, **options)
+        cursor = session_cursor(store.get_sessions(before)[0], before)
+        for way, f in (("offset", parse_session_filter(limit=PAGE, offset=offset, **options)),
+                       ("cursor", parse_session_filter(limit=PAGE, cursor=cursor, **options))):
+            times = []
+            for _ in range(RUNS):
+                started = time.perf_counter()
+                page = store.get_sessions(f)
+                times.append((time.perf_counter() - started) * 1000)
+            assert len(page) == PAGE
+            out[way][name] = statistics.median(times)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Seed, time the pages without statistics, run the upkeep job, time them again."""
     from vibekit_telemetry.store import SQLStore
@@ -87,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
             results["seed_s"] = seed(store, args.sessions)
             store.flush()
             results["before_ms"] = time_pages(store)
+            results["deep_ms_before"] = time_deep_pages(store, args.sessions)
             started = time.perf_counter()
             store.upkeep()
             results["upkeep_ms"] = (time.perf_counter() - started) * 1000
@@ -94,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
             store.upkeep()
             results["upkeep_again_ms"] = (time.perf_counter() - started) * 1000
             results["after_ms"] = time_pages(store)
+            results["deep_ms"] = time_deep_pages(store, args.sessions)
         finally:
             store.shutdown()
     summary = [f"Sessions pages over {args.sessions:,} sessions, SQLite store calls (median of {RUNS}, {PAGE} a page)",
@@ -102,6 +129,11 @@ def main(argv: list[str] | None = None) -> None:
         summary.append(f"  {name:<36} {ms:8.1f} ms {results['after_ms'][name]:10.1f} ms")
     summary.append(f"  store-upkeep job: {results['upkeep_ms']:.0f} ms (analyzed), "
                    f"again {results['upkeep_again_ms']:.1f} ms")
+    summary.append(f"  {'deep pages: offset / cursor':<36} {'no stats':>9} {'after upkeep':>13}")
+    for name in results["deep_ms"]["offset"]:
+        no, yes = results["deep_ms_before"], results["deep_ms"]
+        summary.append(f"  {name:<36} {no['offset'][name]:6.1f} / {no['cursor'][name]:4.1f} ms "
+                       f"{yes['offset'][name]:6.1f} / {yes['cursor'][name]:4.1f} ms")
     emit("session_stats", results, summary)
 
 

@@ -115,7 +115,8 @@ def test_a_cursor_of_another_sort_or_order_says_which(store: QueryableStore) -> 
     _seed(store)
     f = parse_session_filter(sort="duration", limit=2)
     cursor = session_cursor(store.get_sessions(f)[-1], f)
-    for other in ({"sort": "event_count"}, {"sort": "duration", "order": "asc"}):
+    others: list[dict[str, Any]] = [{"sort": "event_count"}, {"sort": "duration", "order": "asc"}]
+    for other in others:
         with pytest.raises(ValidationError) as info:
             parse_session_filter(cursor=cursor, **other)
         assert info.value.field == "cursor" and "sort='duration' order='desc'" in str(info.value)
