@@ -116,6 +116,11 @@ class SQLiteDialect(Dialect):
 
     def contains(self, text: str, *, fts: bool) -> ColumnElement[bool]:
         """FTS5 trigram phrase up to the watermark plus LIKE over the unindexed tail; LIKE alone otherwise."""
+        if "\x00" in text:
+            # FTS5 and LIKE read their pattern as a C string: a NUL ends it (FTS5: "unterminated string",
+            # a 500; LIKE: a shorter pattern, wrong matches). instr() and lower() keep the whole value.
+            return or_(*(func.instr(func.lower(col), func.lower(text)) > 0
+                         for col in (events.c.label, events.c.stream_data)))
         pattern = _like_pattern(text)
         if fts and len(text) >= 3:
             # The trigram tokenizer answers a quoted phrase as a case-insensitive substring match; it
