@@ -157,7 +157,10 @@ class SQLiteDialect(Dialect):
         @event.listens_for(engine, "checkout")
         def _on_checkout(dbapi_conn: sqlite3.Connection, record: Any, _proxy: Any) -> None:
             if record.info.get("stats_epoch") != stats.epoch:
-                dbapi_conn.execute("ANALYZE sqlite_master")  # reloads sqlite_stat1; writes nothing
+                try:
+                    dbapi_conn.execute("ANALYZE sqlite_master")  # reloads sqlite_stat1; writes nothing
+                except sqlite3.Error:
+                    return  # locked past busy_timeout (a VACUUM): plan with the old ones, reload next time
                 record.info["stats_epoch"] = stats.epoch
 
         @event.listens_for(engine, "begin")
