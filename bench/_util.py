@@ -276,6 +276,43 @@ def run_load(script: str, args: Sequence[str], timeout_s: float = 1800) -> dict[
     return json.loads(load.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def run_clients(script: Path | str, client_args: Sequence[Sequence[str]],
+                timeout_s: float = 1800) -> tuple[float, list[dict[str, Any]]]:
+    """Run `script --client ARGS…` once per entry together; return the go time and the JSON each printed last.
+
+    Each client connects, prints `ready` and waits for a line on stdin: the clock starts once every
+    one is connected, so no client's connection set-up is timed.
+    """
+    clients = [subprocess.Popen([sys.executable, str(script), "--client", *args], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True, cwd=BENCH_DIR) for args in client_args]
+    try:
+        for client in clients:
+            assert client.stdout is not None
+            if client.stdout.readline().strip() != "ready":
+                raise RuntimeError("a client did not connect")
+        go = time.monotonic()
+        for client in clients:
+            assert client.stdin is not None
+            client.stdin.write("go\n")
+            client.stdin.flush()
+        reports = [json.loads(c.communicate(timeout=timeout_s)[0].strip().splitlines()[-1]) for c in clients]
+    finally:
+        for client in clients:  # a failed run leaves no client behind
+            if client.poll() is None:
+                client.kill()
+                client.wait()
+    return go, reports
+
+
+def merged_errors(reports: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """The clients' error counts (`errors`: status -> count) added up."""
+    errors: dict[str, int] = {}
+    for report in reports:
+        for code, n in report["errors"].items():
+            errors[code] = errors.get(code, 0) + n
+    return errors
+
+
 def hold_subscribers(url: str, path: str, count: int, ready_file: str, *, settle_s: float,
                      max_s: float | None = None) -> dict[str, Any]:
     """Hold `count` WebSocket subscriptions to `path` until `ready_file`.done appears (or max_s passed).

@@ -40,7 +40,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _util import BENCH_DIR, emit, machine, peak_rss_mb, percentile, ratio, remove_db, serve_api
+from _util import (
+    BENCH_DIR,
+    emit,
+    machine,
+    merged_errors,
+    peak_rss_mb,
+    percentile,
+    ratio,
+    remove_db,
+    run_clients,
+    serve_api,
+)
 from bench_chain_ingest import ACTIONS, CATEGORIES, chunk_pool
 
 CLIENTS = 4
@@ -157,34 +168,25 @@ def _count_events(db: Path) -> int:
         return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
 
-def run_http(db: Path, sessions: list[list[dict[str, Any]]], workdir: Path, wait: str,
-             redact: bool, clients_n: int = CLIENTS) -> dict[str, Any]:
-    """One HTTP run: a fresh server, clients_n client processes started together; events/s and latencies."""
+def client_files(sessions: list[list[dict[str, Any]]], workdir: Path, clients: int) -> list[Path]:
+    """Write each client's request bodies (one JSON batch a line) to a file of its own; the files."""
     files = []
-    for c, bodies in enumerate(bodies_per_client(sessions, clients_n)):
+    for c, bodies in enumerate(bodies_per_client(sessions, clients)):
         path = workdir / f"client-{c}.jsonl"
         path.write_bytes(b"\n".join(bodies) + b"\n")
         files.append(path)
+    return files
+
+
+def run_http(db: Path, sessions: list[list[dict[str, Any]]], workdir: Path, wait: str,
+             redact: bool, clients_n: int = CLIENTS) -> dict[str, Any]:
+    """One HTTP run: a fresh server, clients_n client processes started together; events/s and latencies."""
+    files = client_files(sessions, workdir, clients_n)
     config = db.parent / "bench-config.toml"
     config.write_text(f"[security.pii]\nenabled = {'true' if redact else 'false'}\n")
     server, port = serve_api(db, "--rate-limit", "off", "--log-level", "warning", config=config)
     try:
-        clients = [subprocess.Popen([sys.executable, __file__, "--client", str(port), str(f), wait],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=BENCH_DIR)
-                   for f in files]
-        for client in clients:
-            assert client.stdout is not None
-            if client.stdout.readline().strip() != "ready":
-                raise RuntimeError("a client did not connect")
-        go = time.monotonic()
-        for client in clients:
-            assert client.stdin is not None
-            client.stdin.write("go\n")
-            client.stdin.flush()
-        reports = []
-        for client in clients:
-            out, _ = client.communicate(timeout=1800)
-            reports.append(json.loads(out.strip().splitlines()[-1]))
+        go, reports = run_clients(__file__, [(str(port), str(f), wait) for f in files])
         sent_all = max(r["finished"] for r in reports)
         marker = 0
         if wait == "false":
@@ -199,10 +201,7 @@ def run_http(db: Path, sessions: list[list[dict[str, Any]]], workdir: Path, wait
         server.terminate()
         server.wait(timeout=60)
     latencies = sorted(x for r in reports for x in r["latencies"])
-    errors: dict[str, int] = {}
-    for r in reports:
-        for code, n in r["errors"].items():
-            errors[code] = errors.get(code, 0) + n
+    errors = merged_errors(reports)
     acknowledged = sum(r["acknowledged"] for r in reports)
     elapsed = finished - go
     return {"mode": "durable" if wait != "false" else "fire_and_forget", "clients": clients_n, "batch": BATCH,

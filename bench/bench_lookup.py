@@ -22,6 +22,7 @@ import random
 import sqlite3
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from _util import (
     CACHE_DIR,
     INSERT_EVENT,
     INSERT_SESSION,
+    Row,
     emit,
     iter_rows,
     machine,
@@ -39,6 +41,68 @@ from _util import (
 
 ROLLUP_PERIODS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
 SPAN_MS = 30 * 86_400_000
+# Session counters by start time (session_rollups), counted as migration 0008 backfills them; the same
+# SQL on SQLite and PostgreSQL.
+SESSION_ROLLUPS_SQL = [
+    "INSERT INTO session_rollups (period, bucket_start, category, sessions, active_sessions, "
+    f"ended_sessions, duration_sum, duration_count) SELECT '{period}', (start_time / {size}) * {size}, "
+    "COALESCE(category, ''), COUNT(*), SUM(CASE WHEN status = 'active' THEN 1 ELSE 0 END), "
+    "COUNT(end_time), COALESCE(SUM(CASE WHEN end_time IS NOT NULL THEN duration END), 0), "
+    "COUNT(CASE WHEN end_time IS NOT NULL THEN duration END) FROM sessions GROUP BY 2, 3"
+    for period, size in (("hour", ROLLUP_PERIODS["hour"]), ("day", ROLLUP_PERIODS["day"]))]
+
+
+class Sums:
+    """The event rollups and per-category session_totals the writer keeps, counted from the raw rows."""
+
+    def __init__(self) -> None:
+        # (period, bucket_start, category, action, event_type) -> count, error_count
+        self.rollups: dict[tuple[str, int, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+        # category -> events, error_events, sessions, active, ended, duration_sum, duration_count
+        self.totals: dict[str, list[Any]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0.0, 0])
+
+    def add(self, session: Row, rows: list[Row]) -> None:
+        """Count one session (its final row) and its event rows."""
+        t = self.totals[session[1] or ""]
+        t[2] += 1
+        t[3] += session[3] == "active"
+        if session[5] is not None:
+            t[4] += 1
+            if session[6] is not None:
+                t[5] += session[6]
+                t[6] += 1
+        for row in rows:
+            kind, category, action, ts = row[2], row[3], row[4] or "", row[10]
+            self.totals[category or ""][0] += 1
+            self.totals[category or ""][1] += kind == "error"
+            for period, size in ROLLUP_PERIODS.items():
+                bucket = self.rollups[(period, ts // size * size, category, action, kind)]
+                bucket[0] += 1
+                bucket[1] += kind == "error"
+
+    def rollup_rows(self) -> list[Row]:
+        """(period, bucket_start, category, action, event_type, count, error_count) rows."""
+        return [(*key, c, e) for key, (c, e) in self.rollups.items()]
+
+    def totals_rows(self) -> list[Row]:
+        """session_totals rows in column order (category first)."""
+        return [(k, *v) for k, v in self.totals.items()]
+
+
+def batches(events: int, first_ts: int, sums: Sums, size: int) -> Iterator[tuple[list[Row], list[Row]]]:
+    """The workload over SPAN_MS from first_ts as (session rows, event rows) of about `size` events; counted in sums."""
+    step = max(1, SPAN_MS // max(1, events))
+    sessions: list[Row] = []
+    rows: list[Row] = []
+    for session, event_rows in iter_rows(events, first_ts, step):
+        sessions.append(session)
+        rows.extend(event_rows)
+        sums.add(session, event_rows)
+        if len(rows) >= size:
+            yield sessions, rows
+            sessions, rows = [], []
+    if rows or sessions:
+        yield sessions, rows
 
 
 def build(path: Path, events: int) -> dict[str, Any]:
@@ -60,62 +124,23 @@ def build(path: Path, events: int) -> dict[str, Any]:
     conn.execute("PRAGMA journal_mode = OFF")
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("PRAGMA cache_size = -262144")
-    rollups: dict[tuple[str, int, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
-    # category -> events, error_events, sessions, active, ended, duration_sum, duration_count
-    totals: dict[str, list[Any]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0.0, 0])
-    step = max(1, SPAN_MS // max(1, events))
+    sums = Sums()
     first_ts = int(time.time() * 1000) - SPAN_MS
-    session_batch: list[tuple[Any, ...]] = []
-    event_batch: list[tuple[Any, ...]] = []
-
-    def write() -> None:
+    for session_batch, event_batch in batches(events, first_ts, sums, 200_000):
         conn.execute("BEGIN")
         conn.executemany(INSERT_SESSION, session_batch)
         conn.executemany(INSERT_EVENT, event_batch)
         conn.execute("COMMIT")
-        session_batch.clear()
-        event_batch.clear()
-
-    for session, rows in iter_rows(events, first_ts, step):
-        session_batch.append(session)
-        event_batch.extend(rows)
-        t = totals[session[1] or ""]
-        t[2] += 1
-        t[3] += session[3] == "active"
-        if session[5] is not None:
-            t[4] += 1
-            if session[6] is not None:
-                t[5] += session[6]
-                t[6] += 1
-        for row in rows:
-            kind, category, action, ts = row[2], row[3], row[4] or "", row[10]
-            totals[category or ""][0] += 1
-            totals[category or ""][1] += kind == "error"
-            for period, size in ROLLUP_PERIODS.items():
-                bucket = rollups[(period, ts // size * size, category, action, kind)]
-                bucket[0] += 1
-                bucket[1] += kind == "error"
-        if len(event_batch) >= 200_000:
-            write()
-    if event_batch or session_batch:
-        write()
     conn.execute("BEGIN")
     conn.executemany(
         "INSERT INTO rollups (period, bucket_start, category, action, event_type, count, error_count, "
         "duration_sum, duration_count, duration_min, duration_max) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, NULL, NULL)",
-        [(*key, c, e) for key, (c, e) in rollups.items()])
+        "VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, NULL, NULL)", sums.rollup_rows())
     conn.executemany(
         "INSERT INTO session_totals (category, events, error_events, sessions, active_sessions, ended_sessions, "
-        "duration_sum, duration_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(k, *v) for k, v in totals.items()])
-    # Session counters by start time (session_rollups), counted as migration 0008 backfills them.
-    for period, size in (("hour", ROLLUP_PERIODS["hour"]), ("day", ROLLUP_PERIODS["day"])):
-        conn.execute(
-            "INSERT INTO session_rollups (period, bucket_start, category, sessions, active_sessions, "
-            f"ended_sessions, duration_sum, duration_count) SELECT '{period}', (start_time / {size}) * {size}, "
-            "COALESCE(category, ''), COUNT(*), SUM(CASE WHEN status = 'active' THEN 1 ELSE 0 END), "
-            "COUNT(end_time), COALESCE(SUM(CASE WHEN end_time IS NOT NULL THEN duration END), 0), "
-            "COUNT(CASE WHEN end_time IS NOT NULL THEN duration END) FROM sessions GROUP BY 2, 3")
+        "duration_sum, duration_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", sums.totals_rows())
+    for sql in SESSION_ROLLUPS_SQL:
+        conn.execute(sql)
     conn.execute("COMMIT")
     inserted = time.perf_counter() - started
     for kind, _, sql in deferred:

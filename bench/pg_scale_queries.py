@@ -20,12 +20,11 @@ import argparse
 import os
 import random
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from _util import CACHE_DIR, emit, iter_rows, machine, summarize_ns
-from bench_lookup import ROLLUP_PERIODS, SPAN_MS
+from _util import CACHE_DIR, SESSION_COLUMNS, emit, machine, summarize_ns
+from bench_lookup import SESSION_ROLLUPS_SQL, SPAN_MS, Sums, batches
 from bench_lookup import build as build_sqlite
 
 DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
@@ -59,18 +58,12 @@ def build_pg(name: str, events: int) -> dict[str, Any]:
     for index, _ in deferred:
         conn.execute(f"DROP INDEX {index}")
     conn.commit()
-    rollups: dict[tuple[str, int, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
-    totals: dict[str, list[Any]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0.0, 0])
-    step = max(1, SPAN_MS // max(1, events))
-    sessions: list[tuple[Any, ...]] = []
-    rows: list[tuple[Any, ...]] = []
     from vibekit_telemetry.store.schema import EVENT_COLUMNS
 
-    def write() -> None:
+    sums = Sums()
+    for sessions, rows in batches(events, first_ts, sums, 100_000):
         with conn.cursor() as cur:
-            with cur.copy("COPY sessions (id, category, action, status, start_time, end_time, duration, "
-                          "event_count, stream_count, error_count, last_event_time, label, sandbox_id, repo_url, "
-                          "metadata) FROM STDIN") as copy:
+            with cur.copy(f"COPY sessions ({', '.join(SESSION_COLUMNS)}) FROM STDIN") as copy:
                 for s in sessions:
                     copy.write_row(s)
             with cur.copy(f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
@@ -80,48 +73,16 @@ def build_pg(name: str, events: int) -> dict[str, Any]:
                 for r in rows:
                     copy.write_row((r[0], r[10]))
         conn.commit()
-        sessions.clear()
-        rows.clear()
-
-    for session, event_rows in iter_rows(events, first_ts, step):
-        sessions.append(session)
-        rows.extend(event_rows)
-        t = totals[session[1] or ""]
-        t[2] += 1
-        t[3] += session[3] == "active"
-        if session[5] is not None:
-            t[4] += 1
-            if session[6] is not None:
-                t[5] += session[6]
-                t[6] += 1
-        for row in event_rows:
-            kind, category, action, ts = row[2], row[3], row[4] or "", row[10]
-            totals[category or ""][0] += 1
-            totals[category or ""][1] += kind == "error"
-            for period, size in ROLLUP_PERIODS.items():
-                bucket = rollups[(period, ts // size * size, category, action, kind)]
-                bucket[0] += 1
-                bucket[1] += kind == "error"
-        if len(rows) >= 100_000:
-            write()
-    if rows or sessions:
-        write()
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO rollups (period, bucket_start, category, action, event_type, count, error_count, "
-            "duration_sum, duration_count) VALUES (%s, %s, %s, %s, %s, %s, %s, 0, 0)",
-            [(*key, c, e) for key, (c, e) in rollups.items()])
+            "duration_sum, duration_count) VALUES (%s, %s, %s, %s, %s, %s, %s, 0, 0)", sums.rollup_rows())
         cur.executemany(
             "INSERT INTO session_totals (category, events, error_events, sessions, active_sessions, "
             "ended_sessions, duration_sum, duration_count) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            [(k, *v) for k, v in totals.items()])
-        for period, size in (("hour", ROLLUP_PERIODS["hour"]), ("day", ROLLUP_PERIODS["day"])):
-            cur.execute(
-                "INSERT INTO session_rollups (period, bucket_start, category, sessions, active_sessions, "
-                f"ended_sessions, duration_sum, duration_count) SELECT '{period}', (start_time / {size}) * {size}, "
-                "COALESCE(category, ''), COUNT(*), SUM(CASE WHEN status = 'active' THEN 1 ELSE 0 END), "
-                "COUNT(end_time), COALESCE(SUM(CASE WHEN end_time IS NOT NULL THEN duration END), 0), "
-                "COUNT(CASE WHEN end_time IS NOT NULL THEN duration END) FROM sessions GROUP BY 2, 3")
+            sums.totals_rows())
+        for sql in SESSION_ROLLUPS_SQL:
+            cur.execute(sql)
     conn.commit()
     inserted = time.perf_counter() - started
     conn.execute("SET maintenance_work_mem = '512MB'")

@@ -20,19 +20,16 @@ Target (issue 16): server events/s >= 0.5 x raw COPY.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from _util import BENCH_DIR, emit, machine, ratio, serve_api
-from bench_durable_http import BATCH, CLIENTS, bodies_per_client, workload
+from _util import BENCH_DIR, emit, machine, merged_errors, ratio, run_clients, serve_api
+from bench_durable_http import BATCH, CLIENTS, client_files, workload
 
 DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
 CHUNK = 10_000
@@ -61,37 +58,18 @@ def run_server(sessions: list[list[dict[str, Any]]], workdir: Path) -> tuple[dic
     import psycopg
 
     name = _new_database()
-    files = []
-    for c, bodies in enumerate(bodies_per_client(sessions, CLIENTS)):
-        path = workdir / f"client-{c}.jsonl"
-        path.write_bytes(b"\n".join(bodies) + b"\n")
-        files.append(path)
+    files = client_files(sessions, workdir, CLIENTS)
     server, port = serve_api(f"postgresql://postgres@127.0.0.1:5432/{name}", "--rate-limit", "off",
                              "--log-level", "warning")
     try:
-        clients = [subprocess.Popen([sys.executable, str(BENCH_DIR / "bench_durable_http.py"), "--client",
-                                     str(port), str(f), "true"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    text=True, cwd=BENCH_DIR) for f in files]
-        for client in clients:
-            assert client.stdout is not None
-            if client.stdout.readline().strip() != "ready":
-                raise RuntimeError("a client did not connect")
-        go = time.monotonic()
-        for client in clients:
-            assert client.stdin is not None
-            client.stdin.write("go\n")
-            client.stdin.flush()
-        reports = [json.loads(c.communicate(timeout=1800)[0].strip().splitlines()[-1]) for c in clients]
+        go, reports = run_clients(BENCH_DIR / "bench_durable_http.py", [(str(port), str(f), "true") for f in files])
         finished = time.monotonic()
         with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={name}") as conn:
             stored = conn.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
     finally:
         server.terminate()
         server.wait(timeout=60)
-    errors: dict[str, int] = {}
-    for r in reports:
-        for code, n in r["errors"].items():
-            errors[code] = errors.get(code, 0) + n
+    errors = merged_errors(reports)
     elapsed = finished - go
     return {"stored": stored, "errors": errors, "elapsed_s": elapsed, "events_per_s": stored / elapsed}, name
 

@@ -174,3 +174,52 @@ def test_drops_from_many_threads_are_all_counted() -> None:
     assert sum(accepted) + worker.stats.dropped_newest == 4 * 20_000
     sink.gate.set()
     worker.shutdown(5)
+
+
+def test_a_commit_waits_for_an_announced_batch_and_takes_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Group commit (durable HTTP ingest): a batch announced with expect() joins the commit under way.
+    import vibekit_telemetry.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "GATHER_S", 30.0)  # the wait ends when the batch comes, not on time
+    sink = Sink()
+    worker = BatchWorker(sink, batch_size=1000, interval_s=10)
+    arrival = worker.expect()
+    assert worker.submit_bulk(1, 1, urgent=True)
+    time.sleep(0.2)  # the writer is awake and waiting for the announced batch
+    assert sink.batches == []
+    assert worker.submit_bulk(2, 1, urgent=True)
+    arrival.done()
+    arrival.done()  # twice is harmless: the count of announced batches stays right
+    assert worker.flush(5)
+    assert sink.batches == [[1, 2]]
+    assert worker.submit_bulk(3, 1, urgent=True) and worker.flush(5)  # nothing announced: no wait
+    assert sink.batches == [[1, 2], [3]]
+    worker.shutdown(5)
+
+
+def test_an_abandoned_announcement_releases_the_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+    import vibekit_telemetry.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "GATHER_S", 30.0)
+    sink = Sink()
+    worker = BatchWorker(sink, batch_size=1000, interval_s=10)
+    arrival = worker.expect()  # e.g. a request refused with 400: its batch never comes
+    assert worker.submit_bulk(1, 1, urgent=True)
+    arrival.done()
+    assert worker.flush(5)
+    assert sink.batches == [[1]]
+    worker.shutdown(5)
+
+
+def test_an_announcement_never_done_delays_a_commit_only_briefly(monkeypatch: pytest.MonkeyPatch) -> None:
+    import vibekit_telemetry.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "GATHER_S", 0.05)
+    sink = Sink()
+    worker = BatchWorker(sink, batch_size=1000, interval_s=10)
+    worker.expect()  # a client that never finishes its body
+    for i in range(3):
+        assert worker.submit_bulk(i, 1, urgent=True)
+        assert worker.flush(5)  # committed after at most GATHER_S, each time
+    assert sink.items == [0, 1, 2]
+    worker.shutdown(5)

@@ -7,7 +7,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
@@ -39,6 +39,9 @@ from .config_sections import (
     _Section,
 )
 from .errors import ValidationError
+
+if TYPE_CHECKING:
+    from .config_check import UnknownOption
 
 # The section models live in config_sections.py; listed here too so `from vibekit_telemetry.config import X`
 # keeps working for every config name.
@@ -295,13 +298,33 @@ def load_config(config: TelemetryConfig | Mapping[str, Any] | None = None,
 def _check_unknown(file_values: Mapping[str, Any], file_path: Any, config: Any, kwargs: Mapping[str, Any],
                    merged: Mapping[str, Any]) -> None:
     """Warn about unknown options with the closest known one (raise when raise_on_error): config_check.py."""
-    from .config_check import report_unknown, unknown_env, unknown_options
+    from .config_check import report_unknown, unknown_options
 
     found = [*unknown_options(file_values, TelemetryConfig, f"the config file {file_path}"),
              *unknown_options(config if isinstance(config, Mapping) else {}, TelemetryConfig, "the config dict"),
              *unknown_options(kwargs, TelemetryConfig, "keyword arguments"),
-             *unknown_env({ENV_CONFIG, ENV_DB_PATH, ENV_DATABASE_URL, ENV_DISABLED, *ENV_FIELDS, *ENV_STORE_OPTIONS})]
+             *_unknown_env()]
     report_unknown(found, raise_on_error=str(merged.get("raise_on_error", "")).lower() in _TRUE)
+
+
+def _unknown_env() -> list[UnknownOption]:
+    from .config_check import unknown_env
+
+    return list(unknown_env({ENV_CONFIG, ENV_DB_PATH, ENV_DATABASE_URL, ENV_DISABLED, *ENV_FIELDS,
+                             *ENV_STORE_OPTIONS}))
+
+
+def unknown_config_options(config_file: str | os.PathLike[str] | None = None) -> list[UnknownOption]:
+    """Unknown keys of the config file in force (nested sections too) and misspelt TELEMETRY_* variables.
+
+    Each names where it was given and the closest known option; what `telemetry config check` and
+    `telemetry api`'s start-up lines show.
+    """
+    from .config_check import unknown_options
+
+    file_path = config_file_path(config_file)
+    file_values = read_config_file(file_path) if file_path else {}
+    return [*unknown_options(file_values, TelemetryConfig, f"the config file {file_path}"), *_unknown_env()]
 
 
 def default_config_toml(db_path: str = DEFAULT_DB_PATH) -> str:

@@ -167,7 +167,8 @@ class ReliabilityConfig(_Section):
     spool_path: str | None = None
     # Seed 001 `memoryLimit`, bytes: the most the writer queue may hold (estimated from the measured size
     # of events); past it events spill to the spool, or are dropped by `backpressure` (counted as
-    # memory_limit). Resident memory over it emits `memory:high` too.
+    # memory_limit). Shared with the sampler's held events and bus-fed exporters' queues when they exist
+    # (a quarter each: limits.MemoryShares). Resident memory over it emits `memory:high` too.
     memory_limit: int | None = Field(default=None, ge=1)
     # Free disk (MB) next to a SQLite store below which commits are held (retried) rather than run into
     # SQLITE_FULL; checked before each commit, statvfs cached for disk_check_interval_ms.
@@ -276,6 +277,10 @@ class ApiConfig(_Section):
     # `telemetry api` also serves the gRPC TelemetryStream service on this port (issue 15; 0: any free
     # port; None: off). Same host, Telemetry and keys as the HTTP API. Env TELEMETRY_GRPC_PORT.
     grpc_port: int | None = Field(default=None, ge=0, le=65535)
+    # PEM files: both gRPC servers of `telemetry api` (TelemetryStream, OTLP/gRPC) serve TLS with this
+    # certificate chain and private key; give both or neither. Env TELEMETRY_GRPC_TLS_CERT / _KEY.
+    grpc_tls_cert: str | None = None
+    grpc_tls_key: str | None = None
 
 
 class DashboardConfig(_Section):

@@ -3,6 +3,10 @@
 Both are cheap enough for the hot paths they guard: the disk check is one cached statvfs per
 `disk_check_interval_ms`, and the memory bound is turned into a queue capacity in events (from the
 measured size of events the writer processes), so `track()` pays one integer comparison for it.
+
+`memory_limit` is one budget shared by every place that holds events in memory (MemoryShares): the
+writer queue, the events the sample step holds for keep_errors, and the queues of exporters fed from
+the bus (no change log). The last two are measured event by event (event_size), off the hot path.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
 
 from .errors import DiskFullError
 from .events import TelemetryEvent
@@ -19,6 +25,42 @@ from .events import TelemetryEvent
 # and the queue's slot. Measured with tracemalloc: ~500 bytes for a small track() dict, ~220 for a
 # track_stream chunk; processed events (tickets) carry more. Rounded up, so the bound errs on the safe side.
 EVENT_OVERHEAD_BYTES = 1000
+# The shares of memory_limit given to the sample step's held events and to the bus-fed exporters'
+# queues (all of them together), when they exist; the writer queue has the rest (at least half).
+SAMPLER_SHARE: Final = 0.25
+EXPORTERS_SHARE: Final = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryShares:
+    """memory_limit split in bytes: the writer queue, the sampler's held events, every bus-fed exporter's queue."""
+
+    limit: int
+    writer: int
+    sampler: int  # 0: no sample step holds events (sample_rate 1, or keep_errors off)
+    exporters: int  # all bus-fed exporters together; 0 when every exporter follows a store
+
+    @classmethod
+    def split(cls, limit: int, *, sampler: bool, bus_exporters: int) -> MemoryShares:
+        """Give the sampler and the bus-fed exporters their share when present; the writer the rest."""
+        held = int(limit * SAMPLER_SHARE) if sampler else 0
+        queued = int(limit * EXPORTERS_SHARE) if bus_exporters else 0
+        return cls(limit, limit - held - queued, held, queued)
+
+
+def _mapping_size(text: str | None, mapping: Mapping[str, Any] | None) -> int:
+    if text is not None:
+        return len(text)
+    if not mapping:
+        return 0
+    # Before the encode step there is no JSON text: the length of each key and value's str is close enough.
+    return sum(len(str(key)) + len(str(value)) + 8 for key, value in mapping.items())
+
+
+def event_size(event: TelemetryEvent) -> int:
+    """The estimated memory of one event held in a list or queue: overhead, text, metadata and context."""
+    return (EVENT_OVERHEAD_BYTES + len(event.stream_data or "") + len(event.label or "")
+            + _mapping_size(event.metadata_json, event.metadata) + _mapping_size(event.context_json, event.context))
 
 
 class DiskGuard:
@@ -77,8 +119,9 @@ class MemoryBudget:
     queue bound, and `over(depth)` tells the pipeline to spill rather than wait on a remote store.
     """
 
-    def __init__(self, limit_bytes: int, max_queue: int) -> None:
+    def __init__(self, limit_bytes: int, max_queue: int, *, shares: MemoryShares | None = None) -> None:
         self.limit_bytes, self.max_queue = limit_bytes, max_queue
+        self.shares = shares or MemoryShares(limit_bytes, limit_bytes, 0, 0)
         self.avg_event_bytes = float(EVENT_OVERHEAD_BYTES)
         self._lock = threading.Lock()
 

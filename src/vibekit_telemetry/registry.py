@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final, Literal
 
 from .errors import ValidationError
@@ -90,6 +90,17 @@ def known_types() -> dict[str, Kind]:
     with _lock:
         out.update({name: kind for name, (kind, _) in _registered.items()})
     return dict(sorted(out.items()))
+
+
+def check_options(options: Mapping[str, Any], known: Collection[str], field: str,
+                  required: Mapping[str, str] | None = None) -> None:
+    """A factory's first check: an unknown option, or a missing required one (name -> what), names its field."""
+    unknown = set(options) - set(known)
+    if unknown:
+        raise ValidationError(f"{field}.{sorted(unknown)[0]}", "one of " + ", ".join(sorted(known)))
+    for name, expected in (required or {}).items():
+        if name not in options:
+            raise ValidationError(f"{field}.{name}", expected)
 
 
 def _unknown(type_: Any, field: str) -> ValidationError:

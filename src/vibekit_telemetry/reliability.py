@@ -19,6 +19,7 @@ from .events import TelemetryEvent
 if TYPE_CHECKING:
     from .limits import MemoryBudget
     from .pipeline import WritePipeline
+    from .processing.sampling import Sample
     from .runtime import Runtime
 
 logger = logging.getLogger("vibekit_telemetry")
@@ -136,18 +137,44 @@ def _store_directory(runtime: Runtime) -> str | None:
 
 
 def enforce_memory_limit(runtime: Runtime) -> MemoryBudget:
-    """Turn memory_limit into the writer queue's bound, and tell the pipeline when to spill to the spool."""
-    from .limits import MemoryBudget
+    """Split memory_limit between the writer queue, the sampler's held events and bus-fed exporters' queues.
+
+    The writer queue's share becomes its bound in events (and tells the pipeline when to spill to the
+    spool); the sample step and each bus-fed exporter get a bound in bytes (limits.MemoryShares).
+    """
+    from .limits import MemoryBudget, MemoryShares
 
     limit = runtime.config.reliability.memory_limit
     assert limit is not None
+    sample = _holding_sampler(runtime)
+    shares = MemoryShares.split(limit, sampler=sample is not None, bus_exporters=len(runtime.exporters.bus_feeds()))
+    if sample is not None:
+        sample.max_held_bytes = shares.sampler
+    if shares.exporters:
+        runtime.exporters.bound_memory(shares.exporters)
     worker = runtime.worker
-    budget = MemoryBudget(limit, worker.capacity())
+    budget = MemoryBudget(shares.writer, worker.capacity(), shares=shares)
     worker.set_bound(budget.capacity())
-    # Half the budget queued: stop waiting on a remote primary, move batches to the spool (on disk) so
-    # the queue drains before producers meet the bound.
-    runtime.pipeline.spill_now = lambda: budget.used_bytes(worker.depth()) * 2 >= limit
+    # Half the writer's share queued: stop waiting on a remote primary, move batches to the spool (on
+    # disk) so the queue drains before producers meet the bound.
+    runtime.pipeline.spill_now = lambda: budget.used_bytes(worker.depth()) * 2 >= shares.writer
     return budget
+
+
+def _holding_sampler(runtime: Runtime) -> Sample | None:
+    """The chain's sample step when it holds events for keep_errors (a rate below 1), else None."""
+    from .processing.sampling import Sample
+
+    sample = runtime.chain.get("sample")
+    if isinstance(sample, Sample) and sample.keep_errors and sample.sample_rate < 1.0:
+        return sample
+    return None
+
+
+def held_bytes(runtime: Runtime) -> tuple[int, int]:
+    """The estimated memory of the sampler's held events and of the bus-fed exporters' queues."""
+    sample = runtime.chain.get("sample")
+    return int(getattr(sample, "held_bytes", 0) or 0), runtime.exporters.queued_bytes()
 
 
 class ResourceMonitor:
@@ -173,14 +200,20 @@ class ResourceMonitor:
         """
         self.rss = rss_bytes()
         limit = self.config.memory_limit
-        if limit:
+        budget = self.runtime.memory
+        if limit and budget is not None:
             queued = self.queue_bytes() or 0
-            high = (self.rss is not None and self.rss >= limit) or queued >= 0.9 * limit
-            used = max(self.rss or 0, queued)
+            held, exporters = held_bytes(self.runtime)
+            # Crossing: resident memory at the limit, the writer queue at 90 % of its share, or everything
+            # held (queue, sampler, exporters) at 90 % of the limit.
+            high = ((self.rss is not None and self.rss >= limit) or queued >= 0.9 * budget.limit_bytes
+                    or queued + held + exporters >= 0.9 * limit)
+            used = max(self.rss or 0, queued + held + exporters)
             if high and not self.memory_high and self.runtime.emitter.has("memory:high"):
                 self.runtime.emitter.emit("memory:high", {"used": used, "limit": limit,
                                                           "percentage": round(100 * used / limit, 1),
-                                                          "rss": self.rss, "queue_bytes": queued})
+                                                          "rss": self.rss, "queue_bytes": queued,
+                                                          "sampler_bytes": held, "exporter_bytes": exporters})
             self.memory_high = high
         directory = _store_directory(self.runtime)
         try:
@@ -240,9 +273,15 @@ def health_components(runtime: Runtime, report: dict[str, Any]) -> None:
         issues.append(f"spool: {pipeline.spool.depth()} events wait for the primary store")
     counters = pipeline.counters
     report["last_commit"] = {"at": counters.last_commit_at, "ms": round(counters.last_commit_ms, 3)}
+    held, exporters = held_bytes(runtime)
+    shares = runtime.memory.shares if runtime.memory is not None else None
     report["memory"] = {"rss_bytes": monitor.rss, "limit": runtime.config.reliability.memory_limit,
                         "high": monitor.memory_high, "queue_bytes": monitor.queue_bytes(),
-                        "queue_bound": runtime.worker.capacity(), "spilled": counters.spilled}
+                        "queue_bound": runtime.worker.capacity(), "spilled": counters.spilled,
+                        "sampler_bytes": held, "exporter_bytes": exporters,
+                        # memory_limit's split in bytes (None without memory_limit): limits.MemoryShares
+                        "shares": {"writer": shares.writer, "sampler": shares.sampler,
+                                   "exporters": shares.exporters} if shares is not None else None}
     guard = pipeline.disk_guard
     report["disk"] = {"free_mb": monitor.free_disk_mb, "min_free_mb": runtime.config.reliability.min_free_disk_mb,
                       "full": pipeline.disk_full, "held": guard.holds if guard is not None else 0}

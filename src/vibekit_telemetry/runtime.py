@@ -1,6 +1,7 @@
 """The runtime behind a Telemetry: stores, the processor chain, the writer, the scheduler, the exporters.
 
-Telemetry (service.py) is the public API; this object owns the moving parts and their lifecycle:
+Telemetry (service.py) is the public API; this object owns the moving parts and their lifecycle (its
+periodic jobs are in runtime_jobs.py):
 
     caller ─► Runtime.submit (raw, microseconds) ─► BatchWorker queue ─► writer thread:
         Chain.run (normalise … encode) ─► WritePipeline.process (one commit) ─► tickets resolved,
@@ -24,8 +25,9 @@ from .errors import StoreError, ValidationError
 from .events import TelemetryEvent
 from .pipeline import WritePipeline, is_transient
 from .processing import Chain, DropNotice, Processor, build_chain
+from .runtime_jobs import schedule_jobs
 from .scheduler import Scheduler
-from .store.base import ForkAware, Maintainable, QueryableStore, StorageProvider, Upkeepable
+from .store.base import ForkAware, QueryableStore, StorageProvider
 from .tickets import Ticket
 from .worker import BatchWorker
 
@@ -37,16 +39,6 @@ if TYPE_CHECKING:
     from .plugins.manager import PluginManager
 
 logger = logging.getLogger("vibekit_telemetry")
-
-# The text-index job works in steps of this many rows (~0.08 s each at the measured ~26,000 rows/s), for
-# at most this long per run: it keeps up with the writer while a commit waits for one step at most.
-_TEXT_INDEX_STEP = 2_000
-_TEXT_INDEX_BUDGET_S = 2.0
-# While the writer is busy the text index waits, so a burst is committed (and acknowledged) at full
-# speed; the index catches up when the writer idles, or at once past this many unindexed rows (a
-# `contains` search scans the unindexed rows, so the wait must stay bounded).
-_TEXT_INDEX_MAX_BACKLOG = 100_000
-_WRITER_BUSY_S = 0.5
 
 
 def _first_line(exc: BaseException) -> str:
@@ -76,7 +68,7 @@ class Runtime:
         self._reopen_pending = False
         self._reopen_lock = threading.Lock()
         self._losses_at_flush = 0
-        self._last_write_at = 0.0  # monotonic time of the writer's last batch (the text index yields to it)
+        self.last_write_at = 0.0  # monotonic time of the writer's last batch (the text index yields to it)
         self._shut_down = False
         self.providers = self._open_providers()
         self.pipeline = WritePipeline(self.providers[:1], emitter, retry_attempts=config.retry_attempts,
@@ -102,7 +94,9 @@ class Runtime:
 
         self.run_recorder = WriterRunRecorder(self)
         self.scheduler = Scheduler()
-        self._schedule_jobs()
+        self.analytics: Analytics | None = None  # created by enable_analytics()
+        self.export_scheduler: ExportScheduler | None = None  # created by exports()
+        schedule_jobs(self)
         self.scheduler.start()
         self.exporters.start()
         lifecycle.on_fork(self)
@@ -151,42 +145,6 @@ class Runtime:
             exporters.add(StoreExporter(provider, index), field=f"storage[{index}]")
         return exporters
 
-    def _schedule_jobs(self) -> None:
-        config = self.config
-        from .store.base import JobLeasing
-
-        primary = self.providers[0] if self.providers else None
-        if isinstance(primary, JobLeasing):  # replicas on one database: shared jobs run in one of them
-            self.scheduler.lease = primary.job_lease
-        self.scheduler.every("retention", config.maintenance_interval_s, self._retention)
-        # The jobs below are about this process (its writer, its spool, its memory): every replica runs them.
-        self.scheduler.every("text-index", 1.0, self._index_text, per_process=True)
-        # SQLite: planner statistics refreshed when a table is new to them or doubled or halved since
-        # (bounded ANALYZE); PostgreSQL: events partitions ahead, writers' totals deltas folded.
-        self.scheduler.every("store-upkeep", config.maintenance_interval_s, self._upkeep, first_in=1.0)
-        self.scheduler.every("writer-metrics", config.writer_stats_interval_s, self.run_recorder.record,
-                             per_process=True)
-        from .reliability import replay_job
-
-        self.scheduler.every("spool-replay", 1.0, replay_job(self), per_process=True)
-        self.scheduler.every("resources", config.reliability.check_interval_s, self.resources.check,
-                             per_process=True)
-        retention = config.security.retention  # privacy (issue 12): anonymize_after / delete_after
-        if retention.anonymize_after or retention.delete_after:
-            from .privacy.retention import apply_retention
-
-            self.scheduler.every("privacy-retention", config.maintenance_interval_s,
-                                 lambda: apply_retention(self.store, retention), first_in=1.0)
-        self.analytics: Analytics | None = None
-        if config.analytics.enabled:
-            self.enable_analytics(schedule=True)
-        self.export_scheduler: ExportScheduler | None = None
-        if config.exports.schedules:  # scheduled exports (issue 11), run by this runtime's scheduler
-            from .export.schedule import make_schedule
-
-            for entry in config.exports.schedules:
-                self.exports().add(make_schedule(**entry))
-
     def enable_analytics(self, *, schedule: bool = False, interval_s: float | None = None) -> Analytics:
         """Create the analytics engine on first use (live metrics from the bus); schedule its evaluation."""
         from .analytics.engine import Analytics  # lazy: `import vibekit_telemetry` stays light
@@ -222,37 +180,6 @@ class Runtime:
 
             self.export_scheduler = ExportScheduler(self.scheduler, lambda: self.store)
         return self.export_scheduler
-
-    def _maintainable(self) -> list[Maintainable]:
-        return [p for p in self.providers if isinstance(p, Maintainable)]
-
-    def _retention(self) -> None:
-        """Apply prune_days and max_size_mb on stores that keep them (a scheduled job, never inside a write)."""
-        self.ensure_process()
-        for store in self._maintainable():
-            store.prune()
-
-    def _upkeep(self) -> None:
-        """Schema upkeep of the stores that need it (a scheduled job)."""
-        self.ensure_process()
-        for store in self.providers:
-            if isinstance(store, Upkeepable):
-                store.upkeep()
-
-    def _index_text(self) -> None:
-        """Catch the text index up behind the writer (a scheduled job)."""
-        if self._reopen_pending:
-            return
-        busy = (self.worker.depth() > 0
-                or time.monotonic() - self._last_write_at < _WRITER_BUSY_S)
-        for store in self._maintainable():
-            if busy and store.unindexed_rows() < _TEXT_INDEX_MAX_BACKLOG:
-                continue
-            # Small steps, the store's lock released between them, so a commit (and the HTTP client
-            # waiting for it) never waits behind more than one step; a time budget per run.
-            deadline = time.monotonic() + _TEXT_INDEX_BUDGET_S
-            while store.index_text(_TEXT_INDEX_STEP) >= _TEXT_INDEX_STEP and time.monotonic() < deadline:
-                time.sleep(0.002)  # Python locks are not fair: step aside so a waiting commit gets the lock
 
     @property
     def store(self) -> QueryableStore:
@@ -380,7 +307,7 @@ class Runtime:
                 pending.append(item)
         if pending:
             ready.extend(self.chain.run(pending))
-        self._last_write_at = time.monotonic()
+        self.last_write_at = time.monotonic()
         if self.plugins is not None and ready:
             self.plugins.after_track(ready)
         if self.memory is not None:

@@ -16,12 +16,32 @@ logger = logging.getLogger("vibekit_telemetry")
 
 Policy = Literal["block", "drop_newest", "drop_oldest"]
 POLICIES: Final = ("block", "drop_newest", "drop_oldest")
+# Group commit: how long a commit may wait for batches that producers announced (expect()) but have not
+# queued yet. A durable HTTP request waits for its commit anyway; one commit of the batches of several
+# requests costs less than one commit each (bench/bench_durable_http.py), and while the writer waits,
+# the thread preparing those batches has the GIL to itself.
+GATHER_S: Final = 0.002
 
 
 def _size(item: Any) -> int:
     """How many events a queued item holds (a ticket of processed events holds several)."""
     events = getattr(item, "events", None)
     return len(events) if isinstance(events, list) else 1
+
+
+class Arrival:
+    """A batch a producer announced (BatchWorker.expect()); done() once it is queued or abandoned."""
+
+    __slots__ = ("_worker",)
+
+    def __init__(self, worker: BatchWorker) -> None:
+        self._worker: BatchWorker | None = worker
+
+    def done(self) -> None:
+        """The batch is queued (or will not come): the writer stops waiting for it. Safe to call twice."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker._arrived()
 
 
 class _FlushMarker:
@@ -107,6 +127,7 @@ class BatchWorker:
         self._stats_lock = threading.Lock()
         self._extra = 0  # events beyond one per queued batch item (submit_bulk), under _stats_lock
         self._bulk: dict[int, int] = {}  # id -> events of each queued batch item, under _stats_lock
+        self._incoming = 0  # batches announced by expect() and not yet queued, under _stats_lock
         self._shutdown = False
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
@@ -134,6 +155,22 @@ class BatchWorker:
         if depth >= self._batch_size - 1 and not self._wake.is_set():
             self._wake.set()
         return True
+
+    def expect(self) -> Arrival:
+        """Announce a batch about to be queued (an ingest request being parsed): a commit may wait for it.
+
+        Call done() on the result once the batch is submitted or abandoned. The writer waits at most
+        GATHER_S, and only while announced batches are on their way: an idle server adds no latency.
+        """
+        with self._stats_lock:
+            self._incoming += 1
+        return Arrival(self)
+
+    def _arrived(self) -> None:
+        with self._stats_lock:
+            self._incoming -= 1
+        if self._incoming == 0:
+            self._wake.set()
 
     def set_bound(self, events: int) -> None:
         """Bound the queue below its configured size (memory_limit); max_queue again once it allows."""
@@ -271,8 +308,20 @@ class BatchWorker:
         while not self._shutdown:
             self._wake.wait(self._interval_s)
             self._wake.clear()
+            if self._incoming > 0:
+                self._gather()
             self._drain()
         self._drain()
+
+    def _gather(self) -> None:
+        """Group commit: wait (up to GATHER_S) for announced batches, so one commit holds them all."""
+        deadline = time.monotonic() + GATHER_S
+        while self._incoming > 0 and self.depth() < self._batch_limit and not self._shutdown:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._wake.wait(left)
+            self._wake.clear()
 
     def _drain(self) -> None:
         """Process everything queued, in batches of at most max_batch."""

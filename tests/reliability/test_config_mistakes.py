@@ -81,3 +81,42 @@ def test_config_check_exits_2_on_an_unknown_option(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["config", "check", "--config", str(config)])
     assert result.exit_code == 2
     assert "did you mean 'sample_rate'" in result.output
+
+
+_TYPOS = '[telemetry.api]\nrate_limt = 5\n[telemetry.security.pii]\nenabeld = true\n'
+
+
+def test_telemetry_api_prints_unknown_nested_options_among_its_start_up_lines(tmp_path: Path) -> None:
+    from servers import ServerProcess
+
+    config = tmp_path / "telemetry.toml"
+    config.write_text(_TYPOS, encoding="utf-8")
+    with ServerProcess(tmp_path / "t.db", env={"TELEMETRY_CONFIG": str(config)}) as server:
+        output = server.output()
+    start_up = output[:output.index("Serving")]
+    expected = [f"warning: unknown option 'api.rate_limt' (from the config file {config}); did you mean "
+                "'api.rate_limit'? (ignored)",
+                f"warning: unknown option 'security.pii.enabeld' (from the config file {config}); did you mean "
+                "'security.pii.enabled'? (ignored)"]
+    for line in expected:
+        assert line in start_up, output
+    assert output.count("'api.rate_limt'") == 1, output  # printed once, not again by each config load
+
+
+def test_health_and_config_check_show_unknown_nested_options(tmp_path: Path) -> None:
+    config = tmp_path / "telemetry.toml"
+    config.write_text(_TYPOS, encoding="utf-8")
+    db = str(tmp_path / "h.db")
+    Telemetry(db_path=db).shutdown()
+    health = CliRunner().invoke(cli, ["--db", db, "--config", str(config), "health"])
+    assert health.exit_code == 0, health.output
+    text = " ".join(health.output.split())  # Rich folds long lines at the terminal's width
+    assert "config: unknown option 'api.rate_limt'" in text and "did you mean 'api.rate_limit'?" in text
+    assert "did you mean 'security.pii.enabled'?" in text
+    as_json = CliRunner().invoke(cli, ["--db", db, "--config", str(config), "health", "--format", "json"])
+    warnings = json.loads(as_json.stdout)["config_warnings"]
+    assert [w.split("'")[1] for w in warnings] == ["api.rate_limt", "security.pii.enabeld"]
+    check = CliRunner().invoke(cli, ["config", "check", "--config", str(config), "--format", "json"])
+    assert check.exit_code == 2
+    unknown = json.loads(check.stdout)["unknown"]
+    assert any("'security.pii.enabeld'" in u and "'security.pii.enabled'" in u for u in unknown), unknown

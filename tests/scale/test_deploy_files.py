@@ -4,18 +4,19 @@ query names a metric a real `telemetry api` exports on /metrics."""
 from __future__ import annotations
 
 import json
-import re
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
+# The rehearsal script's own reading of /metrics, so this test and deploy/try_central.py cannot drift apart.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy"))
+from try_central import DEPLOY, METRIC, exported_metrics
+
 from vibekit_telemetry import Telemetry
 
 yaml = pytest.importorskip("yaml", reason="PyYAML reads the compose and Prometheus files (pip install pyyaml)")
-
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-METRIC = re.compile(r"\btelemetry_[a-z_]+\b")
 
 
 @pytest.fixture(scope="module")
@@ -28,16 +29,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     finally:
         server.stop()
         telemetry.shutdown()
-    names: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split()
-            names |= {name, f"{name}_total"} if kind == "counter" else {name}
-            if kind == "histogram":
-                names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
-        elif line and not line.startswith("#"):
-            names.add(re.split(r"[{ ]", line, maxsplit=1)[0])
-    return names
+    return exported_metrics(text)
 
 
 def _yaml(path: str) -> dict[str, object]:
@@ -68,10 +60,36 @@ def test_prometheus_scrapes_every_replica() -> None:
 
 def test_every_dashboard_and_alert_query_names_an_exported_metric(exported: set[str]) -> None:
     dashboard = json.loads((DEPLOY / "grafana/dashboards/telemetry.json").read_text(encoding="utf-8"))
-    queries = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    queries = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
     rules = _yaml("prometheus/alerts.yml")["groups"][0]["rules"]  # type: ignore[index]
     queries += [rule["expr"] for rule in rules]
     assert len(queries) >= 15
     for query in queries:
         for name in METRIC.findall(query):
             assert name in exported, f"{name} (in {query!r}) is not on /metrics"
+
+
+# The analytics families on /metrics (server/analytics_metrics.py) a user looks for on the dashboard.
+ANALYTICS: frozenset[str] = frozenset({
+    "telemetry_analytics_events_per_minute", "telemetry_analytics_error_rate_percent",
+    "telemetry_analytics_latency_ms", "telemetry_analytics_active_sessions",
+    "telemetry_analytics_anomalies_detected_total", "telemetry_analytics_alerts_fired_total",
+    "telemetry_analytics_cost_usd_total", "telemetry_analytics_tokens_total"})
+
+
+def test_dashboard_has_a_panel_for_each_analytics_metric(exported: set[str]) -> None:
+    dashboard = json.loads((DEPLOY / "grafana/dashboards/telemetry.json").read_text(encoding="utf-8"))
+    panels = [panel for panel in dashboard["panels"] if panel["type"] != "row"]
+    assert exported >= ANALYTICS, f"not on /metrics: {sorted(ANALYTICS - exported)}"
+    shown = {name for panel in panels for t in panel["targets"] for name in METRIC.findall(t["expr"])}
+    assert shown >= ANALYTICS, f"no panel shows {sorted(ANALYTICS - shown)}"
+    assert len({panel["id"] for panel in dashboard["panels"]}) == len(dashboard["panels"]), "panel ids repeat"
+    # Panels may not overlap on Grafana's 24-column grid (an overlapping panel is pushed down silently).
+    cells: set[tuple[int, int]] = set()
+    for panel in dashboard["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, f"{panel['title']} is wider than the grid"
+        mine = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"])
+                for y in range(grid["y"], grid["y"] + grid["h"])}
+        assert not mine & cells, f"{panel['title']} overlaps another panel"
+        cells |= mine

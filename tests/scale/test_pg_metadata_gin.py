@@ -61,3 +61,10 @@ def test_metadata_filters_keep_their_exact_meaning(store: SQLStore) -> None:
     assert _ids(store, v=None) == ["null", "none"]  # a missing key equals None
     [nul] = store.query(QueryFilter(metadata={"v": "a\u0000b"}))
     assert nul.metadata == {"v": "a\u0000b"}  # the stored text is the original
+
+
+def test_the_store_connections_run_without_jit(store: SQLStore) -> None:
+    # JIT compiled a 5 ms metadata page at 10M events for 230 ms (bench/pg_scale_queries.py): off for the
+    # store's pooled connections, whatever the server's default.
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SHOW jit")).scalar_one() == "off"

@@ -219,3 +219,23 @@ def test_openapi_document_lists_every_route_with_an_operation_id(server: ServerH
             "getInsights", "liveness", "readiness", "prometheusMetrics", "streamEvents"} <= operations
     assert {"ApiKey", "BearerToken"} <= set(spec["components"]["securitySchemes"])
     assert httpx.get(f"{server.url}/docs").status_code == 200
+
+
+def test_wait_parameter_words_and_a_bad_value(client: httpx.Client) -> None:
+    # POST /api/events reads `wait` itself (no FastAPI dependency): the same words, the same 400.
+    for word, status in (("false", 202), ("no", 202), ("OFF", 202), ("0", 202), ("true", 200), ("1", 200),
+                         ("yes", 200)):
+        response = client.post(f"/api/events?wait={word}", json={"event_type": "custom", "category": "w"})
+        assert response.status_code == status, word
+        assert response.json()["committed"] is (status == 200)
+    bad = client.post("/api/events?wait=maybe", json={"event_type": "custom", "category": "w"})
+    assert bad.status_code == 400
+    assert bad.json()["details"][0]["field"] == "wait"
+    assert client.post("/api/events?wait=maybe&x=1", json={}).json()["details"][0]["field"] == "x"
+
+
+def test_ingest_route_declares_its_key_and_wait_in_the_openapi_document(server: ServerHandle) -> None:
+    operation = httpx.get(f"{server.url}/openapi.json").json()["paths"]["/api/events"]["post"]
+    assert operation["security"] == [{"ApiKey": []}, {"BearerToken": []}]
+    assert [(p["name"], p["in"], p["schema"]["type"]) for p in operation["parameters"]] == [
+        ("wait", "query", "boolean")]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from ..errors import ValidationError
-from .context import TelemetryCommand, database_label, get_state, open_telemetry
+from .context import TelemetryCommand, database_label, get_state, open_telemetry, unknown_options_printed_here
 from .options import console, database_options
 
 ENV_GRPC_PORT = "TELEMETRY_GRPC_PORT"
+ENV_GRPC_TLS_CERT = "TELEMETRY_GRPC_TLS_CERT"
+ENV_GRPC_TLS_KEY = "TELEMETRY_GRPC_TLS_KEY"
 
 
 @click.command(cls=TelemetryCommand)
@@ -41,6 +45,11 @@ ENV_GRPC_PORT = "TELEMETRY_GRPC_PORT"
 @click.option("--grpc-port", type=click.IntRange(0, 65535), default=None, envvar=ENV_GRPC_PORT,
               help="Also serve the gRPC TelemetryStream service (live events, batch ingest) on this port "
                    "(0: any free port) [env TELEMETRY_GRPC_PORT, or api.grpc_port in the config].")
+@click.option("--grpc-tls-cert", metavar="FILE", default=None, envvar=ENV_GRPC_TLS_CERT,
+              help="Serve the gRPC servers (--grpc-port, --otlp-grpc) over TLS with this PEM certificate chain; "
+                   "needs --grpc-tls-key [env TELEMETRY_GRPC_TLS_CERT, or api.grpc_tls_cert].")
+@click.option("--grpc-tls-key", metavar="FILE", default=None, envvar=ENV_GRPC_TLS_KEY,
+              help="The PEM private key of --grpc-tls-cert [env TELEMETRY_GRPC_TLS_KEY, or api.grpc_tls_key].")
 @click.option("--pipeline", metavar="DEST", default=None,
               help="Batch POST /api/pipeline usage payloads into DEST: a directory or s3://bucket/prefix.")
 @click.option("--pipeline-option", "pipeline_options", multiple=True, metavar="KEY=VALUE",
@@ -53,8 +62,8 @@ ENV_GRPC_PORT = "TELEMETRY_GRPC_PORT"
 def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[str, ...],
         bearer_tokens: tuple[str, ...], cors_origins: tuple[str, ...], rate_limit: str | None,
         redis_url: str | None, max_body_mb: float | None, trusted_proxies: tuple[str, ...], otlp_grpc: bool,
-        otlp_grpc_port: int, grpc_port: int | None, pipeline: str | None, pipeline_options: tuple[str, ...],
-        dashboard: bool, log_level: str) -> None:
+        otlp_grpc_port: int, grpc_port: int | None, grpc_tls_cert: str | None, grpc_tls_key: str | None,
+        pipeline: str | None, pipeline_options: tuple[str, ...], dashboard: bool, log_level: str) -> None:
     """Serve the HTTP API: events, sessions, stats, live streams (/ws, /api/stream), /metrics.
 
     \b
@@ -62,12 +71,12 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
       telemetry api --port 3000
       telemetry api --port 3000 --auth --api-key "$KEY"
       telemetry api --port 3000 --grpc-port 50051
+      telemetry api --grpc-port 50051 --grpc-tls-cert server.pem --grpc-tls-key server.key
       curl -H "X-API-Key: $KEY" 'localhost:3000/api/events?category=claude&limit=10'
     Stop with Ctrl-C: pending events are written before the server exits.
     """
-    try:
-        from ..server.runner import run_api_server
-        from ..server.settings import ServerSettings
+    try:  # the server extra, checked before anything opens
+        from ..server import runner, settings  # noqa: F401
     except ImportError as exc:
         raise click.ClickException(f"the API server needs the server extra: pip install "
                                    f"'vibekit-telemetry[server]' ({exc.name} is missing)") from None
@@ -85,37 +94,94 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
         from ..usage.batcher import pipeline_storage
 
         extra["storage"] = pipeline_storage(get_state().config_kwargs(), pipeline, pipeline_options)
-    with open_telemetry(must_exist=False, raise_on_error=False, **extra) as telemetry:
-        config = telemetry.config.api
-        settings = ServerSettings.resolve(config, **{k: v for k, v in options.items() if v is not None})
-
-        def ready(url: str) -> None:
-            err.print(f"Serving [bold]{database_label()}[/] at [bold]{url}[/] (docs {url}/docs, auth "
-                      f"{'on' if settings.auth_enabled else 'off'}"
-                      f"{f', dashboard {url}/dashboard/' if dashboard else ''}); Ctrl-C to stop")
-
-        grpc_server = _start_otlp_grpc(telemetry, settings, host or config.host, otlp_grpc_port) if otlp_grpc \
-            else None
-        stream_port = grpc_port if grpc_port is not None else config.grpc_port
-        try:
-            stream_server = _start_stream_grpc(telemetry, settings, host or config.host, stream_port) \
-                if stream_port is not None else None
-        except BaseException:
-            if grpc_server is not None:
-                grpc_server.stop()
-            raise
-        try:
-            run_api_server(telemetry, port if port is not None else config.port,
-                           host if host is not None else config.host, settings=settings, log_level=log_level,
-                           access_log=log_level in ("info", "debug"), on_ready=ready, dashboard=dashboard)
-        finally:
-            for server in (stream_server, grpc_server):
-                if server is not None:
-                    server.stop()
+    # Unknown options are printed once among the start-up lines below, not logged by each load of the config.
+    with unknown_options_printed_here(), \
+            open_telemetry(must_exist=False, raise_on_error=False, **extra) as telemetry:
+        _print_unknown_options(err)
+        _serve(telemetry, settings_options=options, port=port, host=host, otlp_grpc=otlp_grpc,
+               otlp_grpc_port=otlp_grpc_port, grpc_port=grpc_port, grpc_tls_cert=grpc_tls_cert,
+               grpc_tls_key=grpc_tls_key, dashboard=dashboard, log_level=log_level)
 
 
-def _start_stream_grpc(telemetry: Any, settings: Any, host: str, port: int) -> Any:
-    """Start the gRPC TelemetryStream service beside the HTTP API (needs the grpc extra)."""
+def _print_unknown_options(err: Any) -> None:
+    """Print each unknown option of the config file or environment with the closest known one."""
+    from ..config import unknown_config_options
+
+    unknown = unknown_config_options(get_state().config)
+    for option in unknown:
+        err.print(f"[yellow]warning:[/yellow] {escape(option.message())} (ignored)")
+    if unknown:
+        err.print("[yellow]warning:[/yellow] `telemetry config check` shows every option and where it came from")
+
+
+def _serve(telemetry: Any, *, settings_options: dict[str, Any], port: int | None, host: str | None,
+           otlp_grpc: bool, otlp_grpc_port: int, grpc_port: int | None, grpc_tls_cert: str | None,
+           grpc_tls_key: str | None, dashboard: bool, log_level: str) -> None:
+    """Start the gRPC servers asked for, then serve HTTP until stopped; stop them all after."""
+    from ..server.runner import run_api_server
+    from ..server.settings import ServerSettings
+
+    err = console(stderr=True)
+    config = telemetry.config.api
+    settings = ServerSettings.resolve(config, **{k: v for k, v in settings_options.items() if v is not None})
+
+    def ready(url: str) -> None:
+        err.print(f"Serving [bold]{database_label()}[/] at [bold]{url}[/] (docs {url}/docs, auth "
+                  f"{'on' if settings.auth_enabled else 'off'}"
+                  f"{f', dashboard {url}/dashboard/' if dashboard else ''}); Ctrl-C to stop")
+
+    stream_port = grpc_port if grpc_port is not None else config.grpc_port
+    tls = _grpc_tls(grpc_tls_cert, grpc_tls_key, config)
+    if tls is not None and stream_port is None and not otlp_grpc:
+        err.print("[yellow]warning:[/yellow] --grpc-tls-cert/--grpc-tls-key have no effect without "
+                  "--grpc-port or --otlp-grpc (the HTTP API does not use them)")
+    bind = host or config.host
+    # The gRPC servers are stopped (last started first) when the HTTP API stops or fails to start.
+    with ExitStack() as servers:
+        if otlp_grpc:
+            receiver = _start_grpc(servers, _otlp_server_class(), "OTLP/gRPC", telemetry, settings, bind,
+                                   otlp_grpc_port, tls)
+            err.print(f"OTLP/gRPC receiver at [bold]{receiver.endpoint}[/] ({_tls_label(tls)})")
+        if stream_port is not None:
+            stream = _start_grpc(servers, _stream_server_class(), "gRPC", telemetry, settings, bind, stream_port,
+                                 tls)
+            err.print(f"gRPC TelemetryStream at [bold]{stream.target}[/] ({_tls_label(tls)})")
+        run_api_server(telemetry, port if port is not None else config.port,
+                       host if host is not None else config.host, settings=settings, log_level=log_level,
+                       access_log=log_level in ("info", "debug"), on_ready=ready, dashboard=dashboard)
+
+
+def _grpc_tls(cert: str | None, key: str | None, config: Any) -> Any:
+    """The TLS pair of the gRPC servers: options (or their env) over the `api` section; errors name the option."""
+    from ..server.grpc_tls import load_tls_pair
+
+    # A pair comes whole from one place: an option given on the command line is not completed from the file.
+    from_cli = cert is not None or key is not None
+    names = ("--grpc-tls-cert", "--grpc-tls-key") if from_cli else ("api.grpc_tls_cert", "api.grpc_tls_key")
+    try:
+        return load_tls_pair(cert, key, cert_field=names[0], key_field=names[1]) if from_cli \
+            else load_tls_pair(config.grpc_tls_cert, config.grpc_tls_key, cert_field=names[0], key_field=names[1])
+    except ValidationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _start_grpc(servers: ExitStack, server_class: Any, what: str, telemetry: Any, settings: Any, host: str,
+                port: int, tls: Any) -> Any:
+    """Start a gRPC server beside the HTTP API, to be stopped with it; a port in use is an error naming it."""
+    try:
+        server = server_class(telemetry, port, host, settings=settings, tls=tls).start()
+    except (OSError, RuntimeError) as exc:
+        raise click.ClickException(f"cannot listen for {what} on {host}:{port} ({exc})") from None
+    servers.callback(server.stop)
+    return server
+
+
+def _tls_label(tls: Any) -> str:
+    return f"TLS, certificate {tls.cert_path}" if tls is not None else "plaintext"
+
+
+def _stream_server_class() -> Any:
+    """The gRPC TelemetryStream server class, or an error naming the grpc extra."""
     try:
         from ..streaming.grpc_service import GrpcStreamServer, load_proto
 
@@ -123,24 +189,14 @@ def _start_stream_grpc(telemetry: Any, settings: Any, host: str, port: int) -> A
     except (ImportError, ValidationError) as exc:
         raise click.ClickException(f"--grpc-port needs the grpc extra: pip install 'vibekit-telemetry[grpc]' "
                                    f"({exc})") from None
-    try:
-        server = GrpcStreamServer(telemetry, port, host, settings=settings).start()
-    except (OSError, RuntimeError) as exc:
-        raise click.ClickException(f"cannot listen for gRPC on {host}:{port} ({exc})") from None
-    console(stderr=True).print(f"gRPC TelemetryStream at [bold]{server.target}[/]")
-    return server
+    return GrpcStreamServer
 
 
-def _start_otlp_grpc(telemetry: Any, settings: Any, host: str, port: int) -> Any:
-    """Start the OTLP/gRPC receiver beside the HTTP API (needs the otlp extra)."""
+def _otlp_server_class() -> Any:
+    """The OTLP/gRPC receiver class, or an error naming the otlp extra."""
     try:
         from ..otlp.grpc_server import OtlpGrpcServer
     except ImportError as exc:
         raise click.ClickException(f"--otlp-grpc needs the otlp extra: pip install 'vibekit-telemetry[otlp]' "
                                    f"({exc.name} is missing)") from None
-    try:
-        server = OtlpGrpcServer(telemetry, port, host, settings=settings).start()
-    except (OSError, RuntimeError) as exc:
-        raise click.ClickException(f"cannot listen for OTLP/gRPC on {host}:{port} ({exc})") from None
-    console(stderr=True).print(f"OTLP/gRPC receiver at [bold]{server.endpoint}[/]")
-    return server
+    return OtlpGrpcServer

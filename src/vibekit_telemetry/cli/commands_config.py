@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 import click
+from rich.markup import escape
 
-from ..config import read_config_file
-from ..config_check import explain, unknown_env, unknown_options
+from ..config import unknown_config_options
+from ..config_check import explain
 from .context import TelemetryGroup, get_state
 from .options import console, database_options, echo_json, format_option, print_table
 
@@ -23,15 +24,8 @@ def config() -> None:
 @database_options
 def check(show_all: bool, fmt: str) -> None:
     """Print each option's resolved value and its source; exits 2 when an option is unknown."""
-    from ..config import TelemetryConfig
-
     state = get_state()
-    file_values = read_config_file(state.config) if state.config else {}
-    from ..config import ENV_CONFIG, ENV_DATABASE_URL, ENV_DB_PATH, ENV_DISABLED, ENV_FIELDS, ENV_STORE_OPTIONS
-
-    unknown = [*unknown_options(file_values, TelemetryConfig, f"the config file {state.config}"),
-               *unknown_env({ENV_CONFIG, ENV_DB_PATH, ENV_DATABASE_URL, ENV_DISABLED, *ENV_FIELDS,
-                             *ENV_STORE_OPTIONS})]
+    unknown = unknown_config_options(state.config)
     # The warnings go to the log; here they are part of the answer, printed once.
     logging.getLogger("vibekit_telemetry").disabled = True
     try:
@@ -46,6 +40,6 @@ def check(show_all: bool, fmt: str) -> None:
         print_table(rows, ["option", "value", "source"], title="Resolved configuration",
                     empty="Every option has its default value (use --all to list them).")
         for problem in problems:
-            console(stderr=True).print(f"[yellow]warning:[/yellow] {problem}")
+            console(stderr=True).print(f"[yellow]warning:[/yellow] {escape(problem)}")
     if unknown:
         raise click.exceptions.Exit(2)

@@ -13,7 +13,7 @@ from rich.text import Text
 from ..events import now_ms
 from ..query import GROUP_BY_FIELDS, parse_stats_filter
 from ..store.base import Stats, WriterRunRecorder
-from .context import TelemetryCommand, open_store
+from .context import TelemetryCommand, get_state, open_store, unknown_options_printed_here
 from .options import (
     console,
     database_options,
@@ -258,8 +258,12 @@ def health_report(store: Any) -> dict[str, Any]:
 @database_options
 def health(detailed: bool, fmt: str) -> None:
     """Health of the store and of the writers that record metrics in it; exits 1 when unhealthy."""
-    with open_store() as store:
+    from ..config import unknown_config_options
+
+    with unknown_options_printed_here(), open_store() as store:
         report = health_report(store)
+    # A misspelt option is silently a default: say so here too (it does not make the store unhealthy).
+    report["config_warnings"] = [option.message() for option in unknown_config_options(get_state().config)]
     status = str(report["status"])
     if fmt == "json":
         echo_json(report if detailed else {k: v for k, v in report.items() if k not in ("stores", "plugins")}
@@ -274,6 +278,7 @@ def health(detailed: bool, fmt: str) -> None:
         if detailed:  # each writer's plugins: name, version, enabled, calls, errors, timeouts, why disabled
             _flatten("plugins", report["plugins"], lines)
         lines.extend(("issue", issue) for issue in report["issues"])  # spools, drops, an unreachable store
+        lines.extend(("config", warning) for warning in report["config_warnings"])
         print_key_values(lines)
     if status == "unhealthy":
         raise click.exceptions.Exit(1)

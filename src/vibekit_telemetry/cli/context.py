@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -215,3 +216,18 @@ def schema_store(*, must_exist: bool = True) -> SQLStore:
     elif store.path is not None:
         _check_sqlite_file(store.path)
     return store
+
+
+def _not_unknown_option(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("telemetry config: unknown option")
+
+
+@contextlib.contextmanager
+def unknown_options_printed_here() -> Iterator[None]:
+    """Leave the unknown-option log warnings out while a command prints them itself (once, where a user looks)."""
+    package_logger = logging.getLogger("vibekit_telemetry")
+    package_logger.addFilter(_not_unknown_option)
+    try:
+        yield
+    finally:
+        package_logger.removeFilter(_not_unknown_option)

@@ -161,6 +161,20 @@ class ExporterSet:
         worker.retry_attempts = o.retry_attempts
         self.workers.append(worker)
 
+    def bus_feeds(self) -> list[BusFeed]:
+        """The workers fed from the bus (no change log): the ones that hold events in memory."""
+        return [worker for worker in self.workers if isinstance(worker, BusFeed)]
+
+    def bound_memory(self, total_bytes: int) -> None:
+        """Split `total_bytes` (memory_limit's exporter share) evenly between the bus-fed queues."""
+        feeds = self.bus_feeds()
+        for feed in feeds:
+            feed.set_max_bytes(max(1, total_bytes // len(feeds)))
+
+    def queued_bytes(self) -> int:
+        """The estimated memory of every bus-fed queue (0 when every exporter follows a store)."""
+        return sum(feed.queued_bytes() for feed in self.bus_feeds())
+
     def __len__(self) -> int:
         return len(self.workers)
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ValidationError
 from ..events import TelemetryEvent
+from ..registry import check_options
 from .base import DEFAULT_BATCH_SIZE, PoisonBatchError
 from .http import post_batch
 
@@ -109,11 +110,7 @@ def _json(raw: bytes) -> dict[str, Any]:
 
 def build_server(options: dict[str, Any], field: str) -> ServerExporter:
     """Registry factory for `{"type": "server", "options": {"url": ..., "api_key": ...}}`."""
-    unknown = set(options) - OPTIONS
-    if unknown:
-        raise ValidationError(f"{field}.{sorted(unknown)[0]}", "one of " + ", ".join(sorted(OPTIONS)))
-    if "url" not in options:
-        raise ValidationError(f"{field}.url", "the central server's URL (required)")
+    check_options(options, OPTIONS, field, {"url": "the central server's URL (required)"})
     return ServerExporter(options["url"], api_key=options.get("api_key"), timeout_s=options.get("timeout_s", 30.0),
                           batch_size=options.get("batch_size", DEFAULT_BATCH_SIZE), name=options.get("name"),
                           field=field)

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ValidationError
 from ..events import TelemetryEvent
+from ..registry import check_options
 from .base import DEFAULT_BATCH_SIZE
 from .http import post_batch
 
@@ -62,11 +63,7 @@ class WebhookExporter:
 
 def build_webhook(options: dict[str, Any], field: str) -> WebhookExporter:
     """Registry factory for `{"type": "webhook", "options": {"url": ..., ...}}`."""
-    unknown = set(options) - OPTIONS
-    if unknown:
-        raise ValidationError(f"{field}.{sorted(unknown)[0]}", "one of " + ", ".join(sorted(OPTIONS)))
-    if "url" not in options:
-        raise ValidationError(f"{field}.url", "an http:// or https:// URL (required)")
+    check_options(options, OPTIONS, field, {"url": "an http:// or https:// URL (required)"})
     return WebhookExporter(options["url"], headers=options.get("headers"),
                            timeout_s=options.get("timeout_s", 10.0),
                            batch_size=options.get("batch_size", DEFAULT_BATCH_SIZE), name=options.get("name"),

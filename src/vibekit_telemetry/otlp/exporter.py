@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 from ..errors import ValidationError
 from ..events import TelemetryEvent
 from ..exporters.base import DEFAULT_BATCH_SIZE
+from ..registry import check_options
 from .encode import EncodeOptions, encode_traces
 from .semconv import root_span_id, trace_id
 from .settings import Target, resolve_target
@@ -157,9 +158,7 @@ def session_trace_id(session_id: str) -> str:
 
 def build_otlp(options: dict[str, Any], field: str) -> OtlpExporter:
     """Registry factory for `{"type": "otlp", "options": {"endpoint": ..., "protocol": ..., ...}}`."""
-    unknown = set(options) - OPTIONS
-    if unknown:
-        raise ValidationError(f"{field}.{sorted(unknown)[0]}", "one of " + ", ".join(sorted(OPTIONS)))
+    check_options(options, OPTIONS, field)
     target = resolve_target(options, field)
     batch_size = options.get("batch_size", DEFAULT_BATCH_SIZE)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

@@ -6,12 +6,12 @@ Auth uses the API server's keys: `x-api-key` or `authorization: Bearer ...` meta
 from __future__ import annotations
 
 import threading
-from concurrent import futures
 from typing import TYPE_CHECKING, Any, Final
 
 from .receive import receive
 
 if TYPE_CHECKING:
+    from ..server.grpc_tls import TlsPair
     from ..server.settings import ServerSettings
     from ..service import Telemetry
 
@@ -20,34 +20,32 @@ COMMIT_TIMEOUT_S: Final = 30.0
 
 
 class OtlpGrpcServer:
-    """A gRPC TraceService on host:port feeding a Telemetry's runtime; `stop()` ends it."""
+    """A gRPC TraceService on host:port feeding a Telemetry's runtime; `stop()` ends it.
+
+    With `tls` (server.grpc_tls.load_tls_pair) it serves over TLS only; a plaintext client fails.
+    """
 
     def __init__(self, telemetry: Telemetry, port: int = DEFAULT_PORT, host: str = "127.0.0.1", *,
-                 settings: ServerSettings | None = None, workers: int = 4) -> None:
-        import grpc
+                 settings: ServerSettings | None = None, workers: int = 4, tls: TlsPair | None = None) -> None:
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
         from ..server.auth import Authenticator
+        from ..server.grpc_listen import listen_grpc
         from ..server.settings import ServerSettings
 
         self.telemetry = telemetry
         self.settings = settings or ServerSettings.resolve(telemetry.config.api)
         self.auth = Authenticator(self.settings)
-        limit = self.settings.max_body_bytes
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers),
-                                   # no SO_REUSEPORT: a second server on a taken port must fail, not share it
-                                   options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 0)])
+        self._server, self.port = listen_grpc(host, port, self.settings, workers, "OTLP/gRPC", tls)
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
             _Servicer(self), self._server)
-        self.port = self._server.add_insecure_port(f"{host}:{port}")
-        if self.port == 0:
-            raise OSError(f"cannot listen for OTLP/gRPC on {host}:{port}")
+        self.tls = tls
         self.host = host
 
     @property
     def endpoint(self) -> str:
-        """The URL an OTLP gRPC exporter is given."""
-        return f"http://{self.host}:{self.port}"
+        """The URL an OTLP gRPC exporter is given (https:// when served over TLS)."""
+        return f"{'https' if self.tls is not None else 'http'}://{self.host}:{self.port}"
 
     def start(self) -> OtlpGrpcServer:
         """Start serving (returns at once)."""

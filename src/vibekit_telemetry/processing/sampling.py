@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from ..errors import ValidationError
 from ..events import TelemetryEvent
+from ..limits import event_size
 
 _SCALE: Final = float(1 << 64)
 
@@ -36,25 +37,37 @@ class Sample:
     With keep_errors, the events of a session not sampled are held (bounded) until it ends: an error
     releases them all and keeps the rest of the session; a clean end drops them. Events without a
     session id are sampled by their event id. `stats()` gives the kept fraction, so counts can be scaled.
+
+    Held events are bounded three ways, each drop counted under its reason in `held_dropped_reasons`:
+    `max_held_sessions` (the oldest session's events go), `max_held_events` per session (newer events
+    of that session go), and `max_held_bytes` (estimated, limits.event_size; set from memory_limit by
+    the runtime): the oldest sessions' events go until the new one fits.
     """
 
     name = "sample"
 
     def __init__(self, sample_rate: float = 1.0, *, keep_errors: bool = True, max_held_sessions: int = 10_000,
-                 max_held_events: int = 1_000) -> None:
+                 max_held_events: int = 1_000, max_held_bytes: int | None = None) -> None:
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | float) or not 0.0 <= sample_rate <= 1.0:
             raise ValidationError("sample_rate", "a number from 0.0 to 1.0", sample_rate)
         self.sample_rate = float(sample_rate)
         self.keep_errors = keep_errors
         self.max_held_sessions = max_held_sessions
         self.max_held_events = max_held_events
+        if max_held_bytes is not None and (isinstance(max_held_bytes, bool) or not isinstance(max_held_bytes, int)
+                                           or max_held_bytes < 1):
+            raise ValidationError("max_held_bytes", "an integer >= 1 (bytes) or None", max_held_bytes)
+        self.max_held_bytes = max_held_bytes
         self._held: OrderedDict[str, list[TelemetryEvent]] = OrderedDict()
+        self._held_bytes: dict[str, int] = {}  # per held session, estimated (limits.event_size)
+        self.held_bytes = 0
         self._rescued: OrderedDict[str, None] = OrderedDict()  # sessions kept because of an error
         self._seen: OrderedDict[str, bool] = OrderedDict()  # decision per session, to count each once
         self.sessions_seen = 0
         self.sessions_kept = 0
         self.sessions_kept_for_errors = 0
         self.held_dropped = 0
+        self.held_dropped_reasons = {"max_held_sessions": 0, "max_held_events": 0, "memory_limit": 0}
         self._lock = threading.Lock()
 
     def after_fork(self) -> None:
@@ -90,7 +103,7 @@ class Sample:
                 self._rescued.pop(sid, None)
             return event
         if _is_error(event):
-            held = self._held.pop(sid, [])
+            held = self._forget(sid)
             self.sessions_kept_for_errors += 1
             if event.event_type != "end":
                 self._rescued[sid] = None
@@ -98,18 +111,37 @@ class Sample:
                     self._rescued.popitem(last=False)
             return [*held, event]
         if event.event_type == "end":
-            self._held.pop(sid, None)  # ended cleanly: the held events go, as the sample rate asked
+            self._forget(sid)  # ended cleanly: the held events go, as the sample rate asked
             return None
         held = self._held.setdefault(sid, [])
         self._held.move_to_end(sid)
         if len(held) >= self.max_held_events:
-            self.held_dropped += 1
+            self._drop("max_held_events", 1)
             return None
+        size = event_size(event)
+        if self.max_held_bytes is not None:
+            while self.held_bytes + size > self.max_held_bytes and next(iter(self._held)) != sid:
+                self._drop("memory_limit", len(self._forget(next(iter(self._held)))))
+            if self.held_bytes + size > self.max_held_bytes:  # this session alone fills the budget
+                self._drop("memory_limit", 1)
+                if not held:
+                    self._held.pop(sid, None)
+                return None
         held.append(event)
+        self._held_bytes[sid] = self._held_bytes.get(sid, 0) + size
+        self.held_bytes += size
         if len(self._held) > self.max_held_sessions:
-            _, forgotten = self._held.popitem(last=False)
-            self.held_dropped += len(forgotten)
+            self._drop("max_held_sessions", len(self._forget(next(iter(self._held)))))
         return None
+
+    def _forget(self, sid: str) -> list[TelemetryEvent]:
+        """Stop holding a session's events (released, dropped or evicted); return them."""
+        self.held_bytes -= self._held_bytes.pop(sid, 0)
+        return self._held.pop(sid, [])
+
+    def _drop(self, reason: str, count: int) -> None:
+        self.held_dropped += count
+        self.held_dropped_reasons[reason] += count
 
     def stats(self) -> dict[str, Any]:
         """Sessions seen and kept, the kept fraction (scale counts by 1 / kept_fraction), what is held."""
@@ -119,7 +151,8 @@ class Sample:
                     "sessions_kept": kept, "sessions_kept_for_errors": self.sessions_kept_for_errors,
                     "kept_fraction": round(kept / seen, 6) if seen else 1.0,
                     "held_sessions": len(self._held), "held_events": sum(len(h) for h in self._held.values()),
-                    "held_dropped": self.held_dropped}
+                    "held_bytes": self.held_bytes, "max_held_bytes": self.max_held_bytes,
+                    "held_dropped": self.held_dropped, "held_dropped_reasons": dict(self.held_dropped_reasons)}
 
 
 def kept_fraction(runs: Iterable[Mapping[str, Any]], live: Mapping[str, Any] | None = None,

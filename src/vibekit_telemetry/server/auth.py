@@ -109,6 +109,22 @@ class Authenticator:
         return principal
 
 
+# What a route that checks its key itself (authorize()) declares, as require() would in the OpenAPI document.
+SECURITY_REQUIREMENTS: Final[list[dict[str, list[str]]]] = [{"ApiKey": []}, {"BearerToken": []}]
+
+
+def authorize(request: Request, scope: str, *, public: Callable[[ServerSettings], bool] | None = None) \
+        -> Principal:
+    """Return the request's principal allowed to use `scope` (401/403 otherwise); kept on request.state."""
+    settings: ServerSettings = request.app.state.settings
+    if public is not None and public(settings):
+        return ANONYMOUS
+    auth: Authenticator = request.app.state.auth
+    principal = auth.check(request.headers, scope)
+    request.state.principal = principal
+    return principal
+
+
 def require(scope: str, *, public: Callable[[ServerSettings], bool] | None = None) \
         -> Callable[..., Awaitable[Principal]]:
     """Return a FastAPI dependency that admits principals with `scope` (admin admits all)."""
@@ -118,13 +134,7 @@ def require(scope: str, *, public: Callable[[ServerSettings], bool] | None = Non
     async def dependency(request: Request, _key: Annotated[str | None, Security(api_key_scheme)] = None,
                    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)] = None,
                    ) -> Principal:
-        settings: ServerSettings = request.app.state.settings
-        if public is not None and public(settings):
-            return ANONYMOUS
-        auth: Authenticator = request.app.state.auth
-        principal = auth.check(request.headers, scope)
-        request.state.principal = principal
-        return principal
+        return authorize(request, scope, public=public)
 
     dependency.__name__ = f"require_{scope}"
     return dependency

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..runtime import Runtime
     from ..service import Telemetry
     from ..tickets import Ticket
+    from ..worker import Arrival
 
 MAX_BATCH_EVENTS: Final = 10_000
 MAX_DETAILS: Final = 100
@@ -107,8 +108,12 @@ def _has_session(raw: dict[str, Any]) -> bool:
     return bool(raw.get("session_id") or raw.get("sessionId"))
 
 
-async def commit(runtime: Runtime, prepared: Prepared, *, wait: bool) -> dict[str, Any]:
-    """Queue the processed batch; with wait, answer only once the store committed it."""
+async def commit(runtime: Runtime, prepared: Prepared, *, wait: bool, arrival: Arrival | None = None) \
+        -> dict[str, Any]:
+    """Queue the processed batch; with wait, answer only once the store committed it.
+
+    arrival: the announcement (runtime.worker.expect()) made when the request came in; done once queued.
+    """
     events = prepared.events
     ids = [e.event_id for e in events]
     body: dict[str, Any] = {"accepted": len(events), "event_ids": ids}
@@ -130,6 +135,8 @@ async def commit(runtime: Runtime, prepared: Prepared, *, wait: bool) -> dict[st
         loop.call_soon_threadsafe(settle)
 
     ticket = runtime.submit_processed(events, urgent=wait, on_done=on_done if wait else None)
+    if arrival is not None:
+        arrival.done()
     if ticket is None:
         raise ApiError(503, "Service Unavailable",
                        f"the ingest queue is full: none of {len(events)} events queued; retry the batch with the "

@@ -30,9 +30,7 @@ def _load_object(spec: Any, field: str) -> Any:
 
 def build_sqlite(options: dict[str, Any], field: str) -> StorageProvider:
     """Registry factory for `{"type": "sqlite", "options": {"path": ...}}`."""
-    unknown = set(options) - _SQLITE_OPTIONS
-    if unknown:
-        raise ValidationError(f"{field}.{sorted(unknown)[0]}", "one of " + ", ".join(sorted(_SQLITE_OPTIONS)))
+    registry.check_options(options, _SQLITE_OPTIONS, field)
     from .sql import SQLStore
 
     return SQLStore(

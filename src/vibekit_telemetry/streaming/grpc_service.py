@@ -13,7 +13,6 @@ import json
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent import futures
 from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import ValidationError
@@ -22,6 +21,7 @@ from .broadcast import ALL, Broadcast
 from .events import EventStream
 
 if TYPE_CHECKING:
+    from ..server.grpc_tls import TlsPair
     from ..server.settings import ServerSettings
     from ..service import Telemetry
 
@@ -92,13 +92,15 @@ def message_to_dict(message: Any, field: str) -> dict[str, Any]:
 
 
 class GrpcStreamServer:
-    """The TelemetryStream service on host:port over a Telemetry; start() and stop()."""
+    """The TelemetryStream service on host:port over a Telemetry; start() and stop().
+
+    With `tls` (server.grpc_tls.load_tls_pair) it serves over TLS only; a plaintext client fails.
+    """
 
     def __init__(self, telemetry: Telemetry, port: int = 50051, host: str = "127.0.0.1", *,
-                 settings: ServerSettings | None = None, workers: int = 8) -> None:
-        import grpc
-
+                 settings: ServerSettings | None = None, workers: int = 8, tls: TlsPair | None = None) -> None:
         from ..server.auth import Authenticator
+        from ..server.grpc_listen import listen_grpc
         from ..server.settings import ServerSettings
 
         self.telemetry = telemetry
@@ -106,13 +108,9 @@ class GrpcStreamServer:
         self.auth = Authenticator(self.settings)
         self.messages, services = load_proto()
         self._stopping = threading.Event()
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers),
-                                   options=[("grpc.max_receive_message_length", self.settings.max_body_bytes),
-                                            ("grpc.so_reuseport", 0)])
+        self._server, self.port = listen_grpc(host, port, self.settings, workers, "gRPC", tls)
         services.add_TelemetryStreamServicer_to_server(_Servicer(self), self._server)
-        self.port = self._server.add_insecure_port(f"{host}:{port}")
-        if self.port == 0:
-            raise OSError(f"cannot listen for gRPC on {host}:{port}")
+        self.tls = tls
         self.host = host
 
     @property
@@ -221,13 +219,22 @@ class _Servicer:
 
 
 class GrpcStreamClient:
-    """A small client for the TelemetryStream service (what the tests and docs use)."""
+    """A small client for the TelemetryStream service (what the tests and docs use).
 
-    def __init__(self, target: str, *, api_key: str | None = None) -> None:
+    `root_certificates` (PEM bytes) connects over TLS trusting those roots; `server_name` overrides the
+    name checked against the certificate (a certificate made for another host name).
+    """
+
+    def __init__(self, target: str, *, api_key: str | None = None, root_certificates: bytes | None = None,
+                 server_name: str | None = None) -> None:
         import grpc
 
         self.messages, services = load_proto()
-        self._channel = grpc.insecure_channel(target)
+        if root_certificates is not None:  # TLS, trusting these PEM roots (a self-signed server's certificate)
+            options = [("grpc.ssl_target_name_override", server_name)] if server_name else []
+            self._channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates), options)
+        else:
+            self._channel = grpc.insecure_channel(target)
         self._stub = services.TelemetryStreamStub(self._channel)
         self._metadata = [("x-api-key", api_key)] if api_key else []
 

@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from ..errors import ValidationError
 from ..events import TelemetryEvent
+from ..registry import check_options
 from .objects import Destination, encode, is_remote, object_name
 from .payload import from_event
 from .spool import Spool
@@ -224,11 +225,7 @@ def pipeline_storage(config_kwargs: dict[str, Any], dest: str, options: Iterable
 
 def build_usage_batches(options: dict[str, Any], field: str) -> UsageBatcher:
     """Registry factory for `{"type": "usage-batches", "options": {"dest": ..., ...}}`."""
-    unknown = set(options) - OPTIONS
-    if unknown:
-        raise ValidationError(f"{field}.{sorted(unknown)[0]}", "one of " + ", ".join(sorted(OPTIONS)))
-    if "dest" not in options:
-        raise ValidationError(f"{field}.dest", "a directory or s3://bucket/prefix (required)")
+    check_options(options, OPTIONS, field, {"dest": "a directory or s3://bucket/prefix (required)"})
     return UsageBatcher(**options, field=field)
 
 

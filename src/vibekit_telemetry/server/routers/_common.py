@@ -28,6 +28,22 @@ def get_telemetry(request: Request) -> Telemetry:
     return telemetry
 
 
+_TRUE: Final = frozenset({"true", "1", "yes", "on", "t", "y"})
+_FALSE: Final = frozenset({"false", "0", "no", "off", "f", "n"})
+
+
+def bool_param(request: Request, name: str, default: bool) -> bool:
+    """A boolean query parameter (true/false, 1/0, yes/no, on/off); 400 naming it otherwise."""
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    word = value.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise validation_error([{"field": name, "message": "Input should be a valid boolean, unable to interpret "
+                                                       "input"}], "Invalid query parameters")
+
+
 def check_params(request: Request, allowed: Iterable[str], *, metadata: bool = False) -> dict[str, Any]:
     """Refuse unknown query parameters (400, every one named); return `metadata.<key>` filters.
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     cast,
     create_engine,
     delete,
+    event,
     false,
     func,
     literal,
@@ -118,10 +119,19 @@ class PostgreSQLDialect(Dialect):
 
     def make_engine(self, url: str, *, busy_timeout_ms: int, wal: bool, pool: PoolOptions | None = None) -> Engine:
         """A pooled engine; pre_ping makes a server restart between queries cost one reconnect."""
-        if pool is None:
-            return create_engine(url, pool_pre_ping=True)
-        engine = create_engine(url, pool_pre_ping=True, **pool.engine_kwargs())
-        pool.attach(engine)
+        engine = create_engine(url, pool_pre_ping=True, **(pool.engine_kwargs() if pool is not None else {}))
+
+        @event.listens_for(engine, "connect")
+        def _no_jit(dbapi_conn: Any, _record: Any) -> None:
+            # JIT compiles any plan whose estimated cost passes jit_above_cost. A metadata filter with
+            # LIMIT 100 over 10M partitioned events is estimated high and runs in 5 ms, but compiling it
+            # took 230 ms (bench/pg_scale_queries.py): the store's queries are short, never worth it.
+            with dbapi_conn.cursor() as cur:
+                cur.execute("SET jit = off")
+            dbapi_conn.commit()
+
+        if pool is not None:
+            pool.attach(engine)
         return engine
 
     def lock_for_write(self, cur: Any) -> None:
