@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
+from . import pagination
 from .errors import ValidationError
-from .events import EVENT_TYPES, SESSION_STATUSES
+from .events import EVENT_TYPES, SESSION_STATUSES, TelemetryEvent
 from .timeparse import parse_time
+
+if TYPE_CHECKING:
+    from .store.base import Session
 
 Order = Literal["asc", "desc"]
 SessionSort = Literal["start_time", "duration", "event_count", "error_count"]
@@ -36,6 +40,8 @@ class QueryFilter:
     limit: int | None = None
     offset: int = 0
     order: Order = "asc"
+    # Keyset pagination: only events after this (timestamp, event_id) in the order (from a `cursor`).
+    after: tuple[int, str] | None = None
 
 
 @dataclass(slots=True)
@@ -52,6 +58,38 @@ class SessionFilter:
     order: Order = "desc"
     # Sessions without a duration yet (still running) sort as the smallest: last when descending.
     sort_by: SessionSort = "start_time"
+    # Keyset pagination: only sessions after this position in the order (from a `cursor`): the sort
+    # key's value, start time and id (start time and id when sorted by start time).
+    after: tuple[Any, ...] | None = None
+
+
+# What each value of a sessions cursor's position is, per sort key (pagination.decode kinds).
+_SESSION_POSITION: Final[dict[str, tuple[str, ...]]] = {
+    "start_time": ("int", "str"), "duration": ("number?", "int", "str"),
+    "event_count": ("int", "int", "str"), "error_count": ("int", "int", "str")}
+
+
+def session_cursor(session: Session, f: SessionFilter) -> str:
+    """The cursor of the page after `session`, the last of a page listed with `f`."""
+    position: list[Any] = [session.start_time, session.id]
+    if f.sort_by != "start_time":
+        value = getattr(session, f.sort_by)
+        position.insert(0, None if value is None else float(value) if f.sort_by == "duration" else value)
+    return pagination.encode("sessions", f.sort_by, f.order, position)
+
+
+def event_cursor(event: TelemetryEvent, f: QueryFilter) -> str:
+    """The cursor of the page after `event`, the last of a page queried with `f`."""
+    return pagination.encode("events", "timestamp", f.order, [event.timestamp, event.event_id])
+
+
+def _cursor_position(cursor: Any, offset: int, listing: str, sort: str, order: str,
+                     kinds: tuple[str, ...]) -> tuple[Any, ...] | None:
+    if cursor is None:
+        return None
+    if offset:
+        raise ValidationError("cursor", "either a cursor or an offset, not both", cursor)
+    return pagination.decode(cursor, listing, sort, order, kinds)
 
 
 @dataclass(slots=True)
@@ -155,6 +193,9 @@ def parse_query(filter_: QueryFilter | Mapping[str, Any] | None = None, **kwargs
     contains = _pick(args, "contains", "search", "text")
     if contains is not None and (not isinstance(contains, str) or not contains):
         raise ValidationError("contains", "a non-empty string", contains)
+    offset = _int("offset", _pick(args, "offset"), 0, 2**62) or 0
+    order = _order(_pick(args, "order", "order_by", "orderBy"), "asc")
+    after = _cursor_position(_pick(args, "cursor"), offset, "events", "timestamp", order, ("int", "str"))
     result = QueryFilter(
         since=since, until=until,
         session_ids=_strings("session_id", _pick(args, "session_id", "sessionId", "session", "session_ids",
@@ -166,8 +207,7 @@ def parse_query(filter_: QueryFilter | Mapping[str, Any] | None = None, **kwargs
         contains=contains,
         metadata=dict(metadata or {}),
         limit=_int("limit", _pick(args, "limit"), 0),
-        offset=_int("offset", _pick(args, "offset"), 0, 2**62) or 0,
-        order=_order(_pick(args, "order", "order_by", "orderBy"), "asc"),
+        offset=offset, order=order, after=(after[0], after[1]) if after else None,
     )
     _reject_unknown("query", args)
     return result
@@ -187,15 +227,17 @@ def parse_session_filter(filter_: SessionFilter | Mapping[str, Any] | None = Non
     with_errors = _pick(args, "with_errors", "withErrors", "has_errors", "errors")
     if with_errors is not None and not isinstance(with_errors, bool):
         raise ValidationError("with_errors", "true or false", with_errors)
+    offset = _int("offset", _pick(args, "offset"), 0, 2**62) or 0
+    order = _order(_pick(args, "order", "order_by", "orderBy"), "desc")
+    sort_by = _sort_key(_pick(args, "sort", "sort_by", "sortBy"))
+    after = _cursor_position(_pick(args, "cursor"), offset, "sessions", sort_by, order, _SESSION_POSITION[sort_by])
     result = SessionFilter(
         statuses=statuses,
         categories=_strings("category", _pick(args, "category", "agent_type", "agentType", "agent",
                                               "categories")),
         since=since, until=until, with_errors=with_errors,
         limit=_int("limit", _pick(args, "limit"), 0),
-        offset=_int("offset", _pick(args, "offset"), 0, 2**62) or 0,
-        order=_order(_pick(args, "order", "order_by", "orderBy"), "desc"),
-        sort_by=_sort_key(_pick(args, "sort", "sort_by", "sortBy")),
+        offset=offset, order=order, sort_by=sort_by, after=after,
     )
     _reject_unknown("sessions", args)
     return result

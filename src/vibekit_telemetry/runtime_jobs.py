@@ -35,7 +35,8 @@ def schedule_jobs(runtime: Runtime) -> None:
     scheduler.every("retention", config.maintenance_interval_s, lambda: retention(runtime))
     # The jobs below are about this process (its writer, its spool, its memory): every replica runs them.
     scheduler.every("text-index", 1.0, lambda: index_text(runtime), per_process=True)
-    # PostgreSQL: events partitions ahead, writers' totals deltas folded (store/sql/partitions.py).
+    # SQLite: planner statistics refreshed when a table is new to them or doubled or halved since
+    # (bounded ANALYZE); PostgreSQL: events partitions ahead, writers' totals deltas folded.
     scheduler.every("store-upkeep", config.maintenance_interval_s, lambda: upkeep(runtime), first_in=1.0)
     scheduler.every("writer-metrics", config.writer_stats_interval_s, runtime.run_recorder.record,
                     per_process=True)

@@ -76,6 +76,45 @@ def test_ndjson_accepted_form_content_types_refused(client: httpx.Client) -> Non
     assert curl_like.status_code == 415 and "application/json" in curl_like.json()["message"]
 
 
+def _all_pages(client: httpx.Client, path: str, key: str, params: dict[str, object]) -> list[list[str]]:
+    """Every page of a listing, each asked with the next_cursor of the one before."""
+    pages: list[list[str]] = []
+    cursor: str | None = None
+    while True:
+        body = client.get(path, params={**params, **({"cursor": cursor} if cursor else {})}).json()
+        pages.append([row["session_id" if key == "events" else "id"] for row in body[key]])
+        if "next_cursor" not in body:
+            return pages
+        assert "next_offset" not in body or cursor is None  # offsets only on pages asked without a cursor
+        cursor = body["next_cursor"]
+
+
+def test_cursor_pages_of_sessions_and_events(client: httpx.Client) -> None:
+    client.post("/api/events?wait=true", json=[start_event(f"c{i}", timestamp=1_700_000_000_000 + i * 1000)
+                                               for i in range(7)])
+    pages = _all_pages(client, "/api/sessions", "sessions", {"limit": 3})
+    assert pages == [["c6", "c5", "c4"], ["c3", "c2", "c1"], ["c0"]]
+    by_events = _all_pages(client, "/api/sessions", "sessions", {"limit": 4, "sort": "event_count", "order": "asc"})
+    assert [sid for page in by_events for sid in page] == [f"c{i}" for i in range(7)]
+    events = _all_pages(client, "/api/events", "events", {"limit": 2, "order": "desc"})
+    assert events == [["c6", "c5"], ["c4", "c3"], ["c2", "c1"], ["c0"]]
+    first = client.get("/api/sessions", params={"limit": 3}).json()
+    assert first["next_offset"] == 3 and first["next_cursor"]  # both ways on (compatible)
+
+
+def test_a_bad_cursor_answers_400_naming_the_field(client: httpx.Client) -> None:
+    client.post("/api/events?wait=true", json=[start_event(f"b{i}") for i in range(3)])
+    sessions_cursor = client.get("/api/sessions", params={"limit": 1}).json()["next_cursor"]
+    for path, params in (("/api/sessions", {"cursor": "garbage"}), ("/api/events", {"cursor": "garbage"}),
+                         ("/api/events", {"cursor": sessions_cursor}),
+                         ("/api/sessions", {"cursor": sessions_cursor, "sort": "duration"}),
+                         ("/api/sessions", {"cursor": sessions_cursor, "offset": 5}),
+                         ("/api/sessions", {"cursor": "x" * 5000})):
+        answer = client.get(path, params=params)
+        assert answer.status_code == 400, (path, params, answer.text)
+        assert [d["field"] for d in answer.json()["details"]] == ["cursor"], answer.json()
+
+
 def test_query_filters_and_paging(client: httpx.Client) -> None:
     events = [start_event(f"q{i}", "claude" if i % 2 else "gemini", metadata={"model": f"m{i % 3}"})
               for i in range(10)]

@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 from _store_helpers import ev
 from sqlalchemy import create_engine
 
@@ -169,3 +170,16 @@ def test_write_heavy_store_skips_text_indexing_and_still_finds_text(tmp_path: Pa
     reindexed.flush()
     assert _mark(reindexed) == _top(reindexed) and _fts_rows(reindexed, "needle") == 1
     reindexed.shutdown()
+
+
+@pytest.mark.parametrize("indexed", [True, False])
+def test_a_needle_with_a_nul_character_matches_exactly(backend: str, store: Any, indexed: bool) -> None:
+    # FTS5 and LIKE stop reading a pattern at NUL: the search was a 500 (found by test_api_fuzz).
+    store.store_batch([ev("start", "s1", label="plain label"), ev("stream", "s1", at=1, stream_data="chunk")])
+    if backend != "postgresql":  # PostgreSQL text cannot hold NUL: the store refuses such rows
+        store.store_batch([ev("stream", "s2", at=2, stream_data="ab\x00cd")])
+    if indexed and backend == "sqlite":
+        store.flush()  # every row in the text index: the indexed path, not the scanned tail
+    found = [e.stream_data for e in store.query(parse_query(contains="B\x00C"))]
+    assert found == ([] if backend == "postgresql" else ["ab\x00cd"])
+    assert store.query(parse_query(contains="label\x00")) == []

@@ -97,8 +97,8 @@ SESSION_SORT_INDEXES: Final = (
     ("ix_sessions_sort_duration", "duration{nulls}, start_time, id"),
     ("ix_sessions_sort_events", "event_count, start_time, id"),
     ("ix_sessions_sort_errors", "error_count, start_time, id"),
-    # The default order (newest first): ix_sessions_start_time alone leaves id to a sort of every row
-    # skipped by a deep page's OFFSET.
+    # The default order (newest first), and every start-time range since 0015 dropped the single-column
+    # ix_sessions_start_time (a sort by id of every row a deep page's OFFSET skipped, before 0013).
     ("ix_sessions_sort_start", "start_time, id"),
 )
 

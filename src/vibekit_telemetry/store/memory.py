@@ -6,7 +6,7 @@ import bisect
 import copy
 import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -38,6 +38,7 @@ from .base import (
 )
 from .changelog import MemoryChangeLog
 from .memory_breakdown import MemoryBreakdown
+from .memory_filters import beyond, in_range, matches, position_key, session_matches, session_sort_key
 
 
 class MemoryStore(MemoryBreakdown):
@@ -103,8 +104,10 @@ class MemoryStore(MemoryBreakdown):
         f = filter_
         needle = f.contains.lower() if f.contains else None
         with self._lock:
-            found = [copy.deepcopy(e) for e in self._events.values() if _matches(e, f, needle)]
+            found = [copy.deepcopy(e) for e in self._events.values() if matches(e, f, needle)]
         found.sort(key=lambda e: (e.timestamp, e.event_id or ""), reverse=f.order == "desc")
+        if (at := f.after) is not None:  # a cursor: the events after it in the order
+            found = [e for e in found if beyond((e.timestamp, e.event_id or ""), at, f.order)]
         end = None if f.limit is None else f.offset + f.limit
         return found[f.offset:end]
 
@@ -116,7 +119,7 @@ class MemoryStore(MemoryBreakdown):
         needle = f.contains.lower() if f.contains else None
         desc = f.order == "desc"
         skip, left = f.offset, f.limit
-        after: tuple[int, str] | None = None
+        after: tuple[int, str] | None = f.after  # a cursor: start after it
         while left is None or left > 0:
             size = chunk_size if left is None else min(chunk_size, left)
             page: list[TelemetryEvent] = []
@@ -130,7 +133,7 @@ class MemoryStore(MemoryBreakdown):
                     after = order[pos]
                     pos += -1 if desc else 1
                     event = self._events[after[1]]
-                    if not _matches(event, f, needle):
+                    if not matches(event, f, needle):
                         continue
                     if skip:
                         skip -= 1
@@ -167,7 +170,7 @@ class MemoryStore(MemoryBreakdown):
         first_seen: dict[str | None, dict[str, int]] = {}
         with self._lock:
             for e in self._events.values():
-                if not _matches(e, f, needle):
+                if not matches(e, f, needle):
                     continue
                 key = getattr(e, by)
                 g = groups.get(key)
@@ -190,7 +193,7 @@ class MemoryStore(MemoryBreakdown):
         """Return the finished sessions matching the filter, longest duration first."""
         with self._lock:
             found = [copy.deepcopy(s) for s in self._sessions.values()
-                     if s.duration is not None and _session_matches(s, filter_)]
+                     if s.duration is not None and session_matches(s, filter_)]
         # Longest first; ties: newest start, then id (as the SQL stores order them).
         found.sort(key=lambda s: s.id)
         found.sort(key=lambda s: (s.duration, s.start_time), reverse=True)
@@ -211,8 +214,11 @@ class MemoryStore(MemoryBreakdown):
         """Return the sessions matching the filter, newest first by default."""
         f = filter_
         with self._lock:
-            found = [copy.deepcopy(s) for s in self._sessions.values() if _session_matches(s, f)]
-        found.sort(key=_session_sort_key(f), reverse=f.order == "desc")
+            found = [copy.deepcopy(s) for s in self._sessions.values() if session_matches(s, f)]
+        key = session_sort_key(f)
+        found.sort(key=key, reverse=f.order == "desc")
+        if f.after is not None:  # a cursor: the sessions after its position in the order
+            found = [s for s in found if beyond(key(s), position_key(f), f.order)]
         end = None if f.limit is None else f.offset + f.limit
         return found[f.offset:end]
 
@@ -230,9 +236,9 @@ class MemoryStore(MemoryBreakdown):
         """Return totals and the requested breakdown over the filtered events."""
         f = filter_
         with self._lock:
-            events = [e for e in self._events.values() if _in_range(e.timestamp, f.since, f.until)
+            events = [e for e in self._events.values() if in_range(e.timestamp, f.since, f.until)
                       and (not f.categories or e.category in f.categories)]
-            sessions = [s for s in self._sessions.values() if _session_matches(
+            sessions = [s for s in self._sessions.values() if session_matches(
                 s, SessionFilter(categories=f.categories, since=f.since, until=f.until))]
         agents: dict[str, int] = {}
         for e in events:
@@ -450,51 +456,3 @@ def _cell(event: TelemetryEvent, name: str) -> Any:
             text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         return text
     return getattr(event, name)
-
-
-def _in_range(ts: int, since: int | None, until: int | None) -> bool:
-    return (since is None or ts >= since) and (until is None or ts <= until)
-
-
-def _matches(e: TelemetryEvent, f: QueryFilter, needle: str | None) -> bool:
-    if not _in_range(e.timestamp, f.since, f.until):
-        return False
-    if (f.session_ids and e.session_id not in f.session_ids) or (
-            f.event_types and e.event_type not in f.event_types) or (
-            f.categories and e.category not in f.categories) or (f.actions and e.action not in f.actions):
-        return False
-    if needle is not None and needle not in (e.label or "").lower() and needle not in (
-            e.stream_data or "").lower():
-        return False
-    meta = e.metadata or {}
-    return all(meta_equal(meta, k, v) for k, v in f.metadata.items())
-
-
-def meta_equal(meta: dict[str, Any], key: str, value: Any) -> bool:
-    """Compare one metadata value the way the SQL stores do: JSON types must agree, numbers by value."""
-    got = meta.get(key)
-    if value is None:
-        return got is None  # a missing key matches None, as JSON null and absence both read as NULL
-    if isinstance(value, bool) or isinstance(got, bool):
-        return got is value
-    if isinstance(value, int | float):
-        return isinstance(got, int | float) and got == value
-    return bool(got == value)
-
-
-def _session_sort_key(f: SessionFilter) -> Callable[[Session], tuple[Any, ...]]:
-    """As the SQL stores order a listing: the sort key (no duration below any duration), start time, id."""
-    if f.sort_by == "start_time":
-        return lambda s: (s.start_time, s.id)
-    name = f.sort_by
-    return lambda s: ((v := getattr(s, name)) is not None, v or 0, s.start_time, s.id)
-
-
-def _session_matches(s: Session, f: SessionFilter) -> bool:
-    if f.statuses and s.status not in f.statuses:
-        return False
-    if f.categories and s.category not in f.categories:
-        return False
-    if not _in_range(s.start_time, f.since, f.until):
-        return False
-    return f.with_errors is None or (s.error_count > 0) == f.with_errors

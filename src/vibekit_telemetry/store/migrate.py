@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 # Kept in step with migrations/versions by a test, so the start-up check needs no alembic import.
 REVISIONS: Final = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010",
-                           "0011", "0012", "0013", "0014")
+                           "0011", "0012", "0013", "0014", "0015")
 HEAD: Final = REVISIONS[-1]
 SCRIPT_LOCATION: Final = Path(__file__).with_name("migrations")
 
@@ -77,26 +77,29 @@ def create_at_head(conn: Connection) -> None:
 MIGRATION_LOCK_KEY: Final = 0x76696265_6B697401  # "vibekit\x01"
 
 
-def upgrade(engine: Engine, to_version: str = "head") -> None:
+def upgrade(engine: Engine, to_version: str = "head") -> bool:
     """Migrate the database up to `to_version` (default the head), in one transaction.
 
     An empty database going to the head is created at the head directly (create_at_head).
+    Return whether the schema was created or changed (False: it was at the head already).
     """
     if to_version in ("head", HEAD):
         if current_version(engine) == HEAD:
-            return  # the common start-up case: plain SQL, alembic never imported
+            return False  # the common start-up case: plain SQL, alembic never imported
         with engine.connect() as conn:
             conn = conn.execution_options(sqlite_immediate=True)  # serialise two first starts
             with conn.begin():
                 _lock_schema(conn)
                 if _read_version(conn) is None and _is_empty(conn):
                     create_at_head(conn)
-                    return
+                    return True
     from alembic import command
 
+    before = current_version(engine)
     with engine.begin() as conn:
         _lock_schema(conn)
         command.upgrade(_config(conn), to_version)
+    return current_version(engine) != before
 
 
 def _lock_schema(conn: Any) -> None:

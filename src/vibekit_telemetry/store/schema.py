@@ -44,7 +44,8 @@ sessions = Table(
     Column("sandbox_id", Text),
     Column("repo_url", Text),
     Column("metadata", Text),
-    Index("ix_sessions_start_time", "start_time"),
+    # Start-time ranges and sorts use ix_sessions_sort_start (start_time, id), migration 0013 (_ddl.py);
+    # the single-column index migration 0001 made went in 0015.
     Index("ix_sessions_status", "status"),
     Index("ix_sessions_category", "category"),
 )

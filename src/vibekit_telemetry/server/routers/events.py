@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from ...events import EVENT_TYPES, TelemetryEvent
-from ...query import parse_query
+from ...query import event_cursor, parse_query
 from ...store.base import EventIterable
 from ..auth import SECURITY_REQUIREMENTS, Principal, authorize, require
 from ..body import parse_body
@@ -32,6 +32,7 @@ router = APIRouter(tags=["events"])
 
 QUERY_PARAMS: Final = ("since", "until", "session_id", "event_type", "category", "action", "contains",
                        "limit", "offset", "order")
+PAGE_PARAMS: Final = (*QUERY_PARAMS, "cursor")
 EXPORT_PAGE: Final = 2000
 INLINE_BODY_BYTES: Final = 64 * 1024
 
@@ -109,16 +110,20 @@ def query_events(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
     order: Order = None,
+    cursor: Annotated[str | None, Query(max_length=4096, description="the next_cursor of the previous page: "
+                                        "the page after it, as fast as the first (instead of offset)")] = None,
 ) -> Response:
     """Return events matching every filter given, oldest first (order=desc for newest first)."""
-    meta = check_params(request, QUERY_PARAMS, metadata=True)
+    meta = check_params(request, PAGE_PARAMS, metadata=True)
     filters = _filters(since, until, session_id, event_type, category, action, contains, meta)
-    parsed = parse_query(**filters, limit=limit, offset=offset, order=order)
+    parsed = parse_query(**filters, limit=limit, offset=offset, order=order, cursor=cursor)
     events = get_telemetry(request).store.query(parsed)
     body: dict[str, Any] = {"events": [e.to_dict() for e in events], "count": len(events), "limit": limit,
                             "offset": offset}
-    if len(events) == limit:
-        body["next_offset"] = offset + limit
+    if len(events) == limit:  # maybe more: where the next page starts, by cursor (and by offset without one)
+        body["next_cursor"] = event_cursor(events[-1], parsed)
+        if cursor is None:
+            body["next_offset"] = offset + limit
     return json_response(body)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Final
 
 from sqlalchemy import (
@@ -37,6 +38,8 @@ WRITER_CACHE_KB: Final = 8000
 _SIZED_TABLES: Final = ("events", "sessions", "rollups", "audit_log")
 _INDEXED_TABLES: Final = ("events", "sessions", "rollups", "session_totals", "session_rollups", "audit_log")
 _PG_INDEXED_TABLES: Final = (*_INDEXED_TABLES, "event_ids", "totals_deltas")
+# Tables whose planner statistics the SQLite store keeps fresh (Dialect.refresh_statistics).
+ANALYZED_TABLES: Final = (*_INDEXED_TABLES, "writer_runs")
 
 
 def to_url(url_or_path: str | os.PathLike[str]) -> str:
@@ -185,6 +188,16 @@ class Dialect:
 
     def upkeep(self, conn: Connection, interval_ms: int, now: int, ahead: int) -> list[str]:
         """Periodic schema upkeep (partitions `ahead`, totals folded); return the partitions created."""
+        return []
+
+    def refresh_statistics(self, engine: Engine, lock: AbstractContextManager[Any], *,
+                           every_table: bool = False) -> list[str]:
+        """Gather planner statistics where they are missing or stale; return the tables analyzed.
+
+        lock: held only while statistics are written (it serialises with the store's writer thread).
+        every_table: analyze every store table, stale or not (after VACUUM). PostgreSQL: nothing, its
+        autovacuum analyzes each table (and each events partition) as it changes.
+        """
         return []
 
     def prepare_writer(self, conn: Any) -> None:

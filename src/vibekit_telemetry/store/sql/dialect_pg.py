@@ -17,6 +17,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    false,
     func,
     literal,
     literal_column,
@@ -115,6 +116,8 @@ class PostgreSQLDialect(Dialect):
 
     def contains(self, text: str, *, fts: bool) -> ColumnElement[bool]:
         """ILIKE '%x%', which the pg_trgm GIN indexes of migration 0003 serve (BitmapOr of the two)."""
+        if "\x00" in text:  # text columns cannot hold NUL (the store refuses such rows): nothing contains it
+            return false()
         pattern = _like_pattern(text)
         return or_(events.c.label.ilike(pattern, escape="\\"), events.c.stream_data.ilike(pattern, escape="\\"))
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from typing import Any
+import weakref
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Final
 
 from sqlalchemy import (
     ColumnElement,
@@ -23,8 +26,44 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect as SADialect
 
 from ..schema import events
-from .dialect_base import _WATERMARK, SQLITE, WRITER_CACHE_KB, Dialect, _like_pattern, apply_sqlite_pragmas, sqlite_path
+from .dialect_base import (
+    _WATERMARK,
+    ANALYZED_TABLES,
+    SQLITE,
+    WRITER_CACHE_KB,
+    Dialect,
+    _like_pattern,
+    apply_sqlite_pragmas,
+    sqlite_path,
+)
 from .pool import PoolOptions
+
+# ANALYZE visits at most this many entries of each index (PRAGMA analysis_limit), so its cost is
+# bounded whatever the table's size: 70 ms for four indexes of a 1M-row table with 100,000 on the
+# shared 2-core VM. Below the limit the statistics are exact. Past it SQLite underestimates how many
+# rows share a leading value (the first N entries of ix_sessions_category hold one category), but
+# "at least N rows per agent" still tells the planner an agent filter is no narrower than the sort
+# index walk, which is what a filtered, sorted Sessions page needs (bench/bench_session_stats.py).
+ANALYSIS_LIMIT: Final = 200_000
+# A table is analyzed again once its rowid span has doubled or halved since its last ANALYZE: a
+# growing store is analyzed log2(size) times in its life, each bounded by ANALYSIS_LIMIT.
+RESTALE_FACTOR: Final = 2
+# store_meta keys: a table's rowid span (max - min + 1, an O(log n) row-count estimate) at its last ANALYZE.
+_SPAN_KEY: Final = "stats_span:"
+
+
+@dataclass(slots=True)
+class _Statistics:
+    """What an engine's connections know of sqlite_stat1: its fingerprint, and an epoch bumped on change."""
+
+    fingerprint: str | None = None
+    epoch: int = 0
+
+
+# Per engine: a connection loads sqlite_stat1 when it opens and never again on its own, even after
+# another connection's ANALYZE (nor after a schema change): pooled readers would keep planning
+# without statistics. Each checkout compares its epoch and reloads (ANALYZE sqlite_master) on change.
+_STATISTICS: weakref.WeakKeyDictionary[Engine, _Statistics] = weakref.WeakKeyDictionary()
 
 
 class SQLiteDialect(Dialect):
@@ -77,6 +116,11 @@ class SQLiteDialect(Dialect):
 
     def contains(self, text: str, *, fts: bool) -> ColumnElement[bool]:
         """FTS5 trigram phrase up to the watermark plus LIKE over the unindexed tail; LIKE alone otherwise."""
+        if "\x00" in text:
+            # FTS5 and LIKE read their pattern as a C string: a NUL ends it (FTS5: "unterminated string",
+            # a 500; LIKE: a shorter pattern, wrong matches). instr() and lower() keep the whole value.
+            return or_(*(func.instr(func.lower(col), func.lower(text)) > 0
+                         for col in (events.c.label, events.c.stream_data)))
         pattern = _like_pattern(text)
         if fts and len(text) >= 3:
             # The trigram tokenizer answers a quoted phrase as a case-insensitive substring match; it
@@ -100,12 +144,24 @@ class SQLiteDialect(Dialect):
         # check_same_thread=False; keeping them open makes a session lookup a query, not an open().
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000})
 
+        stats = _STATISTICS.setdefault(engine, _Statistics())
+
         @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        def _on_connect(dbapi_conn: sqlite3.Connection, record: Any) -> None:
             # Take transaction control from the sqlite3 module (it would not BEGIN before DDL), so a
             # migration is one real transaction; the "begin" hook below issues BEGIN instead.
             dbapi_conn.isolation_level = None
             apply_sqlite_pragmas(dbapi_conn, busy_timeout_ms, wal and not memory)
+            record.info["stats_epoch"] = stats.epoch  # it loads the current statistics with the schema
+
+        @event.listens_for(engine, "checkout")
+        def _on_checkout(dbapi_conn: sqlite3.Connection, record: Any, _proxy: Any) -> None:
+            if record.info.get("stats_epoch") != stats.epoch:
+                try:
+                    dbapi_conn.execute("ANALYZE sqlite_master")  # reloads sqlite_stat1; writes nothing
+                except sqlite3.Error:
+                    return  # locked past busy_timeout (a VACUUM): plan with the old ones, reload next time
+                record.info["stats_epoch"] = stats.epoch
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
@@ -115,6 +171,35 @@ class SQLiteDialect(Dialect):
                                  else "BEGIN")
 
         return engine
+
+    def refresh_statistics(self, engine: Engine, lock: AbstractContextManager[Any], *,
+                           every_table: bool = False) -> list[str]:
+        """ANALYZE (bounded by ANALYSIS_LIMIT) each store table never analyzed or resized 2x since; reload readers.
+
+        PRAGMA optimize would decide the same on SQLite 3.46+ (mask 0x10000); before that it only
+        considers tables the running connection itself has queried, which a job's fresh connection
+        has not, so the decision is taken here, the same on every version. The checks are reads; the
+        write lock is taken only when a table is due.
+        """
+        with engine.connect() as conn:
+            due = _due_tables(conn, every_table)
+        if due:
+            with lock, engine.connect() as conn, self.for_writing(conn).begin():
+                conn.exec_driver_sql(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
+                for table, span in due.items():
+                    conn.exec_driver_sql(f"ANALYZE {table}")
+                    conn.exec_driver_sql("INSERT INTO store_meta (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                                         "DO UPDATE SET value = excluded.value", (_SPAN_KEY + table, span))
+        stats = _STATISTICS.get(engine)
+        if stats is not None:  # statistics changed (here or by another process): pooled readers reload them
+            with engine.connect() as conn:
+                fingerprint = str(conn.exec_driver_sql(
+                    "SELECT group_concat(tbl || ' ' || coalesce(idx, '') || ' ' || stat, ';') FROM "
+                    "(SELECT * FROM sqlite_stat1 ORDER BY tbl, idx)").scalar()) if _has_stat1(conn) else ""
+            if fingerprint != stats.fingerprint:
+                stats.fingerprint = fingerprint
+                stats.epoch += 1
+        return list(due)
 
     def prepare_writer(self, conn: Any) -> None:
         """A bigger page cache, and statement journals in a temp file rather than in memory."""
@@ -190,3 +275,31 @@ class SQLiteDialect(Dialect):
     def reindex(self, engine: Engine, writer: Any) -> None:
         """REINDEX every index of the database."""
         writer.execute("REINDEX")
+
+
+def _has_stat1(conn: Connection) -> bool:
+    return conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").first() is not None
+
+
+def _due_tables(conn: Connection, every_table: bool) -> dict[str, int]:
+    """The store tables whose statistics are missing or stale, with their rowid span now (empty tables: none)."""
+    names = {str(r[0]) for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    analyzed = {str(r[0]) for r in conn.exec_driver_sql("SELECT DISTINCT tbl FROM sqlite_stat1")} \
+        if "sqlite_stat1" in names else set()
+    spans = {str(k)[len(_SPAN_KEY):]: int(v) for k, v in conn.exec_driver_sql(
+        "SELECT key, value FROM store_meta WHERE key LIKE 'stats_span:%'")} if "store_meta" in names else {}
+    due: dict[str, int] = {}
+    for table in ANALYZED_TABLES:
+        if table not in names:
+            continue
+        # max/min of the rowid are two probes of the table's b-tree, whatever its size (count(*) scans);
+        # in one SELECT together they would scan it: the min/max optimisation takes a lone aggregate.
+        span = conn.exec_driver_sql(f"SELECT (SELECT max(rowid) FROM {table}) - (SELECT min(rowid) FROM {table}) "
+                                    "+ 1").scalar()
+        if not span:
+            continue  # empty: ANALYZE would record nothing
+        last = spans.get(table)
+        if every_table or table not in analyzed or not last or span >= last * RESTALE_FACTOR \
+                or span * RESTALE_FACTOR <= last:
+            due[table] = int(span)
+    return due

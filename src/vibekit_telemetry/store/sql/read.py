@@ -19,10 +19,12 @@ from sqlalchemy import (
     case,
     distinct,
     func,
+    literal,
     literal_column,
     or_,
     select,
     true,
+    tuple_,
     union_all,
 )
 from sqlalchemy.sql.elements import ColumnElement
@@ -98,6 +100,8 @@ def query_events(conn: Connection, f: QueryFilter, dialect: Dialect, fts: bool) 
     order = [events.c.timestamp, events.c.event_id]
     stmt = select(*cols).where(*event_conditions(f, dialect, fts)).order_by(
         *(o.desc() for o in order) if f.order == "desc" else order)
+    if f.after is not None:  # a cursor: the page after that event, by a range seek (no OFFSET)
+        stmt = stmt.where(keyset_after(f.after, f.order == "desc"))
     if f.limit is not None:
         stmt = stmt.limit(f.limit)
     if f.offset:
@@ -121,7 +125,7 @@ def iter_events(engine: Engine, f: QueryFilter, dialect: Dialect, fts: bool,
     order = [ts.desc(), eid.desc()] if desc else [ts, eid]
     conds = event_conditions(f, dialect, fts)
     left = f.limit
-    after: tuple[int, str] | None = None
+    after: tuple[int, str] | None = f.after  # a cursor: start after it
     skip = f.offset
     while left is None or left > 0:
         size = chunk_size if left is None else min(chunk_size, left)
@@ -175,13 +179,52 @@ def session_order(f: SessionFilter, dialect: Dialect) -> list[Any]:
 
 
 def query_sessions(conn: Connection, f: SessionFilter, dialect: Dialect) -> list[Session]:
-    """Run a SessionFilter in its sort order (start time by default; see session_order)."""
-    stmt: Select[Any] = select(sessions).where(*session_conditions(f)).order_by(*session_order(f, dialect))
-    if f.limit is not None:
-        stmt = stmt.limit(f.limit)
-    if f.offset:
-        stmt = stmt.offset(f.offset)
-    return [row_to_session(row) for row in conn.execute(stmt)]
+    """Run a SessionFilter in its sort order (start time by default; see session_order).
+
+    With a cursor (f.after), the rows after it come from one or two range seeks of the sort index
+    (session_keyset), each in the listing's order, the second only if the first falls short.
+    """
+    base: Select[Any] = select(sessions).where(*session_conditions(f)).order_by(*session_order(f, dialect))
+    found: list[Session] = []
+    for segment in session_keyset(f) if f.after is not None else [[]]:
+        left = None if f.limit is None else f.limit - len(found)
+        if left is not None and left <= 0:
+            break
+        stmt = base.where(*segment)
+        if left is not None:
+            stmt = stmt.limit(left)
+        if f.offset:
+            stmt = stmt.offset(f.offset)
+        found += [row_to_session(row) for row in conn.execute(stmt)]
+    return found
+
+
+def session_keyset(f: SessionFilter) -> list[list[ColumnElement[bool]]]:
+    """The sessions after the cursor position f.after, as conditions of consecutive stretches of the order.
+
+    Row-value comparisons `(key, start_time, id) < (k, s, i)` are range seeks of the sort index on both
+    databases. A running session has no duration and sorts below every one, which a comparison with
+    NULL cannot say: when sorted by duration, the durations and the running sessions are two stretches
+    of the order (NULLs last when descending, first when ascending), each one seek, read in turn.
+    """
+    assert f.after is not None
+    c, desc = sessions.c, f.order == "desc"
+
+    def beyond(columns: list[Any], values: tuple[Any, ...]) -> ColumnElement[bool]:
+        left, right = tuple_(*columns), tuple_(*(literal(v) for v in values))
+        return left < right if desc else left > right
+
+    if f.sort_by == "start_time":
+        return [[beyond([c.start_time, c.id], f.after)]]
+    key = c[f.sort_by]
+    k, rest = f.after[0], f.after[1:]
+    if not key.nullable:
+        return [[beyond([key, c.start_time, c.id], f.after)]]
+    if k is None:  # inside the running sessions: the rest of them, then (ascending) every duration
+        nulls = [key.is_(None), beyond([c.start_time, c.id], rest)]
+        return [nulls] if desc else [nulls, [key.is_not(None)]]
+    durations = [beyond([key, c.start_time, c.id], f.after)]  # NULL compares as unknown: excluded
+    return [durations, [key.is_(None)]] if desc else [durations]
 
 
 def longest_sessions(conn: Connection, f: SessionFilter, limit: int) -> list[Session]:
@@ -349,7 +392,7 @@ def session_counts(conn: Connection, f: StatsFilter) -> dict[str | None, tuple[i
     """Per category: sessions started in the filter's range, active ones, duration sum and count (ended).
 
     From session_rollups (by start time) for whole days and hours, from the sessions table (by
-    ix_sessions_start_time) only for the partial hours at the edges, in one statement.
+    ix_sessions_sort_start) only for the partial hours at the edges, in one statement.
     """
     pieces = time_pieces(f.since, f.until)
     counts: dict[str | None, list[Any]] = {}

@@ -2,7 +2,7 @@
 
 Event counts come from the rollups (minute rows only at a window's edges, see store/breakdown.py),
 sessions from session_rollups when only agents are asked, else from the sessions table (one row
-per session, by ix_sessions_start_time; never the events). Percentiles are nearest-rank values
+per session, by ix_sessions_sort_start; never the events). Percentiles are nearest-rank values
 picked with ROW_NUMBER() inside the database: only four rows per group and metric come back.
 """
 
@@ -170,7 +170,7 @@ def _sessions_stmts(rolled: int, raw: int, with_categories: bool) -> tuple[Selec
 
 def _agent_sessions(conn: Connection, since: int, until: int, categories: list[str]) -> list[SessionGroup]:
     """Sessions per agent started in [since, until]: session_rollups for whole hours and days, the
-    sessions table (by ix_sessions_start_time) only for the partial hours at the edges; two prebuilt
+    sessions table (by ix_sessions_sort_start) only for the partial hours at the edges; two prebuilt
     selects whatever the window."""
     rolled = [(p, lo, hi) for p, lo, hi in read.time_pieces(since, until) if p != "raw"]
     raw = [(lo, hi) for p, lo, hi in read.time_pieces(since, until) if p == "raw"]

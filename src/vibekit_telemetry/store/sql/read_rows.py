@@ -62,7 +62,7 @@ def iter_rows(engine: Engine, f: QueryFilter, dialect: Dialect, fts: bool, colum
     order = [ts.desc(), eid.desc()] if desc else [ts, eid]
     base = select(*(events.c[name] for name in selected)).where(*event_conditions(f, dialect, fts)).order_by(*order)
     left, skip = f.limit, f.offset
-    after: tuple[int, str] | None = None
+    after: tuple[int, str] | None = f.after  # a cursor: start after it
     while left is None or left > 0:
         size = chunk_size if left is None else min(chunk_size, left)
         stmt = base.limit(size)

@@ -119,13 +119,15 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
             engine = self.sql.make_engine(self.url, busy_timeout_ms=self.busy_timeout_ms, wal=self.wal,
                                           pool=self.pool)
             try:
-                migrate.upgrade(engine)
+                migrated = migrate.upgrade(engine)
                 with engine.begin() as conn:  # the current partition at once; upkeep() makes those ahead
                     self.sql.upkeep(conn, self.partition_ms, now_ms(), 0)
                 with engine.begin() as conn:
                     for index in EVENT_INDEXES:
                         (index.create if self.enable_indexes else index.drop)(conn, checkfirst=True)
                     self._fts = self.sql.has_text_index(conn)
+                if migrated:  # new or changed indexes: statistics for them now, not at the first upkeep
+                    self.sql.refresh_statistics(engine, self._lock)
                 self._writer = self._open_writer(engine)
                 if self.encryption is not None:
                     self.encryption.open(engine)
@@ -357,17 +359,32 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
         return maintenance.prune(self)
 
     def upkeep(self, now: int | None = None) -> list[str]:
-        """Create the events partitions ahead and fold writers' totals deltas (PostgreSQL; a scheduled job)."""
+        """Scheduled upkeep: planner statistics kept fresh (SQLite); PostgreSQL: partitions ahead, totals folded.
+
+        Return the events partitions created.
+        """
         from .partitions import AHEAD
 
         with self.engine.begin() as conn:
-            return self.sql.upkeep(conn, self.partition_ms, now_ms() if now is None else now, AHEAD)
+            created = self.sql.upkeep(conn, self.partition_ms, now_ms() if now is None else now, AHEAD)
+        self.refresh_statistics()
+        return created
+
+    def refresh_statistics(self, *, every_table: bool = False) -> list[str]:
+        """Gather planner statistics of the tables that lack them or have doubled or halved since (SQLite).
+
+        ANALYZE is bounded (store/sql/dialect_sqlite.py ANALYSIS_LIMIT) and the write lock taken only when
+        a table is due. every_table: all of them (after VACUUM). Return the tables analyzed.
+        """
+        with self._typed_errors():
+            return self.sql.refresh_statistics(self.engine, self._lock, every_table=every_table)
 
     def compact(self) -> None:
         """VACUUM: give the space of deleted rows back to the file system."""
         self.engine  # noqa: B018
         with self._lock, self._typed_errors():
             maintenance.compact(self)
+        self.refresh_statistics(every_table=True)  # `telemetry vacuum`: statistics as fresh as the file
 
     def reindex(self) -> None:
         """Rebuild every index (and the text index)."""
