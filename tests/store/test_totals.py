@@ -12,7 +12,7 @@ from _store_helpers import T0, ev
 from vibekit_telemetry.events import TelemetryEvent
 from vibekit_telemetry.query import SessionFilter, StatsFilter
 from vibekit_telemetry.store import MemoryStore, QueryableStore
-from vibekit_telemetry.store.sql.read import time_pieces
+from vibekit_telemetry.store.sql.read_stats import time_pieces
 
 DAY, HOUR = 86_400_000, 3_600_000
 WIDE = StatsFilter(since=T0 - 10 * DAY, until=T0 + 10 * DAY)  # a time range: rollups + sessions table

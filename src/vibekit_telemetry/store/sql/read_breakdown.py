@@ -38,7 +38,7 @@ from ..base import (
 )
 from ..breakdown import check_categories, check_window, none_if_empty, ordered_groups, rollup_pieces
 from ..schema import ROLLUP_PERIODS, rollups, session_rollups, sessions
-from . import read
+from . import read_stats
 
 # Built once per shape (pieces, bucket, agent filter): building a select costs more than running it.
 _TOTALS: dict[tuple[int, str | None, bool], Select[Any]] = {}
@@ -172,8 +172,8 @@ def _agent_sessions(conn: Connection, since: int, until: int, categories: list[s
     """Sessions per agent started in [since, until]: session_rollups for whole hours and days, the
     sessions table (by ix_sessions_sort_start) only for the partial hours at the edges; two prebuilt
     selects whatever the window."""
-    rolled = [(p, lo, hi) for p, lo, hi in read.time_pieces(since, until) if p != "raw"]
-    raw = [(lo, hi) for p, lo, hi in read.time_pieces(since, until) if p == "raw"]
+    rolled = [(p, lo, hi) for p, lo, hi in read_stats.time_pieces(since, until) if p != "raw"]
+    raw = [(lo, hi) for p, lo, hi in read_stats.time_pieces(since, until) if p == "raw"]
     rolled_stmt, raw_stmt = _sessions_stmts(len(rolled), len(raw), bool(categories))
     params: dict[str, Any] = {"categories": categories} if categories else {}
     for i, (period, lo, hi) in enumerate(rolled):

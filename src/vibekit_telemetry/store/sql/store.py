@@ -25,7 +25,7 @@ from .. import migrate
 from .._batch import writer_run_row
 from ..base import BatchResult, ErrorGroup, RollupPoint, Session, Stats, check_series_args
 from ..schema import EVENT_INDEXES, sessions, writer_runs
-from . import maintenance, read, read_rows
+from . import maintenance, read, read_rows, read_stats
 from .audit import AuditMethods
 from .changelog import ChangeLogMethods
 from .cluster import ClusterMixin
@@ -452,7 +452,7 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
         """Return the `period` rollup buckets starting in [since, until] per category and event type."""
         check_series_args(period, since, until)
         with self.engine.connect() as conn:
-            return read.rollup_series(conn, period, since, until, list(categories))
+            return read_stats.rollup_series(conn, period, since, until, list(categories))
 
     def error_groups(self, filter_: QueryFilter, by: str = "label", limit: int | None = None) -> list[ErrorGroup]:
         """Return the error events matching the filter grouped by `by`, most frequent first."""
@@ -481,7 +481,7 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
         """Return totals, agents, date range, size, average duration and the requested breakdown."""
         size = self._recent_size()  # before the checkout below: one pooled connection at a time, not two
         with self.engine.connect() as conn:
-            return read.stats(conn, filter_, size, self.sql.totals_source())
+            return read_stats.stats(conn, filter_, size, self.sql.totals_source())
 
     def size_bytes(self) -> int:
         """Return the bytes the store occupies (SQLite file and WAL; PostgreSQL tables and indexes)."""
