@@ -22,9 +22,8 @@ from ...errors import DiskFullError, RefusedRowError, StoreError, TransientStore
 from ...events import TelemetryEvent, now_ms
 from ...query import QueryFilter, SessionFilter, StatsFilter
 from .. import migrate
-from .._batch import writer_run_row
 from ..base import BatchResult, ErrorGroup, RollupPoint, Session, Stats, check_series_args
-from ..schema import EVENT_INDEXES, sessions, writer_runs
+from ..schema import EVENT_INDEXES, sessions
 from . import maintenance, read, read_rows, read_stats
 from .audit import AuditMethods
 from .changelog import ChangeLogMethods
@@ -37,13 +36,14 @@ from .pool import PoolOptions
 from .read_breakdown import BreakdownReads
 from .text_index import TextIndex
 from .writer import Statements, chunks, write
+from .writer_runs import WriterRunMethods
 
 
 class StoreRefusedRow(RefusedRowError, ValueError):
     """RefusedRowError that is also a ValueError, as the DBAPI errors it wraps were to older callers."""
 
 
-class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, BreakdownReads):
+class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, BreakdownReads, WriterRunMethods):
     """Events, sessions, rollups and the audit log in SQLite (a path or sqlite:/// URL) or PostgreSQL.
 
     One connection stack: every connection comes from one SQLAlchemy engine. The writer keeps one
@@ -232,30 +232,6 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
         return text.unindexed if text is not None and text.kept else 0
 
     # -- writer metrics --------------------------------------------------------------------------
-
-    def record_writer_run(self, run: dict[str, Any]) -> None:
-        """Insert or update one writer's metrics row (keyed by run_id), in its own short transaction.
-
-        Missing counters are stored as 0, a missing updated_at as now and started_at as updated_at;
-        started_at is kept from the first record of the run.
-        """
-        row = writer_run_row(run)
-        self.engine  # noqa: B018 - initialise on first use
-        with self._lock:
-            if self._closed:
-                raise StoreError(f"store {self.where()} was shut down")
-            st = self._statements
-            with self._transaction() as cur:
-                cur.execute(st.upsert_run, tuple(row[n[2:]] for n in st._run_names))
-
-    def writer_runs(self, since_ms: int | None = None, limit: int = 20) -> list[dict[str, Any]]:
-        """Return the writers' metrics rows updated at or after since_ms, the most recently updated first."""
-        w = writer_runs.c
-        stmt = select(writer_runs).order_by(w.updated_at.desc(), w.run_id.desc()).limit(limit)
-        if since_ms is not None:
-            stmt = stmt.where(w.updated_at >= since_ms)
-        with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(stmt)]
 
     # -- writes ----------------------------------------------------------------------------------
 
