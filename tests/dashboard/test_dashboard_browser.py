@@ -181,12 +181,16 @@ def test_sessions_search_sort_and_pages(telemetry: Telemetry, serve: Serve, page
     assert telemetry.flush(timeout=30)
     longest = sorted(range(110), key=lambda n: -((n * 37) % 113))
     server = serve()
+    listings: list[str] = []
+    page.on("request", lambda r: listings.append(r.url) if "/api/sessions?" in r.url else None)
     page.goto(f"{server.url}/dashboard/#/sessions")
     expect(page.locator(".session-row")).to_have_count(50, timeout=WAIT)
     expect(page.locator(".session-row").first).to_have_attribute("data-id", "s-119")
     page.click("#next")
     expect(page).to_have_url(re.compile("page=2"))
     expect(page.locator(".session-row").first).to_have_attribute("data-id", "s-069", timeout=WAIT)
+    # "Next" seeks by the cursor page 1 handed out, not by offset (deep offsets cost more the deeper).
+    assert "cursor=" in listings[-1] and "offset=" not in listings[-1], listings
     page.click("#next")
     expect(page.locator(".session-row")).to_have_count(20, timeout=WAIT)
     expect(page.locator("#next")).to_be_disabled()
