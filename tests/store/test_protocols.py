@@ -95,6 +95,44 @@ def test_children_forked_while_another_thread_writes_all_finish(make_store: Call
     assert busy is not None and busy.event_count == 1 + written[0]
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_children_forked_while_the_upkeep_job_runs_all_finish(make_store: Callable[..., Any]) -> None:
+    # The scheduler's store-upkeep (planner statistics on SQLite) reads the file on its own thread. A fork
+    # landing inside one of SQLite's calls copies its global mutexes held, and the child's first SQLite
+    # call hangs: upkeep holds the store's lock, which a fork waits for (store/sql/fork.py).
+    store: SQLStore = make_store()
+    store.store_batch([ev("start", "upkeep")])
+    stop = threading.Event()
+
+    def upkeep() -> None:
+        while not stop.is_set():
+            store.upkeep()
+            store.refresh_statistics(every_table=True)
+
+    worker = threading.Thread(target=upkeep, daemon=True)
+    worker.start()
+    children: list[int] = []
+    try:
+        for n in range(30):
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    store.after_fork()
+                    store.store_batch([ev("start", f"upkeep-child-{n}")])
+                    code = 0
+                except BaseException:
+                    traceback.print_exc()
+                finally:
+                    os._exit(code)
+            children.append(pid)
+    finally:
+        stop.set()
+        worker.join()
+    statuses = _wait_all(children, 60)  # a hang guard, not a timing
+    assert sorted(statuses.values()) == [0] * len(children), f"{len(children) - len(statuses)} children hung"
+
+
 def _wait_all(children: list[int], seconds: float) -> dict[int, int]:
     """Exit codes of the children that ended within `seconds` (a hang guard); the rest are killed."""
     codes: dict[int, int] = {}

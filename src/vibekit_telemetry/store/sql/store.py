@@ -341,9 +341,13 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
         """
         from .partitions import AHEAD
 
-        with self.engine.begin() as conn:
-            created = self.sql.upkeep(conn, self.partition_ms, now_ms() if now is None else now, AHEAD)
-        self.refresh_statistics()
+        # Under the store's lock, like every write: a fork waits for it (fork.py). SQLite's own global
+        # mutexes are held inside its calls; a child forked while this scheduler thread was in one
+        # would hang on its first SQLite call (it did: test_chain's fork test, child 17 ≈ 1 s in).
+        with self._lock:
+            with self.engine.begin() as conn:
+                created = self.sql.upkeep(conn, self.partition_ms, now_ms() if now is None else now, AHEAD)
+            self.refresh_statistics()
         return created
 
     def refresh_statistics(self, *, every_table: bool = False) -> list[str]:
@@ -352,7 +356,7 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
         ANALYZE is bounded (store/sql/dialect_sqlite.py ANALYSIS_LIMIT) and the write lock taken only when
         a table is due. every_table: all of them (after VACUUM). Return the tables analyzed.
         """
-        with self._typed_errors():
+        with self._lock, self._typed_errors():  # its reads too: a fork must not land inside them
             return self.sql.refresh_statistics(self.engine, self._lock, every_table=every_table)
 
     def compact(self) -> None:
