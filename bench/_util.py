@@ -100,6 +100,18 @@ def emit(name: str, results: dict[str, Any], summary: list[str]) -> None:
     sys.stdout.flush()
 
 
+def median_page_ms(store: Any, filter_: Any, runs: int, page: int) -> float:
+    """Median ms of `runs` get_sessions(filter_) calls, each checked to return a full page."""
+    import statistics
+
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        assert len(store.get_sessions(filter_)) == page
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
 def ratio(ours: float, peer: float) -> float:
     """ours / peer, guarding against a zero peer."""
     return ours / peer if peer else float("nan")

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _util import emit, machine
+from _util import emit, machine, median_page_ms
 
 AGENTS = ("claude", "codex", "gemini", "opencode", "grok")
 PAGE = 50
@@ -63,13 +63,7 @@ def time_pages(store: Any) -> dict[str, float]:
 
     out: dict[str, float] = {}
     for name, options in CASES.items():
-        f = parse_session_filter(limit=PAGE, **options)
-        times = []
-        for _ in range(RUNS):
-            started = time.perf_counter()
-            assert len(store.get_sessions(f)) == PAGE
-            times.append((time.perf_counter() - started) * 1000)
-        out[name] = statistics.median(times)
+        out[name] = median_page_ms(store, parse_session_filter(limit=PAGE, **options), RUNS, PAGE)
     return out
 
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _util import emit, machine
+from _util import emit, machine, median_page_ms
 
 AGENTS = ("claude", "codex", "gemini", "opencode", "grok")
 PAGE = 50
@@ -149,13 +149,7 @@ def pg_sorted(dsn: str, total: int) -> dict[str, dict[str, float]]:
                     for name in SORT_INDEXES:
                         conn.exec_driver_sql(f"DROP INDEX {name}")
             for name, options in cases.items():
-                f = parse_session_filter(limit=PAGE, **options)
-                times = []
-                for _ in range(RUNS):
-                    started = time.perf_counter()
-                    assert len(store.get_sessions(f)) == PAGE
-                    times.append((time.perf_counter() - started) * 1000)
-                out[label][name] = statistics.median(times)
+                out[label][name] = median_page_ms(store, parse_session_filter(limit=PAGE, **options), RUNS, PAGE)
     finally:
         store.shutdown()
         with psycopg.connect(dsn, autocommit=True) as conn:

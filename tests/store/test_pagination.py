@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,31 +27,27 @@ from vibekit_telemetry.query import (
 from vibekit_telemetry.store import QueryableStore
 
 
-def _session_pages(store: QueryableStore, size: int, **options: Any) -> list[list[str]]:
-    """Every page of a sessions listing, each asked with the cursor of the one before."""
-    pages: list[list[str]] = []
+def _pages(read: Callable[[Any], list[Any]], parse: Callable[..., Any], cursor_of: Callable[[Any, Any], str],
+           key: Callable[[Any], Any], size: int, options: dict[str, Any]) -> list[list[Any]]:
+    """Every page of a listing, each asked with the cursor of the one before."""
+    pages: list[list[Any]] = []
     cursor = None
     while True:
-        f = parse_session_filter(limit=size, cursor=cursor, **options)
-        page = store.get_sessions(f)
+        f = parse(limit=size, cursor=cursor, **options)
+        page = read(f)
         if page:
-            pages.append([s.id for s in page])
+            pages.append([key(row) for row in page])
         if len(page) < size:
             return pages
-        cursor = session_cursor(page[-1], f)
+        cursor = cursor_of(page[-1], f)
+
+
+def _session_pages(store: QueryableStore, size: int, **options: Any) -> list[list[str]]:
+    return _pages(store.get_sessions, parse_session_filter, session_cursor, lambda s: s.id, size, options)
 
 
 def _event_pages(store: QueryableStore, size: int, **options: Any) -> list[list[str | None]]:
-    pages: list[list[str | None]] = []
-    cursor = None
-    while True:
-        f = parse_query(limit=size, cursor=cursor, **options)
-        page = store.query(f)
-        if page:
-            pages.append([e.label for e in page])
-        if len(page) < size:
-            return pages
-        cursor = event_cursor(page[-1], f)
+    return _pages(store.query, parse_query, event_cursor, lambda e: e.label, size, options)
 
 
 @pytest.mark.parametrize("sort", SESSION_SORT_KEYS)

@@ -71,19 +71,8 @@ def test_children_forked_while_another_thread_writes_all_finish(make_store: Call
     writer.start()
     children: list[int] = []
     try:
-        for n in range(20):
-            pid = os.fork()
-            if pid == 0:  # the child: reopen and write its own session, never touching the parent's lock
-                code = 1
-                try:
-                    store.after_fork()
-                    store.store_batch([ev("start", f"child-{n}")])
-                    code = 0
-                except BaseException:
-                    traceback.print_exc()  # shown in the test's captured output
-                finally:
-                    os._exit(code)
-            children.append(pid)
+        # Each child reopens and writes its own session, never touching the parent's lock.
+        children = _fork_children(20, lambda n: _reopen_and_write(store, f"child-{n}"))
     finally:
         stop.set()
         writer.join()
@@ -113,24 +102,35 @@ def test_children_forked_while_the_upkeep_job_runs_all_finish(make_store: Callab
     worker.start()
     children: list[int] = []
     try:
-        for n in range(30):
-            pid = os.fork()
-            if pid == 0:
-                code = 1
-                try:
-                    store.after_fork()
-                    store.store_batch([ev("start", f"upkeep-child-{n}")])
-                    code = 0
-                except BaseException:
-                    traceback.print_exc()
-                finally:
-                    os._exit(code)
-            children.append(pid)
+        children = _fork_children(30, lambda n: _reopen_and_write(store, f"upkeep-child-{n}"))
     finally:
         stop.set()
         worker.join()
     statuses = _wait_all(children, 60)  # a hang guard, not a timing
     assert sorted(statuses.values()) == [0] * len(children), f"{len(children) - len(statuses)} children hung"
+
+
+def _fork_children(count: int, child: Callable[[int], int]) -> list[int]:
+    """Fork `count` children; child n runs child(n) and exits with its code (1 and the traceback if it raised)."""
+    pids: list[int] = []
+    for n in range(count):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = child(n)
+            except BaseException:
+                traceback.print_exc()  # shown in the test's captured output
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    return pids
+
+
+def _reopen_and_write(store: SQLStore, session_id: str) -> int:
+    store.after_fork()
+    store.store_batch([ev("start", session_id)])
+    return 0
 
 
 def _wait_all(children: list[int], seconds: float) -> dict[int, int]:
