@@ -131,6 +131,22 @@ def test_ctrl_c_interrupts_a_running_sqlite_statement(seeded: Dataset, db_file: 
     assert "interrupted" in err and "Traceback" not in err
 
 
+def test_ctrl_c_outside_the_statement_exits_130_without_a_traceback() -> None:
+    # Ctrl-C while a command opens the store (before the statement's own handler is installed) is a
+    # KeyboardInterrupt in the command: the shell's 130 and one line, as for the statement itself.
+    from click.testing import CliRunner
+
+    from vibekit_telemetry.cli.context import TelemetryCommand
+
+    def opening_the_store() -> None:
+        raise KeyboardInterrupt
+
+    command = TelemetryCommand("query", callback=opening_the_store)
+    result = CliRunner().invoke(command, [])
+    assert result.exit_code == 130, result.output
+    assert "interrupted" in result.output and "Traceback" not in result.output
+
+
 # -- PostgreSQL ---------------------------------------------------------------------------------------
 
 def _pg_reason() -> str | None:
@@ -200,11 +216,14 @@ def test_postgres_pg_sleep_stops_at_the_timeout(pg_url: str) -> None:
 
 
 def _sleeping(application: str) -> bool:
+    # The statement itself (DECLARE … CURSOR, then the FETCH that runs it), not the setup queries on
+    # the same connection just before it: Ctrl-C there is not the statement's to cancel.
     import psycopg
 
     with psycopg.connect(PG_DSN) as conn:
         row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                           "AND application_name = %s", (application,)).fetchone()
+                           "AND application_name = %s AND (query LIKE %s OR query LIKE %s)",
+                           (application, "%pg_sleep(40)%", "FETCH %")).fetchone()
     return bool(row and row[0])
 
 

@@ -15,11 +15,9 @@ from ..store.adhoc_sql import (
     SqlResult,
 )
 from ..store.base import AdhocSql
-from .context import require_existing_db, resolve_store
+from .context import EXIT_INTERRUPTED, require_existing_db, resolve_store
 
 F = TypeVar("F", bound=Callable[..., Any])
-# The shell's code for a command stopped by Ctrl-C (128 + SIGINT).
-EXIT_INTERRUPTED = 130
 
 
 def sql_options(command: F) -> F:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from ..store.sql import SQLStore
 
 ENV_DEBUG: Final = "TELEMETRY_DEBUG"
+# The shell's code for a command stopped by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED: Final = 130
 
 
 @dataclass
@@ -102,7 +104,10 @@ class TelemetryCommand(click.Command):
         except ValidationError as exc:
             raise click.UsageError(str(exc), ctx) from None
         except KeyboardInterrupt:
-            raise click.Abort() from None
+            # Ctrl-C before or after the part of a command that handles it itself (opening the store,
+            # say): the shell's code for it, not click's "Aborted!" with exit 1.
+            click.echo("Error: interrupted", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         except Exception as exc:
             if _debug():
                 raise
