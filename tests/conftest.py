@@ -22,6 +22,32 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _pg_trgm_in_public() -> None:
+    """Keep pg_trgm in `public`, never in a test's own schema.
+
+    Migration 0003 creates the extension in the first schema of the search_path; a test schema
+    dropped with CASCADE then takes the extension, and every other schema's trigram indexes, with it
+    ("referenced operator class was concurrently dropped" in a test running beside it).
+    """
+    from pg_support import PG_DSN, PG_SKIP
+
+    if PG_SKIP:
+        return
+    import psycopg
+
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        row = conn.execute("SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+                           "WHERE e.extname = 'pg_trgm'").fetchone()
+        try:
+            if row is None:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
+            elif row[0] != "public":
+                conn.execute("ALTER EXTENSION pg_trgm SET SCHEMA public")
+        except psycopg.Error:
+            pass  # not installed or not allowed: the store falls back to ILIKE, tests still run
+
+
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A postgresql+psycopg URL whose search_path is a schema created for this test and dropped after."""
