@@ -89,6 +89,7 @@ FIELD_ALIASES: Final[dict[str, str]] = {
 }
 # Extra keys accepted in dict input and folded into metadata: `status` of an end, `error` of an error.
 _FOLDED_KEYS: Final = frozenset({"status", "error"})
+_PUBLIC_NAMES: Final = frozenset(PUBLIC_FIELDS)
 
 
 def now_ms() -> int:
@@ -201,6 +202,11 @@ def truncate_fields(event: TelemetryEvent, limit: int) -> list[str]:
     return cut
 
 
+# Checked in this order (the first bad one is named): optional text fields after category and session_id.
+_OPTIONAL_TEXT: Final = ("action", "label", "stream_data", "sandbox_id", "repo_url", "event_id", "service_name",
+                         "service_version")
+
+
 def validate_event(event: TelemetryEvent, *, require_session: bool = True) -> TelemetryEvent:
     """Check every field of an event in place and return it; raise ValidationError naming the field."""
     if not isinstance(event.event_type, str) or event.event_type not in EVENT_TYPES:
@@ -211,20 +217,19 @@ def validate_event(event: TelemetryEvent, *, require_session: bool = True) -> Te
         raise ValidationError("category", "a non-empty string", event.category)
     _check_str("session_id", event.session_id,
                required=require_session and event.event_type in ("stream", "end", "error"))
-    _check_str("action", event.action)
-    _check_str("label", event.label)
-    _check_str("stream_data", event.stream_data)
-    _check_str("sandbox_id", event.sandbox_id)
-    _check_str("repo_url", event.repo_url)
-    _check_str("event_id", event.event_id)
+    for name in _OPTIONAL_TEXT:
+        text = getattr(event, name)
+        # None or ASCII text is the usual case: only anything else takes the full check.
+        if text is not None and (type(text) is not str or not text.isascii()):
+            _check_str(name, text)
     if event.event_id == "":
         raise ValidationError("event_id", "a non-empty string (or none: one is assigned)", "")
     if event.session_id == "":
         raise ValidationError("session_id", "a non-empty string", "")
-    _check_str("service_name", event.service_name)
-    _check_str("service_version", event.service_version)
-    _check_number("value", event.value)
-    _check_number("duration", event.duration, minimum=0)
+    if event.value is not None:
+        _check_number("value", event.value)
+    if event.duration is not None:
+        _check_number("duration", event.duration, minimum=0)
     if event.timestamp:
         event.timestamp = check_timestamp(event.timestamp)
     event.metadata = _check_mapping("metadata", event.metadata)
@@ -234,6 +239,10 @@ def validate_event(event: TelemetryEvent, *, require_session: bool = True) -> Te
 
 def event_from_mapping(data: Mapping[str, Any]) -> TelemetryEvent:
     """Build an event from a dict in any accepted spelling; unknown keys are an error."""
+    if type(data) is dict and "event_type" in data and _PUBLIC_NAMES.issuperset(data):
+        # The common case, checked in C: only canonical names (no aliases to resolve or collide, nothing
+        # to fold), so the dict is the constructor's arguments as it stands.
+        return TelemetryEvent(**data) if "category" in data else TelemetryEvent(category=None, **data)
     if not isinstance(data, Mapping):
         raise ValidationError("event", "a dict or TelemetryEvent", data)
     values: dict[str, Any] = {}

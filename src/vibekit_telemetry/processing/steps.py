@@ -30,7 +30,9 @@ class Normalise:
         stamped_ns = 0
         if type(raw) is tuple:
             raw, stamped_ns = raw
-        if isinstance(raw, TelemetryEvent):
+        if type(raw) is dict:  # the usual input, before the slower ABC check below
+            event = event_from_mapping(raw)
+        elif isinstance(raw, TelemetryEvent):
             event = raw
         elif isinstance(raw, Mapping):
             event = event_from_mapping(raw)

@@ -146,7 +146,9 @@ async def commit(runtime: Runtime, prepared: Prepared, *, wait: bool, arrival: A
         body["committed"] = False
         return body
     try:
-        await asyncio.wait_for(asyncio.shield(done), COMMIT_TIMEOUT_S)
+        # asyncio.timeout rather than wait_for: no extra task per request on the busiest route.
+        async with asyncio.timeout(COMMIT_TIMEOUT_S):
+            await done
     except TimeoutError:
         raise ApiError(503, "Service Unavailable",
                        f"the store did not commit the batch within {COMMIT_TIMEOUT_S:g} s; it may still be "
