@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 
 import pytest
 
-from vibekit_telemetry.ids import uuid7
+from vibekit_telemetry.ids import uuid7, uuid7_many
 
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -44,3 +45,17 @@ def test_a_forked_child_never_repeats_the_parents_random_bits() -> None:
     parent = {uuid7()[19:] for _ in range(50)}
     assert len(child) == 50
     assert not child & parent
+
+
+def test_ids_made_in_a_batch_keep_order_format_and_times_across_pool_refills() -> None:
+    # 1,500 ids draw 24 KB of random hex: several refills of the 4 KiB pool inside one call.
+    now_ms = int(time.time() * 1000)
+    future_ms = 4_102_444_800_000
+    stamps: list[int | None] = [None] * 700 + [future_ms] + [now_ms - 5] * 799
+    ids = uuid7_many(stamps)
+    assert len(ids) == len(stamps) == len(set(ids))
+    assert all(UUID7.match(i) for i in ids)
+    assert int(ids[700].replace("-", "")[:12], 16) == future_ms  # its own time
+    ordinary = ids[:700] + ids[701:]
+    assert ordinary == sorted(ordinary)  # a past timestamp never sorts before ids already made
+    assert ordinary[-1] < uuid7() < ids[700]  # the future id did not move the process clock

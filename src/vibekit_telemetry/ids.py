@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterable
 from typing import Final
 
 _lock = threading.Lock()
@@ -25,49 +26,52 @@ _HEX3: Final = tuple(f"{n:03x}" for n in range(4096))
 _VARIANT: Final = {f"{n:x}": "89ab"[n & 3] for n in range(16)}
 
 
-def _random_hex() -> str:
-    """Sixteen random hex digits (64 bits) from the pool (call with _lock held)."""
-    global _pool, _pos
-    if _pos >= len(_pool):
-        _pool, _pos = os.urandom(_POOL_BYTES).hex(), 0
-    start = _pos
-    _pos = start + 16
-    return _pool[start:start + 16]
-
-
-def _time_prefix(ms: int) -> str:
-    """The id's first 14 characters for a millisecond: time_high-time_mid-7 (call with _lock held)."""
-    global _prefix_ms, _prefix
-    if ms != _prefix_ms:
-        h = f"{ms & 0xFFFF_FFFF_FFFF:012x}"
-        _prefix_ms, _prefix = ms, f"{h[:8]}-{h[8:]}-7"
-    return _prefix
-
-
 def uuid7(timestamp_ms: int | None = None) -> str:
     """Return a UUIDv7 string; ids made in one process sort by creation time."""
-    global _last_ms, _counter
+    return uuid7_many((timestamp_ms,))[0]
+
+
+def uuid7_many(timestamps: Iterable[int | None]) -> list[str]:
+    """Return one UUIDv7 string per timestamp (None: now), in order; one lock and clock read for all."""
+    global _last_ms, _counter, _prefix_ms, _prefix, _pool, _pos
     now = int(time.time() * 1000)
-    ms = now if timestamp_ms is None else int(timestamp_ms)
+    out: list[str] = []
+    add = out.append
+    variant = _VARIANT
     with _lock:
-        rand = _random_hex()
-        if ms > now + 1000:
-            # A caller-supplied time in the future gets an id of its own time, but must not drag the
-            # process clock along: every later id would carry that future time.
-            h = f"{ms & 0xFFFF_FFFF_FFFF:012x}"
-            return f"{h[:8]}-{h[8:]}-7{rand[13:]}-{_VARIANT[rand[0]]}{rand[1:4]}-{_random_hex()[4:]}"
-        # A 12-bit counter in rand_a keeps ids made in the same millisecond ordered (RFC 9562 §6.2, method 1).
-        if ms <= _last_ms:
-            _counter += 1
-            if _counter > 0xFFF:
-                _last_ms += 1
-                _counter = 0
-            ms = _last_ms
-        else:
-            _last_ms = ms
-            _counter = 0
-        # rand_b: the variant digit's two low bits and 15 more hex digits (62 random bits).
-        return f"{_time_prefix(ms)}{_HEX3[_counter]}-{_VARIANT[rand[0]]}{rand[1:4]}-{rand[4:]}"
+        # The pool, the position and the clock state as locals for the loop, stored back at the end.
+        pool, pos, last_ms, counter, prefix_ms, prefix = _pool, _pos, _last_ms, _counter, _prefix_ms, _prefix
+        for timestamp_ms in timestamps:
+            ms = now if timestamp_ms is None else int(timestamp_ms)
+            if pos + 32 > len(pool):  # room for two draws (a future time takes two)
+                pool, pos = os.urandom(_POOL_BYTES).hex(), 0
+            rand = pool[pos:pos + 16]
+            pos += 16
+            if ms > now + 1000:
+                # A caller-supplied time in the future gets an id of its own time, but must not drag
+                # the process clock along: every later id would carry that future time.
+                h = f"{ms & 0xFFFF_FFFF_FFFF:012x}"
+                add(f"{h[:8]}-{h[8:]}-7{rand[13:]}-{variant[rand[0]]}{rand[1:4]}-{pool[pos + 4:pos + 16]}")
+                pos += 16
+                continue
+            # A 12-bit counter in rand_a keeps ids made in the same millisecond ordered (RFC 9562 §6.2,
+            # method 1).
+            if ms <= last_ms:
+                counter += 1
+                if counter > 0xFFF:
+                    last_ms += 1
+                    counter = 0
+                ms = last_ms
+            else:
+                last_ms = ms
+                counter = 0
+            if ms != prefix_ms:  # time_high-time_mid-7, reused while the millisecond stays the same
+                h = f"{ms & 0xFFFF_FFFF_FFFF:012x}"
+                prefix_ms, prefix = ms, f"{h[:8]}-{h[8:]}-7"
+            # rand_b: the variant digit's two low bits and 15 more hex digits (62 random bits).
+            add(f"{prefix}{_HEX3[counter]}-{variant[rand[0]]}{rand[1:4]}-{rand[4:]}")
+        _pool, _pos, _last_ms, _counter, _prefix_ms, _prefix = pool, pos, last_ms, counter, prefix_ms, prefix
+    return out
 
 
 def _reset_after_fork() -> None:
