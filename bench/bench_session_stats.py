@@ -23,6 +23,17 @@ from _util import emit, machine, median_page_ms
 AGENTS = ("claude", "codex", "gemini", "opencode", "grok")
 PAGE = 50
 RUNS = 5
+# Five agents share the sessions; "longest codex sessions, page 200" (a deep page) needs 200 full pages
+# of one of them.
+MIN_SESSIONS = 5 * 200 * PAGE
+
+
+def _enough_sessions(text: str) -> int:
+    value = int(text)
+    if value < MIN_SESSIONS:
+        raise argparse.ArgumentTypeError(f"{value:,} sessions: every case asks for a full page, and page 200 "
+                                         f"of one agent's sessions needs at least {MIN_SESSIONS:,}")
+    return value
 T0 = 1_700_000_000_000
 
 
@@ -96,7 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     from vibekit_telemetry.store import SQLStore
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=100_000)
+    parser.add_argument("--sessions", type=_enough_sessions, default=100_000,
+                        help=f"at least {MIN_SESSIONS:,}: page 200 of one agent's sessions must be full")
     args = parser.parse_args(argv)
     results: dict[str, Any] = {"machine": machine(), "sessions": args.sessions, "runs": RUNS}
     with tempfile.TemporaryDirectory(prefix="bench-session-stats-") as tmp:
