@@ -10,7 +10,8 @@ from typing import Any, Final
 logger = logging.getLogger("vibekit_telemetry")
 
 Handler = Callable[..., Any]
-KNOWN_EVENTS: Final = frozenset({"event:tracked", "flush", "error", "shutdown", "dropped", "stream:broadcast"})
+KNOWN_EVENTS: Final = frozenset({"event:tracked", "events:tracked", "flush", "error", "shutdown", "dropped",
+                                 "stream:broadcast"})
 
 
 class Emitter:

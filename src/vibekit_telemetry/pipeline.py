@@ -229,6 +229,8 @@ class WritePipeline:
         # Secondary providers get what the primary stored; their failures are theirs alone.
         for provider in self.providers[1:]:
             self._store_with_retry(provider, stored)
+        if stored and self.emitter.has("events:tracked"):  # once per commit: the listeners' hot path
+            self.emitter.emit("events:tracked", stored)
         if self.emitter.has("event:tracked"):
             for event in stored:
                 self.emitter.emit("event:tracked", event)

@@ -73,7 +73,7 @@ def create_app(telemetry: Telemetry, settings: ServerSettings | None = None, **o
         feed = replica_feed_for(telemetry, hub)
         hub.attach(telemetry, asyncio.get_running_loop(), local=feed is None)
         if feed is not None:
-            telemetry.on("event:tracked", feed.on_local_commit)
+            telemetry.on("events:tracked", feed.on_local_commit)
             feed.start()
         app.state.replica_feed = feed
         server_metrics.attach(telemetry, hub)
@@ -81,7 +81,7 @@ def create_app(telemetry: Telemetry, settings: ServerSettings | None = None, **o
             yield
         finally:
             if feed is not None:
-                telemetry.off("event:tracked", feed.on_local_commit)
+                telemetry.off("events:tracked", feed.on_local_commit)
                 feed.stop()
             hub.detach()
             server_metrics.detach()

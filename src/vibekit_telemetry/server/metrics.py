@@ -52,26 +52,28 @@ class ServerMetrics:
         """Listen to the pipeline's events."""
         self._telemetry = telemetry
         self._hub = hub
-        telemetry.on("event:tracked", self._on_tracked)
+        telemetry.on("events:tracked", self._on_tracked)
         telemetry.on("flush", self._on_flush)
         telemetry.on("error", self._on_error)
 
     def detach(self) -> None:
         """Stop listening."""
         if self._telemetry is not None:
-            self._telemetry.off("event:tracked", self._on_tracked)
+            self._telemetry.off("events:tracked", self._on_tracked)
             self._telemetry.off("flush", self._on_flush)
             self._telemetry.off("error", self._on_error)
 
-    def _on_tracked(self, event: TelemetryEvent) -> None:
-        category = event.category or ""
-        if category not in self._categories:
-            if len(self._categories) >= MAX_CATEGORY_LABELS:
-                category = OTHER
-            else:
-                self._categories.add(category)
-        key = (event.event_type, category)
-        self._ingested[key] = self._ingested.get(key, 0) + 1
+    def _on_tracked(self, events: list[TelemetryEvent]) -> None:
+        ingested, categories = self._ingested, self._categories
+        for event in events:
+            category = event.category or ""
+            if category not in categories:
+                if len(categories) >= MAX_CATEGORY_LABELS:
+                    category = OTHER
+                else:
+                    categories.add(category)
+            key = (event.event_type, category)
+            ingested[key] = ingested.get(key, 0) + 1
 
     def _on_flush(self, info: dict[str, Any]) -> None:
         self.flush_latency.observe(float(info.get("duration_ms", 0.0)) / 1000)

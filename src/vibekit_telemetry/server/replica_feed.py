@@ -62,7 +62,7 @@ class ReplicaFeed:
         self._channel: Any = None
 
     def on_local_commit(self, _event: object = None) -> None:
-        """On the writer thread (`event:tracked`): this replica committed; the feed thread takes it from here."""
+        """On the writer thread (`events:tracked`): this replica committed; the feed thread takes it from here."""
         if not self._local.is_set():  # once per wake-up, not once per event
             self._local.set()
             with contextlib.suppress(OSError):  # full: a wake-up is already waiting; closed: stopping

@@ -231,7 +231,7 @@ class StreamHub:
         self._fanout = threading.Thread(target=self._fanout_loop, name="vibekit-telemetry-fanout", daemon=True)
         self._fanout.start()
         if local:
-            telemetry.on("event:tracked", self._on_tracked)
+            telemetry.on("events:tracked", self._on_tracked)
         # Broadcasts (plugins) are not stored events: they reach this replica's subscribers only.
         telemetry.on(BROADCAST_EVENT, self.publish)
 
@@ -239,7 +239,7 @@ class StreamHub:
         """Stop listening, stop the fan-out thread and end every open stream."""
         if self._telemetry is not None:
             if self._local:
-                self._telemetry.off("event:tracked", self._on_tracked)
+                self._telemetry.off("events:tracked", self._on_tracked)
             self._telemetry.off(BROADCAST_EVENT, self.publish)
             self._telemetry = None
         self._stopping = True
@@ -299,11 +299,11 @@ class StreamHub:
 
     # -- delivery ---------------------------------------------------------------------------------
 
-    def _on_tracked(self, event: TelemetryEvent) -> None:
-        """On the writer thread: queue the event and wake the fan-out thread; nothing else."""
+    def _on_tracked(self, events: list[TelemetryEvent]) -> None:
+        """On the writer thread, once per commit: queue the events and wake the fan-out thread; nothing else."""
         if not self._subscribers:
             return
-        self._pending.append(event)
+        self._pending.extend(events)
         self._wakeup.set()
 
     def publish(self, item: TelemetryEvent | Broadcast) -> None:
