@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from ..errors import ValidationError
@@ -38,6 +38,10 @@ class Sample:
     releases them all and keeps the rest of the session; a clean end drops them. Events without a
     session id are sampled by their event id. `stats()` gives the kept fraction, so counts can be scaled.
 
+    A held event is not a drop (process returns [], nothing now): it is counted dropped once, when it
+    is finally discarded (a clean end, an eviction below, discard_held at shutdown), through
+    `on_discard`, which the chain sets; an error releases it uncounted.
+
     Held events are bounded three ways, each drop counted under its reason in `held_dropped_reasons`:
     `max_held_sessions` (the oldest session's events go), `max_held_events` per session (newer events
     of that session go), and `max_held_bytes` (estimated, limits.event_size; set from memory_limit by
@@ -68,6 +72,9 @@ class Sample:
         self.sessions_kept_for_errors = 0
         self.held_dropped = 0
         self.held_dropped_reasons = {"max_held_sessions": 0, "max_held_events": 0, "memory_limit": 0}
+        # Held events finally discarded, reported (to the chain's drop count) after the lock is released.
+        self.on_discard: Callable[[list[TelemetryEvent]], None] | None = None
+        self._discarded: list[TelemetryEvent] = []
         self._lock = threading.Lock()
 
     def after_fork(self) -> None:
@@ -86,7 +93,23 @@ class Sample:
                 return event
             if not self.keep_errors or event.session_id is None:
                 return None
-            return self._hold_or_release(sid, event)
+            out = self._hold_or_release(sid, event)
+            discarded, self._discarded = self._discarded, []
+        if discarded:
+            self._report(discarded)
+        return out
+
+    def discard_held(self) -> int:
+        """Discard every held event (at shutdown: their sessions can no longer fail); return how many."""
+        with self._lock:
+            discarded = [e for sid in list(self._held) for e in self._forget(sid)]
+        self._report(discarded)
+        return len(discarded)
+
+    def _report(self, discarded: list[TelemetryEvent]) -> None:
+        # Outside the lock: the chain counts them and tells `dropped` listeners (user code).
+        if discarded and self.on_discard is not None:
+            self.on_discard(discarded)
 
     def _count(self, sid: str, sampled: bool) -> None:
         if sid in self._seen:
@@ -111,7 +134,8 @@ class Sample:
                     self._rescued.popitem(last=False)
             return [*held, event]
         if event.event_type == "end":
-            self._forget(sid)  # ended cleanly: the held events go, as the sample rate asked
+            # Ended cleanly: the held events go, as the sample rate asked (the end itself: None, counted).
+            self._discarded.extend(self._forget(sid))
             return None
         held = self._held.setdefault(sid, [])
         self._held.move_to_end(sid)
@@ -121,7 +145,7 @@ class Sample:
         size = event_size(event)
         if self.max_held_bytes is not None:
             while self.held_bytes + size > self.max_held_bytes and next(iter(self._held)) != sid:
-                self._drop("memory_limit", len(self._forget(next(iter(self._held)))))
+                self._evict("memory_limit", next(iter(self._held)))
             if self.held_bytes + size > self.max_held_bytes:  # this session alone fills the budget
                 self._drop("memory_limit", 1)
                 if not held:
@@ -131,8 +155,14 @@ class Sample:
         self._held_bytes[sid] = self._held_bytes.get(sid, 0) + size
         self.held_bytes += size
         if len(self._held) > self.max_held_sessions:
-            self._drop("max_held_sessions", len(self._forget(next(iter(self._held)))))
-        return None
+            self._evict("max_held_sessions", next(iter(self._held)))
+        return []  # held: not dropped (yet), so not counted
+
+    def _evict(self, reason: str, sid: str) -> None:
+        """Discard a held session's events to make room; counted under `reason` and reported as dropped."""
+        evicted = self._forget(sid)
+        self._drop(reason, len(evicted))
+        self._discarded.extend(evicted)
 
     def _forget(self, sid: str) -> list[TelemetryEvent]:
         """Stop holding a session's events (released, dropped or evicted); return them."""
