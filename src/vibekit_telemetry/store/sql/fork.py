@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from typing import Any, Protocol
 
@@ -33,69 +34,70 @@ _FORK_WAIT_S = 10.0
 class ReaderGate:
     """A shared section for reads that a fork drains: readers never wait for each other, only for a fork.
 
-    enter() and leave() each hold a plain lock for a counter update (about a microsecond the pair; the
-    read itself is not serialised), and enter() waits only while a fork is under way. A thread already
-    inside (a read within a read) passes even then, and a fork from a thread inside a read does not wait
-    for itself.
+    No lock on the way in or out: each thread counts its own entries in a dict under its thread id
+    (one dict store each way, atomic under the GIL), registering before it checks for a fork, while
+    a fork says so before it looks for readers; so either the fork sees the reader or the reader sees
+    the fork and steps back out to wait. A thread already inside (a read within a read) passes even
+    during a fork, and a fork from a thread inside a read does not wait for itself. enter() and
+    leave() are called on the same thread (a SQLAlchemy Connection is used by one thread).
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._inside = 0  # entries under way, nested ones included
-        self._depth: dict[int, int] = {}  # per thread id: its entries under way
+        self._depth: dict[int, int] = {}  # per thread id: its entries under way (only that thread writes it)
         self._closed = False
-        self._allowed = 0  # while closed: the forking thread's own entries, which it does not wait for
-        self._opened = threading.Event()
-        self._drained = threading.Event()
+        self._opened = threading.Event()  # set when the fork is over (a new one per fork)
+        self._drained = threading.Event()  # set by a reader leaving during a fork
 
     def enter(self) -> int:
         """Enter the shared section (waiting while a fork is under way); return the token leave() takes."""
         me = threading.get_ident()
-        while True:
-            with self._lock:
-                depth = self._depth.get(me, 0)
-                if depth or not self._closed:
-                    self._depth[me] = depth + 1
-                    self._inside += 1
-                    return me
-                opened = self._opened
+        depth = self._depth
+        entries = depth.get(me, 0)
+        depth[me] = entries + 1
+        while not entries and self._closed:  # a fork is under way: step back out until it is over
+            del depth[me]
+            opened = self._opened
+            self._drained.set()
             opened.wait()
+            depth[me] = 1
+        return me
 
     def leave(self, token: int) -> None:
-        """Leave the shared section entered with enter() (from any thread)."""
-        with self._lock:
-            depth = self._depth.pop(token, 0) - 1
-            if depth > 0:
-                self._depth[token] = depth
-            if depth >= 0:  # else entered before a fork, in a thread the child does not have
-                self._inside -= 1
-            if self._closed and self._inside <= self._allowed:
-                self._drained.set()
+        """Leave the shared section entered with enter() on this thread."""
+        depth = self._depth
+        entries = depth.get(token, 0) - 1
+        if entries > 0:
+            depth[token] = entries
+        else:
+            depth.pop(token, None)  # (absent: entered before a fork, in a thread the child does not have)
+        if self._closed:
+            self._drained.set()
 
     def close(self, timeout: float) -> bool:
         """Stop new reads and wait until those under way end (but the caller's own); False on timeout."""
-        with self._lock:
-            self._closed = True
-            self._opened, self._drained = threading.Event(), threading.Event()
-            self._allowed = self._depth.get(threading.get_ident(), 0)
-            if self._inside <= self._allowed:
+        me = threading.get_ident()
+        self._opened = threading.Event()  # before closing: a reader that sees the fork waits on this one
+        self._closed = True
+        deadline = time.monotonic() + timeout
+        while True:
+            self._drained.clear()
+            if not any(thread != me for thread in list(self._depth)):
                 return True
-            drained = self._drained
-        return drained.wait(timeout)
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._drained.wait(left):
+                return not any(thread != me for thread in list(self._depth))
 
     def open(self) -> None:
         """Let reads in again (in the parent after the fork)."""
-        with self._lock:
-            self._closed = False
-            self._opened.set()
+        self._closed = False
+        self._opened.set()
 
     def reset_in_child(self) -> None:
-        """In a forked child: only the forking thread exists; the lock is new (a reader may have held it)."""
+        """In a forked child: only the forking thread exists (its own entries stay); new events."""
         me = threading.get_ident()
         own = self._depth.get(me, 0)
-        self._lock = threading.Lock()
         self._depth = {me: own} if own else {}
-        self._inside, self._closed, self._allowed = own, False, 0
+        self._closed = False
         self._opened, self._drained = threading.Event(), threading.Event()
 
 
@@ -107,10 +109,12 @@ class GatedConnection(Connection):
 
     _gate_token: int | None = None
 
-    def __init__(self, engine: Engine, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, engine: Engine, connection: Any = None, _has_events: bool | None = None,
+                 _allow_revalidate: bool = True, _allow_autobegin: bool = True) -> None:
+        # Connection's own signature, called directly (not super() with *args): this runs once per read.
         token = READS.enter()
         try:
-            super().__init__(engine, *args, **kwargs)
+            Connection.__init__(self, engine, connection, _has_events, _allow_revalidate, _allow_autobegin)
         except BaseException:
             READS.leave(token)
             raise
@@ -119,11 +123,13 @@ class GatedConnection(Connection):
     def close(self) -> None:
         """Return the connection to the pool, then leave the reader gate."""
         try:
-            super().close()
+            Connection.close(self)
         finally:
-            token, self._gate_token = self._gate_token, None
+            token = self._gate_token
             if token is not None:
+                self._gate_token = None
                 READS.leave(token)
+
 
 
 def gate_reads(engine: Engine) -> Engine:
