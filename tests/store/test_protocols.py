@@ -120,7 +120,11 @@ def test_children_forked_while_another_thread_reads_all_finish(make_store: Calla
     # readers never wait for the writer. A fork landing inside one of their SQLite calls copies SQLite's
     # global mutexes held and the child's first SQLite call hangs: a fork waits for reads under way
     # (the reader gate, store/sql/fork.py).
+    from vibekit_telemetry.store.sql.fork import GatedConnection
+
     store: SQLStore = make_store()
+    with store.engine.connect() as conn:  # SQLAlchemy's seam (Engine._connection_cls) still builds ours
+        assert isinstance(conn, GatedConnection)
     store.store_batch([ev("start", "read"), *(ev("stream", "read", at=i, stream_data="x" * 100) for i in range(50))])
     stop = threading.Event()
     reads = [0]
