@@ -168,7 +168,8 @@ class ReliabilityConfig(_Section):
     # Seed 001 `memoryLimit`, bytes: the most the writer queue may hold (estimated from the measured size
     # of events); past it events spill to the spool, or are dropped by `backpressure` (counted as
     # memory_limit). Shared with the sampler's held events and bus-fed exporters' queues when they exist
-    # (a quarter each: limits.MemoryShares). Resident memory over it emits `memory:high` too.
+    # (a quarter each), and the sampler's sessions seen (2 %): limits.MemoryShares. Resident memory over
+    # it emits `memory:high` too.
     memory_limit: int | None = Field(default=None, ge=1)
     # Free disk (MB) next to a SQLite store below which commits are held (retried) rather than run into
     # SQLITE_FULL; checked before each commit, statvfs cached for disk_check_interval_ms.

@@ -6,7 +6,8 @@ measured size of events the writer processes), so `track()` pays one integer com
 
 `memory_limit` is one budget shared by every place that holds events in memory (MemoryShares): the
 writer queue, the events the sample step holds for keep_errors, and the queues of exporters fed from
-the bus (no change log). The last two are measured event by event (event_size), off the hot path.
+the bus (no change log). The last two are measured event by event (event_size), off the hot path. The
+sample step's set of sessions seen (to count each once) has a share too, entry by entry.
 """
 
 from __future__ import annotations
@@ -25,27 +26,32 @@ from .events import TelemetryEvent
 # and the queue's slot. Measured with tracemalloc: ~500 bytes for a small track() dict, ~220 for a
 # track_stream chunk; processed events (tickets) carry more. Rounded up, so the bound errs on the safe side.
 EVENT_OVERHEAD_BYTES = 1000
-# The shares of memory_limit given to the sample step's held events and to the bus-fed exporters'
-# queues (all of them together), when they exist; the writer queue has the rest (at least half).
+# The shares of memory_limit given to the sample step's held events, to the bus-fed exporters' queues
+# (all of them together) and to the sample step's sessions seen, when they exist; the writer queue has
+# the rest (at least 48 %). 2 % of memory_limit remembers ~4,700 session ids per 64 MB.
 SAMPLER_SHARE: Final = 0.25
 EXPORTERS_SHARE: Final = 0.25
+SEEN_SHARE: Final = 0.02
 
 
 @dataclass(frozen=True, slots=True)
 class MemoryShares:
-    """memory_limit split in bytes: the writer queue, the sampler's held events, every bus-fed exporter's queue."""
+    """memory_limit split in bytes: the writer queue, the sampler's held events, every bus-fed exporter's
+    queue, the sampler's sessions seen."""
 
     limit: int
     writer: int
     sampler: int  # 0: no sample step holds events (sample_rate 1, or keep_errors off)
     exporters: int  # all bus-fed exporters together; 0 when every exporter follows a store
+    seen: int = 0  # the sample step's sessions seen; 0: no sampling (sample_rate 1)
 
     @classmethod
-    def split(cls, limit: int, *, sampler: bool, bus_exporters: int) -> MemoryShares:
-        """Give the sampler and the bus-fed exporters their share when present; the writer the rest."""
+    def split(cls, limit: int, *, sampler: bool, bus_exporters: int, seen: bool = False) -> MemoryShares:
+        """Give the sampler, the bus-fed exporters and the seen set their share when present; the writer the rest."""
         held = int(limit * SAMPLER_SHARE) if sampler else 0
         queued = int(limit * EXPORTERS_SHARE) if bus_exporters else 0
-        return cls(limit, limit - held - queued, held, queued)
+        remembered = max(1, int(limit * SEEN_SHARE)) if seen else 0
+        return cls(limit, limit - held - queued - remembered, held, queued, remembered)
 
 
 def _mapping_size(text: str | None, mapping: Mapping[str, Any] | None) -> int:

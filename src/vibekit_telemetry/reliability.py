@@ -137,7 +137,8 @@ def _store_directory(runtime: Runtime) -> str | None:
 
 
 def enforce_memory_limit(runtime: Runtime) -> MemoryBudget:
-    """Split memory_limit between the writer queue, the sampler's held events and bus-fed exporters' queues.
+    """Split memory_limit between the writer queue, the sampler's held events and sessions seen, and
+    bus-fed exporters' queues.
 
     The writer queue's share becomes its bound in events (and tells the pipeline when to spill to the
     spool); the sample step and each bus-fed exporter get a bound in bytes (limits.MemoryShares).
@@ -146,10 +147,14 @@ def enforce_memory_limit(runtime: Runtime) -> MemoryBudget:
 
     limit = runtime.config.reliability.memory_limit
     assert limit is not None
-    sample = _holding_sampler(runtime)
-    shares = MemoryShares.split(limit, sampler=sample is not None, bus_exporters=len(runtime.exporters.bus_feeds()))
+    sample = _sampling_step(runtime)
+    holding = sample if sample is not None and sample.keep_errors else None
+    shares = MemoryShares.split(limit, sampler=holding is not None, bus_exporters=len(runtime.exporters.bus_feeds()),
+                                seen=sample is not None)
+    if holding is not None:
+        holding.max_held_bytes = shares.sampler
     if sample is not None:
-        sample.max_held_bytes = shares.sampler
+        sample.max_seen_bytes = shares.seen
     if shares.exporters:
         runtime.exporters.bound_memory(shares.exporters)
     worker = runtime.worker
@@ -161,12 +166,12 @@ def enforce_memory_limit(runtime: Runtime) -> MemoryBudget:
     return budget
 
 
-def _holding_sampler(runtime: Runtime) -> Sample | None:
-    """The chain's sample step when it holds events for keep_errors (a rate below 1), else None."""
+def _sampling_step(runtime: Runtime) -> Sample | None:
+    """The chain's sample step when it samples (a rate below 1: it remembers sessions seen), else None."""
     from .processing.sampling import Sample
 
     sample = runtime.chain.get("sample")
-    if isinstance(sample, Sample) and sample.keep_errors and sample.sample_rate < 1.0:
+    if isinstance(sample, Sample) and sample.sample_rate < 1.0:
         return sample
     return None
 
@@ -175,6 +180,11 @@ def held_bytes(runtime: Runtime) -> tuple[int, int]:
     """The estimated memory of the sampler's held events and of the bus-fed exporters' queues."""
     sample = runtime.chain.get("sample")
     return int(getattr(sample, "held_bytes", 0) or 0), runtime.exporters.queued_bytes()
+
+
+def seen_bytes(runtime: Runtime) -> int:
+    """The estimated memory of the sample step's sessions seen (0 without sampling)."""
+    return int(getattr(runtime.chain.get("sample"), "seen_bytes", 0) or 0)
 
 
 class ResourceMonitor:
@@ -204,11 +214,12 @@ class ResourceMonitor:
         if limit and budget is not None:
             queued = self.queue_bytes() or 0
             held, exporters = held_bytes(self.runtime)
+            seen = seen_bytes(self.runtime)
             # Crossing: resident memory at the limit, the writer queue at 90 % of its share, or everything
             # held (queue, sampler, exporters) at 90 % of the limit.
             high = ((self.rss is not None and self.rss >= limit) or queued >= 0.9 * budget.limit_bytes
-                    or queued + held + exporters >= 0.9 * limit)
-            used = max(self.rss or 0, queued + held + exporters)
+                    or queued + held + exporters + seen >= 0.9 * limit)
+            used = max(self.rss or 0, queued + held + exporters + seen)
             if high and not self.memory_high and self.runtime.emitter.has("memory:high"):
                 self.runtime.emitter.emit("memory:high", {"used": used, "limit": limit,
                                                           "percentage": round(100 * used / limit, 1),
@@ -278,10 +289,11 @@ def health_components(runtime: Runtime, report: dict[str, Any]) -> None:
     report["memory"] = {"rss_bytes": monitor.rss, "limit": runtime.config.reliability.memory_limit,
                         "high": monitor.memory_high, "queue_bytes": monitor.queue_bytes(),
                         "queue_bound": runtime.worker.capacity(), "spilled": counters.spilled,
-                        "sampler_bytes": held, "exporter_bytes": exporters,
+                        "sampler_bytes": held, "exporter_bytes": exporters, "seen_bytes": seen_bytes(runtime),
                         # memory_limit's split in bytes (None without memory_limit): limits.MemoryShares
                         "shares": {"writer": shares.writer, "sampler": shares.sampler,
-                                   "exporters": shares.exporters} if shares is not None else None}
+                                   "exporters": shares.exporters, "seen": shares.seen}
+                        if shares is not None else None}
     guard = pipeline.disk_guard
     report["disk"] = {"free_mb": monitor.free_disk_mb, "min_free_mb": runtime.config.reliability.min_free_disk_mb,
                       "full": pipeline.disk_full, "held": guard.holds if guard is not None else 0}

@@ -384,6 +384,11 @@ class Runtime:
         finished = self.worker.flush(timeout)
         self.pipeline.stopping.set()
         finished = self.worker.shutdown(timeout) and finished
+        # Events the sample step still holds for keep_errors: their sessions can no longer fail, so they
+        # are discarded now, and counted as dropped by `sample` (not before: an error would have kept them).
+        discard_held = getattr(self.chain.get("sample"), "discard_held", None)
+        if callable(discard_held):
+            discard_held()
         if self.plugins is not None:  # after the last commit (after_store seen), before the stores close
             self.plugins.shutdown()
         # Exporters get a bounded time to deliver what is committed; the rest goes out on the next start.

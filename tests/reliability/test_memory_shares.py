@@ -15,8 +15,8 @@ from vibekit_telemetry import Telemetry
 from vibekit_telemetry.errors import ValidationError
 from vibekit_telemetry.events import TelemetryEvent
 from vibekit_telemetry.exporters import Backoff, BusFeed, WebhookExporter
-from vibekit_telemetry.limits import EXPORTERS_SHARE, SAMPLER_SHARE, MemoryShares
-from vibekit_telemetry.processing.sampling import Sample
+from vibekit_telemetry.limits import EXPORTERS_SHARE, SAMPLER_SHARE, SEEN_SHARE, MemoryShares
+from vibekit_telemetry.processing.sampling import Sample, session_score
 from vibekit_telemetry.store.base import BaseStorageProvider, BatchResult
 
 LIMIT = 400_000  # bytes
@@ -49,6 +49,9 @@ def test_shares_split_the_limit_between_what_is_present() -> None:
     both = MemoryShares.split(LIMIT, sampler=True, bus_exporters=2)
     assert (both.sampler, both.exporters) == (int(LIMIT * SAMPLER_SHARE), int(LIMIT * EXPORTERS_SHARE))
     assert both.writer + both.sampler + both.exporters == LIMIT and both.writer >= LIMIT // 2
+    every = MemoryShares.split(LIMIT, sampler=True, bus_exporters=2, seen=True)
+    assert (every.sampler, every.exporters, every.seen) == (both.sampler, both.exporters, int(LIMIT * SEEN_SHARE))
+    assert every.writer + every.sampler + every.exporters + every.seen == LIMIT and every.writer >= LIMIT * 0.48
 
 
 def test_held_sessions_of_a_flood_stay_within_the_samplers_share(tmp_path: Path) -> None:
@@ -140,3 +143,61 @@ def test_busfeed_bound_in_bytes_and_its_bad_value() -> None:
         BusFeed(dead, max_bytes=0)
     with pytest.raises(ValidationError, match="max_held_bytes"):
         Sample(0.5, max_held_bytes=-1)
+    with pytest.raises(ValidationError, match="max_seen_bytes"):
+        Sample(0.5, max_seen_bytes=0)
+
+
+def test_sessions_seen_stay_within_their_share(tmp_path: Path) -> None:
+    # Sampling without keep_errors holds no events, but remembers the sessions it has seen (to count
+    # each once): that set takes its share of memory_limit too, the session seen least recently forgotten.
+    telemetry = Telemetry(db_path=str(tmp_path / "t.db"), sample_rate=0.5, keep_errors=False,
+                          max_queue_size=100_000, block_timeout_ms=10_000, reliability={"memory_limit": LIMIT})
+    try:
+        share = telemetry.get_health_status()["memory"]["shares"]["seen"]
+        assert share == int(LIMIT * SEEN_SHARE)
+        sids = []
+        for i in range(2000):
+            sid = f"session-{i}"
+            for step in ("plan", "act"):
+                telemetry.track({"event_type": "custom", "session_id": sid, "category": "claude", "label": step})
+            sids.append(sid)
+        assert telemetry.flush(60)
+        health = telemetry.get_health_status()
+        sampling = health["sampling"]
+        assert sampling["max_seen_bytes"] == share and 0 < sampling["seen_bytes"] <= share
+        assert health["memory"]["seen_bytes"] == sampling["seen_bytes"]
+        assert sampling["seen_forgotten"] == 2000 - sampling["seen_sessions"] > 1900
+        # Each session's events came together, so each was counted once despite the bound. (Ends and
+        # stream chunks, which the SDK sends behind later sessions' starts, could find theirs forgotten.)
+        assert sampling["sessions_seen"] == 2000
+        # The first session was forgotten: another event of it is counted again, and decided by its hash
+        # as before (stored only if the session was).
+        first = sids[0]
+        telemetry.track({"event_type": "custom", "session_id": first, "category": "claude", "label": "late"})
+        assert telemetry.flush(30)
+        sampling = telemetry.get_health_status()["sampling"]
+        assert sampling["sessions_seen"] == 2001
+        kept = session_score(first) < 0.5
+        assert len(telemetry.query(session_id=first, limit=10)) == (3 if kept else 0)
+    finally:
+        telemetry.shutdown()
+
+
+def test_the_seen_bound_holds_real_memory_too() -> None:
+    """tracemalloc, not the estimate: a bounded seen set stops growing; the default one grows past it."""
+    def seen_after_flood(max_seen_bytes: int | None) -> int:
+        sample = Sample(0.5, keep_errors=False, **({} if max_seen_bytes is None else
+                                                   {"max_seen_bytes": max_seen_bytes}))
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            for i in range(50_000):  # 50,000 sessions, an id each (a uuid's length), made as in life
+                sample.process(TelemetryEvent("start", "claude", session_id=f"{i:08d}-7e3b-7000-8000-000000000042"))
+            return tracemalloc.get_traced_memory()[0] - base
+        finally:
+            tracemalloc.stop()
+
+    bound = 200_000
+    bounded, default = seen_after_flood(bound), seen_after_flood(None)
+    assert bounded <= bound, bounded  # the estimate (SEEN_ENTRY_BYTES + the id) errs on the safe side
+    assert default > 10 * bound, default  # the flood is big enough for the bound to matter

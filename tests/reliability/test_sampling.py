@@ -100,3 +100,50 @@ def test_the_decision_is_the_same_in_every_process() -> None:
     code = "from vibekit_telemetry.processing.sampling import session_score; print(session_score(" + repr(sid) + "))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert float(out) == session_score(sid)
+
+
+def test_held_events_count_as_dropped_only_when_discarded(make_telemetry: Callable[..., Telemetry],
+                                                          db_path: Path) -> None:
+    # sample_rate 0 with keep_errors: every session is held until it ends. A failing session's held
+    # events are stored, so they were never dropped; a clean session's are dropped once, at its end.
+    telemetry = make_telemetry(sample_rate=0.0, keep_errors=True)
+    notices: list[str | None] = []
+    telemetry.on("dropped", lambda notice: notices.append(notice.event_id))
+    failing = telemetry.track_start("claude", "code", "fails")
+    telemetry.track_stream(failing, "one")
+    telemetry.track_stream(failing, "two")
+    assert telemetry.flush(10)
+    assert telemetry.get_health_status()["chain"]["dropped"].get("sample", 0) == 0  # held, not dropped
+    telemetry.track_error(failing, "boom")
+    telemetry.track_end(failing, "error")
+    clean = telemetry.track_start("claude", "code", "clean")
+    telemetry.track_stream(clean, "three")
+    telemetry.track_end(clean, "completed")
+    assert telemetry.flush(10)
+    assert _stored(db_path) == {failing: 5}
+    health = telemetry.get_health_status()
+    assert health["chain"]["dropped"] == {"sample": 3}  # the clean session's start, stream and end
+    assert len(notices) == 3 and None not in notices  # each discarded event told once, by its id
+    assert health["dropped_total"] == 0
+
+
+def test_evicted_and_shutdown_held_events_are_counted_once() -> None:
+    from vibekit_telemetry.processing import Chain, Normalise
+
+    sample = Sample(0.0, keep_errors=True, max_held_sessions=2)
+    chain = Chain(Normalise(), [sample])
+
+    def stream(sid: str) -> list[object]:
+        return list(chain.run([{"event_type": "stream", "category": "claude", "session_id": sid,
+                                "stream_data": "x"}]))
+
+    for sid in ("a", "b", "a", "b"):
+        assert stream(sid) == []
+    assert chain.dropped == {}  # four events held
+    stream("c")  # a third session: the oldest, a, is evicted with its two events
+    assert chain.dropped == {"sample": 2} and sample.held_dropped_reasons["max_held_sessions"] == 2
+    assert [e.session_id for e in chain.run([{"event_type": "error", "category": "claude", "session_id": "b",
+                                              "label": "boom"}])] == ["b", "b", "b"]  # released, uncounted
+    assert chain.dropped == {"sample": 2}
+    assert sample.discard_held() == 1  # c's event, at shutdown
+    assert chain.dropped == {"sample": 3} and sample.stats()["held_events"] == 0

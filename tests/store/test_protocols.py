@@ -112,6 +112,86 @@ def test_children_forked_while_the_upkeep_job_runs_all_finish(make_store: Callab
     assert sorted(statuses.values()) == [0] * len(children), f"{len(children) - len(statuses)} children hung"
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_children_forked_while_another_thread_reads_all_finish(make_store: Callable[..., Any],
+                                                                backend: str) -> None:
+    # A user's own reads (get_session, query) run outside the store's lock, on pooled connections, so
+    # readers never wait for the writer. A fork landing inside one of their SQLite calls copies SQLite's
+    # global mutexes held and the child's first SQLite call hangs: a fork waits for reads under way
+    # (the reader gate, store/sql/fork.py).
+    from vibekit_telemetry.store.sql.fork import GatedConnection
+
+    store: SQLStore = make_store()
+    with store.engine.connect() as conn:  # SQLAlchemy's seam (Engine._connection_cls) still builds ours
+        assert isinstance(conn, GatedConnection)
+    store.store_batch([ev("start", "read"), *(ev("stream", "read", at=i, stream_data="x" * 100) for i in range(50))])
+    stop = threading.Event()
+    reads = [0]
+
+    def read() -> None:
+        while not stop.is_set():
+            session = store.get_session("read", with_events=True)
+            assert session is not None and len(session.events) == 51
+            store.query(QueryFilter(session_ids=["read"], event_types=["stream"], limit=10))
+            reads[0] += 1
+
+    readers = [threading.Thread(target=read, daemon=True) for _ in range(2)]  # two: more forks land in a read
+    for reader in readers:
+        reader.start()
+    children: list[int] = []
+    try:
+        children = _fork_children(30, lambda n: _reopen_and_write(store, f"read-child-{n}"))
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join()
+    statuses = _wait_all(children, 60)  # a hang guard, not a timing
+    assert sorted(statuses.values()) == [0] * len(children), f"{len(children) - len(statuses)} children hung"
+    assert reads[0] > 0  # the reader ran while the children were forked
+    assert store.existing_sessions([f"read-child-{n}" for n in range(30)]) == {f"read-child-{n}" for n in range(30)}
+
+
+def test_the_reader_gate_lets_reads_overlap_and_a_fork_drain_them() -> None:
+    from vibekit_telemetry.store.sql.fork import ReaderGate
+
+    gate = ReaderGate()
+    inside, release = threading.Event(), threading.Event()
+
+    def long_read() -> None:
+        token = gate.enter()
+        inside.set()
+        release.wait()
+        gate.leave(token)
+
+    first = threading.Thread(target=long_read)
+    first.start()
+    assert inside.wait(10)
+    gate.leave(gate.enter())  # another read while the first is under way: reads do not wait for each other
+    drained: list[bool] = []
+    fork = threading.Thread(target=lambda: drained.append(gate.close(60)))
+    fork.start()
+    while not gate._closed:  # the fork has begun: it waits for the first read
+        fork.join(0.01)
+    late = threading.Event()
+    newcomer = threading.Thread(target=lambda: (gate.leave(gate.enter()), late.set()))
+    newcomer.start()
+    assert not late.wait(0.2)  # a read starting during the fork waits for it
+    release.set()
+    fork.join()
+    assert drained == [True]
+    assert not late.is_set()
+    gate.open()  # after the fork
+    assert late.wait(10)
+    first.join()
+    newcomer.join()
+    # A fork from a thread inside a read does not wait for its own read.
+    token = gate.enter()
+    assert gate.close(60)
+    gate.open()
+    gate.leave(token)
+
+
 def _fork_children(count: int, child: Callable[[int], int]) -> list[int]:
     """Fork `count` children; child n runs child(n) and exits with its code (1 and the traceback if it raised)."""
     pids: list[int] = []

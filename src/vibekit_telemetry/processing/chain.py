@@ -26,7 +26,9 @@ class Processor(Protocol):
     """One step of the chain: return the event (changed or not), or None to drop it (counted by name).
 
     A step may also return a list: events it held back earlier released together with this one
-    (the `sample` step keeps a failing session whole this way).
+    (the `sample` step keeps a failing session whole this way), or [] to hold this event back for now
+    (not a drop). A step that holds events has an `on_discard` attribute: the chain sets it to a
+    function that counts the held events the step finally discards, under the step's name.
     """
 
     name: str
@@ -97,6 +99,18 @@ class Chain:
         self.dropped: dict[str, int] = {}
         self.invalid: dict[str, int] = {}
         self.on_problem: OnProblem | None = None
+        for processor in self._processors:
+            self._bind(processor)
+
+    def _bind(self, processor: Processor) -> None:
+        """Give a step that holds events (it has `on_discard`) the way to count those it discards later."""
+        if hasattr(processor, "on_discard"):
+            processor.on_discard = lambda events: self.discarded(processor.name, events)  # type: ignore[attr-defined]
+
+    def discarded(self, processor: str, events: Sequence[TelemetryEvent]) -> None:
+        """Count events a step held back and has now discarded, each once, and tell `dropped` listeners."""
+        for event in events:
+            self._problem("dropped", processor, event, "dropped", None)
 
     @property
     def names(self) -> list[str]:
@@ -131,6 +145,7 @@ class Chain:
         else:
             raise ValidationError("before" if before is not None else "after", "one of " + ", ".join(self.names),
                                   anchor)
+        self._bind(processor)
         with self._lock:  # copy-on-write: a writer running the chain keeps its snapshot
             items = list(self._processors)
             items.insert(index, processor)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from ..errors import ValidationError
@@ -13,6 +13,13 @@ from ..events import TelemetryEvent
 from ..limits import event_size
 
 _SCALE: Final = float(1 << 64)
+# What one remembered session id costs in the seen set beyond its characters: the str header (49), the
+# OrderedDict's slot, index and link node. tracemalloc measured 180-230 bytes per 36-character id in
+# all, with the table's growth steps; rounded up, so the bound errs on the safe side
+# (tests/reliability/test_memory_shares.py measures it).
+SEEN_ENTRY_BYTES: Final = 250
+# The seen set's bound without memory_limit: about the real memory its 100,000 ids took before it had one.
+DEFAULT_MAX_SEEN_BYTES: Final = 20_000_000
 
 
 def session_score(session_id: str) -> float:
@@ -38,16 +45,26 @@ class Sample:
     releases them all and keeps the rest of the session; a clean end drops them. Events without a
     session id are sampled by their event id. `stats()` gives the kept fraction, so counts can be scaled.
 
+    A held event is not a drop (process returns [], nothing now): it is counted dropped once, when it
+    is finally discarded (a clean end, an eviction below, discard_held at shutdown), through
+    `on_discard`, which the chain sets; an error releases it uncounted.
+
     Held events are bounded three ways, each drop counted under its reason in `held_dropped_reasons`:
     `max_held_sessions` (the oldest session's events go), `max_held_events` per session (newer events
     of that session go), and `max_held_bytes` (estimated, limits.event_size; set from memory_limit by
     the runtime): the oldest sessions' events go until the new one fits.
+
+    The sessions seen, remembered to count each once, are bounded by `max_seen_bytes` (estimated:
+    SEEN_ENTRY_BYTES plus the id; set from memory_limit by the runtime): the session seen least recently
+    is forgotten first. The keep or drop decision does not need it (it is the id's hash); a forgotten
+    session that sends again is counted again in sessions_seen (and sessions_kept when sampled).
     """
 
     name = "sample"
 
     def __init__(self, sample_rate: float = 1.0, *, keep_errors: bool = True, max_held_sessions: int = 10_000,
-                 max_held_events: int = 1_000, max_held_bytes: int | None = None) -> None:
+                 max_held_events: int = 1_000, max_held_bytes: int | None = None,
+                 max_seen_bytes: int = DEFAULT_MAX_SEEN_BYTES) -> None:
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, int | float) or not 0.0 <= sample_rate <= 1.0:
             raise ValidationError("sample_rate", "a number from 0.0 to 1.0", sample_rate)
         self.sample_rate = float(sample_rate)
@@ -58,16 +75,25 @@ class Sample:
                                            or max_held_bytes < 1):
             raise ValidationError("max_held_bytes", "an integer >= 1 (bytes) or None", max_held_bytes)
         self.max_held_bytes = max_held_bytes
+        if isinstance(max_seen_bytes, bool) or not isinstance(max_seen_bytes, int) or max_seen_bytes < 1:
+            raise ValidationError("max_seen_bytes", "an integer >= 1 (bytes)", max_seen_bytes)
+        self.max_seen_bytes = max_seen_bytes
         self._held: OrderedDict[str, list[TelemetryEvent]] = OrderedDict()
         self._held_bytes: dict[str, int] = {}  # per held session, estimated (limits.event_size)
         self.held_bytes = 0
         self._rescued: OrderedDict[str, None] = OrderedDict()  # sessions kept because of an error
-        self._seen: OrderedDict[str, bool] = OrderedDict()  # decision per session, to count each once
+        # Sessions seen, least recently seen first: to count each once (bounded by max_seen_bytes).
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self.seen_bytes = 0
+        self.seen_forgotten = 0  # sessions forgotten to stay within max_seen_bytes
         self.sessions_seen = 0
         self.sessions_kept = 0
         self.sessions_kept_for_errors = 0
         self.held_dropped = 0
         self.held_dropped_reasons = {"max_held_sessions": 0, "max_held_events": 0, "memory_limit": 0}
+        # Held events finally discarded, reported (to the chain's drop count) after the lock is released.
+        self.on_discard: Callable[[list[TelemetryEvent]], None] | None = None
+        self._discarded: list[TelemetryEvent] = []
         self._lock = threading.Lock()
 
     def after_fork(self) -> None:
@@ -81,21 +107,43 @@ class Sample:
         sid = event.session_id or event.event_id or ""
         sampled = self.sample_rate > 0.0 and session_score(sid) < self.sample_rate
         with self._lock:
-            self._count(sid, sampled)
+            self._count(event.session_id or None, sampled)
             if sampled:
                 return event
             if not self.keep_errors or event.session_id is None:
                 return None
-            return self._hold_or_release(sid, event)
+            out = self._hold_or_release(sid, event)
+            discarded, self._discarded = self._discarded, []
+        if discarded:
+            self._report(discarded)
+        return out
 
-    def _count(self, sid: str, sampled: bool) -> None:
-        if sid in self._seen:
-            return
-        self._seen[sid] = sampled
+    def discard_held(self) -> int:
+        """Discard every held event (at shutdown: their sessions can no longer fail); return how many."""
+        with self._lock:
+            discarded = [e for sid in list(self._held) for e in self._forget(sid)]
+        self._report(discarded)
+        return len(discarded)
+
+    def _report(self, discarded: list[TelemetryEvent]) -> None:
+        # Outside the lock: the chain counts them and tells `dropped` listeners (user code).
+        if discarded and self.on_discard is not None:
+            self.on_discard(discarded)
+
+    def _count(self, sid: str | None, sampled: bool) -> None:
+        """Count a session the first time it is seen (an event without one is its own, never seen again)."""
+        seen = self._seen
+        if sid is not None:
+            if sid in seen:
+                seen.move_to_end(sid)  # least recently seen is forgotten first
+                return
+            seen[sid] = None
+            self.seen_bytes += SEEN_ENTRY_BYTES + len(sid)
+            while self.seen_bytes > self.max_seen_bytes and len(seen) > 1:
+                self.seen_bytes -= SEEN_ENTRY_BYTES + len(seen.popitem(last=False)[0])
+                self.seen_forgotten += 1
         self.sessions_seen += 1
         self.sessions_kept += sampled
-        if len(self._seen) > self.max_held_sessions * 10:
-            self._seen.popitem(last=False)
 
     def _hold_or_release(self, sid: str, event: TelemetryEvent) -> TelemetryEvent | list[TelemetryEvent] | None:
         if sid in self._rescued:
@@ -111,7 +159,8 @@ class Sample:
                     self._rescued.popitem(last=False)
             return [*held, event]
         if event.event_type == "end":
-            self._forget(sid)  # ended cleanly: the held events go, as the sample rate asked
+            # Ended cleanly: the held events go, as the sample rate asked (the end itself: None, counted).
+            self._discarded.extend(self._forget(sid))
             return None
         held = self._held.setdefault(sid, [])
         self._held.move_to_end(sid)
@@ -121,7 +170,7 @@ class Sample:
         size = event_size(event)
         if self.max_held_bytes is not None:
             while self.held_bytes + size > self.max_held_bytes and next(iter(self._held)) != sid:
-                self._drop("memory_limit", len(self._forget(next(iter(self._held)))))
+                self._evict("memory_limit", next(iter(self._held)))
             if self.held_bytes + size > self.max_held_bytes:  # this session alone fills the budget
                 self._drop("memory_limit", 1)
                 if not held:
@@ -131,8 +180,14 @@ class Sample:
         self._held_bytes[sid] = self._held_bytes.get(sid, 0) + size
         self.held_bytes += size
         if len(self._held) > self.max_held_sessions:
-            self._drop("max_held_sessions", len(self._forget(next(iter(self._held)))))
-        return None
+            self._evict("max_held_sessions", next(iter(self._held)))
+        return []  # held: not dropped (yet), so not counted
+
+    def _evict(self, reason: str, sid: str) -> None:
+        """Discard a held session's events to make room; counted under `reason` and reported as dropped."""
+        evicted = self._forget(sid)
+        self._drop(reason, len(evicted))
+        self._discarded.extend(evicted)
 
     def _forget(self, sid: str) -> list[TelemetryEvent]:
         """Stop holding a session's events (released, dropped or evicted); return them."""
@@ -152,6 +207,8 @@ class Sample:
                     "kept_fraction": round(kept / seen, 6) if seen else 1.0,
                     "held_sessions": len(self._held), "held_events": sum(len(h) for h in self._held.values()),
                     "held_bytes": self.held_bytes, "max_held_bytes": self.max_held_bytes,
+                    "seen_sessions": len(self._seen), "seen_bytes": self.seen_bytes,
+                    "max_seen_bytes": self.max_seen_bytes, "seen_forgotten": self.seen_forgotten,
                     "held_dropped": self.held_dropped, "held_dropped_reasons": dict(self.held_dropped_reasons)}
 
 

@@ -30,7 +30,7 @@ from .changelog import ChangeLogMethods
 from .cluster import ClusterMixin
 from .dialect import for_url, sqlite_path, to_url
 from .direct import DirectAccess
-from .fork import DISOWNED, LIVE
+from .fork import DISOWNED, LIVE, gate_reads
 from .partitions import INTERVALS
 from .pool import PoolOptions
 from .read_breakdown import BreakdownReads
@@ -116,8 +116,9 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
                 create_private_database(self.path)  # owner-only: 0700 new directories, 0600 the file
 
                 check_sqlite_file(self.path)
-            engine = self.sql.make_engine(self.url, busy_timeout_ms=self.busy_timeout_ms, wal=self.wal,
-                                          pool=self.pool)
+            # Reads pass the reader gate, which a fork drains (fork.py): outside the lock, but never forked inside.
+            engine = gate_reads(self.sql.make_engine(self.url, busy_timeout_ms=self.busy_timeout_ms, wal=self.wal,
+                                                     pool=self.pool))
             try:
                 migrated = migrate.upgrade(engine)
                 with engine.begin() as conn:  # the current partition at once; upkeep() makes those ahead
