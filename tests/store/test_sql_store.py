@@ -201,3 +201,32 @@ def test_postgres_url_spellings_are_normalised() -> None:
     assert SQLStore("relative.db").url.startswith("sqlite:////")
     with pytest.raises(StoreError, match="unsupported"):
         SQLStore("mysql://u@h/db")
+
+
+def test_a_batch_spanning_several_insert_statements_is_stored_whole_and_exact(
+        make_store: Callable[..., SQLStore]) -> None:
+    # SQLite inserts events MULTI_ROW a statement: 300 events are three statements (125, 125, 50).
+    store = make_store()
+    events = [ev("start", "big")] + [ev("stream", "big", at=n, stream_data=f"chunk {n}", value=n / 2,
+                                        metadata={"n": n}, event_id=f"big-{n:03d}") for n in range(1, 299)]
+    events.append(ev("end", "big", at=300, duration=1.5))
+    assert store.store_batch(events).stored == 300
+    stored = {e.event_id: e for e in store.query(QueryFilter(session_ids=["big"], limit=1000))}
+    assert len(stored) == 300
+    assert stored["big-007"].stream_data == "chunk 7" and stored["big-007"].value == 3.5
+    assert stored["big-298"].metadata == {"n": 298} and stored["big-298"].timestamp == T0 + 298
+    session = store.get_session("big")
+    assert session is not None and session.event_count == 300
+
+
+def test_a_replayed_id_in_a_later_insert_statement_skips_only_that_event(make_store: Callable[..., SQLStore]) -> None:
+    store = make_store()
+    assert store.store_batch([ev("start", "r"), ev("stream", "r", at=1, event_id="seen-before")]).stored == 2
+    # The replayed id sits in the third statement of the batch: that statement fails as a whole, the
+    # store writes the batch again with the stored ids looked up, and only the replay is skipped.
+    batch = [ev("stream", "r", at=n, event_id=f"r-{n:03d}") for n in range(2, 262)]
+    batch.insert(255, ev("stream", "r", at=1, event_id="seen-before"))
+    result = store.store_batch(batch)
+    assert (result.stored, result.duplicates) == (260, 1)
+    session = store.get_session("r")
+    assert session is not None and session.event_count == 262

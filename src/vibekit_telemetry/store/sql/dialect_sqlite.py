@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -64,6 +65,17 @@ class _Statistics:
 # another connection's ANALYZE (nor after a schema change): pooled readers would keep planning
 # without statistics. Each checkout compares its epoch and reloads (ANALYZE sqlite_master) on change.
 _STATISTICS: weakref.WeakKeyDictionary[Engine, _Statistics] = weakref.WeakKeyDictionary()
+
+
+# Rows per INSERT statement: 125 rows of the 16 event columns are 2,000 parameters (SQLite allows 32,766).
+MULTI_ROW: Final = 125
+
+
+@functools.lru_cache(maxsize=MULTI_ROW)
+def _multi_row(insert_sql: str, n: int) -> str:
+    """The compiled one-row INSERT with n rows in its VALUES clause."""
+    head, values = insert_sql.split(" VALUES ", 1)
+    return f"{head} VALUES {', '.join([values] * n)}"
 
 
 class SQLiteDialect(Dialect):
@@ -200,6 +212,20 @@ class SQLiteDialect(Dialect):
                 stats.fingerprint = fingerprint
                 stats.epoch += 1
         return list(due)
+
+    def insert_events(self, cur: Any, insert_sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Insert the rows MULTI_ROW at a time, one statement each (VALUES (…), (…), …).
+
+        executemany runs one sqlite3_step per row, and the sqlite3 module gives up the GIL around each
+        step: beside a busy thread (the server's event loop, a caller tracking in a loop) every row then
+        waits to win the GIL back. One statement per MULTI_ROW rows gives it up once per statement: 4.2 s
+        instead of 8.7–16 s for 100k rows beside a spinning thread, and less CPU alone (0.64 vs 0.79 s;
+        bench/RESULTS.md, session 5). A duplicate id fails the statement as a whole, as it failed
+        executemany: the store then writes the batch again with the ids looked up.
+        """
+        for start in range(0, len(rows), MULTI_ROW):
+            chunk = rows[start:start + MULTI_ROW]
+            cur.execute(_multi_row(insert_sql, len(chunk)), [value for row in chunk for value in row])
 
     def prepare_writer(self, conn: Any) -> None:
         """A bigger page cache, and statement journals in a temp file rather than in memory."""
