@@ -71,11 +71,12 @@ _STATISTICS: weakref.WeakKeyDictionary[Engine, _Statistics] = weakref.WeakKeyDic
 MULTI_ROW: Final = 125
 
 
-@functools.lru_cache(maxsize=MULTI_ROW)
+@functools.lru_cache(maxsize=4 * MULTI_ROW)
 def _multi_row(insert_sql: str, n: int) -> str:
-    """The compiled one-row INSERT with n rows in its VALUES clause."""
-    head, values = insert_sql.split(" VALUES ", 1)
-    return f"{head} VALUES {', '.join([values] * n)}"
+    """The compiled one-row INSERT (or upsert: its ON CONFLICT clause follows) with n rows in its VALUES clause."""
+    head, rest = insert_sql.split(" VALUES (", 1)
+    params, tail = rest.split(")", 1)  # the row's placeholders hold no parenthesis
+    return f"{head} VALUES {', '.join([f'({params})'] * n)}{tail}"
 
 
 class SQLiteDialect(Dialect):
@@ -222,6 +223,14 @@ class SQLiteDialect(Dialect):
         instead of 8.7–16 s for 100k rows beside a spinning thread, and less CPU alone (0.64 vs 0.79 s;
         bench/RESULTS.md, session 5). A duplicate id fails the statement as a whole, as it failed
         executemany: the store then writes the batch again with the ids looked up.
+        """
+        self.insert_many(cur, insert_sql, (), rows)
+
+    def insert_many(self, cur: Any, insert_sql: str, types: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Run a one-row INSERT or upsert for every row, MULTI_ROW rows a statement (see insert_events).
+
+        An upsert's rows never repeat a conflict key (the plan aggregates by it); if they did, SQLite
+        would apply them one after another, as executemany did.
         """
         for start in range(0, len(rows), MULTI_ROW):
             chunk = rows[start:start + MULTI_ROW]
