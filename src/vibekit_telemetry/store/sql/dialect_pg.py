@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     ColumnElement,
@@ -29,10 +30,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect as SADialect
 
-from ..schema import event_ids, events, session_totals, totals_deltas
+from ..schema import EVENT_COLUMNS, event_ids, events, session_totals, totals_deltas
 from .dialect_base import (
-    _COPY_EVENTS,
-    _COPY_IDS,
     _PG_INDEXED_TABLES,
     _SIZED_TABLES,
     _TS,
@@ -42,6 +41,14 @@ from .dialect_base import (
     _like_pattern,
 )
 from .pool import PoolOptions
+
+# Event rows go in as one array per column (binary parameters, %b), so the insert is an ordinary statement
+# that the writer's pipeline can queue with the rest of the transaction (COPY cannot be pipelined).
+_PG_TYPES: Final = {"value": "float8", "duration": "float8", "timestamp": "int8"}
+_FLOATS: Final = tuple(i for i, c in enumerate(EVENT_COLUMNS) if _PG_TYPES.get(c) == "float8")
+_INSERT_IDS: Final = "INSERT INTO event_ids (event_id, timestamp) SELECT * FROM unnest(%b::text[], %b::int8[])"
+_INSERT_EVENTS: Final = (f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) SELECT * FROM unnest("
+                         + ", ".join(f"%b::{_PG_TYPES.get(c, 'text')}[]" for c in EVENT_COLUMNS) + ")")
 
 
 class PostgreSQLDialect(Dialect):
@@ -61,6 +68,7 @@ class PostgreSQLDialect(Dialect):
     # size_bytes() opens every partition and index and stats their files (10-15 ms at 36 partitions,
     # most of an unfiltered get_stats() before): stats and health reuse a reading this recent.
     size_max_age_s = 10.0
+    array_lookups = True
 
     def positional(self) -> SADialect:
         """Return the psycopg dialect with format (%s) parameters."""
@@ -71,19 +79,20 @@ class PostgreSQLDialect(Dialect):
         return postgresql.insert
 
     def insert_events(self, cur: Any, insert_sql: str, rows: list[tuple[Any, ...]]) -> None:
-        """COPY the rows: twice executemany's rate (bench/pg_copy_vs_multirow.py).
+        """Insert event_ids and events rows by two INSERT ... SELECT FROM unnest(arrays), queued in the pipeline.
 
-        COPY has no ON CONFLICT, which is safe here: this dialect looks stored ids up first
-        (lookup_ids_first, in event_ids), and an id a concurrent writer committed meanwhile raises a
-        unique violation on event_ids, after which store_batch rolls back and writes the batch again
-        with the ids checked. event_ids is what keeps an id unique across partitions (partitions.py).
+        No ON CONFLICT, which is safe here: this dialect looks stored ids up first (lookup_ids_first,
+        in event_ids), and an id a concurrent writer committed meanwhile raises a unique violation on
+        event_ids, after which store_batch rolls back and writes the batch again with the ids checked.
+        event_ids is what keeps an id unique across partitions (partitions.py). Not COPY (bench/RESULTS.md,
+        session 5): each COPY is two round trips of its own, and under a busy event loop every round
+        trip costs the writer a wait for the GIL; binary arrays cost the server no more than COPY's text.
         """
-        with cur.copy(_COPY_IDS) as copy:
-            for row in rows:
-                copy.write_row((row[0], row[_TS]))
-        with cur.copy(_COPY_EVENTS) as copy:
-            for row in rows:
-                copy.write_row(row)
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        for i in _FLOATS:  # one element type per array: ints among floats would be refused by the dumper
+            columns[i] = [None if v is None else float(v) for v in columns[i]]
+        cur.execute(_INSERT_IDS, (columns[0], columns[_TS]))
+        cur.execute(_INSERT_EVENTS, columns)
 
     def least(self, a: Any, b: Any) -> Any:
         """least() ignores NULLs."""
@@ -137,6 +146,26 @@ class PostgreSQLDialect(Dialect):
         if pool is not None:
             pool.attach(engine)
         return engine
+
+    def write_scope(self, conn: Any) -> AbstractContextManager[Any]:
+        """A psycopg pipeline: statements are sent as they come and read at the next sync.
+
+        The lock and the lookups go out together (one round trip when the lookups are read), then every
+        write of the batch and the COMMIT (a second): each statement on its own would be a round trip,
+        and each wait for one a point where the writer thread must win the GIL back from the event loop.
+        """
+        return conn.driver_connection.pipeline()  # type: ignore[no-any-return]
+
+    def rollback(self, conn: Any, cur: Any) -> None:
+        """Roll back; in the writer's pipeline, first drain the statements a failed one made the server skip."""
+        import psycopg
+
+        try:
+            conn.rollback()
+        except psycopg.errors.PipelineAborted:
+            # The sync that ends the aborted part of the pipeline reports each skipped statement as
+            # PipelineAborted; the failed statement's own error is the one already propagating.
+            conn.rollback()
 
     def lock_for_write(self, cur: Any) -> None:
         """Lock sessions first (ROW EXCLUSIVE: writers never wait on each other for it).
