@@ -204,6 +204,10 @@ class Dialect:
     def prepare_writer(self, conn: Any) -> None:
         """Tune the writer's DBAPI connection once, after it is checked out of the pool."""
 
+    def insert_many(self, cur: Any, insert_sql: str, types: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Run a compiled INSERT (or upsert) of one VALUES row for each of rows; types: its parameters' column types."""
+        cur.executemany(insert_sql, rows)
+
     def insert_events(self, cur: Any, insert_sql: str, rows: list[tuple[Any, ...]]) -> None:
         """Insert new event rows (EVENT_COLUMNS order) in the writer's open transaction."""
         cur.executemany(insert_sql, rows)

@@ -11,7 +11,10 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Float,
     FromClause,
+    Integer,
+    String,
     Table,
     and_,
     cast,
@@ -93,6 +96,20 @@ class PostgreSQLDialect(Dialect):
             columns[i] = [None if v is None else float(v) for v in columns[i]]
         cur.execute(_INSERT_IDS, (columns[0], columns[_TS]))
         cur.execute(_INSERT_EVENTS, columns)
+
+    def insert_many(self, cur: Any, insert_sql: str, types: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
+        """One statement for all the rows: VALUES (...) becomes SELECT * FROM unnest(one binary array per column).
+
+        The callers' rows never repeat a conflict key (the plan aggregates by it), which an upsert of
+        several rows in one statement requires. One statement instead of one per row: a rollup upsert
+        is ~18 rows per commit, each a Bind/Execute for the server and a send for psycopg.
+        """
+        sql, casts = _unnest_form(insert_sql, types)
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        for i, cast_ in enumerate(casts):
+            if cast_ == "float8":  # one element type per array: ints among floats would be refused by the dumper
+                columns[i] = [None if v is None else float(v) for v in columns[i]]
+        cur.execute(sql, columns)
 
     def least(self, a: Any, b: Any) -> Any:
         """least() ignores NULLs."""
@@ -257,6 +274,29 @@ class PostgreSQLDialect(Dialect):
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             for table in _PG_INDEXED_TABLES:
                 conn.exec_driver_sql(f"REINDEX TABLE {table}")
+
+
+@cache
+def _unnest_form(insert_sql: str, types: tuple[Any, ...]) -> tuple[str, tuple[str, ...]]:
+    """The INSERT ... SELECT FROM unnest(...) form of a compiled one-row INSERT, and each array's element type."""
+    casts = tuple(_pg_type(t) for t in types)
+    start = insert_sql.index(" VALUES (")
+    end = insert_sql.index(")", start)
+    if insert_sql[start + len(" VALUES ("):end].count("%s") != len(casts):
+        raise ValueError(f"insert_many: {len(casts)} types for the statement's parameters: {insert_sql[:80]}")
+    unnest = ", ".join(f"%b::{c}[]" for c in casts)
+    return f"{insert_sql[:start]} SELECT * FROM unnest({unnest}){insert_sql[end + 1:]}", casts
+
+
+def _pg_type(type_: Any) -> str:
+    """The array element type for a column of this SQLAlchemy type."""
+    if isinstance(type_, Float):
+        return "float8"
+    if isinstance(type_, Integer):  # BigInteger too; int8 fits any integer column by assignment
+        return "int8"
+    if isinstance(type_, String):  # Text too
+        return "text"
+    raise TypeError(f"insert_many: no array type for {type_!r}")
 
 
 @cache

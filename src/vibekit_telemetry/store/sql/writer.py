@@ -39,18 +39,19 @@ def write(cur: Any, st: Statements, batch: Sequence[TelemetryEvent], *, check_id
     plan = plan_batch(batch, known, {row[0] for row in id_rows})
     new = [d for d in plan.sessions.values() if d.new]
     if new:
-        cur.executemany(st.insert_session, [st.session_row(d) for d in new])
+        st.dialect.insert_many(cur, st.insert_session, st.session_types, [st.session_row(d) for d in new])
     if plan.events:
         st.dialect.insert_events(cur, st.insert_events, plan.event_rows())
     old = [d for d in plan.sessions.values() if not d.new]
     if old:
         cur.executemany(st.update_session, [st.update_row(d) for d in old])
     if plan.rollups:
-        cur.executemany(st.upsert_rollup, st.rollup_rows(plan))
+        st.dialect.insert_many(cur, st.upsert_rollup, st.rollup_types, st.rollup_rows(plan))
     if plan.totals:
-        cur.executemany(st.upsert_totals, st.totals_rows(plan.totals))
+        st.dialect.insert_many(cur, st.upsert_totals, st.totals_types, st.totals_rows(plan.totals))
     if plan.session_rollups:
-        cur.executemany(st.upsert_session_rollup, st.session_rollup_rows(plan.session_rollups))
+        st.dialect.insert_many(cur, st.upsert_session_rollup, st.session_rollup_types,
+                               st.session_rollup_rows(plan.session_rollups))
     if text is not None and mark is not None:
         text.after_write(cur, mark)
     return plan.result
@@ -117,6 +118,12 @@ class Statements:
         self._known_any = ("SELECT id, category, start_time, status, end_time, duration FROM sessions "
                            f"WHERE id = ANY({self.ph}::text[])")
         self._stored_any = f"SELECT event_id FROM {dialect.ids_table} WHERE event_id = ANY({self.ph}::text[])"
+
+        # Each parameter's column type, for dialects that send the rows of a batch as one array per column.
+        self.session_types = tuple(sessions.c[n].type for n in self._session_names)
+        self.rollup_types = tuple(rollups.c[n[2:]].type for n in self._rollup_names)
+        self.totals_types = tuple(table.c[n[2:]].type for n in self._totals_names)
+        self.session_rollup_types = tuple(session_rollups.c[n[2:]].type for n in self._session_rollup_names)
 
         cols = [c.name for c in writer_runs.c]
         assert tuple(cols) == WRITER_RUN_COLUMNS, cols
