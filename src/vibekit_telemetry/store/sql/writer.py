@@ -146,11 +146,14 @@ class Statements:
             return session_rows, id_rows
         # One statement each, whatever the count, on cursors of their own: in the writer's pipeline
         # (PostgreSQL) both are sent before either is read, so the lock and both lookups are one round trip.
+        # Never prepared: a prepared statement's generic plan, made while event_ids was small, kept
+        # scanning the whole table (33 ms a commit at 30k ids, bench/RESULTS.md session 5); planned with
+        # the array it always walks the primary key.
         sent = []
         for sql, keys in ((self._known_any, sids), (self._stored_any, ids)):
             if keys:
                 c = cur.connection.cursor()
-                c.execute(sql, (keys,))
+                c.execute(sql, (keys,), prepare=False)
                 sent.append(c)
             else:
                 sent.append(None)
