@@ -53,8 +53,38 @@ def _drop_database(name: str) -> None:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far; 0 when it is gone or unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu_s() -> dict[int, float]:
+    """CPU seconds of every PostgreSQL process on this host (backends, WAL writer, autovacuum…), by pid."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    if not f.read().startswith("postgres"):
+                        continue
+            except OSError:
+                continue
+            out[int(entry)] = _cpu_s(int(entry))
+    return out
+
+
 def run_server(sessions: list[list[dict[str, Any]]], workdir: Path) -> tuple[dict[str, Any], str]:
-    """One server run on a fresh database; return its figures and the database (kept for the copy run)."""
+    """One server run on a fresh database; return its figures and the database (kept for the copy run).
+
+    Besides the rate, the CPU seconds per event of the server process and of PostgreSQL from just
+    before the clients start to the last answer: steadier than the rate on a shared machine, and what
+    says where the time went (Linux /proc; PostgreSQL on this host; other databases' work counts too).
+    """
     import psycopg
 
     name = _new_database()
@@ -62,8 +92,11 @@ def run_server(sessions: list[list[dict[str, Any]]], workdir: Path) -> tuple[dic
     server, port = serve_api(f"postgresql://postgres@127.0.0.1:5432/{name}", "--rate-limit", "off",
                              "--log-level", "warning")
     try:
+        server_cpu, pg_cpu = _cpu_s(server.pid), _postgres_cpu_s()
         go, reports = run_clients(BENCH_DIR / "bench_durable_http.py", [(str(port), str(f), "true") for f in files])
         finished = time.monotonic()
+        server_cpu = _cpu_s(server.pid) - server_cpu
+        pg_cpu = sum(v - pg_cpu.get(pid, 0.0) for pid, v in _postgres_cpu_s().items())
         with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={name}") as conn:
             stored = conn.execute("SELECT count(*) FROM events").fetchone()[0]  # type: ignore[index]
     finally:
@@ -71,7 +104,9 @@ def run_server(sessions: list[list[dict[str, Any]]], workdir: Path) -> tuple[dic
         server.wait(timeout=60)
     errors = merged_errors(reports)
     elapsed = finished - go
-    return {"stored": stored, "errors": errors, "elapsed_s": elapsed, "events_per_s": stored / elapsed}, name
+    return {"stored": stored, "errors": errors, "elapsed_s": elapsed, "events_per_s": stored / elapsed,
+            "server_cpu_us_per_event": server_cpu / stored * 1e6,
+            "postgres_cpu_us_per_event": pg_cpu / stored * 1e6}, name
 
 
 def run_copy(source: str) -> dict[str, Any]:
@@ -91,6 +126,8 @@ def run_copy(source: str) -> dict[str, Any]:
         store.initialize()
         store.shutdown()
         with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={name}") as conn:
+            backend = conn.info.backend_pid
+            backend_cpu = _cpu_s(backend)
             started = time.monotonic()
             with conn.cursor() as cur, cur.copy(f"COPY sessions ({SESSION_COLUMNS}) FROM STDIN") as copy:
                 for row in session_rows:
@@ -102,9 +139,11 @@ def run_copy(source: str) -> dict[str, Any]:
                         copy.write_row(row)
                 conn.commit()
             elapsed = time.monotonic() - started
+            backend_cpu = _cpu_s(backend) - backend_cpu
     finally:
         _drop_database(name)
-    return {"rows": len(event_rows), "elapsed_s": elapsed, "events_per_s": len(event_rows) / elapsed}
+    return {"rows": len(event_rows), "elapsed_s": elapsed, "events_per_s": len(event_rows) / elapsed,
+            "postgres_cpu_us_per_event": backend_cpu / len(event_rows) * 1e6}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -127,13 +166,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             loads.append(os.getloadavg()[0])
     srv = statistics.median(r["events_per_s"] for r in server_runs)
     cpy = statistics.median(r["events_per_s"] for r in copy_runs)
+    srv_cpu = statistics.median(r["server_cpu_us_per_event"] for r in server_runs)
+    srv_pg = statistics.median(r["postgres_cpu_us_per_event"] for r in server_runs)
+    cpy_pg = statistics.median(r["postgres_cpu_us_per_event"] for r in copy_runs)
     results = {"machine": machine(), "events": sum(len(s) for s in sessions), "clients": CLIENTS, "batch": BATCH,
                "server": server_runs, "copy": copy_runs, "median_server_events_per_s": srv,
                "median_copy_events_per_s": cpy, "ratio": ratio(srv, cpy), "load_avg_1m": loads}
     emit("pg_server_vs_copy", results, [
         f"PostgreSQL ingest, {results['events']:,} events, median of {args.runs}: through `telemetry api` "
         f"({CLIENTS} clients, batches of {BATCH}, durable) {srv:,.0f} events/s; raw COPY of the same rows "
-        f"{cpy:,.0f} events/s; ratio {ratio(srv, cpy):.2f} (target >= 0.5); load average {loads}"])
+        f"{cpy:,.0f} events/s; ratio {ratio(srv, cpy):.2f} (target >= 0.5); load average {loads}",
+        f"CPU per event, medians: server process {srv_cpu:.1f} us + PostgreSQL {srv_pg:.1f} us; "
+        f"raw COPY's backend {cpy_pg:.1f} us"])
     return results
 
 

@@ -89,7 +89,7 @@ class ReplicaFeed:
     # -- the thread ---------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        busy_until = next_read = 0.0
+        busy_until = next_read = last_local = last_read = 0.0
         delay = 0.5
         while not self._stopping.is_set():
             try:
@@ -98,19 +98,31 @@ class ReplicaFeed:
                     next_read = 0.0  # catch up on what committed while the channel was down
                 if self.position is None:  # start at the horizon: what commits from now on
                     self.position = self.store.committed_position()
-                notices = self._channel.wait(self.tick_s, self._wake_r.fileno())
-                with contextlib.suppress(OSError):
+                # Local commits are taken at most once per tick_s: a loaded writer commits 150+ times a
+                # second, and each take was a NOTIFY and a read of the change log (or of the horizon),
+                # which cost this thread as much CPU and GIL as the writer's own work (bench/RESULTS.md,
+                # session 5). Within a tick of the last take, only notices wake it early.
+                early = last_local + self.tick_s - time.monotonic()
+                if early > 0:
+                    notices = self._channel.wait(early, None)
+                else:
+                    notices = self._channel.wait(self.tick_s, self._wake_r.fileno())
+                with contextlib.suppress(OSError):  # the flag, not the byte, says a commit is waiting
                     self._wake_r.recv(4096)
                 now = time.monotonic()
                 if any(origin != self.origin for origin in notices):
                     self.notices_received += 1
                     busy_until = now + self.busy_s
-                if self._local.is_set():
+                if self._local.is_set() and now >= last_local + self.tick_s:
                     self._local.clear()
                     self._channel.notify(self.origin)
+                    last_local = now
                     busy_until = now + self.busy_s
-                if now < busy_until or now >= next_read:
+                # At most one read per tick too: this replica's own notices and other replicas' wake it
+                # as well, and a read is 3-4 statements (the horizon's among them).
+                if (now < busy_until or now >= next_read) and now >= last_read + self.tick_s:
                     self._read()
+                    last_read = now
                     next_read = now + self.idle_read_s
                 delay = 0.5
             except Exception as exc:  # the database went away: reconnect with backoff, never die

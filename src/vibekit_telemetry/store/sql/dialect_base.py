@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar, Final
 
 from sqlalchemy import (
@@ -23,8 +23,6 @@ from ...errors import StoreError
 from ..schema import EVENT_COLUMNS, events, session_totals
 from .pool import PoolOptions
 
-_COPY_EVENTS: Final = f"COPY events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
-_COPY_IDS: Final = "COPY event_ids (event_id, timestamp) FROM STDIN"
 _TS: Final = EVENT_COLUMNS.index("timestamp")
 PG_WRITE_LOCK: Final = "LOCK TABLE sessions IN ROW EXCLUSIVE MODE"
 
@@ -135,6 +133,9 @@ class Dialect:
     # How long get_stats() and health() may reuse a size_bytes() reading: 0 where it is a stat of a
     # file or two (SQLite); PostgreSQL's costs 10-15 ms of server work at 36 partitions.
     size_max_age_s: ClassVar[float] = 0.0
+    # Whether the writer looks ids up with one `= ANY(array)` statement each (PostgreSQL) rather than
+    # IN lists of at most CHUNK (SQLite has no arrays).
+    array_lookups: ClassVar[bool] = False
 
     def positional(self) -> SADialect:
         """A dialect whose compiled statements take positional parameters, for DBAPI executemany."""
@@ -203,9 +204,17 @@ class Dialect:
     def prepare_writer(self, conn: Any) -> None:
         """Tune the writer's DBAPI connection once, after it is checked out of the pool."""
 
+    def insert_many(self, cur: Any, insert_sql: str, types: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Run a compiled INSERT (or upsert) of one VALUES row for each of rows; types: its parameters' column types."""
+        cur.executemany(insert_sql, rows)
+
     def insert_events(self, cur: Any, insert_sql: str, rows: list[tuple[Any, ...]]) -> None:
         """Insert new event rows (EVENT_COLUMNS order) in the writer's open transaction."""
         cur.executemany(insert_sql, rows)
+
+    def write_scope(self, conn: Any) -> AbstractContextManager[Any]:
+        """What the writer's whole transaction runs inside, commit or rollback included (PostgreSQL: a pipeline)."""
+        return nullcontext()
 
     def begin(self, cur: Any) -> None:
         """Start the writer's transaction (the DBAPI begins implicitly unless told otherwise)."""

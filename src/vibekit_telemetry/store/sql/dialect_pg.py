@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Float,
     FromClause,
+    Integer,
+    String,
     Table,
     and_,
     cast,
@@ -29,10 +33,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect as SADialect
 
-from ..schema import event_ids, events, session_totals, totals_deltas
+from ..schema import EVENT_COLUMNS, event_ids, events, session_totals, totals_deltas
 from .dialect_base import (
-    _COPY_EVENTS,
-    _COPY_IDS,
     _PG_INDEXED_TABLES,
     _SIZED_TABLES,
     _TS,
@@ -42,6 +44,14 @@ from .dialect_base import (
     _like_pattern,
 )
 from .pool import PoolOptions
+
+# Event rows go in as one array per column (binary parameters, %b), so the insert is an ordinary statement
+# that the writer's pipeline can queue with the rest of the transaction (COPY cannot be pipelined).
+_PG_TYPES: Final = {"value": "float8", "duration": "float8", "timestamp": "int8"}
+_FLOATS: Final = tuple(i for i, c in enumerate(EVENT_COLUMNS) if _PG_TYPES.get(c) == "float8")
+_INSERT_IDS: Final = "INSERT INTO event_ids (event_id, timestamp) SELECT * FROM unnest(%b::text[], %b::int8[])"
+_INSERT_EVENTS: Final = (f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) SELECT * FROM unnest("
+                         + ", ".join(f"%b::{_PG_TYPES.get(c, 'text')}[]" for c in EVENT_COLUMNS) + ")")
 
 
 class PostgreSQLDialect(Dialect):
@@ -61,6 +71,7 @@ class PostgreSQLDialect(Dialect):
     # size_bytes() opens every partition and index and stats their files (10-15 ms at 36 partitions,
     # most of an unfiltered get_stats() before): stats and health reuse a reading this recent.
     size_max_age_s = 10.0
+    array_lookups = True
 
     def positional(self) -> SADialect:
         """Return the psycopg dialect with format (%s) parameters."""
@@ -71,19 +82,34 @@ class PostgreSQLDialect(Dialect):
         return postgresql.insert
 
     def insert_events(self, cur: Any, insert_sql: str, rows: list[tuple[Any, ...]]) -> None:
-        """COPY the rows: twice executemany's rate (bench/pg_copy_vs_multirow.py).
+        """Insert event_ids and events rows by two INSERT ... SELECT FROM unnest(arrays), queued in the pipeline.
 
-        COPY has no ON CONFLICT, which is safe here: this dialect looks stored ids up first
-        (lookup_ids_first, in event_ids), and an id a concurrent writer committed meanwhile raises a
-        unique violation on event_ids, after which store_batch rolls back and writes the batch again
-        with the ids checked. event_ids is what keeps an id unique across partitions (partitions.py).
+        No ON CONFLICT, which is safe here: this dialect looks stored ids up first (lookup_ids_first,
+        in event_ids), and an id a concurrent writer committed meanwhile raises a unique violation on
+        event_ids, after which store_batch rolls back and writes the batch again with the ids checked.
+        event_ids is what keeps an id unique across partitions (partitions.py). Not COPY (bench/RESULTS.md,
+        session 5): each COPY is two round trips of its own, and under a busy event loop every round
+        trip costs the writer a wait for the GIL; binary arrays cost the server no more than COPY's text.
         """
-        with cur.copy(_COPY_IDS) as copy:
-            for row in rows:
-                copy.write_row((row[0], row[_TS]))
-        with cur.copy(_COPY_EVENTS) as copy:
-            for row in rows:
-                copy.write_row(row)
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        for i in _FLOATS:  # one element type per array: ints among floats would be refused by the dumper
+            columns[i] = [None if v is None else float(v) for v in columns[i]]
+        cur.execute(_INSERT_IDS, (columns[0], columns[_TS]))
+        cur.execute(_INSERT_EVENTS, columns)
+
+    def insert_many(self, cur: Any, insert_sql: str, types: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
+        """One statement for all the rows: VALUES (...) becomes SELECT * FROM unnest(one binary array per column).
+
+        The callers' rows never repeat a conflict key (the plan aggregates by it), which an upsert of
+        several rows in one statement requires. One statement instead of one per row: a rollup upsert
+        is ~18 rows per commit, each a Bind/Execute for the server and a send for psycopg.
+        """
+        sql, casts = _unnest_form(insert_sql, types)
+        columns = [list(c) for c in zip(*rows, strict=True)]
+        for i, cast_ in enumerate(casts):
+            if cast_ == "float8":  # one element type per array: ints among floats would be refused by the dumper
+                columns[i] = [None if v is None else float(v) for v in columns[i]]
+        cur.execute(sql, columns)
 
     def least(self, a: Any, b: Any) -> Any:
         """least() ignores NULLs."""
@@ -137,6 +163,26 @@ class PostgreSQLDialect(Dialect):
         if pool is not None:
             pool.attach(engine)
         return engine
+
+    def write_scope(self, conn: Any) -> AbstractContextManager[Any]:
+        """A psycopg pipeline: statements are sent as they come and read at the next sync.
+
+        The lock and the lookups go out together (one round trip when the lookups are read), then every
+        write of the batch and the COMMIT (a second): each statement on its own would be a round trip,
+        and each wait for one a point where the writer thread must win the GIL back from the event loop.
+        """
+        return conn.driver_connection.pipeline()  # type: ignore[no-any-return]
+
+    def rollback(self, conn: Any, cur: Any) -> None:
+        """Roll back; in the writer's pipeline, first drain the statements a failed one made the server skip."""
+        import psycopg
+
+        try:
+            conn.rollback()
+        except psycopg.errors.PipelineAborted:
+            # The sync that ends the aborted part of the pipeline reports each skipped statement as
+            # PipelineAborted; the failed statement's own error is the one already propagating.
+            conn.rollback()
 
     def lock_for_write(self, cur: Any) -> None:
         """Lock sessions first (ROW EXCLUSIVE: writers never wait on each other for it).
@@ -228,6 +274,29 @@ class PostgreSQLDialect(Dialect):
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             for table in _PG_INDEXED_TABLES:
                 conn.exec_driver_sql(f"REINDEX TABLE {table}")
+
+
+@cache
+def _unnest_form(insert_sql: str, types: tuple[Any, ...]) -> tuple[str, tuple[str, ...]]:
+    """The INSERT ... SELECT FROM unnest(...) form of a compiled one-row INSERT, and each array's element type."""
+    casts = tuple(_pg_type(t) for t in types)
+    start = insert_sql.index(" VALUES (")
+    end = insert_sql.index(")", start)
+    if insert_sql[start + len(" VALUES ("):end].count("%s") != len(casts):
+        raise ValueError(f"insert_many: {len(casts)} types for the statement's parameters: {insert_sql[:80]}")
+    unnest = ", ".join(f"%b::{c}[]" for c in casts)
+    return f"{insert_sql[:start]} SELECT * FROM unnest({unnest}){insert_sql[end + 1:]}", casts
+
+
+def _pg_type(type_: Any) -> str:
+    """The array element type for a column of this SQLAlchemy type."""
+    if isinstance(type_, Float):
+        return "float8"
+    if isinstance(type_, Integer):  # BigInteger too; int8 fits any integer column by assignment
+        return "int8"
+    if isinstance(type_, String):  # Text too
+        return "text"
+    raise TypeError(f"insert_many: no array type for {type_!r}")
 
 
 @cache

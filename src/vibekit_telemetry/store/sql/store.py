@@ -286,22 +286,27 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
         if conn is None:
             raise StoreError(f"store {self.where()} was shut down")
         cur = conn.cursor()
-        self.sql.begin(cur)
         try:
-            yield cur
-        except BaseException:
-            try:
-                self.sql.rollback(conn, cur)
-            except Exception:
-                if not self.sql.connection_lost(conn):
+            with self.sql.write_scope(conn):
+                self.sql.begin(cur)
+                try:
+                    yield cur
+                    # Inside the try: in a pipeline (PostgreSQL) a statement's error surfaces at the
+                    # commit, and the transaction must then be rolled back like any failed write.
+                    self.sql.commit(conn, cur)
+                except BaseException:
+                    try:
+                        self.sql.rollback(conn, cur)
+                    except Exception:
+                        if not self.sql.connection_lost(conn):
+                            raise
                     raise
+        except BaseException:
             if self.sql.connection_lost(conn):
                 # A PostgreSQL restart, failover or idle timeout: drop this connection so the retry
                 # of the batch (the pipeline's) opens a fresh one instead of failing forever.
                 self._drop_writer()
             raise
-        else:
-            self.sql.commit(conn, cur)
         finally:
             cur.close()
 

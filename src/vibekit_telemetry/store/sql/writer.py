@@ -33,30 +33,25 @@ def write(cur: Any, st: Statements, batch: Sequence[TelemetryEvent], *, check_id
     # Before inserting, so new rows never take rowids at or below a stale watermark.
     mark = text.before_write(cur) if text is not None else None
     sids = list({s for e in batch if (s := e.session_id) is not None})
-    known: dict[str, KnownSession] = {}
-    for chunk in chunks(sids):
-        cur.execute(st.known_sessions(len(chunk)), chunk)
-        known.update((row[0], KnownSession(*row[1:])) for row in cur.fetchall())
-    stored: set[str] = set()
-    if check_ids:
-        for chunk in chunks([e.event_id for e in batch if e.event_id]):
-            cur.execute(st.stored_ids(len(chunk)), chunk)
-            stored.update(row[0] for row in cur.fetchall())
-    plan = plan_batch(batch, known, stored)
+    ids = [e.event_id for e in batch if e.event_id] if check_ids else []
+    session_rows, id_rows = st.lookup(cur, sids, ids)
+    known = {row[0]: KnownSession(*row[1:]) for row in session_rows}
+    plan = plan_batch(batch, known, {row[0] for row in id_rows})
     new = [d for d in plan.sessions.values() if d.new]
     if new:
-        cur.executemany(st.insert_session, [st.session_row(d) for d in new])
+        st.dialect.insert_many(cur, st.insert_session, st.session_types, [st.session_row(d) for d in new])
     if plan.events:
         st.dialect.insert_events(cur, st.insert_events, plan.event_rows())
     old = [d for d in plan.sessions.values() if not d.new]
     if old:
         cur.executemany(st.update_session, [st.update_row(d) for d in old])
     if plan.rollups:
-        cur.executemany(st.upsert_rollup, st.rollup_rows(plan))
+        st.dialect.insert_many(cur, st.upsert_rollup, st.rollup_types, st.rollup_rows(plan))
     if plan.totals:
-        cur.executemany(st.upsert_totals, st.totals_rows(plan.totals))
+        st.dialect.insert_many(cur, st.upsert_totals, st.totals_types, st.totals_rows(plan.totals))
     if plan.session_rollups:
-        cur.executemany(st.upsert_session_rollup, st.session_rollup_rows(plan.session_rollups))
+        st.dialect.insert_many(cur, st.upsert_session_rollup, st.session_rollup_types,
+                               st.session_rollup_rows(plan.session_rollups))
     if text is not None and mark is not None:
         text.after_write(cur, mark)
     return plan.result
@@ -120,12 +115,56 @@ class Statements:
             ins.on_conflict_do_update(index_elements=["period", "bucket_start", "category"],
                                       set_={c: sr[c] + x[c] for c in SESSION_COLUMNS}), d)
 
+        self._known_any = ("SELECT id, category, start_time, status, end_time, duration FROM sessions "
+                           f"WHERE id = ANY({self.ph}::text[])")
+        self._stored_any = f"SELECT event_id FROM {dialect.ids_table} WHERE event_id = ANY({self.ph}::text[])"
+
+        # Each parameter's column type, for dialects that send the rows of a batch as one array per column.
+        self.session_types = tuple(sessions.c[n].type for n in self._session_names)
+        self.rollup_types = tuple(rollups.c[n[2:]].type for n in self._rollup_names)
+        self.totals_types = tuple(table.c[n[2:]].type for n in self._totals_names)
+        self.session_rollup_types = tuple(session_rollups.c[n[2:]].type for n in self._session_rollup_names)
+
         cols = [c.name for c in writer_runs.c]
         assert tuple(cols) == WRITER_RUN_COLUMNS, cols
         ins = dialect.upsert_insert()(writer_runs).values({c: b(c, writer_runs.c[c].type) for c in cols})
         self.upsert_run, self._run_names = compile_positional(ins.on_conflict_do_update(
             index_elements=["run_id"],
             set_={c: ins.excluded[c] for c in cols if c not in ("run_id", "started_at")}), d)
+
+    def lookup(self, cur: Any, sids: list[str], ids: list[str]) -> tuple[list[Any], list[Any]]:
+        """The stored sessions among sids (id first, then KnownSession's fields) and stored event ids among ids."""
+        if not self.dialect.array_lookups:
+            session_rows: list[Any] = []
+            id_rows: list[Any] = []
+            for chunk in chunks(sids):
+                cur.execute(self.known_sessions(len(chunk)), chunk)
+                session_rows += cur.fetchall()
+            for chunk in chunks(ids):
+                cur.execute(self.stored_ids(len(chunk)), chunk)
+                id_rows += cur.fetchall()
+            return session_rows, id_rows
+        # One statement each, whatever the count, on cursors of their own: in the writer's pipeline
+        # (PostgreSQL) both are sent before either is read, so the lock and both lookups are one round trip.
+        # Never prepared: a prepared statement's generic plan, made while event_ids was small, kept
+        # scanning the whole table (33 ms a commit at 30k ids, bench/RESULTS.md session 5); planned with
+        # the array it always walks the primary key.
+        sent = []
+        for sql, keys in ((self._known_any, sids), (self._stored_any, ids)):
+            if keys:
+                c = cur.connection.cursor()
+                c.execute(sql, (keys,), prepare=False)
+                sent.append(c)
+            else:
+                sent.append(None)
+        out: list[list[Any]] = []
+        for c in sent:
+            if c is None:
+                out.append([])
+            else:
+                out.append(c.fetchall())
+                c.close()
+        return out[0], out[1]
 
     def known_sessions(self, n: int) -> str:
         """SELECT of the stored sessions among n ids."""
