@@ -1,4 +1,4 @@
-"""PostgreSQL writes new events with COPY (no ON CONFLICT): an id another writer commits meanwhile is skipped."""
+"""PostgreSQL inserts new event ids with no ON CONFLICT: an id another writer commits meanwhile is skipped."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_an_id_committed_by_another_writer_during_the_copy_is_stored_once(pg_url
         result: dict[str, Any] = {}
 
         def write() -> None:
-            # The id lookup cannot see the uncommitted row; the COPY then waits on the unique index.
+            # The id lookup cannot see the uncommitted row; the insert then waits on the unique index.
             batch = [TelemetryEvent("custom", "claude", label="mine", timestamp=now_ms(), event_id=f"dup-{i}")
                      for i in range(3)]
             result["stored"] = store.store_batch(batch)
@@ -36,13 +36,15 @@ def test_an_id_committed_by_another_writer_during_the_copy_is_stored_once(pg_url
         writer = threading.Thread(target=write)
         writer.start()
         with psycopg.connect(dsn, autocommit=True) as watch:
-            for _ in range(600):                           # until our COPY waits on the other's lock
+            for _ in range(600):                           # until our insert waits on the other's lock
                 waiting = watch.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                        "AND query LIKE 'COPY event_ids%'").fetchone()
+                                        "AND query LIKE 'INSERT INTO event_ids%'").fetchone()
                 if waiting and waiting[0]:
                     break
                 time.sleep(0.05)
-        other.commit()                                     # the COPY now hits a unique violation
+            else:
+                pytest.fail("the writer's insert into event_ids never waited on the other writer's lock")
+        other.commit()                                     # the insert now hits a unique violation
         other.close()
         writer.join(timeout=30)
         assert not writer.is_alive()

@@ -37,12 +37,16 @@ def write(cur: Any, st: Statements, batch: Sequence[TelemetryEvent], *, check_id
     session_rows, id_rows = st.lookup(cur, sids, ids)
     known = {row[0]: KnownSession(*row[1:]) for row in session_rows}
     plan = plan_batch(batch, known, {row[0] for row in id_rows})
-    new = [d for d in plan.sessions.values() if d.new]
+    # Every row of the batch in key order: two writers (replicas, or an SDK beside a server) touching
+    # the same sessions or rollup rows then lock them in the same order and never deadlock (PostgreSQL
+    # would stop one of them after a second).
+    deltas = [plan.sessions[sid] for sid in sorted(plan.sessions)]
+    new = [d for d in deltas if d.new]
     if new:
         st.dialect.insert_many(cur, st.insert_session, st.session_types, [st.session_row(d) for d in new])
     if plan.events:
         st.dialect.insert_events(cur, st.insert_events, plan.event_rows())
-    old = [d for d in plan.sessions.values() if not d.new]
+    old = [d for d in deltas if not d.new]
     if old:
         cur.executemany(st.update_session, [st.update_row(d) for d in old])
     if plan.rollups:
@@ -55,6 +59,12 @@ def write(cur: Any, st: Statements, batch: Sequence[TelemetryEvent], *, check_id
     if text is not None and mark is not None:
         text.after_write(cur, mark)
     return plan.result
+
+
+def _by_key(item: tuple[Any, Any]) -> tuple[Any, ...]:
+    """Sort key of a (key, delta) pair: the key, None as "" (a rollup's category or action may be None)."""
+    key = item[0] if isinstance(item[0], tuple) else (item[0],)
+    return tuple("" if part is None else part for part in key)
 
 
 class Statements:
@@ -198,12 +208,12 @@ class Statements:
         """Parameters adding per-category deltas to session_totals."""
         keys = {"b_writer_id": self.writer_id}
         return [tuple(category if n == "b_category" else keys[n] if n in keys else getattr(v, n[2:])
-                      for n in self._totals_names) for category, v in totals.items()]
+                      for n in self._totals_names) for category, v in sorted(totals.items(), key=_by_key)]
 
     def session_rollup_rows(self, buckets: dict[tuple[str, int, str], TotalsDelta]) -> list[tuple[Any, ...]]:
         """Parameters adding per-(period, bucket, category) session deltas to session_rollups."""
         out = []
-        for (period, bucket, category), v in buckets.items():
+        for (period, bucket, category), v in sorted(buckets.items(), key=_by_key):
             values = {"period": period, "bucket_start": bucket, "category": category}
             out.append(tuple(values[n[2:]] if n[2:] in values else getattr(v, n[2:])
                              for n in self._session_rollup_names))
@@ -212,7 +222,7 @@ class Statements:
     def rollup_rows(self, plan: Plan) -> list[tuple[Any, ...]]:
         """Parameters adding the batch's rollup deltas."""
         out = []
-        for (period, bucket, category, action, kind), v in plan.rollups.items():
+        for (period, bucket, category, action, kind), v in sorted(plan.rollups.items(), key=_by_key):
             values = {"period": period, "bucket_start": bucket, "category": category, "action": action,
                       "event_type": kind, "count": v.count, "error_count": v.error_count,
                       "duration_sum": v.duration_sum, "duration_count": v.duration_count,
