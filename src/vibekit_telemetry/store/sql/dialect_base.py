@@ -105,6 +105,24 @@ def _refused_value(exc: BaseException) -> bool:
     return isinstance(exc, OverflowError | ValueError | TypeError)
 
 
+class Writes:
+    """Where the writer sends one batch's inserts: each runs at once (Dialect.writes; PostgreSQL combines them)."""
+
+    def __init__(self, dialect: Dialect, cur: Any) -> None:
+        self.dialect, self.cur = dialect, cur
+
+    def insert_many(self, insert_sql: str, types: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Insert (or upsert) rows with a compiled one-row statement (Dialect.insert_many)."""
+        self.dialect.insert_many(self.cur, insert_sql, types, rows)
+
+    def insert_events(self, insert_sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Insert new event rows (Dialect.insert_events)."""
+        self.dialect.insert_events(self.cur, insert_sql, rows)
+
+    def flush(self) -> None:
+        """Send what is still held back (nothing here)."""
+
+
 class Dialect:
     """The strategy a SQLStore asks for every SQLite / PostgreSQL difference."""
 
@@ -203,6 +221,10 @@ class Dialect:
 
     def prepare_writer(self, conn: Any) -> None:
         """Tune the writer's DBAPI connection once, after it is checked out of the pool."""
+
+    def writes(self, cur: Any) -> Writes:
+        """Where one batch's inserts go; the writer flush()es it after the last."""
+        return Writes(self, cur)
 
     def insert_many(self, cur: Any, insert_sql: str, types: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
         """Run a compiled INSERT (or upsert) of one VALUES row for each of rows; types: its parameters' column types."""

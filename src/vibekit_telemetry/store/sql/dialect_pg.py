@@ -41,6 +41,7 @@ from .dialect_base import (
     PG_WRITE_LOCK,
     POSTGRESQL,
     Dialect,
+    Writes,
     _like_pattern,
 )
 from .pool import PoolOptions
@@ -48,10 +49,10 @@ from .pool import PoolOptions
 # Event rows go in as one array per column (binary parameters, %b), so the insert is an ordinary statement
 # that the writer's pipeline can queue with the rest of the transaction (COPY cannot be pipelined).
 _PG_TYPES: Final = {"value": "float8", "duration": "float8", "timestamp": "int8"}
-_FLOATS: Final = tuple(i for i, c in enumerate(EVENT_COLUMNS) if _PG_TYPES.get(c) == "float8")
+_EVENT_CASTS: Final = tuple(_PG_TYPES.get(c, "text") for c in EVENT_COLUMNS)
 _INSERT_IDS: Final = "INSERT INTO event_ids (event_id, timestamp) SELECT * FROM unnest(%b::text[], %b::int8[])"
 _INSERT_EVENTS: Final = (f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) SELECT * FROM unnest("
-                         + ", ".join(f"%b::{_PG_TYPES.get(c, 'text')}[]" for c in EVENT_COLUMNS) + ")")
+                         + ", ".join(f"%b::{c}[]" for c in _EVENT_CASTS) + ")")
 
 
 class PostgreSQLDialect(Dialect):
@@ -81,6 +82,10 @@ class PostgreSQLDialect(Dialect):
         """Return postgresql.insert."""
         return postgresql.insert
 
+    def writes(self, cur: Any) -> Writes:
+        """One statement for all of a batch's inserts (_CombinedWrites)."""
+        return _CombinedWrites(self, cur)
+
     def insert_events(self, cur: Any, insert_sql: str, rows: list[tuple[Any, ...]]) -> None:
         """Insert event_ids and events rows by two INSERT ... SELECT FROM unnest(arrays), queued in the pipeline.
 
@@ -91,9 +96,7 @@ class PostgreSQLDialect(Dialect):
         session 5): each COPY is two round trips of its own, and under a busy event loop every round
         trip costs the writer a wait for the GIL; binary arrays cost the server no more than COPY's text.
         """
-        columns = [list(c) for c in zip(*rows, strict=True)]
-        for i in _FLOATS:  # one element type per array: ints among floats would be refused by the dumper
-            columns[i] = [None if v is None else float(v) for v in columns[i]]
+        columns = _event_columns(rows)
         cur.execute(_INSERT_IDS, (columns[0], columns[_TS]))
         cur.execute(_INSERT_EVENTS, columns)
 
@@ -105,11 +108,7 @@ class PostgreSQLDialect(Dialect):
         is ~18 rows per commit, each a Bind/Execute for the server and a send for psycopg.
         """
         sql, casts = _unnest_form(insert_sql, types)
-        columns = [list(c) for c in zip(*rows, strict=True)]
-        for i, cast_ in enumerate(casts):
-            if cast_ == "float8":  # one element type per array: ints among floats would be refused by the dumper
-                columns[i] = [None if v is None else float(v) for v in columns[i]]
-        cur.execute(sql, columns)
+        cur.execute(sql, _columns(rows, casts))
 
     def least(self, a: Any, b: Any) -> Any:
         """least() ignores NULLs."""
@@ -274,6 +273,57 @@ class PostgreSQLDialect(Dialect):
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             for table in _PG_INDEXED_TABLES:
                 conn.exec_driver_sql(f"REINDEX TABLE {table}")
+
+
+class _CombinedWrites(Writes):
+    """A batch's inserts as the data-modifying CTEs of one statement: one execute, one Bind/Execute.
+
+    In the writer's pipeline each execute is a send and a poll, and each poll lets the event loop take
+    the GIL; the server plans and runs one statement instead of six. The CTEs run in no set order and
+    cannot see each other's rows, which these inserts never need: new sessions, event ids, events and
+    the rollup/totals upserts touch different tables, and the events' foreign key to sessions is
+    checked at the end of the statement, when the new sessions are there.
+    """
+
+    def __init__(self, dialect: Dialect, cur: Any) -> None:
+        super().__init__(dialect, cur)
+        self.parts: list[str] = []
+        self.params: list[Any] = []
+
+    def insert_many(self, insert_sql: str, types: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Hold back the INSERT ... SELECT FROM unnest(...) form of the statement (insert_many)."""
+        sql, casts = _unnest_form(insert_sql, types)
+        self.parts.append(sql)
+        self.params += _columns(rows, casts)
+
+    def insert_events(self, insert_sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """Hold back the event_ids and events inserts (insert_events)."""
+        columns = _event_columns(rows)
+        self.parts += [_INSERT_IDS, _INSERT_EVENTS]
+        self.params += [columns[0], columns[_TS], *columns]
+
+    def flush(self) -> None:
+        """Send what was held back as one statement."""
+        if len(self.parts) == 1:
+            self.cur.execute(self.parts[0], self.params)
+        elif self.parts:
+            ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(self.parts))
+            self.cur.execute(f"WITH {ctes} SELECT 1", self.params)
+        self.parts, self.params = [], []
+
+
+def _columns(rows: list[tuple[Any, ...]], casts: tuple[str, ...]) -> list[list[Any]]:
+    """The rows as one list per column; float8 columns as floats (an array holds one element type)."""
+    columns = [list(c) for c in zip(*rows, strict=True)]
+    for i, cast_ in enumerate(casts):
+        if cast_ == "float8":  # ints among floats would be refused by the dumper
+            columns[i] = [None if v is None else float(v) for v in columns[i]]
+    return columns
+
+
+def _event_columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """Event rows (EVENT_COLUMNS order) as one list per column, for _INSERT_IDS and _INSERT_EVENTS."""
+    return _columns(rows, _EVENT_CASTS)
 
 
 @cache

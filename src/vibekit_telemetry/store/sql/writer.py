@@ -41,21 +41,28 @@ def write(cur: Any, st: Statements, batch: Sequence[TelemetryEvent], *, check_id
     # the same sessions or rollup rows then lock them in the same order and never deadlock (PostgreSQL
     # would stop one of them after a second).
     deltas = [plan.sessions[sid] for sid in sorted(plan.sessions)]
+    # PostgreSQL sends what is added to `writes` as one statement at each flush(). The order is kept:
+    # the rows that take positions first, then the stored sessions' updates (which may wait on a row
+    # another writer holds: it then holds positions, never the rollup rows every writer shares), then
+    # the rollup and totals upserts (tests/scale/test_pg_changelog_order.py).
+    writes = st.dialect.writes(cur)
     new = [d for d in deltas if d.new]
     if new:
-        st.dialect.insert_many(cur, st.insert_session, st.session_types, [st.session_row(d) for d in new])
+        writes.insert_many(st.insert_session, st.session_types, [st.session_row(d) for d in new])
     if plan.events:
-        st.dialect.insert_events(cur, st.insert_events, plan.event_rows())
+        writes.insert_events(st.insert_events, plan.event_rows())
     old = [d for d in deltas if not d.new]
     if old:
+        writes.flush()
         cur.executemany(st.update_session, [st.update_row(d) for d in old])
     if plan.rollups:
-        st.dialect.insert_many(cur, st.upsert_rollup, st.rollup_types, st.rollup_rows(plan))
+        writes.insert_many(st.upsert_rollup, st.rollup_types, st.rollup_rows(plan))
     if plan.totals:
-        st.dialect.insert_many(cur, st.upsert_totals, st.totals_types, st.totals_rows(plan.totals))
+        writes.insert_many(st.upsert_totals, st.totals_types, st.totals_rows(plan.totals))
     if plan.session_rollups:
-        st.dialect.insert_many(cur, st.upsert_session_rollup, st.session_rollup_types,
-                               st.session_rollup_rows(plan.session_rollups))
+        writes.insert_many(st.upsert_session_rollup, st.session_rollup_types,
+                           st.session_rollup_rows(plan.session_rollups))
+    writes.flush()
     if text is not None and mark is not None:
         text.after_write(cur, mark)
     return plan.result
