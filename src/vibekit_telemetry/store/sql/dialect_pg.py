@@ -172,6 +172,18 @@ class PostgreSQLDialect(Dialect):
         """
         return conn.driver_connection.pipeline()  # type: ignore[no-any-return]
 
+    def commit(self, conn: Any, cur: Any) -> None:
+        """Commit; on failure roll back: in the pipeline a statement's own error surfaces at this sync."""
+        try:
+            conn.commit()
+        except Exception:
+            try:
+                self.rollback(conn, cur)
+            except Exception:
+                if not self.connection_lost(conn):
+                    raise
+            raise
+
     def rollback(self, conn: Any, cur: Any) -> None:
         """Roll back; in the writer's pipeline, first drain the statements a failed one made the server skip."""
         import psycopg

@@ -291,9 +291,6 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
                 self.sql.begin(cur)
                 try:
                     yield cur
-                    # Inside the try: in a pipeline (PostgreSQL) a statement's error surfaces at the
-                    # commit, and the transaction must then be rolled back like any failed write.
-                    self.sql.commit(conn, cur)
                 except BaseException:
                     try:
                         self.sql.rollback(conn, cur)
@@ -301,6 +298,7 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
                         if not self.sql.connection_lost(conn):
                             raise
                     raise
+                self.sql.commit(conn, cur)  # PostgreSQL rolls back itself when it fails (its pipeline)
         except BaseException:
             if self.sql.connection_lost(conn):
                 # A PostgreSQL restart, failover or idle timeout: drop this connection so the retry
