@@ -87,28 +87,16 @@ class PostgreSQLDialect(Dialect):
         return _CombinedWrites(self, cur)
 
     def insert_events(self, cur: Any, insert_sql: str, rows: list[tuple[Any, ...]]) -> None:
-        """Insert event_ids and events rows by two INSERT ... SELECT FROM unnest(arrays), queued in the pipeline.
-
-        No ON CONFLICT, which is safe here: this dialect looks stored ids up first (lookup_ids_first,
-        in event_ids), and an id a concurrent writer committed meanwhile raises a unique violation on
-        event_ids, after which store_batch rolls back and writes the batch again with the ids checked.
-        event_ids is what keeps an id unique across partitions (partitions.py). Not COPY (bench/RESULTS.md,
-        session 5): each COPY is two round trips of its own, and under a busy event loop every round
-        trip costs the writer a wait for the GIL; binary arrays cost the server no more than COPY's text.
-        """
-        columns = _event_columns(rows)
-        cur.execute(_INSERT_IDS, (columns[0], columns[_TS]))
-        cur.execute(_INSERT_EVENTS, columns)
+        """Insert event_ids and events rows now, as one statement (_CombinedWrites.insert_events)."""
+        writes = _CombinedWrites(self, cur)
+        writes.insert_events(insert_sql, rows)
+        writes.flush()
 
     def insert_many(self, cur: Any, insert_sql: str, types: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
-        """One statement for all the rows: VALUES (...) becomes SELECT * FROM unnest(one binary array per column).
-
-        The callers' rows never repeat a conflict key (the plan aggregates by it), which an upsert of
-        several rows in one statement requires. One statement instead of one per row: a rollup upsert
-        is ~18 rows per commit, each a Bind/Execute for the server and a send for psycopg.
-        """
-        sql, casts = _unnest_form(insert_sql, types)
-        cur.execute(sql, _columns(rows, casts))
+        """Insert (or upsert) the rows now, as one statement (_CombinedWrites.insert_many)."""
+        writes = _CombinedWrites(self, cur)
+        writes.insert_many(insert_sql, types, rows)
+        writes.flush()
 
     def least(self, a: Any, b: Any) -> Any:
         """least() ignores NULLs."""
@@ -303,13 +291,26 @@ class _CombinedWrites(Writes):
         self.params: list[Any] = []
 
     def insert_many(self, insert_sql: str, types: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> None:
-        """Hold back the INSERT ... SELECT FROM unnest(...) form of the statement (insert_many)."""
+        """Hold back the statement with VALUES (...) as SELECT * FROM unnest(one binary array per column).
+
+        The callers' rows never repeat a conflict key (the plan aggregates by it), which an upsert of
+        several rows in one statement requires. One statement instead of one per row: a rollup upsert
+        is ~18 rows per commit, each a Bind/Execute for the server and a send for psycopg.
+        """
         sql, casts = _unnest_form(insert_sql, types)
         self.parts.append(sql)
         self.params += _columns(rows, casts)
 
     def insert_events(self, insert_sql: str, rows: list[tuple[Any, ...]]) -> None:
-        """Hold back the event_ids and events inserts (insert_events)."""
+        """Hold back the event_ids and events inserts, INSERT ... SELECT FROM unnest(binary arrays).
+
+        No ON CONFLICT, which is safe here: this dialect looks stored ids up first (lookup_ids_first,
+        in event_ids), and an id a concurrent writer committed meanwhile raises a unique violation on
+        event_ids, after which store_batch rolls back and writes the batch again with the ids checked.
+        event_ids is what keeps an id unique across partitions (partitions.py). Not COPY, which cannot
+        run in a pipeline and is two waits of its own (bench/RESULTS.md, session 5); it costs the
+        server 4-8 % less CPU per row, which a quiet-machine A/B should weigh.
+        """
         columns = _event_columns(rows)
         self.parts += [_INSERT_IDS, _INSERT_EVENTS]
         self.params += [columns[0], columns[_TS], *columns]
