@@ -36,9 +36,9 @@ def test_an_id_committed_by_another_writer_during_the_copy_is_stored_once(pg_url
         writer = threading.Thread(target=write)
         writer.start()
         with psycopg.connect(dsn, autocommit=True) as watch:
-            for _ in range(600):                           # until our insert waits on the other's lock
+            for _ in range(600):  # until our insert (a CTE of the batch's one statement) waits on the lock
                 waiting = watch.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                        "AND query LIKE 'INSERT INTO event_ids%'").fetchone()
+                                        "AND query LIKE '%INSERT INTO event_ids%'").fetchone()
                 if waiting and waiting[0]:
                     break
                 time.sleep(0.05)
