@@ -78,7 +78,7 @@ def _postgres_cpu_s() -> dict[int, float]:
     return out
 
 
-def run_server(sessions: list[list[dict[str, Any]]], workdir: Path) -> tuple[dict[str, Any], str]:
+def run_server(sessions: list[list[dict[str, Any]]], workdir: Path, redact: bool = True) -> tuple[dict[str, Any], str]:
     """One server run on a fresh database; return its figures and the database (kept for the copy run).
 
     Besides the rate, the CPU seconds per event of the server process and of PostgreSQL from just
@@ -89,8 +89,10 @@ def run_server(sessions: list[list[dict[str, Any]]], workdir: Path) -> tuple[dic
 
     name = _new_database()
     files = client_files(sessions, workdir, CLIENTS)
+    config = workdir / "bench-config.toml"
+    config.write_text(f"[security.pii]\nenabled = {'true' if redact else 'false'}\n")
     server, port = serve_api(f"postgresql://postgres@127.0.0.1:5432/{name}", "--rate-limit", "off",
-                             "--log-level", "warning")
+                             "--log-level", "warning", config=config)
     try:
         server_cpu, pg_cpu = _cpu_s(server.pid), _postgres_cpu_s()
         go, reports = run_clients(BENCH_DIR / "bench_durable_http.py", [(str(port), str(f), "true") for f in files])
@@ -152,12 +154,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--chunks", type=int, default=98)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--redact", choices=("on", "off"), default="on",
+                        help="PII redaction in the server's chain (on: its default; the COPY peer redacts nothing)")
     args = parser.parse_args(argv)
     sessions = workload(args.sessions, args.chunks)
     server_runs, copy_runs, loads = [], [], []
     with tempfile.TemporaryDirectory(prefix="vk-pgscale-") as tmp:
         for _ in range(args.runs):
-            figures, name = run_server(sessions, Path(tmp))
+            figures, name = run_server(sessions, Path(tmp), args.redact == "on")
             try:
                 server_runs.append(figures)
                 copy_runs.append(run_copy(name))
@@ -171,10 +175,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cpy_pg = statistics.median(r["postgres_cpu_us_per_event"] for r in copy_runs)
     results = {"machine": machine(), "events": sum(len(s) for s in sessions), "clients": CLIENTS, "batch": BATCH,
                "server": server_runs, "copy": copy_runs, "median_server_events_per_s": srv,
-               "median_copy_events_per_s": cpy, "ratio": ratio(srv, cpy), "load_avg_1m": loads}
+               "median_copy_events_per_s": cpy, "ratio": ratio(srv, cpy), "load_avg_1m": loads,
+               "redact": args.redact}
     emit("pg_server_vs_copy", results, [
         f"PostgreSQL ingest, {results['events']:,} events, median of {args.runs}: through `telemetry api` "
-        f"({CLIENTS} clients, batches of {BATCH}, durable) {srv:,.0f} events/s; raw COPY of the same rows "
+        f"({CLIENTS} clients, batches of {BATCH}, durable, PII redaction {args.redact}) {srv:,.0f} events/s; "
+        f"raw COPY of the same rows "
         f"{cpy:,.0f} events/s; ratio {ratio(srv, cpy):.2f} (target >= 0.5); load average {loads}",
         f"CPU per event, medians: server process {srv_cpu:.1f} us + PostgreSQL {srv_pg:.1f} us; "
         f"raw COPY's backend {cpy_pg:.1f} us"])
