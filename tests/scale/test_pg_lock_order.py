@@ -1,4 +1,4 @@
-"""Two writers on one PostgreSQL touching the same sessions and rollup rows in opposite orders never deadlock."""
+"""The PostgreSQL writer over many commits: rows locked in key order (no deadlocks), id lookups never prepared."""
 
 from __future__ import annotations
 
@@ -51,3 +51,23 @@ def test_writers_taking_rows_in_opposite_orders_all_commit(pg_url: str) -> None:
     finally:
         for store in stores:
             store.shutdown()
+
+
+def test_the_writers_id_lookups_are_never_prepared(pg_url: str) -> None:
+    # psycopg prepares a statement on its fifth run; a generic plan made while event_ids was small kept
+    # scanning the whole table ever after (33 ms a commit at 30k ids). The lookups are planned each time.
+    store = SQLStore(pg_url)
+    store.initialize()
+    try:
+        at = now_ms()
+        for n in range(12):
+            store.store_batch([TelemetryEvent("start", "claude", session_id=f"p{n}", timestamp=at + n),
+                               TelemetryEvent("end", None, session_id=f"p{n}", timestamp=at + n + 1)])
+        with store._lock:  # the writer's own connection: prepared statements are per session
+            cur = store._writer.cursor()
+            cur.execute("SELECT statement FROM pg_prepared_statements")
+            prepared = [row[0] for row in cur.fetchall()]
+            store._writer.rollback()
+        assert not [s for s in prepared if "ANY(" in s], prepared
+    finally:
+        store.shutdown()
