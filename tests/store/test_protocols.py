@@ -67,17 +67,8 @@ def test_children_forked_while_another_thread_writes_all_finish(make_store: Call
             written[0] += 20
 
     store.store_batch([ev("start", "busy")])
-    writer = threading.Thread(target=write, daemon=True)
-    writer.start()
-    children: list[int] = []
-    try:
-        # Each child reopens and writes its own session, never touching the parent's lock.
-        children = _fork_children(20, lambda n: _reopen_and_write(store, f"child-{n}"))
-    finally:
-        stop.set()
-        writer.join()
-    # A hang guard, not a timing: a child stuck on a copied lock would never exit.
-    statuses = _wait_all(children, 60)
+    # Each child reopens and writes its own session, never touching the parent's lock.
+    children, statuses = _fork_beside(write, 1, stop, 20, store, "child-")
     assert sorted(statuses.values()) == [0] * len(children), f"{len(children) - len(statuses)} children hung"
     assert store.existing_sessions([f"child-{n}" for n in range(20)]) == {f"child-{n}" for n in range(20)}
     busy = store.get_session("busy")
@@ -100,15 +91,7 @@ def test_children_forked_while_the_upkeep_job_runs_all_finish(make_store: Callab
             store.upkeep()
             store.refresh_statistics(every_table=True)
 
-    worker = threading.Thread(target=upkeep, daemon=True)
-    worker.start()
-    children: list[int] = []
-    try:
-        children = _fork_children(30, lambda n: _reopen_and_write(store, f"upkeep-child-{n}"))
-    finally:
-        stop.set()
-        worker.join()
-    statuses = _wait_all(children, 60)  # a hang guard, not a timing
+    children, statuses = _fork_beside(upkeep, 1, stop, 30, store, "upkeep-child-")
     assert sorted(statuses.values()) == [0] * len(children), f"{len(children) - len(statuses)} children hung"
 
 
@@ -136,17 +119,7 @@ def test_children_forked_while_another_thread_reads_all_finish(make_store: Calla
             store.query(QueryFilter(session_ids=["read"], event_types=["stream"], limit=10))
             reads[0] += 1
 
-    readers = [threading.Thread(target=read, daemon=True) for _ in range(2)]  # two: more forks land in a read
-    for reader in readers:
-        reader.start()
-    children: list[int] = []
-    try:
-        children = _fork_children(30, lambda n: _reopen_and_write(store, f"read-child-{n}"))
-    finally:
-        stop.set()
-        for reader in readers:
-            reader.join()
-    statuses = _wait_all(children, 60)  # a hang guard, not a timing
+    children, statuses = _fork_beside(read, 2, stop, 30, store, "read-child-")  # two: more forks land in a read
     assert sorted(statuses.values()) == [0] * len(children), f"{len(children) - len(statuses)} children hung"
     assert reads[0] > 0  # the reader ran while the children were forked
     assert store.existing_sessions([f"read-child-{n}" for n in range(30)]) == {f"read-child-{n}" for n in range(30)}
@@ -190,6 +163,24 @@ def test_the_reader_gate_lets_reads_overlap_and_a_fork_drain_them() -> None:
     assert gate.close(60)
     gate.open()
     gate.leave(token)
+
+
+def _fork_beside(loop: Callable[[], None], threads: int, stop: threading.Event, count: int, store: SQLStore,
+                 prefix: str) -> tuple[list[int], dict[int, int]]:
+    """Fork `count` children while `threads` threads run `loop` until `stop`; each child reopens the store and
+    writes session f"{prefix}{n}". Return the children and the exit statuses of those that ended (a hang
+    guard of 60 s, not a timing: a child stuck on a copied lock never exits)."""
+    workers = [threading.Thread(target=loop, daemon=True) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    children: list[int] = []
+    try:
+        children = _fork_children(count, lambda n: _reopen_and_write(store, f"{prefix}{n}"))
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    return children, _wait_all(children, 60)
 
 
 def _fork_children(count: int, child: Callable[[int], int]) -> list[int]:
