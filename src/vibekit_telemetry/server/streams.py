@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from ..service import Telemetry
 
 logger = logging.getLogger("vibekit_telemetry.server")
+# The largest batch frame, in characters (see Subscriber.next_frames).
+FRAME_CHARS: Final = 256 * 1024
 
 REPLY_BACKLOG: Final = 1000
 _ids = itertools.count(1)
@@ -162,9 +164,21 @@ class Subscriber:
         if taken is None:
             return None
         items, count = taken
-        if self.batched and count > 1:
-            return ['{"type":"batch","messages":[' + ",".join(items) + "]}"]
-        return items
+        if not (self.batched and count > 1):
+            return items
+        # Several frames when the messages are many: a client's WebSocket library refuses frames over its
+        # limit (1 MiB by default in `websockets`); 256 Ki characters stay under it even as 4-byte UTF-8.
+        frames: list[str] = []
+        part: list[str] = []
+        size = 0
+        for item in items:
+            if part and size + len(item) > FRAME_CHARS:
+                frames.append('{"type":"batch","messages":[' + ",".join(part) + "]}")
+                part, size = [], 0
+            part.append(item)
+            size += len(item) + 1
+        frames.append('{"type":"batch","messages":[' + ",".join(part) + "]}")
+        return frames
 
     async def _take(self, timeout: float) -> tuple[list[str], int] | None:
         if not self._buffer and not self._replies and not self.closed:
