@@ -80,6 +80,7 @@ ENV_FIELDS: Final = {
     "TELEMETRY_DEBUG": "debug",
     "TELEMETRY_SERVER_URL": "server_url",  # forwarding to a central server (issue 16)
     "TELEMETRY_API_KEY": "server_api_key",
+    "TELEMETRY_WRITER_PROCESS": "writer_process",
 }
 ENV_STORE_OPTIONS: Final = {
     "TELEMETRY_PRUNE_DAYS": "prune_days",
@@ -115,6 +116,9 @@ class TelemetryConfig(_Section):
     max_queue_size: int = Field(50_000, ge=1, le=100_000_000)
     backpressure: Literal["block", "drop_newest", "drop_oldest"] = "block"
     block_timeout_ms: int = Field(100, ge=0, le=600_000)
+    # Commit in a child process of its own (SQL stores; docs/server.md): the caller's threads and the commit
+    # then run on two cores. None: off in the SDK, on in `telemetry api` on SQLite.
+    writer_process: bool | None = None
     max_field_length: int = Field(65_536, ge=16)
     retry_attempts: int = Field(5, ge=0, le=1000)
     retry_delay_ms: int = Field(100, ge=0, le=60_000)

@@ -136,7 +136,8 @@ def health_status(runtime: Runtime, truncated: int) -> dict[str, Any]:
                    "events_processed": stats.processed, "last_batch_ms": round(stats.last_batch_ms, 3),
                    "avg_batch_ms": round(stats.total_batch_ms / batches, 3),
                    "max_batch_ms": round(stats.max_batch_ms, 3), "batch_errors": stats.batch_errors,
-                   "metrics_record_errors": runtime.run_recorder.errors},
+                   "metrics_record_errors": runtime.run_recorder.errors,
+                   "process": _writer_process(runtime)},
         "events": {"submitted": stats.processed + worker.depth(), "written": counters.written,
                    "duplicates": counters.duplicates, "truncated": truncated,
                    "retries": counters.retries, "store_errors": counters.store_errors},
@@ -203,3 +204,16 @@ def health_summary(health: dict[str, Any]) -> dict[str, Any]:
         "disk_space_mb": free_mb,
         "status": health["status"],
     }
+
+
+def _writer_process(runtime: Runtime) -> dict[str, Any] | None:
+    """The child process that commits (writer_process): its pid and how often it was restarted; None if none."""
+    if runtime.writer_pid is None or not runtime.providers:
+        return None
+    from .store.sql import SQLStore  # loaded already: only an SQL store starts a writer process
+
+    primary = runtime.providers[0]
+    remote = primary.writer_process if isinstance(primary, SQLStore) else None
+    if remote is None:
+        return None
+    return {"pid": remote.pid, "restarts": remote.restarts}

@@ -71,6 +71,7 @@ class Runtime:
         self.last_write_at = 0.0  # monotonic time of the writer's last batch (the text index yields to it)
         self._shut_down = False
         self.providers = self._open_providers()
+        self.writer_pid = self._start_writer_process() if config.writer_process else None
         self.pipeline = WritePipeline(self.providers[:1], emitter, retry_attempts=config.retry_attempts,
                                       retry_delay_ms=config.retry_delay_ms)
         from .reliability import ResourceMonitor, configure_pipeline
@@ -85,7 +86,9 @@ class Runtime:
             max_queue=config.max_queue_size, policy=config.backpressure,
             block_timeout_s=config.block_timeout_ms / 1000,
             target_batch_ms=config.reliability.target_commit_ms if config.reliability.adaptive_batching else None,
-            backpressure_threshold=config.reliability.backpressure_threshold)
+            backpressure_threshold=config.reliability.backpressure_threshold,
+            # With a writer process the next requests are handled while a commit runs: no waiting for them.
+            gather_s=0.0 if self.writer_pid is not None else None)
         if config.reliability.memory_limit:
             from .reliability import enforce_memory_limit
 
@@ -133,6 +136,25 @@ class Runtime:
         # every other destination follows.
         opened.sort(key=lambda p: not getattr(p, "supports_query", False))
         return opened
+
+    def _start_writer_process(self) -> int | None:
+        """Let the primary SQL store commit in a child process (config.writer_process); its pid, or None."""
+        if not self.providers:
+            return None
+        from .store.sql import SQLStore
+
+        primary = self.providers[0]
+        if not isinstance(primary, SQLStore):
+            logger.info("writer_process: the primary store %s commits in-process (only SQL stores can)",
+                        _provider_name(primary))
+            return None
+        try:
+            return primary.use_writer_process()
+        except (StoreError, OSError) as exc:
+            # Never fail the host over it: the store commits in this process as without the option.
+            logger.error("writer_process: could not start the writer process, committing in-process: %s",
+                         _first_line(exc))
+            return None
 
     def _build_exporters(self) -> ExporterSet:
         """Every destination but the primary store follows it on its own worker (exporters/)."""
@@ -225,6 +247,7 @@ class Runtime:
         with self._reopen_lock:  # a reader thread and the writer may both get here first
             if self._reopen_pending:
                 self.providers = self._open_providers()
+                self.writer_pid = self._start_writer_process() if self.config.writer_process else None
                 self.pipeline.providers = self.providers[:1]
                 if self.pipeline.spool is not None:
                     from .reliability import configure_pipeline

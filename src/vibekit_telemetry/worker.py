@@ -77,7 +77,7 @@ class BatchWorker:
                  interval_s: float = 1.0, max_batch: int = 5000, max_queue: int = 100_000,
                  policy: Policy = "block", block_timeout_s: float = 0.1,
                  name: str = "vibekit-telemetry-writer", target_batch_ms: float | None = None,
-                 backpressure_threshold: float = 0.8) -> None:
+                 backpressure_threshold: float = 0.8, gather_s: float | None = None) -> None:
         """Create and start the worker.
 
         Args:
@@ -94,6 +94,8 @@ class BatchWorker:
             backpressure_threshold: with adaptive batching, once the queue holds more than this fraction of
                 max_queue the next batches are max_batch whatever the latency, to drain it before
                 producers are blocked or dropped (seed 002's backpressure threshold).
+            gather_s: group commit, how long a commit may wait for announced batches (expect()); default
+                GATHER_S. 0 with a writer process, where the next requests are handled while a commit runs.
         """
         if not 0.0 < backpressure_threshold <= 1.0:
             raise ValueError(f"backpressure_threshold: expected a fraction in (0, 1], got {backpressure_threshold!r}")
@@ -106,6 +108,7 @@ class BatchWorker:
         self._batch_limit = max_batch  # the adaptive bound, between batch_size and max_batch
         self._target_batch_ms = target_batch_ms
         self._threshold = backpressure_threshold
+        self.gather_s = GATHER_S if gather_s is None else gather_s
         self.drain_batches = 0  # batches made max size because the queue passed the threshold
         self._max_queue = max_queue  # the bound in force: the configured one, or less under memory_limit
         self._configured_queue = max_queue
@@ -308,14 +311,14 @@ class BatchWorker:
         while not self._shutdown:
             self._wake.wait(self._interval_s)
             self._wake.clear()
-            if self._incoming > 0:
+            if self._incoming > 0 and self.gather_s > 0:
                 self._gather()
             self._drain()
         self._drain()
 
     def _gather(self) -> None:
         """Group commit: wait (up to GATHER_S) for announced batches, so one commit holds them all."""
-        deadline = time.monotonic() + GATHER_S
+        deadline = time.monotonic() + self.gather_s
         while self._incoming > 0 and self.depth() < self._batch_limit and not self._shutdown:
             left = deadline - time.monotonic()
             if left <= 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -22,34 +23,71 @@ def _stored_ids(db: Path) -> list[str]:
         return [row[0] for row in conn.execute("SELECT event_id FROM events")]
 
 
-def test_every_acknowledged_event_survives_kill_9_of_the_server(tmp_path: Path) -> None:
+def _writer_children(pid: int) -> list[int]:
+    """The pids of a server's child processes (its writer process, with --writer-process)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _load(url: str, acknowledged: list[str], lock: threading.Lock, stop: threading.Event, n: int) -> None:
+    """One client: batches of 100 until stopped or the server is gone; records what was acknowledged."""
+    with httpx.Client(base_url=url, timeout=30) as http:
+        batch_no = 0
+        while not stop.is_set():
+            sid = f"c{n}-{batch_no}"
+            batch = [{"event_type": "start", "session_id": sid, "category": "claude", "event_id": str(uuid.uuid4())}]
+            batch += [{"event_type": "stream", "session_id": sid, "stream_data": f"chunk {i}",
+                       "event_id": str(uuid.uuid4())} for i in range(99)]
+            try:
+                response = http.post("/api/events", json=batch)
+            except httpx.TransportError:
+                return  # the server is gone: this batch was never acknowledged
+            if response.status_code == 200:
+                assert response.json()["committed"] is True
+                with lock:
+                    acknowledged.extend(e["event_id"] for e in batch)
+            batch_no += 1
+
+
+def test_killing_the_writer_process_under_load_loses_no_acknowledged_event(tmp_path: Path) -> None:
     db = tmp_path / "served.db"
-    server = ServerProcess(db, log_level="warning")
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+    with ServerProcess(db, "--writer-process", log_level="warning") as server:
+        writers = _writer_children(server.process.pid)
+        assert len(writers) == 1, f"expected one writer process, found {writers}"
+        threads = [threading.Thread(target=_load, args=(server.url, acknowledged, lock, stop, n)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(2)
+        before = len(acknowledged)
+        os.kill(writers[0], signal.SIGKILL)
+        time.sleep(3)  # the next batch starts another writer; clients go on being acknowledged
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert len(acknowledged) > before + 1000, "no acknowledgements after the writer process was killed"
+        health = httpx.get(server.url + "/api/health").json()
+        replaced = _writer_children(server.process.pid)
+        assert len(replaced) == 1 and replaced != writers
+    stored = _stored_ids(db)
+    assert len(stored) == len(set(stored))
+    missing = set(acknowledged) - set(stored)
+    assert not missing, f"{len(missing)} of {len(acknowledged)} acknowledged events lost"
+    assert health["status"] in ("healthy", "degraded"), health
+
+
+@pytest.mark.parametrize("writer", ["--writer-process", "--no-writer-process"])
+def test_every_acknowledged_event_survives_kill_9_of_the_server(tmp_path: Path, writer: str) -> None:
+    db = tmp_path / "served.db"
+    server = ServerProcess(db, writer, log_level="warning")
     url = server.url
     acknowledged: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
 
-    def client(n: int) -> None:
-        with httpx.Client(base_url=url, timeout=10) as http:
-            batch_no = 0
-            while not stop.is_set():
-                sid = f"c{n}-{batch_no}"
-                batch = [{"event_type": "start", "session_id": sid, "category": "claude",
-                          "event_id": str(uuid.uuid4())}]
-                batch += [{"event_type": "stream", "session_id": sid, "stream_data": f"chunk {i}",
-                           "event_id": str(uuid.uuid4())} for i in range(99)]
-                try:
-                    response = http.post("/api/events", json=batch)
-                except httpx.TransportError:
-                    return  # the server is gone: this batch was never acknowledged
-                if response.status_code == 200:
-                    assert response.json()["committed"] is True
-                    with lock:
-                        acknowledged.extend(e["event_id"] for e in batch)
-                batch_no += 1
-
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    threads = [threading.Thread(target=_load, args=(url, acknowledged, lock, stop, n)) for n in range(4)]
     for thread in threads:
         thread.start()
     time.sleep(3)

@@ -9,7 +9,15 @@ import click
 from rich.markup import escape
 
 from ..errors import ValidationError
-from .context import TelemetryCommand, database_label, get_state, open_telemetry, unknown_options_printed_here
+from .context import (
+    TelemetryCommand,
+    database_label,
+    get_state,
+    open_telemetry,
+    resolve_store,
+    sqlite_file,
+    unknown_options_printed_here,
+)
 from .options import console, database_options
 
 ENV_GRPC_PORT = "TELEMETRY_GRPC_PORT"
@@ -56,6 +64,9 @@ ENV_GRPC_TLS_KEY = "TELEMETRY_GRPC_TLS_KEY"
               help="Batching (max_rows, max_bytes, max_age_s, compress, spool_dir) or fsspec option "
                    "(endpoint_url=…) of --pipeline (repeatable).")
 @click.option("--dashboard", is_flag=True, help="Also serve the web dashboard at /dashboard/.")
+@click.option("--writer-process/--no-writer-process", default=None,
+              help="Commit in a process of its own, beside the one answering requests [default: on for "
+                   "SQLite; env TELEMETRY_WRITER_PROCESS, or writer_process in the config].")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True)
 @database_options
@@ -63,7 +74,8 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
         bearer_tokens: tuple[str, ...], cors_origins: tuple[str, ...], rate_limit: str | None,
         redis_url: str | None, max_body_mb: float | None, trusted_proxies: tuple[str, ...], otlp_grpc: bool,
         otlp_grpc_port: int, grpc_port: int | None, grpc_tls_cert: str | None, grpc_tls_key: str | None,
-        pipeline: str | None, pipeline_options: tuple[str, ...], dashboard: bool, log_level: str) -> None:
+        pipeline: str | None, pipeline_options: tuple[str, ...], dashboard: bool, writer_process: bool | None,
+        log_level: str) -> None:
     """Serve the HTTP API: events, sessions, stats, live streams (/ws, /api/stream), /metrics.
 
     \b
@@ -94,6 +106,7 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
         from ..usage.batcher import pipeline_storage
 
         extra["storage"] = pipeline_storage(get_state().config_kwargs(), pipeline, pipeline_options)
+    extra["writer_process"] = _writer_process(writer_process)
     # Unknown options are printed once among the start-up lines below, not logged by each load of the config.
     with unknown_options_printed_here(), \
             open_telemetry(must_exist=False, raise_on_error=False, **extra) as telemetry:
@@ -101,6 +114,18 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
         _serve(telemetry, settings_options=options, port=port, host=host, otlp_grpc=otlp_grpc,
                otlp_grpc_port=otlp_grpc_port, grpc_port=grpc_port, grpc_tls_cert=grpc_tls_cert,
                grpc_tls_key=grpc_tls_key, dashboard=dashboard, log_level=log_level)
+
+
+def _writer_process(flag: bool | None) -> bool:
+    """The flag, else the config's writer_process, else on for SQLite: its commits then leave the loop's GIL."""
+    if flag is not None:
+        return flag
+    from ..config import load_config
+
+    configured = load_config(**get_state().config_kwargs()).writer_process
+    if configured is not None:
+        return configured
+    return sqlite_file(resolve_store()) is not None
 
 
 def _print_unknown_options(err: Any) -> None:

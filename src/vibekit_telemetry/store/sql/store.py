@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy import column as sa_column
@@ -33,6 +33,9 @@ from .direct import DirectAccess
 from .fork import DISOWNED, LIVE, gate_reads
 from .partitions import INTERVALS
 from .pool import PoolOptions
+
+if TYPE_CHECKING:
+    from .writer_process import WriterProcess
 from .read_breakdown import BreakdownReads
 from .text_index import TextIndex
 from .writer import Statements, chunks, write
@@ -78,6 +81,7 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
         if partition not in INTERVALS:
             raise ValidationError("partition", "day or week (the range of one events partition)", partition)
         self.partition_ms = INTERVALS[partition]
+        self.partition = partition
         self.url = to_url(url_or_path)
         self.pool = pool  # PostgreSQL connection pool (pool_size, idle_timeout); None: SQLAlchemy's defaults
         self.sql = for_url(self.url)
@@ -98,6 +102,7 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
         # turn indexes off skip it too, and `contains` then scans (still exact, slower on big stores).
         self.text_index = enable_indexes if text_index is None else text_index
         self._fts = False  # the database has the text index (searches use it, even when not kept up)
+        self._remote: WriterProcess | None = None  # commits made by a child process (use_writer_process)
         self._size_seen: tuple[float, int] = (float("-inf"), 0)  # (monotonic time, size_bytes()): _recent_size
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -180,9 +185,37 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
         if self._engine is not None:
             self._engine.dispose(close=False)
         self._writer, self._engine, self._text = None, None, None
+        if self._remote is not None:
+            self._remote.after_fork()
+
+    def use_writer_process(self) -> int:
+        """Make every store_batch commit in a child process of its own (writer_process.py); return its pid.
+
+        Reads, maintenance and the text index stay in this process. Raises StoreError when the child
+        cannot open the store.
+        """
+        from .writer_process import WriterProcess
+
+        self.engine  # noqa: B018 - migrated and open here first, so the child finds the schema at head
+        remote = WriterProcess({
+            "url_or_path": self.url, "enable_indexes": self.enable_indexes, "busy_timeout_ms": self.busy_timeout_ms,
+            "wal": self.wal, "text_index": self.text_index, "text_index_rows": self.text_index_rows,
+            "text_index_delay_s": self.text_index_delay_s, "pool": self.pool, "partition": self.partition})
+        remote.start()
+        self._remote = remote
+        assert remote.pid is not None
+        return remote.pid
+
+    @property
+    def writer_process(self) -> WriterProcess | None:
+        """The child process that commits batches, when use_writer_process() was called."""
+        return self._remote
 
     def shutdown(self) -> None:
         """Close the writer and the engine; safe to call twice."""
+        remote, self._remote = self._remote, None
+        if remote is not None:
+            remote.close()  # first: it finishes the batch in hand before the store goes
         with self._lock:
             LIVE.discard(self)
             self._closed = True
@@ -250,6 +283,9 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
         if not events_:
             return BatchResult()
         self.engine  # noqa: B018 - initialise on first use
+        remote = self._remote
+        if remote is not None:
+            return self._store_remote(remote, events_)
         with self._lock:
             integrity_error = self._engine.dialect.dbapi.IntegrityError  # type: ignore[union-attr]
             try:
@@ -266,6 +302,17 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
             # The text index catches up behind the writer, never inside a write: Telemetry's scheduler
             # calls index_text() every second (runtime.py); flush() and `telemetry reindex` do too.
             return result
+
+    def _store_remote(self, remote: WriterProcess, events_: Sequence[TelemetryEvent]) -> BatchResult:
+        """Commit in the writer process: encrypted here (the child has no keys), text tail noted here."""
+        batch = self.encryption.encrypt_batch(events_) if self.encryption is not None else events_
+        result, unindexed = remote.store_batch(batch)
+        if self._text is not None:
+            self._text.note_unindexed(unindexed)  # this process indexes (scheduler, flush)
+        if batch is not events_ and result.rejected:  # report the caller's events, not their ciphertext
+            originals = {e.event_id: e for e in events_}
+            result.rejected = [(originals[e.event_id], reason) for e, reason in result.rejected]
+        return result
 
     def _typed(self, exc: Exception, integrity_error: type[BaseException]) -> Exception:
         """The typed error for a failed write (the original itself when it is neither kind)."""

@@ -61,6 +61,12 @@ class TextIndex:
         if self.unindexed and self.unindexed_since is None:
             self.unindexed_since = time.monotonic()
 
+    def note_unindexed(self, rows: int) -> None:
+        """Note rows another process wrote (the writer process): how many now wait to be indexed."""
+        self.unindexed = rows
+        if rows and self.unindexed_since is None:
+            self.unindexed_since = time.monotonic()
+
     def due(self) -> bool:
         """Whether enough rows wait, or the oldest has waited long enough, to index a chunk now."""
         if not self.unindexed or not self.kept:
