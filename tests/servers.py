@@ -44,11 +44,13 @@ class ServerProcess:
         cwd: the server's working directory.
         startup_s: how long the server may take to answer /health.
         ready: wait for /health here; False to start several servers together, then wait_ready() each.
+        own_group: start it as the leader of a process group of its own (signal it with os.killpg, as a
+            terminal's Ctrl-C or a service manager stopping a unit does).
     """
 
     def __init__(self, db: Path | None, *args: str, env: dict[str, str] | None = None, nofile: int | None = None,
                  log_level: str = "info", port: int = 0, cwd: Path | None = None, startup_s: float = 60.0,
-                 ready: bool = True) -> None:
+                 ready: bool = True, own_group: bool = False) -> None:
         # Wide enough that Rich never wraps the startup line (a PostgreSQL URL with options is long).
         environment = {**os.environ, "COLUMNS": "1000", "NO_COLOR": "1", **(env or {})}
 
@@ -62,7 +64,7 @@ class ServerProcess:
             [sys.executable, "-m", "vibekit_telemetry.cli", *database, "api", "--port", str(port),
              "--log-level", log_level, *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment, cwd=cwd,
-            preexec_fn=limit_files if nofile is not None else None)
+            preexec_fn=limit_files if nofile is not None else None, start_new_session=own_group)
         self.lines: list[str] = []
         self._found = threading.Event()
         self.url = ""

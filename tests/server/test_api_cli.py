@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -28,6 +30,39 @@ def test_signal_stops_gracefully_and_flushes_pending_events(tmp_path: Path, sig:
     with Telemetry(db_path=str(db)) as telemetry:
         session = telemetry.get_session("cli1")
         assert session is not None and session.event_count == 100
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_the_whole_group_stops_server_and_writer_process_with_nothing_lost(
+        tmp_path: Path, sig: signal.Signals) -> None:
+    # Ctrl-C in a terminal and `systemctl stop` signal every process of the group, the writer process too:
+    # it must not die with a batch in hand, but finish it and go when the server closes its socket.
+    db = tmp_path / "served.db"
+    server = ServerProcess(db, "--writer-process", log_level="warning", own_group=True)
+    with server:
+        writer = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True)
+        writers = [int(pid) for pid in writer.stdout.split()]
+        assert len(writers) == 1
+        for n in range(20):
+            events = [start_event(f"g{n}")] + [stream_event(f"g{n}", f"chunk {i}") for i in range(99)]
+            assert httpx.post(server.url + "/api/events?wait=false", json=events).status_code == 202
+        os.killpg(server.process.pid, sig)
+        assert server.process.wait(timeout=30) == 0, server.output()
+    with Telemetry(db_path=str(db)) as telemetry:
+        counts = [telemetry.get_session(f"g{n}") for n in range(20)]
+    assert [s.event_count if s else 0 for s in counts] == [100] * 20
+    deadline = time.monotonic() + 10
+    while _running(writers[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(writers[0]), "the writer process outlived the server"
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
 
 
 def test_auth_flag_and_api_key(tmp_path: Path) -> None:

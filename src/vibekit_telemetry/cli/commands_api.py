@@ -106,14 +106,14 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
         from ..usage.batcher import pipeline_storage
 
         extra["storage"] = pipeline_storage(get_state().config_kwargs(), pipeline, pipeline_options)
-    extra["writer_process"] = _writer_process(writer_process)
     # Unknown options are printed once among the start-up lines below, not logged by each load of the config.
-    with unknown_options_printed_here(), \
-            open_telemetry(must_exist=False, raise_on_error=False, **extra) as telemetry:
-        _print_unknown_options(err)
-        _serve(telemetry, settings_options=options, port=port, host=host, otlp_grpc=otlp_grpc,
-               otlp_grpc_port=otlp_grpc_port, grpc_port=grpc_port, grpc_tls_cert=grpc_tls_cert,
-               grpc_tls_key=grpc_tls_key, dashboard=dashboard, log_level=log_level)
+    with unknown_options_printed_here():
+        extra["writer_process"] = _writer_process(writer_process)
+        with open_telemetry(must_exist=False, raise_on_error=False, **extra) as telemetry:
+            _print_unknown_options(err)
+            _serve(telemetry, settings_options=options, port=port, host=host, otlp_grpc=otlp_grpc,
+                   otlp_grpc_port=otlp_grpc_port, grpc_port=grpc_port, grpc_tls_cert=grpc_tls_cert,
+                   grpc_tls_key=grpc_tls_key, dashboard=dashboard, log_level=log_level)
 
 
 def _writer_process(flag: bool | None) -> bool:

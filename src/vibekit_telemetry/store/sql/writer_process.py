@@ -12,7 +12,8 @@ unindexed) or with the kind and text of the error. So an answer is a committed b
 acknowledgement that waits for it is as durable as one made in-process. A child that dies is started
 again on the next batch; the batch in hand fails with TransientStoreError, which the write pipeline
 waits out and retries, and event ids make the retry skip what the dead child had committed. The child
-exits when the parent's end of the socket closes, also when the parent was killed.
+exits when the parent's end of the socket closes, also when the parent was killed; it ignores SIGINT
+and SIGTERM, which a terminal or a service manager sends to the whole process group.
 
 A subprocess (`python -m vibekit_telemetry.store.sql.writer_process`), not multiprocessing: spawn would
 run the application's own main module again in the child, and fork copies a threaded process.
@@ -25,6 +26,7 @@ import logging
 import operator
 import os
 import pickle
+import signal
 import socket
 import struct
 import subprocess
@@ -109,7 +111,7 @@ class WriterProcess:
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", __name__, str(child.fileno())], pass_fds=(child.fileno(),),
-                stdin=subprocess.DEVNULL, env=env, close_fds=True)
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env, close_fds=True)
         except OSError as exc:
             parent.close()
             child.close()
@@ -248,6 +250,10 @@ def serve(sock: socket.socket) -> None:
 
 def main() -> None:
     """Entry point of `python -m vibekit_telemetry.store.sql.writer_process FD`."""
+    # Ctrl-C in a terminal, or a service manager stopping the whole group, signals the child too: it
+    # stops with its parent instead (the socket closes), after the batch in hand, so none is cut short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sock = socket.socket(fileno=int(sys.argv[1]))
     started = time.monotonic()
     try:
