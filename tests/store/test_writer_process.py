@@ -185,3 +185,50 @@ def test_a_store_other_than_sql_ignores_the_option() -> None:
     assert t.flush()
     assert t.get_health_status()["writer"]["process"] is None
     t.shutdown()
+
+
+def test_postgresql_commits_through_a_writer_process_too(pg_url: str) -> None:
+    t = Telemetry(database_url=pg_url, writer_process=True)
+    assert t.runtime is not None and t.runtime.writer_pid is not None
+    sid = t.track_start(category="claude", action="code")
+    for i in range(300):
+        t.track_stream(session_id=sid, stream_data=f"chunk {i}")
+    assert t.flush()
+    os.kill(t.runtime.writer_pid, signal.SIGKILL)
+    t.track_end(session_id=sid, metadata={"status": "success"})
+    assert t.flush(30)
+    session = t.get_session(sid)
+    health = t.get_health_status()
+    t.shutdown()
+    assert session is not None and session.event_count == 302 and session.status == "completed"
+    assert health["writer"]["process"]["restarts"] == 1
+
+
+def test_a_forked_child_starts_a_writer_process_of_its_own(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    t = Telemetry(db_path=str(db), writer_process=True)
+    assert t.runtime is not None
+    parent_writer = t.runtime.writer_pid
+    sid = t.track_start(category="parent")
+    assert t.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: track, flush through a writer of its own, leave without atexit hooks
+        code = 1
+        try:
+            child_sid = t.track_start(category="child", session_id="from-the-child")
+            for i in range(100):
+                t.track_stream(session_id=child_sid, stream_data=f"child {i}")
+            ok = t.flush(30)
+            own = t.runtime.writer_pid if t.runtime else None
+            code = 0 if ok and own not in (None, parent_writer) else 2
+            t.shutdown()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    for i in range(100):
+        t.track_stream(session_id=sid, stream_data=f"parent {i}")
+    assert t.flush()
+    assert t.runtime.writer_pid == parent_writer and _alive(parent_writer)
+    t.shutdown()
+    assert _count(db) == 1 + 100 + 1 + 100

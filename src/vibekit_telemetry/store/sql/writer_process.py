@@ -174,9 +174,13 @@ class WriterProcess:
                 process.wait()
 
     def after_fork(self) -> None:
-        """In a forked child: the parent's child and socket are the parent's; start a new one when needed."""
+        """In a forked child: the writer and socket are the parent's; this process starts its own when needed."""
         self._lock = threading.Lock()
-        self._process, self._sock, self.pid = None, None, None  # never closed here: they are the parent's
+        if self._sock is not None:
+            # Only this process's copy of the descriptor: the parent's stays open, and the parent's writer
+            # still sees its socket close (and exits) when the parent goes, even while this child lives.
+            self._sock.close()
+        self._process, self._sock, self.pid = None, None, None
         self._started_once = False
 
     # -- writing ---------------------------------------------------------------------------------
