@@ -1,12 +1,13 @@
 """Durable HTTP ingest (`telemetry api`, 200 only after the commit) against in-process track_batch.
 
 http (durable): a real `telemetry api` server process on loopback (`--rate-limit off`, otherwise the
-defaults) on a fresh SQLite file; 4 client processes, each with one keep-alive connection, post
-pre-encoded batches of 100 events to POST /api/events one after another and wait for each answer
-(200 once the batch is committed). Sessions are dealt to the clients whole (one session = one batch
-here), so a session's events never race each other. The clock runs from the moment every client is
-connected and told to go until the last answer arrives: every acknowledged event is then durable,
-which the run checks by counting the rows in the database before the server stops.
+defaults, so its commits are made by its writer process) on a fresh SQLite file; 4 client processes,
+each with one keep-alive connection, post pre-encoded batches of 100 events to POST /api/events one
+after another and wait for each answer (200 once the batch is committed). Sessions are dealt to the
+clients whole (one session = one batch here), so a session's events never race each other. The clock
+runs from the moment every client is connected and told to go until the last answer arrives: every
+acknowledged event is then durable, which the run checks by counting the rows in the database before
+the server stops.
 
 http (fire-and-forget): the same with `?wait=false` (202 once queued); the clock stops when one final
 durable request (queued behind all of them) is answered, i.e. when everything is committed.
@@ -24,6 +25,7 @@ Target (issue 6, part 3): durable HTTP events/s >= 0.7 x in-process track_batch.
 
     python bench/bench_durable_http.py                  # 1,000 sessions of 100 events, 3 runs
     python bench/bench_durable_http.py --sessions 200 --runs 1
+    python bench/bench_durable_http.py --compare-writer   # and a server with --no-writer-process, same runs
 """
 
 from __future__ import annotations
@@ -179,12 +181,12 @@ def client_files(sessions: list[list[dict[str, Any]]], workdir: Path, clients: i
 
 
 def run_http(db: Path, sessions: list[list[dict[str, Any]]], workdir: Path, wait: str,
-             redact: bool, clients_n: int = CLIENTS) -> dict[str, Any]:
+             redact: bool, clients_n: int = CLIENTS, server_args: tuple[str, ...] = ()) -> dict[str, Any]:
     """One HTTP run: a fresh server, clients_n client processes started together; events/s and latencies."""
     files = client_files(sessions, workdir, clients_n)
     config = db.parent / "bench-config.toml"
     config.write_text(f"[security.pii]\nenabled = {'true' if redact else 'false'}\n")
-    server, port = serve_api(db, "--rate-limit", "off", "--log-level", "warning", config=config)
+    server, port = serve_api(db, "--rate-limit", "off", "--log-level", "warning", *server_args, config=config)
     try:
         go, reports = run_clients(__file__, [(str(port), str(f), wait) for f in files])
         sent_all = max(r["finished"] for r in reports)
@@ -230,6 +232,19 @@ def _med(runs: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(r[key] for r in runs))
 
 
+def _no_writer_lines(runs: dict[str, list[dict[str, Any]]], local: float, results: dict[str, Any]) -> list[str]:
+    """With --compare-writer: the durable runs of a server that commits on its own writer thread."""
+    series = runs.get("durable_no_writer_process")
+    if not series:
+        return []
+    rate = _med(series, "events_per_s")
+    results["durable_no_writer_process_events_per_s"] = rate
+    results["durable_no_writer_process_ratio"] = ratio(rate, local)
+    gain = ratio(results["durable_events_per_s"], rate)
+    return [f"  HTTP durable, --no-writer-process: {rate:,.0f} events/s ({_rates(series)}), "
+            f"{ratio(rate, local):.2f}x in-process; with the writer process {gain:.2f}x this"]
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run in-process, durable HTTP and fire-and-forget HTTP interleaved; print JSON and a summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -239,6 +254,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--redact", choices=("on", "off"), default="on",
                         help="PII redaction in the chain of both sides (on: the server's default)")
     parser.add_argument("--clients", type=int, default=CLIENTS, help="client processes")
+    parser.add_argument("--compare-writer", action="store_true",
+                        help="also run durable HTTP with --no-writer-process (commits on the server's own thread)")
     parser.add_argument("--client", nargs=3, metavar=("PORT", "FILE", "WAIT"), help=argparse.SUPPRESS)
     parser.add_argument("--inproc", metavar="DB", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -254,6 +271,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sessions = workload(args.sessions, args.chunks)
     total = sum(len(s) for s in sessions)
     runs: dict[str, list[dict[str, Any]]] = {"in_process": [], "durable": [], "fire_and_forget": []}
+    if args.compare_writer:
+        runs["durable_no_writer_process"] = []
     with tempfile.TemporaryDirectory(prefix="vk-bench-durable-") as tmp:
         workdir = Path(tmp)
         db = workdir / "bench.db"
@@ -264,6 +283,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             runs["durable"].append(run_http(db, sessions, workdir, "true", redact, args.clients))
             remove_db(db)
             runs["fire_and_forget"].append(run_http(db, sessions, workdir, "false", redact, args.clients))
+            if args.compare_writer:
+                remove_db(db)
+                runs["durable_no_writer_process"].append(run_http(db, sessions, workdir, "true", redact, args.clients,
+                                                                  ("--no-writer-process",)))
         remove_db(db)
     local, durable, faf = (_med(runs[k], "events_per_s") for k in ("in_process", "durable", "fire_and_forget"))
     per_run = [ratio(d["events_per_s"], i["events_per_s"]) for d, i in zip(runs["durable"], runs["in_process"],
@@ -299,6 +322,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"({results['fire_and_forget_ratio']:.2f}x in-process)",
         f"  ratio durable / in-process {results['ratio']:.2f} (per run {', '.join(f'{r:.2f}' for r in per_run)}; "
         f"target >= 0.7); targets: {results['targets_met']}",
+        *_no_writer_lines(runs, local, results),
     ])
     return results
 
