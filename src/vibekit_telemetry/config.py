@@ -116,7 +116,7 @@ class TelemetryConfig(_Section):
     max_queue_size: int = Field(50_000, ge=1, le=100_000_000)
     backpressure: Literal["block", "drop_newest", "drop_oldest"] = "block"
     block_timeout_ms: int = Field(100, ge=0, le=600_000)
-    # Commit in a child process of its own (SQL stores; docs/server.md): the caller's threads and the commit
+    # Commit in a child process of its own (SQL stores; docs/pipeline.md): the caller's threads and the commit
     # then run on two cores. None: off in the SDK, on in `telemetry api` on SQLite.
     writer_process: bool | None = None
     max_field_length: int = Field(65_536, ge=16)

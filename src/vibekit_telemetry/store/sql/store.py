@@ -33,13 +33,13 @@ from .direct import DirectAccess
 from .fork import DISOWNED, LIVE, gate_reads
 from .partitions import INTERVALS
 from .pool import PoolOptions
-
-if TYPE_CHECKING:
-    from .writer_process import WriterProcess
 from .read_breakdown import BreakdownReads
 from .text_index import TextIndex
 from .writer import Statements, chunks, write
 from .writer_runs import WriterRunMethods
+
+if TYPE_CHECKING:
+    from .writer_process import WriterProcess
 
 
 class StoreRefusedRow(RefusedRowError, ValueError):

@@ -1,4 +1,4 @@
-"""The writer process: an SQL store's commits made by a process of its own (`writer_process`, docs/server.md).
+"""The writer process: an SQL store's commits made by a process of its own (`writer_process`, docs/pipeline.md).
 
 In one process the server's event loop (HTTP, JSON, the chain) and the writer thread (the commit) take
 turns on one GIL, so a durable acknowledgement costs the loop's time plus the writer's, one after the
@@ -26,6 +26,7 @@ import logging
 import operator
 import os
 import pickle
+import select
 import signal
 import socket
 import struct
@@ -47,8 +48,8 @@ _FIELDS: Final = tuple(f.name for f in fields(TelemetryEvent))
 _row = operator.attrgetter(*_FIELDS)
 _HEADER: Final = struct.Struct("!I")
 _START_TIMEOUT_S: Final = 60.0  # importing the package and opening the store, on a slow or busy machine
-# How often a parent waiting for an answer checks that the child still runs (a commit may take long:
-# busy_timeout, a full disk held by the child's own retries is not one of them, it answers at once).
+# How often a parent waiting for an answer checks that the child still runs. There is no deadline: a
+# commit may wait out another process's lock for busy_timeout_ms, and a full disk is answered at once.
 _ALIVE_CHECK_S: Final = 0.5
 # Error kinds sent by the child, and the typed error the parent raises for each (the write pipeline
 # decides by type: wait out and retry, bisect the batch, or count it lost).
@@ -187,7 +188,12 @@ class WriterProcess:
 
     def store_batch(self, events: Sequence[TelemetryEvent]) -> tuple[BatchResult, int]:
         """Commit a batch in the child: (its result, rows now waiting for the text index)."""
-        payload = pickle.dumps([_row(e) for e in events], pickle.HIGHEST_PROTOCOL)
+        try:
+            payload = pickle.dumps([_row(e) for e in events], pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            # A value no chain step lets through (the encode step checks JSON): refused like a bad row,
+            # so the pipeline splits the batch and only that event is lost.
+            raise RefusedRowError(f"the writer process cannot take the batch: {exc}") from exc
         with self._lock:
             sock = self._sock if self._sock is not None else self._start()
             try:
@@ -206,17 +212,11 @@ class WriterProcess:
         """Wait for the child's answer, checking now and then that it still runs."""
         process = self._process
         while True:
-            ready, _, _ = _select([sock], _ALIVE_CHECK_S)
+            ready, _, _ = select.select([sock], [], [], _ALIVE_CHECK_S)
             if ready:
                 return pickle.loads(_recv(sock))
             if process is not None and process.poll() is not None:
                 raise EOFError(f"the writer process exited with {process.returncode}")
-
-
-def _select(socks: list[socket.socket], timeout: float) -> tuple[list[Any], list[Any], list[Any]]:
-    import select
-
-    return select.select(socks, [], [], timeout)
 
 
 # -- the child ---------------------------------------------------------------------------------------
