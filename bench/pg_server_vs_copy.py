@@ -78,7 +78,8 @@ def _postgres_cpu_s() -> dict[int, float]:
     return out
 
 
-def run_server(sessions: list[list[dict[str, Any]]], workdir: Path, redact: bool = True) -> tuple[dict[str, Any], str]:
+def run_server(sessions: list[list[dict[str, Any]]], workdir: Path, redact: bool = True,
+               server_args: tuple[str, ...] = ()) -> tuple[dict[str, Any], str]:
     """One server run on a fresh database; return its figures and the database (kept for the copy run).
 
     Besides the rate, the CPU seconds per event of the server process and of PostgreSQL from just
@@ -92,7 +93,7 @@ def run_server(sessions: list[list[dict[str, Any]]], workdir: Path, redact: bool
     config = workdir / "bench-config.toml"
     config.write_text(f"[security.pii]\nenabled = {'true' if redact else 'false'}\n")
     server, port = serve_api(f"postgresql://postgres@127.0.0.1:5432/{name}", "--rate-limit", "off",
-                             "--log-level", "warning", config=config)
+                             "--log-level", "warning", *server_args, config=config)
     try:
         server_cpu, pg_cpu = _cpu_s(server.pid), _postgres_cpu_s()
         go, reports = run_clients(BENCH_DIR / "bench_durable_http.py", [(str(port), str(f), "true") for f in files])
@@ -156,12 +157,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--redact", choices=("on", "off"), default="on",
                         help="PII redaction in the server's chain (on: its default; the COPY peer redacts nothing)")
+    parser.add_argument("--writer-process", choices=("on", "off"), default="off",
+                        help="commit in the server's writer process (off: its default on PostgreSQL); the server "
+                             "CPU figure then leaves out the child's")
     args = parser.parse_args(argv)
+    server_args = ("--writer-process",) if args.writer_process == "on" else ("--no-writer-process",)
     sessions = workload(args.sessions, args.chunks)
     server_runs, copy_runs, loads = [], [], []
     with tempfile.TemporaryDirectory(prefix="vk-pgscale-") as tmp:
         for _ in range(args.runs):
-            figures, name = run_server(sessions, Path(tmp), args.redact == "on")
+            figures, name = run_server(sessions, Path(tmp), args.redact == "on", server_args)
             try:
                 server_runs.append(figures)
                 copy_runs.append(run_copy(name))
