@@ -208,12 +208,5 @@ def health_summary(health: dict[str, Any]) -> dict[str, Any]:
 
 def _writer_process(runtime: Runtime) -> dict[str, Any] | None:
     """The child process that commits (writer_process): its pid and how often it was restarted; None if none."""
-    if runtime.writer_pid is None or not runtime.providers:
-        return None
-    from .store.sql import SQLStore  # loaded already: only an SQL store starts a writer process
-
-    primary = runtime.providers[0]
-    remote = primary.writer_process if isinstance(primary, SQLStore) else None
-    if remote is None:
-        return None
-    return {"pid": remote.pid, "restarts": remote.restarts}
+    remote = runtime.writer_process
+    return None if remote is None else {"pid": remote.pid, "restarts": remote.restarts}

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .exporters.manager import ExporterSet
     from .limits import MemoryBudget
     from .plugins.manager import PluginManager
+    from .store.sql.writer_process import WriterProcess
 
 logger = logging.getLogger("vibekit_telemetry")
 
@@ -71,7 +72,8 @@ class Runtime:
         self.last_write_at = 0.0  # monotonic time of the writer's last batch (the text index yields to it)
         self._shut_down = False
         self.providers = self._open_providers()
-        self.writer_pid = self._start_writer_process() if config.writer_process else None
+        if config.writer_process:
+            self._start_writer_process()
         self.pipeline = WritePipeline(self.providers[:1], emitter, retry_attempts=config.retry_attempts,
                                       retry_delay_ms=config.retry_delay_ms)
         from .reliability import ResourceMonitor, configure_pipeline
@@ -88,7 +90,7 @@ class Runtime:
             target_batch_ms=config.reliability.target_commit_ms if config.reliability.adaptive_batching else None,
             backpressure_threshold=config.reliability.backpressure_threshold,
             # With a writer process the next requests are handled while a commit runs: no waiting for them.
-            gather_s=0.0 if self.writer_pid is not None else None)
+            gather_s=0.0 if self.writer_process is not None else None)
         if config.reliability.memory_limit:
             from .reliability import enforce_memory_limit
 
@@ -137,24 +139,39 @@ class Runtime:
         opened.sort(key=lambda p: not getattr(p, "supports_query", False))
         return opened
 
-    def _start_writer_process(self) -> int | None:
-        """Let the primary SQL store commit in a child process (config.writer_process); its pid, or None."""
+    def _start_writer_process(self) -> None:
+        """Let the primary SQL store commit in a child process (config.writer_process)."""
         if not self.providers:
-            return None
+            return
         from .store.sql import SQLStore
 
         primary = self.providers[0]
         if not isinstance(primary, SQLStore):
             logger.info("writer_process: the primary store %s commits in-process (only SQL stores can)",
                         _provider_name(primary))
-            return None
+            return
         try:
-            return primary.use_writer_process()
+            primary.use_writer_process()
         except (StoreError, OSError) as exc:
             # Never fail the host over it: the store commits in this process as without the option.
             logger.error("writer_process: could not start the writer process, committing in-process: %s",
                          _first_line(exc))
+
+    @property
+    def writer_process(self) -> WriterProcess | None:
+        """The child process that commits for the primary store (writer_process), or None."""
+        if not self.config.writer_process or not self.providers:
             return None
+        from .store.sql import SQLStore  # loaded already when the option is on
+
+        primary = self.providers[0]
+        return primary.writer_process if isinstance(primary, SQLStore) else None
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's pid (None without one, or while a dead one waits to be replaced)."""
+        remote = self.writer_process
+        return remote.pid if remote is not None else None
 
     def _build_exporters(self) -> ExporterSet:
         """Every destination but the primary store follows it on its own worker (exporters/)."""
@@ -247,7 +264,8 @@ class Runtime:
         with self._reopen_lock:  # a reader thread and the writer may both get here first
             if self._reopen_pending:
                 self.providers = self._open_providers()
-                self.writer_pid = self._start_writer_process() if self.config.writer_process else None
+                if self.config.writer_process:
+                    self._start_writer_process()
                 self.pipeline.providers = self.providers[:1]
                 if self.pipeline.spool is not None:
                     from .reliability import configure_pipeline

@@ -15,18 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from servers import ServerProcess
+from servers import ServerProcess, child_pids
 
 
 def _stored_ids(db: Path) -> list[str]:
     with sqlite3.connect(db) as conn:
         return [row[0] for row in conn.execute("SELECT event_id FROM events")]
-
-
-def _writer_children(pid: int) -> list[int]:
-    """The pids of a server's child processes (its writer process, with --writer-process)."""
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
 
 
 def _load(url: str, acknowledged: list[str], lock: threading.Lock, stop: threading.Event, n: int) -> None:
@@ -55,7 +49,7 @@ def test_killing_the_writer_process_under_load_loses_no_acknowledged_event(tmp_p
     lock = threading.Lock()
     stop = threading.Event()
     with ServerProcess(db, "--writer-process", log_level="warning") as server:
-        writers = _writer_children(server.process.pid)
+        writers = child_pids(server.process.pid)
         assert len(writers) == 1, f"expected one writer process, found {writers}"
         threads = [threading.Thread(target=_load, args=(server.url, acknowledged, lock, stop, n)) for n in range(4)]
         for thread in threads:
@@ -69,7 +63,7 @@ def test_killing_the_writer_process_under_load_loses_no_acknowledged_event(tmp_p
             thread.join(timeout=30)
         assert len(acknowledged) > before + 1000, "no acknowledgements after the writer process was killed"
         health = httpx.get(server.url + "/api/health").json()
-        replaced = _writer_children(server.process.pid)
+        replaced = child_pids(server.process.pid)
         assert len(replaced) == 1 and replaced != writers
     stored = _stored_ids(db)
     assert len(stored) == len(set(stored))

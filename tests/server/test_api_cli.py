@@ -6,14 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from api_support import start_event, stream_event
 
-from servers import ServerProcess
+from servers import ServerProcess, child_pids, wait_gone
 from vibekit_telemetry import Telemetry
 
 CLI_KEY = "cli-secret-0123456789"
@@ -40,8 +39,7 @@ def test_a_signal_to_the_whole_group_stops_server_and_writer_process_with_nothin
     db = tmp_path / "served.db"
     server = ServerProcess(db, "--writer-process", log_level="warning", own_group=True)
     with server:
-        writer = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True)
-        writers = [int(pid) for pid in writer.stdout.split()]
+        writers = child_pids(server.process.pid)
         assert len(writers) == 1
         for n in range(20):
             events = [start_event(f"g{n}")] + [stream_event(f"g{n}", f"chunk {i}") for i in range(99)]
@@ -51,18 +49,7 @@ def test_a_signal_to_the_whole_group_stops_server_and_writer_process_with_nothin
     with Telemetry(db_path=str(db)) as telemetry:
         counts = [telemetry.get_session(f"g{n}") for n in range(20)]
     assert [s.event_count if s else 0 for s in counts] == [100] * 20
-    deadline = time.monotonic() + 10
-    while _running(writers[0]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _running(writers[0]), "the writer process outlived the server"
-
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
-    except FileNotFoundError:
-        return False
+    assert wait_gone(writers[0], 10), "the writer process outlived the server"
 
 
 def test_auth_flag_and_api_key(tmp_path: Path) -> None:

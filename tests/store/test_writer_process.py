@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from servers import running, wait_gone
 from vibekit_telemetry import Telemetry
 from vibekit_telemetry.errors import RefusedRowError
 from vibekit_telemetry.events import TelemetryEvent
@@ -19,25 +20,6 @@ from vibekit_telemetry.query import QueryFilter
 from vibekit_telemetry.store.sql import SQLStore
 
 KEY = "ab" * 32
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (exited, not yet reaped by its parent) counts as gone.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _wait_gone(pid: int, seconds: float = 15.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _count(db: Path, sql: str = "SELECT count(*) FROM events") -> int:
@@ -49,7 +31,7 @@ def test_a_child_commits_what_the_sdk_tracks_and_exits_with_it(tmp_path: Path) -
     db = tmp_path / "t.db"
     t = Telemetry(db_path=str(db), writer_process=True)
     pid = t.runtime.writer_pid if t.runtime else None
-    assert pid is not None and pid != os.getpid() and _alive(pid)
+    assert pid is not None and pid != os.getpid() and running(pid)
     sid = t.track_start(category="claude", action="code", label="find the needle")
     for i in range(500):
         t.track_stream(session_id=sid, stream_data=f"chunk {i}")
@@ -63,7 +45,7 @@ def test_a_child_commits_what_the_sdk_tracks_and_exits_with_it(tmp_path: Path) -
     # The text index is kept up by this process, for rows the child wrote.
     assert [e.event_type for e in t.query(contains="needle")] == ["start"]
     t.shutdown()
-    assert _wait_gone(pid), "the writer process outlived shutdown()"
+    assert wait_gone(pid), "the writer process outlived shutdown()"
     assert _count(db) == 502
 
 
@@ -77,7 +59,7 @@ def test_a_killed_writer_process_is_replaced_and_nothing_is_lost(tmp_path: Path)
         t.track_stream(session_id=sid, stream_data=f"before {i}")
     assert t.flush()
     os.kill(first, signal.SIGKILL)
-    assert _wait_gone(first)
+    assert wait_gone(first)
     for i in range(300):
         t.track_stream(session_id=sid, stream_data=f"after {i}")
     assert t.flush(30)
@@ -152,7 +134,7 @@ def test_the_child_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
     time.sleep(1.5)  # a few commits under way
     parent.send_signal(signal.SIGKILL)
     parent.wait(10)
-    assert _wait_gone(child), "the writer process was left running after its parent died"
+    assert wait_gone(child), "the writer process was left running after its parent died"
     assert _count(tmp_path / "t.db") > 0
 
 
@@ -229,6 +211,6 @@ def test_a_forked_child_starts_a_writer_process_of_its_own(tmp_path: Path) -> No
     for i in range(100):
         t.track_stream(session_id=sid, stream_data=f"parent {i}")
     assert t.flush()
-    assert t.runtime.writer_pid == parent_writer and _alive(parent_writer)
+    assert t.runtime.writer_pid == parent_writer and running(parent_writer)
     t.shutdown()
     assert _count(db) == 1 + 100 + 1 + 100

@@ -8,13 +8,12 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from ..errors import ValidationError
+from ..errors import StoreError, ValidationError
 from .context import (
     TelemetryCommand,
     database_label,
     get_state,
     open_telemetry,
-    resolve_store,
     sqlite_file,
     unknown_options_printed_here,
 )
@@ -121,11 +120,15 @@ def _writer_process(flag: bool | None) -> bool:
     if flag is not None:
         return flag
     from ..config import load_config
+    from ..store.factory import primary_store
 
-    configured = load_config(**get_state().config_kwargs()).writer_process
-    if configured is not None:
-        return configured
-    return sqlite_file(resolve_store()) is not None
+    config = load_config(**get_state().config_kwargs())  # loaded once here, for both questions
+    if config.writer_process is not None:
+        return config.writer_process
+    try:
+        return sqlite_file(primary_store(config)) is not None
+    except StoreError:
+        return False  # no queryable store: opening the Telemetry says so
 
 
 def _print_unknown_options(err: Any) -> None:

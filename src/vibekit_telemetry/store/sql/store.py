@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy import column as sa_column
@@ -34,19 +34,18 @@ from .fork import DISOWNED, LIVE, gate_reads
 from .partitions import INTERVALS
 from .pool import PoolOptions
 from .read_breakdown import BreakdownReads
-from .text_index import TextIndex
+from .text_index import TextIndex, TextIndexMethods
 from .writer import Statements, chunks, write
+from .writer_process import WriterProcess, WriterProcessMethods
 from .writer_runs import WriterRunMethods
-
-if TYPE_CHECKING:
-    from .writer_process import WriterProcess
 
 
 class StoreRefusedRow(RefusedRowError, ValueError):
     """RefusedRowError that is also a ValueError, as the DBAPI errors it wraps were to older callers."""
 
 
-class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, BreakdownReads, WriterRunMethods):
+class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, BreakdownReads, WriterRunMethods,
+               TextIndexMethods, WriterProcessMethods):
     """Events, sessions, rollups and the audit log in SQLite (a path or sqlite:/// URL) or PostgreSQL.
 
     One connection stack: every connection comes from one SQLAlchemy engine. The writer keeps one
@@ -188,29 +187,6 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
         if self._remote is not None:
             self._remote.after_fork()
 
-    def use_writer_process(self) -> int:
-        """Make every store_batch commit in a child process of its own (writer_process.py); return its pid.
-
-        Reads, maintenance and the text index stay in this process. Raises StoreError when the child
-        cannot open the store.
-        """
-        from .writer_process import WriterProcess
-
-        self.engine  # noqa: B018 - migrated and open here first, so the child finds the schema at head
-        remote = WriterProcess({
-            "url_or_path": self.url, "enable_indexes": self.enable_indexes, "busy_timeout_ms": self.busy_timeout_ms,
-            "wal": self.wal, "text_index": self.text_index, "text_index_rows": self.text_index_rows,
-            "text_index_delay_s": self.text_index_delay_s, "pool": self.pool, "partition": self.partition})
-        remote.start()
-        self._remote = remote
-        assert remote.pid is not None
-        return remote.pid
-
-    @property
-    def writer_process(self) -> WriterProcess | None:
-        """The child process that commits batches, when use_writer_process() was called."""
-        return self._remote
-
     def shutdown(self) -> None:
         """Close the writer and the engine; safe to call twice."""
         remote, self._remote = self._remote, None
@@ -233,39 +209,6 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
             if self._writer is not None:
                 self.index_text()
                 self.sql.checkpoint(self._writer)
-
-    # -- deferred text indexing (SQLite FTS5) ----------------------------------------------------
-
-    def index_text(self, max_rows: int | None = None) -> int:
-        """Add the events stored since the last call to the text index; return how many rowids it covered.
-
-        Works in transactions of at most `text_index_rows` rows, so a concurrent reader or writer
-        waits for one chunk at most. max_rows bounds the work of this call (None: everything).
-        """
-        self.engine  # noqa: B018
-        done = 0
-        while max_rows is None or done < max_rows:
-            # The lock is taken per chunk, not for the whole call: a writer waiting to commit (an HTTP
-            # client waiting for its acknowledgement) gets in between two chunks.
-            with self._lock:
-                text = self._text
-                if text is None or not text.kept:
-                    return done
-                step = text.rows if max_rows is None else min(text.rows, max_rows - done)
-                with self._transaction() as cur:
-                    covered, left = text.index_chunk(cur, step)
-            done += covered
-            if not left:
-                break
-            time.sleep(0.002)  # Python locks are not fair: step aside so a waiting writer gets the lock
-        return done
-
-    def unindexed_rows(self) -> int:
-        """Return how many rows wait for the text index, as of the last write or index step."""
-        text = self._text
-        return text.unindexed if text is not None and text.kept else 0
-
-    # -- writer metrics --------------------------------------------------------------------------
 
     # -- writes ----------------------------------------------------------------------------------
 
@@ -302,17 +245,6 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
             # The text index catches up behind the writer, never inside a write: Telemetry's scheduler
             # calls index_text() every second (runtime.py); flush() and `telemetry reindex` do too.
             return result
-
-    def _store_remote(self, remote: WriterProcess, events_: Sequence[TelemetryEvent]) -> BatchResult:
-        """Commit in the writer process: encrypted here (the child has no keys), text tail noted here."""
-        batch = self.encryption.encrypt_batch(events_) if self.encryption is not None else events_
-        result, unindexed = remote.store_batch(batch)
-        if self._text is not None:
-            self._text.note_unindexed(unindexed)  # this process indexes (scheduler, flush)
-        if batch is not events_ and result.rejected:  # report the caller's events, not their ciphertext
-            originals = {e.event_id: e for e in events_}
-            result.rejected = [(originals[e.event_id], reason) for e, reason in result.rejected]
-        return result
 
     def _typed(self, exc: Exception, integrity_error: type[BaseException]) -> Exception:
         """The typed error for a failed write (the original itself when it is neither kind)."""

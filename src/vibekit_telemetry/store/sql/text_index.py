@@ -7,10 +7,15 @@ connection under the store's lock.
 
 from __future__ import annotations
 
+import threading
 import time
-from typing import Any, Final
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Final
 
 from ..schema import FTS_WATERMARK
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 _WATERMARK_SQL: Final = f"SELECT value FROM store_meta WHERE key = '{FTS_WATERMARK}'"
 _SET_WATERMARK: Final = (f"INSERT INTO store_meta (key, value) VALUES ('{FTS_WATERMARK}', ?) "
@@ -57,12 +62,10 @@ class TextIndex:
     def after_write(self, cur: Any, mark: int) -> None:
         """Note how many rows now wait to be indexed."""
         cur.execute(_MAX_ROWID)
-        self.unindexed = cur.fetchone()[0] - mark
-        if self.unindexed and self.unindexed_since is None:
-            self.unindexed_since = time.monotonic()
+        self.note_unindexed(cur.fetchone()[0] - mark)
 
     def note_unindexed(self, rows: int) -> None:
-        """Note rows another process wrote (the writer process): how many now wait to be indexed."""
+        """Note how many rows wait to be indexed (after a write here, or in the writer process)."""
         self.unindexed = rows
         if rows and self.unindexed_since is None:
             self.unindexed_since = time.monotonic()
@@ -108,3 +111,47 @@ class TextIndex:
         self.unindexed = n
         if not n:
             self.unindexed_since = None
+
+
+class TextIndexMethods:
+    """index_text / unindexed_rows of SQLStore (a mixin): the text index catching up behind the writer."""
+
+    if TYPE_CHECKING:
+        _lock: threading.RLock
+        _text: TextIndex | None
+
+        @property
+        def engine(self) -> Engine:
+            """The store's engine (SQLStore initialises on first use)."""
+
+        def _transaction(self) -> AbstractContextManager[Any]:
+            """The writer's cursor in one transaction (the caller holds the lock)."""
+
+    def index_text(self, max_rows: int | None = None) -> int:
+        """Add the events stored since the last call to the text index; return how many rowids it covered.
+
+        Works in transactions of at most `text_index_rows` rows, so a concurrent reader or writer
+        waits for one chunk at most. max_rows bounds the work of this call (None: everything).
+        """
+        self.engine  # noqa: B018
+        done = 0
+        while max_rows is None or done < max_rows:
+            # The lock is taken per chunk, not for the whole call: a writer waiting to commit (an HTTP
+            # client waiting for its acknowledgement) gets in between two chunks.
+            with self._lock:
+                text = self._text
+                if text is None or not text.kept:
+                    return done
+                step = text.rows if max_rows is None else min(text.rows, max_rows - done)
+                with self._transaction() as cur:
+                    covered, left = text.index_chunk(cur, step)
+            done += covered
+            if not left:
+                break
+            time.sleep(0.002)  # Python locks are not fair: step aside so a waiting writer gets the lock
+        return done
+
+    def unindexed_rows(self) -> int:
+        """Return how many rows wait for the text index, as of the last write or index step."""
+        text = self._text
+        return text.unindexed if text is not None and text.kept else 0

@@ -33,14 +33,19 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import fields
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ...errors import DiskFullError, RefusedRowError, StoreError, TransientStoreError
 from ...events import TelemetryEvent
 from ..base import BatchResult
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from .pool import PoolOptions
+    from .text_index import TextIndex
 
 logger = logging.getLogger("vibekit_telemetry")
 
@@ -219,6 +224,60 @@ class WriterProcess:
                 raise EOFError(f"the writer process exited with {process.returncode}")
 
 
+class WriterProcessMethods:
+    """use_writer_process / writer_process of SQLStore (a mixin), and its commits through the child."""
+
+    if TYPE_CHECKING:
+        _remote: WriterProcess | None
+        _text: TextIndex | None
+        encryption: Any
+        url: str
+        enable_indexes: bool
+        busy_timeout_ms: int
+        wal: bool
+        text_index: bool
+        text_index_rows: int
+        text_index_delay_s: float
+        pool: PoolOptions | None
+        partition: str
+
+        @property
+        def engine(self) -> Engine:
+            """The store's engine (SQLStore initialises on first use)."""
+
+    def use_writer_process(self) -> int:
+        """Make every store_batch commit in a child process of its own (writer_process.py); return its pid.
+
+        Reads, maintenance and the text index stay in this process. Raises StoreError when the child
+        cannot open the store.
+        """
+        self.engine  # noqa: B018 - migrated and open here first, so the child finds the schema at head
+        remote = WriterProcess({
+            "url_or_path": self.url, "enable_indexes": self.enable_indexes, "busy_timeout_ms": self.busy_timeout_ms,
+            "wal": self.wal, "text_index": self.text_index, "text_index_rows": self.text_index_rows,
+            "text_index_delay_s": self.text_index_delay_s, "pool": self.pool, "partition": self.partition})
+        remote.start()
+        self._remote = remote
+        assert remote.pid is not None
+        return remote.pid
+
+    @property
+    def writer_process(self) -> WriterProcess | None:
+        """The child process that commits batches, when use_writer_process() was called."""
+        return self._remote
+
+    def _store_remote(self, remote: WriterProcess, events_: Sequence[TelemetryEvent]) -> BatchResult:
+        """Commit in the writer process: encrypted here (the child has no keys), text tail noted here."""
+        batch = self.encryption.encrypt_batch(events_) if self.encryption is not None else events_
+        result, unindexed = remote.store_batch(batch)
+        if self._text is not None:
+            self._text.note_unindexed(unindexed)  # this process indexes (scheduler, flush)
+        if batch is not events_ and result.rejected:  # report the caller's events, not their ciphertext
+            originals = {e.event_id: e for e in events_}
+            result.rejected = [(originals[e.event_id], reason) for e, reason in result.rejected]
+        return result
+
+
 # -- the child ---------------------------------------------------------------------------------------
 
 def serve(sock: socket.socket) -> None:
@@ -259,14 +318,12 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sock = socket.socket(fileno=int(sys.argv[1]))
-    started = time.monotonic()
     try:
         serve(sock)
     except (OSError, EOFError):
         pass  # the parent went away mid-answer: it will retry the batch with another child
     finally:
         sock.close()
-        logger.debug("writer process exits after %.1f s", time.monotonic() - started)
 
 
 if __name__ == "__main__":
