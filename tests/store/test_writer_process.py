@@ -14,7 +14,7 @@ import pytest
 
 from servers import running, wait_gone
 from vibekit_telemetry import Telemetry
-from vibekit_telemetry.errors import RefusedRowError
+from vibekit_telemetry.errors import RefusedRowError, TransientStoreError
 from vibekit_telemetry.events import TelemetryEvent
 from vibekit_telemetry.query import QueryFilter
 from vibekit_telemetry.store.sql import SQLStore
@@ -70,6 +70,49 @@ def test_a_killed_writer_process_is_replaced_and_nothing_is_lost(tmp_path: Path)
     t.shutdown()
     assert _count(db) == 501
     assert _count(db, "SELECT count(DISTINCT event_id) FROM events") == 501
+
+
+def test_a_hung_writer_process_is_killed_and_replaced(tmp_path: Path) -> None:
+    # SIGSTOP stands for a child stuck for good (a hung disk, a debugger): without a deadline the writer
+    # thread would wait on it for ever and ingest would stall.
+    db = tmp_path / "t.db"
+    store = SQLStore(str(db))
+    first = store.use_writer_process(answer_timeout_s=1.5)
+    store.store_batch([TelemetryEvent(event_type="custom", category="c", event_id=f"before-{i}") for i in range(10)])
+    os.kill(first, signal.SIGSTOP)
+    batch = [TelemetryEvent(event_type="custom", category="c", event_id=f"after-{i}") for i in range(10)]
+    started = time.monotonic()
+    with pytest.raises(TransientStoreError, match="hung"):
+        store.store_batch(batch)
+    assert time.monotonic() - started < 10
+    assert wait_gone(first), "the hung child was not killed"
+    assert store.store_batch(batch).stored == 10  # the retry goes to a new child
+    remote = store.writer_process
+    assert remote is not None and remote.restarts == 1 and remote.pid not in (None, first)
+    store.shutdown()
+    assert _count(db) == 20
+
+
+def test_the_sdk_loses_nothing_when_its_writer_process_hangs(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    t = Telemetry(db_path=str(db), writer_process=True)
+    remote = t.runtime.store.writer_process if t.runtime else None
+    assert remote is not None and remote.pid is not None
+    remote.answer_timeout_s = 1.5
+    first = remote.pid
+    sid = t.track_start(category="claude")
+    assert t.flush()
+    os.kill(first, signal.SIGSTOP)
+    for i in range(300):
+        t.track_stream(session_id=sid, stream_data=f"chunk {i}")
+    assert t.flush(30)
+    assert wait_gone(first)
+    health = t.get_health_status()
+    assert health["writer"]["process"]["restarts"] == 1
+    assert health["dropped_total"] == 0
+    t.shutdown()
+    assert _count(db) == 301
+    assert _count(db, "SELECT count(DISTINCT event_id) FROM events") == 301
 
 
 def test_a_row_the_store_refuses_is_a_typed_error_from_the_child(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Final
@@ -53,9 +54,13 @@ _FIELDS: Final = tuple(f.name for f in fields(TelemetryEvent))
 _row = operator.attrgetter(*_FIELDS)
 _HEADER: Final = struct.Struct("!I")
 _START_TIMEOUT_S: Final = 60.0  # importing the package and opening the store, on a slow or busy machine
-# How often a parent waiting for an answer checks that the child still runs. There is no deadline: a
-# commit may wait out another process's lock for busy_timeout_ms, and a full disk is answered at once.
+# How often a parent waiting for an answer checks that the child still runs.
 _ALIVE_CHECK_S: Final = 0.5
+# A child answers within busy_timeout_ms (waiting out another process's lock) plus the commit itself; one
+# silent past this margin on top is hung (stopped with SIGSTOP, stuck in I/O) and is replaced, so a hung
+# child cannot stall ingest for ever. The batch is retried with a new child: its event ids make a commit
+# the hung one made after all count as duplicates, never twice.
+_ANSWER_MARGIN_S: Final = 60.0
 # Error kinds sent by the child, and the typed error the parent raises for each (the write pipeline
 # decides by type: wait out and retry, bisect the batch, or count it lost).
 _KINDS: Final[dict[str, type[StoreError]]] = {
@@ -99,8 +104,11 @@ def _kind(exc: BaseException) -> str:
 class WriterProcess:
     """The parent's end: start the child, send it batches, turn its answers into BatchResults."""
 
-    def __init__(self, spec: dict[str, Any]) -> None:
+    def __init__(self, spec: dict[str, Any], answer_timeout_s: float | None = None) -> None:
         self.spec = spec  # SQLStore keyword arguments, plus "url_or_path"
+        # How long a batch may go unanswered before the child counts as hung (see _ANSWER_MARGIN_S).
+        self.answer_timeout_s = (answer_timeout_s if answer_timeout_s is not None
+                                 else spec.get("busy_timeout_ms", 5000) / 1000 + _ANSWER_MARGIN_S)
         self.pid: int | None = None
         self.restarts = 0  # children started after the first one died
         self._process: subprocess.Popen[bytes] | None = None
@@ -133,7 +141,7 @@ class WriterProcess:
             parent.close()
             raise TransientStoreError(f"the writer process did not start (exit {process.returncode}): {exc}") \
                 from exc
-        parent.settimeout(None)
+        parent.settimeout(self.answer_timeout_s)  # a send into a hung child's full socket gives up too
         if answer != "ready":
             process.wait()
             parent.close()
@@ -204,6 +212,8 @@ class WriterProcess:
             try:
                 _send(sock, payload)
                 answer = self._answer(sock)
+            except TimeoutError as exc:  # an OSError too: checked first
+                raise self._lost(f"is hung ({exc}); it was killed") from exc
             except (OSError, EOFError) as exc:
                 raise self._lost(f"stopped ({type(exc).__name__}: {exc})") from exc
         if answer[0] == "ok":
@@ -214,14 +224,17 @@ class WriterProcess:
         raise _KINDS.get(kind, StoreError)(message)
 
     def _answer(self, sock: socket.socket) -> Any:
-        """Wait for the child's answer, checking now and then that it still runs."""
+        """Wait for the child's answer, checking now and then that it still runs and is not hung."""
         process = self._process
+        deadline = time.monotonic() + self.answer_timeout_s
         while True:
             ready, _, _ = select.select([sock], [], [], _ALIVE_CHECK_S)
             if ready:
                 return pickle.loads(_recv(sock))
             if process is not None and process.poll() is not None:
                 raise EOFError(f"the writer process exited with {process.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no answer in {self.answer_timeout_s:g} s")
 
 
 class WriterProcessMethods:
@@ -245,17 +258,19 @@ class WriterProcessMethods:
         def engine(self) -> Engine:
             """The store's engine (SQLStore initialises on first use)."""
 
-    def use_writer_process(self) -> int:
+    def use_writer_process(self, answer_timeout_s: float | None = None) -> int:
         """Make every store_batch commit in a child process of its own (writer_process.py); return its pid.
 
         Reads, maintenance and the text index stay in this process. Raises StoreError when the child
-        cannot open the store.
+        cannot open the store. answer_timeout_s: how long a batch may go unanswered before the child is
+        replaced as hung (default: busy_timeout_ms plus 60 s).
         """
         self.engine  # noqa: B018 - migrated and open here first, so the child finds the schema at head
         remote = WriterProcess({
             "url_or_path": self.url, "enable_indexes": self.enable_indexes, "busy_timeout_ms": self.busy_timeout_ms,
             "wal": self.wal, "text_index": self.text_index, "text_index_rows": self.text_index_rows,
-            "text_index_delay_s": self.text_index_delay_s, "pool": self.pool, "partition": self.partition})
+            "text_index_delay_s": self.text_index_delay_s, "pool": self.pool, "partition": self.partition},
+            answer_timeout_s)
         remote.start()
         self._remote = remote
         assert remote.pid is not None
