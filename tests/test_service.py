@@ -498,3 +498,32 @@ def test_bad_calls_name_the_argument(make_telemetry: MakeTelemetry, call: Callab
     call(lenient)  # logged and counted, never raised
     lenient.flush(10)
     assert lenient.get_health_status()["dropped"]["invalid"] == 1
+
+
+def test_flush_keeps_to_its_timeout_while_another_process_locks_the_database(db_path: Path) -> None:
+    # The writer waits busy_timeout_ms (5 s) per attempt for the other process's lock, holding the store's
+    # lock meanwhile; flush(1) used to wait for that too before returning False.
+    telemetry = Telemetry(db_path=str(db_path))
+    try:
+        sid = telemetry.track_start(category="claude")
+        assert telemetry.flush()
+        other = subprocess.Popen([sys.executable, "-c", (
+            "import sqlite3, sys, time\n"
+            "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "c.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(8)\n"
+            "c.execute('ROLLBACK')\n"), str(db_path)], stdout=subprocess.PIPE, text=True)
+        assert other.stdout is not None and other.stdout.readline().strip() == "locked"
+        try:
+            telemetry.track_stream(session_id=sid, stream_data="while locked")
+            started = time.monotonic()
+            assert not telemetry.flush(1)
+            assert time.monotonic() - started < 2.5
+        finally:
+            other.wait(30)
+        assert telemetry.flush(30)  # the lock is gone: the retried batch commits
+        session = telemetry.get_session(sid)
+        assert session is not None and session.event_count == 2
+    finally:
+        telemetry.shutdown()

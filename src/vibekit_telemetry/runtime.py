@@ -403,7 +403,9 @@ class Runtime:
         invalid, refused by the store, or given up on after retries. Health says which.
         """
         done = self.worker.flush(timeout)
-        for provider in self.providers:
+        # The stores' own flush (text index, WAL checkpoint) only when the writer caught up: if it is
+        # still in a commit, that waits on a lock (another process's), and so would this, past timeout.
+        for provider in self.providers if done else ():
             try:
                 provider.flush()
             except Exception as exc:

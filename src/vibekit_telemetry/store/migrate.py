@@ -109,6 +109,9 @@ def _lock_schema(conn: Any) -> None:
     the tables, and all but one fail on pg_type's unique index. SQLite serialises with BEGIN IMMEDIATE.
     """
     if conn.dialect.name == "postgresql":
+        # The store's connections give up on a lock after busy_timeout_ms (dialect_pg.make_engine); a
+        # migration of a new database takes seconds, and the others must wait for it, not fail.
+        conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
 
 

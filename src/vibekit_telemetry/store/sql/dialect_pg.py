@@ -139,12 +139,19 @@ class PostgreSQLDialect(Dialect):
         engine = create_engine(url, pool_pre_ping=True, **(pool.engine_kwargs() if pool is not None else {}))
 
         @event.listens_for(engine, "connect")
-        def _no_jit(dbapi_conn: Any, _record: Any) -> None:
-            # JIT compiles any plan whose estimated cost passes jit_above_cost. A metadata filter with
-            # LIMIT 100 over 10M partitioned events is estimated high and runs in 5 ms, but compiling it
-            # took 230 ms (bench/pg_scale_queries.py): the store's queries are short, never worth it.
+        def _session_settings(dbapi_conn: Any, _record: Any) -> None:
             with dbapi_conn.cursor() as cur:
+                # JIT compiles any plan whose estimated cost passes jit_above_cost. A metadata filter with
+                # LIMIT 100 over 10M partitioned events is estimated high and runs in 5 ms, but compiling
+                # it took 230 ms (bench/pg_scale_queries.py): the store's queries are short, never worth it.
                 cur.execute("SET jit = off")
+                # Another session's lock (one left idle in a transaction, a long LOCK TABLE) is waited
+                # for busy_timeout_ms, as on SQLite, not for ever. Before, it hung the writer, the
+                # scheduler's jobs and, through the store's lock they hold, flush(), shutdown() and the
+                # health report. Now a batch fails as transient and is retried (nothing is lost), a job
+                # fails and runs again later, a read answers with an error. Migrations lift it: one
+                # replica waits for another's on purpose (migrate.py).
+                cur.execute(f"SET lock_timeout = {max(1, int(busy_timeout_ms))}")
             dbapi_conn.commit()
 
         if pool is not None:
