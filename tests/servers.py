@@ -17,11 +17,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 # The startup line; other lines name 127.0.0.1 URLs too (the OTLP/gRPC receiver), so anchor on "Serving".
-_SERVING = re.compile(r"Serving .*? at http://127\.0\.0\.1:(\d+)")
+_SERVING = re.compile(r"Serving .*? at (https?)://127\.0\.0\.1:(\d+)")
 
 
 def free_port() -> int:
@@ -71,11 +72,12 @@ class ServerProcess:
         ready: wait for /health here; False to start several servers together, then wait_ready() each.
         own_group: start it as the leader of a process group of its own (signal it with os.killpg, as a
             terminal's Ctrl-C or a service manager stopping a unit does).
+        verify: how /health is checked over HTTPS (the server's certificate, for --tls-cert).
     """
 
     def __init__(self, db: Path | None, *args: str, env: dict[str, str] | None = None, nofile: int | None = None,
                  log_level: str = "info", port: int = 0, cwd: Path | None = None, startup_s: float = 60.0,
-                 ready: bool = True, own_group: bool = False) -> None:
+                 ready: bool = True, own_group: bool = False, verify: Any = True) -> None:
         # Wide enough that Rich never wraps the startup line (a PostgreSQL URL with options is long).
         environment = {**os.environ, "COLUMNS": "1000", "NO_COLOR": "1", **(env or {})}
 
@@ -93,6 +95,7 @@ class ServerProcess:
         self.lines: list[str] = []
         self._found = threading.Event()
         self.url = ""
+        self.verify = verify  # httpx's: a CA file or SSL context for a server with --tls-cert
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.startup_s = startup_s
@@ -107,7 +110,7 @@ class ServerProcess:
             raise RuntimeError(f"`telemetry api` did not start:\n{self.output()}")
         while time.monotonic() < deadline:
             try:
-                if httpx.get(self.url + "/health", timeout=5).status_code == 200:
+                if httpx.get(self.url + "/health", timeout=5, verify=self.verify).status_code == 200:
                     return
             except httpx.TransportError:
                 if self.process.poll() is not None:
@@ -122,7 +125,7 @@ class ServerProcess:
             self.lines.append(line)
             match = _SERVING.search(line)
             if match and not self.url:
-                self.url = f"http://127.0.0.1:{match.group(1)}"
+                self.url = f"{match.group(1)}://127.0.0.1:{match.group(2)}"
                 self._found.set()
         self._found.set()  # the process ended before serving
 
@@ -164,3 +167,31 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def self_signed(directory: Path, name: str = "server") -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost, and its key, as PEM files (needs cryptography)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path

@@ -282,6 +282,10 @@ class ApiConfig(_Section):
     # certificate chain and private key; give both or neither. Env TELEMETRY_GRPC_TLS_CERT / _KEY.
     grpc_tls_cert: str | None = None
     grpc_tls_key: str | None = None
+    # PEM files: the HTTP API (REST, WebSocket, SSE, dashboard, OTLP/HTTP) serves HTTPS only with this
+    # certificate chain and private key; give both or neither. Env TELEMETRY_TLS_CERT / _KEY.
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
 
 class DashboardConfig(_Section):

@@ -6,8 +6,6 @@ grpc.ssl_channel_credentials succeed, plaintext clients fail; bad pairs are erro
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 import re
 import subprocess
@@ -21,43 +19,19 @@ pytest.importorskip("opentelemetry.proto", reason="the otlp extra is not install
 pytest.importorskip("cryptography", reason="cryptography makes the test certificate")
 
 import grpc
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from servers import ServerProcess, free_port
+from servers import ServerProcess, free_port, self_signed
 from vibekit_telemetry import Telemetry
 from vibekit_telemetry.errors import ValidationError
-from vibekit_telemetry.server.grpc_tls import load_tls_pair
+from vibekit_telemetry.server.tls import load_tls_pair
 from vibekit_telemetry.streaming.grpc_service import GrpcStreamClient
 
 KEY = "grpc-tls-secret-0123456789"
 _ENV = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-
-
-def _self_signed(directory: Path, name: str = "server") -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and localhost, and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 def _api(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -68,7 +42,7 @@ def _api(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subpr
 
 
 def test_both_grpc_servers_speak_tls_and_refuse_plaintext(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     roots = cert.read_bytes()
     otlp_port = free_port()
     db = tmp_path / "tls.db"
@@ -117,7 +91,7 @@ def test_both_grpc_servers_speak_tls_and_refuse_plaintext(tmp_path: Path) -> Non
 
 
 def test_tls_from_environment_and_config_file(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     env = {"TELEMETRY_GRPC_TLS_CERT": str(cert), "TELEMETRY_GRPC_TLS_KEY": str(key)}
     with ServerProcess(tmp_path / "env.db", "--grpc-port", "0", env=env) as server:
         assert re.search(r"gRPC TelemetryStream at 127\.0\.0\.1:\d+ \(TLS, certificate ", server.output())
@@ -133,7 +107,7 @@ def test_tls_from_environment_and_config_file(tmp_path: Path) -> None:
 
 
 def test_half_a_pair_is_an_error_naming_the_missing_option(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     result = _api(tmp_path, "--grpc-port", "0", "--grpc-tls-cert", str(cert))
     assert result.returncode != 0
     assert "--grpc-tls-key: missing; --grpc-tls-cert was given" in result.stderr, result.stderr
@@ -148,8 +122,8 @@ def test_half_a_pair_is_an_error_naming_the_missing_option(tmp_path: Path) -> No
 
 
 def test_unreadable_wrong_or_mismatched_files_are_errors_naming_the_option(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
-    other_cert, other_key = _self_signed(tmp_path, "other")
+    cert, key = self_signed(tmp_path)
+    other_cert, other_key = self_signed(tmp_path, "other")
     missing = tmp_path / "nope.pem"
     result = _api(tmp_path, "--grpc-port", "0", "--grpc-tls-cert", str(missing), "--grpc-tls-key", str(key))
     assert result.returncode != 0
@@ -166,7 +140,7 @@ def test_unreadable_wrong_or_mismatched_files_are_errors_naming_the_option(tmp_p
 
 def test_load_tls_pair_names_the_fields_it_is_given(tmp_path: Path) -> None:
     assert load_tls_pair(None, None) is None
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     pair = load_tls_pair(str(cert), str(key))
     assert pair is not None and pair.cert == cert.read_bytes() and pair.key == key.read_bytes()
     with pytest.raises(ValidationError) as half:

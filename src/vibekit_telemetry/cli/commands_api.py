@@ -20,6 +20,8 @@ from .context import (
 from .options import console, database_options
 
 ENV_GRPC_PORT = "TELEMETRY_GRPC_PORT"
+ENV_TLS_CERT = "TELEMETRY_TLS_CERT"
+ENV_TLS_KEY = "TELEMETRY_TLS_KEY"
 ENV_GRPC_TLS_CERT = "TELEMETRY_GRPC_TLS_CERT"
 ENV_GRPC_TLS_KEY = "TELEMETRY_GRPC_TLS_KEY"
 
@@ -52,6 +54,11 @@ ENV_GRPC_TLS_KEY = "TELEMETRY_GRPC_TLS_KEY"
 @click.option("--grpc-port", type=click.IntRange(0, 65535), default=None, envvar=ENV_GRPC_PORT,
               help="Also serve the gRPC TelemetryStream service (live events, batch ingest) on this port "
                    "(0: any free port) [env TELEMETRY_GRPC_PORT, or api.grpc_port in the config].")
+@click.option("--tls-cert", metavar="FILE", default=None, envvar=ENV_TLS_CERT,
+              help="Serve the HTTP API (and dashboard, WebSocket, SSE) over HTTPS only, with this PEM "
+                   "certificate chain; needs --tls-key [env TELEMETRY_TLS_CERT, or api.tls_cert].")
+@click.option("--tls-key", metavar="FILE", default=None, envvar=ENV_TLS_KEY,
+              help="The PEM private key of --tls-cert [env TELEMETRY_TLS_KEY, or api.tls_key].")
 @click.option("--grpc-tls-cert", metavar="FILE", default=None, envvar=ENV_GRPC_TLS_CERT,
               help="Serve the gRPC servers (--grpc-port, --otlp-grpc) over TLS with this PEM certificate chain; "
                    "needs --grpc-tls-key [env TELEMETRY_GRPC_TLS_CERT, or api.grpc_tls_cert].")
@@ -72,15 +79,16 @@ ENV_GRPC_TLS_KEY = "TELEMETRY_GRPC_TLS_KEY"
 def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[str, ...],
         bearer_tokens: tuple[str, ...], cors_origins: tuple[str, ...], rate_limit: str | None,
         redis_url: str | None, max_body_mb: float | None, trusted_proxies: tuple[str, ...], otlp_grpc: bool,
-        otlp_grpc_port: int, grpc_port: int | None, grpc_tls_cert: str | None, grpc_tls_key: str | None,
-        pipeline: str | None, pipeline_options: tuple[str, ...], dashboard: bool, writer_process: bool | None,
-        log_level: str) -> None:
+        otlp_grpc_port: int, grpc_port: int | None, tls_cert: str | None, tls_key: str | None,
+        grpc_tls_cert: str | None, grpc_tls_key: str | None, pipeline: str | None,
+        pipeline_options: tuple[str, ...], dashboard: bool, writer_process: bool | None, log_level: str) -> None:
     """Serve the HTTP API: events, sessions, stats, live streams (/ws, /api/stream), /metrics.
 
     \b
     Examples:
       telemetry api --port 3000
       telemetry api --port 3000 --auth --api-key "$KEY"
+      telemetry api --port 443 --host 0.0.0.0 --tls-cert server.pem --tls-key server.key
       telemetry api --port 3000 --grpc-port 50051
       telemetry api --grpc-port 50051 --grpc-tls-cert server.pem --grpc-tls-key server.key
       curl -H "X-API-Key: $KEY" 'localhost:3000/api/events?category=claude&limit=10'
@@ -111,8 +119,9 @@ def api(port: int | None, host: str | None, auth: bool | None, api_keys: tuple[s
         with open_telemetry(must_exist=False, raise_on_error=False, **extra) as telemetry:
             _print_unknown_options(err)
             _serve(telemetry, settings_options=options, port=port, host=host, otlp_grpc=otlp_grpc,
-                   otlp_grpc_port=otlp_grpc_port, grpc_port=grpc_port, grpc_tls_cert=grpc_tls_cert,
-                   grpc_tls_key=grpc_tls_key, dashboard=dashboard, log_level=log_level)
+                   otlp_grpc_port=otlp_grpc_port, grpc_port=grpc_port, tls_cert=tls_cert, tls_key=tls_key,
+                   grpc_tls_cert=grpc_tls_cert, grpc_tls_key=grpc_tls_key, dashboard=dashboard,
+                   log_level=log_level)
 
 
 def _writer_process(flag: bool | None) -> bool:
@@ -143,8 +152,9 @@ def _print_unknown_options(err: Any) -> None:
 
 
 def _serve(telemetry: Any, *, settings_options: dict[str, Any], port: int | None, host: str | None,
-           otlp_grpc: bool, otlp_grpc_port: int, grpc_port: int | None, grpc_tls_cert: str | None,
-           grpc_tls_key: str | None, dashboard: bool, log_level: str) -> None:
+           otlp_grpc: bool, otlp_grpc_port: int, grpc_port: int | None, tls_cert: str | None,
+           tls_key: str | None, grpc_tls_cert: str | None, grpc_tls_key: str | None, dashboard: bool,
+           log_level: str) -> None:
     """Start the gRPC servers asked for, then serve HTTP until stopped; stop them all after."""
     from ..server.runner import run_api_server
     from ..server.settings import ServerSettings
@@ -159,10 +169,11 @@ def _serve(telemetry: Any, *, settings_options: dict[str, Any], port: int | None
                   f"{f', dashboard {url}/dashboard/' if dashboard else ''}); Ctrl-C to stop")
 
     stream_port = grpc_port if grpc_port is not None else config.grpc_port
-    tls = _grpc_tls(grpc_tls_cert, grpc_tls_key, config)
+    http_tls = _tls_pair(tls_cert, tls_key, config, "tls")
+    tls = _tls_pair(grpc_tls_cert, grpc_tls_key, config, "grpc_tls")
     if tls is not None and stream_port is None and not otlp_grpc:
         err.print("[yellow]warning:[/yellow] --grpc-tls-cert/--grpc-tls-key have no effect without "
-                  "--grpc-port or --otlp-grpc (the HTTP API does not use them)")
+                  "--grpc-port or --otlp-grpc (the HTTP API's are --tls-cert/--tls-key)")
     bind = host or config.host
     # The gRPC servers are stopped (last started first) when the HTTP API stops or fails to start.
     with ExitStack() as servers:
@@ -176,19 +187,25 @@ def _serve(telemetry: Any, *, settings_options: dict[str, Any], port: int | None
             err.print(f"gRPC TelemetryStream at [bold]{stream.target}[/] ({_tls_label(tls)})")
         run_api_server(telemetry, port if port is not None else config.port,
                        host if host is not None else config.host, settings=settings, log_level=log_level,
-                       access_log=log_level in ("info", "debug"), on_ready=ready, dashboard=dashboard)
+                       access_log=log_level in ("info", "debug"), on_ready=ready, tls=http_tls,
+                       dashboard=dashboard)
 
 
-def _grpc_tls(cert: str | None, key: str | None, config: Any) -> Any:
-    """The TLS pair of the gRPC servers: options (or their env) over the `api` section; errors name the option."""
-    from ..server.grpc_tls import load_tls_pair
+def _tls_pair(cert: str | None, key: str | None, config: Any, name: str) -> Any:
+    """A TLS pair (name: "tls" for HTTP, "grpc_tls"): options (or their env) over the `api` section.
+
+    Errors name the option (--tls-key, api.grpc_tls_cert …).
+    """
+    from ..server.tls import load_tls_pair
 
     # A pair comes whole from one place: an option given on the command line is not completed from the file.
     from_cli = cert is not None or key is not None
-    names = ("--grpc-tls-cert", "--grpc-tls-key") if from_cli else ("api.grpc_tls_cert", "api.grpc_tls_key")
+    flag = "--" + name.replace("_", "-")
+    names = (f"{flag}-cert", f"{flag}-key") if from_cli else (f"api.{name}_cert", f"api.{name}_key")
+    if not from_cli:
+        cert, key = getattr(config, f"{name}_cert"), getattr(config, f"{name}_key")
     try:
-        return load_tls_pair(cert, key, cert_field=names[0], key_field=names[1]) if from_cli \
-            else load_tls_pair(config.grpc_tls_cert, config.grpc_tls_key, cert_field=names[0], key_field=names[1])
+        return load_tls_pair(cert, key, cert_field=names[0], key_field=names[1])
     except ValidationError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, Final
 from .receive import receive
 
 if TYPE_CHECKING:
-    from ..server.grpc_tls import TlsPair
     from ..server.settings import ServerSettings
+    from ..server.tls import TlsPair
     from ..service import Telemetry
 
 DEFAULT_PORT: Final = 4317
@@ -22,7 +22,7 @@ COMMIT_TIMEOUT_S: Final = 30.0
 class OtlpGrpcServer:
     """A gRPC TraceService on host:port feeding a Telemetry's runtime; `stop()` ends it.
 
-    With `tls` (server.grpc_tls.load_tls_pair) it serves over TLS only; a plaintext client fails.
+    With `tls` (server.tls.load_tls_pair) it serves over TLS only; a plaintext client fails.
     """
 
     def __init__(self, telemetry: Telemetry, port: int = DEFAULT_PORT, host: str = "127.0.0.1", *,

@@ -6,15 +6,15 @@ from concurrent import futures
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .grpc_tls import TlsPair
     from .settings import ServerSettings
+    from .tls import TlsPair
 
 
 def listen_grpc(host: str, port: int, settings: ServerSettings, workers: int, what: str,
                 tls: TlsPair | None = None) -> tuple[Any, int]:
     """A grpc.Server on host:port (0: any free port) and the port it got; OSError naming `what` if taken.
 
-    With `tls` (grpc_tls.load_tls_pair) the port serves TLS only: a plaintext client fails.
+    With `tls` (tls.load_tls_pair) the port serves TLS only: a plaintext client fails.
 
     Messages up to the API's body limit are accepted. No SO_REUSEPORT: a second server on a taken port
     must fail, not share it. Services are added by the caller before start().

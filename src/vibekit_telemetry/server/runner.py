@@ -21,6 +21,7 @@ from .streams import StreamHub
 
 if TYPE_CHECKING:
     from ..service import Telemetry
+    from .tls import TlsPair
 
 logger = logging.getLogger("vibekit_telemetry.server")
 
@@ -47,7 +48,7 @@ class _Server(uvicorn.Server):
 WS_MAX_BYTES = 1024 * 1024
 
 
-def _config(app: FastAPI, log_level: str, access_log: bool) -> uvicorn.Config:
+def _config(app: FastAPI, log_level: str, access_log: bool, tls: TlsPair | None = None) -> uvicorn.Config:
     settings: ServerSettings = app.state.settings
     guard = ConnectionGuard(settings.header_timeout_s, settings.max_connections)
     # Long-lived streams are closed by the hub first; the grace period bounds anything else.
@@ -60,7 +61,9 @@ def _config(app: FastAPI, log_level: str, access_log: bool) -> uvicorn.Config:
                             timeout_graceful_shutdown=5, server_header=False, ws_ping_interval=20.0,
                             proxy_headers=False, forwarded_allow_ips=[], http=guarded_protocol(guard),
                             timeout_keep_alive=5, limit_concurrency=guard.cap, ws_max_size=WS_MAX_BYTES,
-                            h11_max_incomplete_event_size=64 * 1024)
+                            h11_max_incomplete_event_size=64 * 1024,
+                            ssl_certfile=tls.cert_path if tls is not None else None,
+                            ssl_keyfile=tls.key_path if tls is not None else None)
     # uvicorn configured its loggers just now: secrets in query strings are redacted from here on.
     log_redaction.install()
     return config
@@ -79,23 +82,24 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _url(host: str, port: int) -> str:
+def _url(host: str, port: int, tls: TlsPair | None = None) -> str:
     shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+    scheme = "https" if tls is not None else "http"
+    return f"{scheme}://[{shown}]:{port}" if ":" in shown else f"{scheme}://{shown}:{port}"
 
 
 class ServerHandle:
     """A running API server: its `url`, its `app`, and `stop()` (also a context manager)."""
 
     def __init__(self, server: _Server, thread: threading.Thread, sock: socket.socket, host: str,
-                 port: int, app: FastAPI) -> None:
+                 port: int, app: FastAPI, tls: TlsPair | None = None) -> None:
         self._server = server
         self._thread = thread
         self._sock = sock
         self.host = host
         self.port = port
         self.app = app
-        self.url = _url(host, port)
+        self.url = _url(host, port, tls)
 
     @property
     def running(self) -> bool:
@@ -125,16 +129,17 @@ class ServerHandle:
 
 def start_api_server(telemetry: Telemetry, port: int = 3000, host: str = "127.0.0.1", *,
                      settings: ServerSettings | None = None, log_level: str = "warning",
-                     access_log: bool = False, ready_timeout: float = 15.0, **options: Any) -> ServerHandle:
+                     access_log: bool = False, ready_timeout: float = 15.0, tls: TlsPair | None = None,
+                     **options: Any) -> ServerHandle:
     """Serve the API in a background thread; return a handle with `url` and `stop()` (port=0: any free port).
 
     `options` are ServerSettings overrides: auth, api_keys, bearer_tokens, cors_origins, rate_limit,
-    redis_url, max_body_bytes, public_metrics …
+    redis_url, max_body_bytes, public_metrics … tls (server.tls.load_tls_pair): serve HTTPS only.
     """
     app = create_app(telemetry, settings, **options)
     sock = _bind(host, port)
     bound_port = int(sock.getsockname()[1])
-    server = _Server(_config(app, log_level, access_log), app.state.hub)
+    server = _Server(_config(app, log_level, access_log, tls), app.state.hub)
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -153,18 +158,21 @@ def start_api_server(telemetry: Telemetry, port: int = 3000, host: str = "127.0.
             reason = f": {errors[0]}" if errors else ""
             raise TelemetryError(f"the API server did not start on {host}:{bound_port}{reason}")
         time.sleep(0.005)
-    return ServerHandle(server, thread, sock, host, bound_port, app)
+    return ServerHandle(server, thread, sock, host, bound_port, app, tls)
 
 
 def run_api_server(telemetry: Telemetry, port: int = 3000, host: str = "127.0.0.1", *,
                    settings: ServerSettings | None = None, log_level: str = "info", access_log: bool = True,
-                   on_ready: Any = None, **options: Any) -> None:
-    """Serve the API in the foreground until SIGINT/SIGTERM; pending events are flushed before returning."""
+                   on_ready: Any = None, tls: TlsPair | None = None, **options: Any) -> None:
+    """Serve the API in the foreground until SIGINT/SIGTERM; pending events are flushed before returning.
+
+    tls (server.tls.load_tls_pair): serve HTTPS only; on_ready gets the https:// URL.
+    """
     app = create_app(telemetry, settings, **options)
     sock = _bind(host, port)
-    server = _Server(_config(app, log_level, access_log), app.state.hub)
+    server = _Server(_config(app, log_level, access_log, tls), app.state.hub)
     if on_ready is not None:
-        on_ready(_url(host, int(sock.getsockname()[1])))
+        on_ready(_url(host, int(sock.getsockname()[1]), tls))
     try:
         server.run(sockets=[sock])
     finally:

@@ -21,8 +21,8 @@ from .broadcast import ALL, Broadcast
 from .events import EventStream
 
 if TYPE_CHECKING:
-    from ..server.grpc_tls import TlsPair
     from ..server.settings import ServerSettings
+    from ..server.tls import TlsPair
     from ..service import Telemetry
 
 PROTO: Final = os.path.join(os.path.dirname(__file__), "telemetry_stream.proto")
@@ -94,7 +94,7 @@ def message_to_dict(message: Any, field: str) -> dict[str, Any]:
 class GrpcStreamServer:
     """The TelemetryStream service on host:port over a Telemetry; start() and stop().
 
-    With `tls` (server.grpc_tls.load_tls_pair) it serves over TLS only; a plaintext client fails.
+    With `tls` (server.tls.load_tls_pair) it serves over TLS only; a plaintext client fails.
     """
 
     def __init__(self, telemetry: Telemetry, port: int = 50051, host: str = "127.0.0.1", *,

@@ -1,7 +1,8 @@
-"""TLS for the gRPC servers (`telemetry api --grpc-tls-cert/--grpc-tls-key`): the TelemetryStream
-service and the OTLP/gRPC receiver serve with grpc.ssl_server_credentials from one PEM pair.
+"""TLS for the servers of `telemetry api`: the HTTP API (`--tls-cert/--tls-key`, served by uvicorn with
+ssl_certfile/ssl_keyfile) and the gRPC servers (`--grpc-tls-cert/--grpc-tls-key`: TelemetryStream and the
+OTLP/gRPC receiver, with grpc.ssl_server_credentials).
 
-The pair is read and checked when the server starts, so a missing half, an unreadable file, a file that
+A pair is read and checked when the server starts, so a missing half, an unreadable file, a file that
 is not PEM or a key that does not belong to the certificate is an error naming the option, not a
 handshake that fails later on every client.
 """
@@ -65,7 +66,7 @@ def load_tls_pair(cert: str | None, key: str | None, *, cert_field: str = "api.g
 
 
 def _check_match(pair: TlsPair, cert_field: str, key_field: str) -> None:
-    """Refuse a key that is not the certificate's (grpc would only fail at each client's handshake)."""
+    """Refuse a key that is not the certificate's (a server would only fail at each client's handshake)."""
     try:
         from cryptography import x509
         from cryptography.hazmat.primitives import serialization
