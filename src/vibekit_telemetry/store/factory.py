@@ -62,7 +62,7 @@ def build_postgres(options: dict[str, Any], field: str) -> StorageProvider:
     lock_timeout = options.get("lock_timeout_ms", 5000)
     if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, int) or not 1 <= lock_timeout <= 600_000:
         raise ValidationError(f"{field}.lock_timeout_ms",
-                              "milliseconds from 1 to 600000 the writer waits for another session's lock",
+                              "milliseconds from 1 to 600000 a statement waits for another session's lock",
                               lock_timeout)
     return SQLStore(url, prune_days=options.get("prune_days"), pool=pool, partition=partition,
                     busy_timeout_ms=lock_timeout)
