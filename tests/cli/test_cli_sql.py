@@ -110,6 +110,21 @@ def _wait_until(condition: object, timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+def _has_open(pid: int, path: Path) -> bool:
+    """Whether process pid holds path open (a descriptor closed while we look is skipped, not an error)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path.resolve()):
+                return True
+        except OSError:
+            continue  # closed between the listing and the look: the CLI opens and closes files as it starts
+    return False
+
+
 def _cli(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "vibekit_telemetry.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"})
@@ -120,8 +135,7 @@ def test_ctrl_c_interrupts_a_running_sqlite_statement(seeded: Dataset, db_file: 
     process = _cli("--db", str(db_file), "query", FOREVER.format(select="COUNT(*)"), "--timeout", "600")
     try:
         # The database file is opened just before the statement runs.
-        _wait_until(lambda: any(os.path.realpath(f"/proc/{process.pid}/fd/{fd}") == str(db_file)
-                                for fd in os.listdir(f"/proc/{process.pid}/fd")))
+        _wait_until(lambda: _has_open(process.pid, db_file))
         time.sleep(0.5)
         process.send_signal(signal.SIGINT)
         _out, err = process.communicate(timeout=30)
