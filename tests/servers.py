@@ -195,3 +195,11 @@ def self_signed(directory: Path, name: str = "server") -> tuple[Path, Path]:
     key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return cert_path, key_path
+
+
+def refused_api(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `telemetry api` with options it is expected to refuse (it exits before serving); its result."""
+    return subprocess.run([sys.executable, "-m", "vibekit_telemetry.cli", "--db", str(tmp_path / "x.db"), "api",
+                           "--port", "0", *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})},
+                          stdin=subprocess.DEVNULL)

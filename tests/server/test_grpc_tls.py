@@ -6,10 +6,7 @@ grpc.ssl_channel_credentials succeed, plaintext clients fail; bad pairs are erro
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,21 +21,13 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from servers import ServerProcess, free_port, self_signed
+from servers import ServerProcess, free_port, refused_api, self_signed
 from vibekit_telemetry import Telemetry
 from vibekit_telemetry.errors import ValidationError
 from vibekit_telemetry.server.tls import load_tls_pair
 from vibekit_telemetry.streaming.grpc_service import GrpcStreamClient
 
 KEY = "grpc-tls-secret-0123456789"
-_ENV = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-
-
-def _api(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`telemetry api` expected to refuse its options (it exits before serving)."""
-    return subprocess.run([sys.executable, "-m", "vibekit_telemetry.cli", "--db", str(tmp_path / "x.db"), "api",
-                           "--port", "0", *args], capture_output=True, text=True, timeout=120,
-                          env={**_ENV, **(env or {})}, stdin=subprocess.DEVNULL)
 
 
 def test_both_grpc_servers_speak_tls_and_refuse_plaintext(tmp_path: Path) -> None:
@@ -108,15 +97,15 @@ def test_tls_from_environment_and_config_file(tmp_path: Path) -> None:
 
 def test_half_a_pair_is_an_error_naming_the_missing_option(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
-    result = _api(tmp_path, "--grpc-port", "0", "--grpc-tls-cert", str(cert))
+    result = refused_api(tmp_path, "--grpc-port", "0", "--grpc-tls-cert", str(cert))
     assert result.returncode != 0
     assert "--grpc-tls-key: missing; --grpc-tls-cert was given" in result.stderr, result.stderr
-    result = _api(tmp_path, "--grpc-port", "0", env={"TELEMETRY_GRPC_TLS_KEY": str(key)})
+    result = refused_api(tmp_path, "--grpc-port", "0", env={"TELEMETRY_GRPC_TLS_KEY": str(key)})
     assert result.returncode != 0
     assert "--grpc-tls-cert: missing; --grpc-tls-key was given" in result.stderr, result.stderr
     config = tmp_path / "half.toml"
     config.write_text(f'[telemetry.api]\ngrpc_tls_cert = "{cert}"\n', encoding="utf-8")
-    result = _api(tmp_path, "--grpc-port", "0", env={"TELEMETRY_CONFIG": str(config)})
+    result = refused_api(tmp_path, "--grpc-port", "0", env={"TELEMETRY_CONFIG": str(config)})
     assert result.returncode != 0
     assert "api.grpc_tls_key: missing; api.grpc_tls_cert was given" in result.stderr, result.stderr
 
@@ -125,13 +114,13 @@ def test_unreadable_wrong_or_mismatched_files_are_errors_naming_the_option(tmp_p
     cert, key = self_signed(tmp_path)
     other_cert, other_key = self_signed(tmp_path, "other")
     missing = tmp_path / "nope.pem"
-    result = _api(tmp_path, "--grpc-port", "0", "--grpc-tls-cert", str(missing), "--grpc-tls-key", str(key))
+    result = refused_api(tmp_path, "--grpc-port", "0", "--grpc-tls-cert", str(missing), "--grpc-tls-key", str(key))
     assert result.returncode != 0
     assert f"--grpc-tls-cert: cannot read {missing}" in result.stderr, result.stderr
-    result = _api(tmp_path, "--grpc-port", "0", "--grpc-tls-cert", str(cert), "--grpc-tls-key", str(cert))
+    result = refused_api(tmp_path, "--grpc-port", "0", "--grpc-tls-cert", str(cert), "--grpc-tls-key", str(cert))
     assert result.returncode != 0
     assert f"--grpc-tls-key: {cert} is not a PEM private key" in result.stderr, result.stderr
-    result = _api(tmp_path, "--grpc-port", "0", "--grpc-tls-cert", str(cert), "--grpc-tls-key", str(other_key))
+    result = refused_api(tmp_path, "--grpc-port", "0", "--grpc-tls-cert", str(cert), "--grpc-tls-key", str(other_key))
     assert result.returncode != 0
     assert f"--grpc-tls-key: {other_key} is not the private key of the certificate {cert}" in result.stderr
     assert "Serving" not in result.stdout + result.stderr

@@ -8,10 +8,7 @@ the option.
 from __future__ import annotations
 
 import json
-import os
 import ssl
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -19,23 +16,15 @@ import pytest
 
 pytest.importorskip("cryptography", reason="cryptography makes the test certificate")
 
-from servers import ServerProcess, self_signed
+from servers import ServerProcess, refused_api, self_signed
 from vibekit_telemetry import Telemetry
 
 KEY = "https-secret-0123456789abcdef"
-_ENV = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
 
 
 def _trusting(cert: Path) -> ssl.SSLContext:
     """A client context that trusts the test certificate (httpx's verify)."""
     return ssl.create_default_context(cafile=str(cert))
-
-
-def _api(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`telemetry api` expected to refuse its options (it exits before serving)."""
-    return subprocess.run([sys.executable, "-m", "vibekit_telemetry.cli", "--db", str(tmp_path / "x.db"), "api",
-                           "--port", "0", *args], capture_output=True, text=True, timeout=120,
-                          env={**_ENV, **(env or {})}, stdin=subprocess.DEVNULL)
 
 
 def test_the_api_speaks_https_only(tmp_path: Path) -> None:
@@ -100,20 +89,20 @@ def test_tls_from_environment_and_config_file(tmp_path: Path) -> None:
 def test_bad_pairs_are_errors_naming_the_option(tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
     other_cert, other_key = self_signed(tmp_path, "other")
-    result = _api(tmp_path, "--tls-cert", str(cert))
+    result = refused_api(tmp_path, "--tls-cert", str(cert))
     assert result.returncode != 0
     assert "--tls-key: missing; --tls-cert was given" in result.stderr, result.stderr
-    result = _api(tmp_path, "--tls-cert", str(cert), "--tls-key", str(other_key))
+    result = refused_api(tmp_path, "--tls-cert", str(cert), "--tls-key", str(other_key))
     assert result.returncode != 0
     assert f"--tls-key: {other_key} is not the private key of the certificate {cert}" in result.stderr, \
         result.stderr
-    result = _api(tmp_path, "--tls-cert", str(key), "--tls-key", str(key))
+    result = refused_api(tmp_path, "--tls-cert", str(key), "--tls-key", str(key))
     assert result.returncode != 0 and "--tls-cert:" in result.stderr and "not a PEM certificate" in result.stderr
-    result = _api(tmp_path, "--tls-cert", str(tmp_path / "missing.pem"), "--tls-key", str(key))
+    result = refused_api(tmp_path, "--tls-cert", str(tmp_path / "missing.pem"), "--tls-key", str(key))
     assert result.returncode != 0 and "--tls-cert: cannot read" in result.stderr, result.stderr
     config = tmp_path / "half.toml"
     config.write_text(f'[telemetry.api]\ntls_cert = "{other_cert}"\n', encoding="utf-8")
-    result = _api(tmp_path, env={"TELEMETRY_CONFIG": str(config)})
+    result = refused_api(tmp_path, env={"TELEMETRY_CONFIG": str(config)})
     assert result.returncode != 0
     assert "api.tls_key: missing; api.tls_cert was given" in result.stderr, result.stderr
 

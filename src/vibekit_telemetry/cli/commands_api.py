@@ -169,8 +169,8 @@ def _serve(telemetry: Any, *, settings_options: dict[str, Any], port: int | None
                   f"{f', dashboard {url}/dashboard/' if dashboard else ''}); Ctrl-C to stop")
 
     stream_port = grpc_port if grpc_port is not None else config.grpc_port
-    http_tls = _tls_pair(tls_cert, tls_key, config, "tls")
-    tls = _tls_pair(grpc_tls_cert, grpc_tls_key, config, "grpc_tls")
+    http_tls = _tls_pair(tls_cert, tls_key, (config.tls_cert, config.tls_key), "tls")
+    tls = _tls_pair(grpc_tls_cert, grpc_tls_key, (config.grpc_tls_cert, config.grpc_tls_key), "grpc_tls")
     if tls is not None and stream_port is None and not otlp_grpc:
         err.print("[yellow]warning:[/yellow] --grpc-tls-cert/--grpc-tls-key have no effect without "
                   "--grpc-port or --otlp-grpc (the HTTP API's are --tls-cert/--tls-key)")
@@ -191,8 +191,8 @@ def _serve(telemetry: Any, *, settings_options: dict[str, Any], port: int | None
                        dashboard=dashboard)
 
 
-def _tls_pair(cert: str | None, key: str | None, config: Any, name: str) -> Any:
-    """A TLS pair (name: "tls" for HTTP, "grpc_tls"): options (or their env) over the `api` section.
+def _tls_pair(cert: str | None, key: str | None, configured: tuple[str | None, str | None], name: str) -> Any:
+    """A TLS pair (name: "tls" for HTTP, "grpc_tls"): options (or their env) over the `api` section's pair.
 
     Errors name the option (--tls-key, api.grpc_tls_cert …).
     """
@@ -203,7 +203,7 @@ def _tls_pair(cert: str | None, key: str | None, config: Any, name: str) -> Any:
     flag = "--" + name.replace("_", "-")
     names = (f"{flag}-cert", f"{flag}-key") if from_cli else (f"api.{name}_cert", f"api.{name}_key")
     if not from_cli:
-        cert, key = getattr(config, f"{name}_cert"), getattr(config, f"{name}_key")
+        cert, key = configured
     try:
         return load_tls_pair(cert, key, cert_field=names[0], key_field=names[1])
     except ValidationError as exc:
