@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,3 +106,36 @@ def test_unknown_sqlite_option_is_named(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as info:
         Telemetry(storage=[{"type": "sqlite", "options": {"path": str(tmp_path / "x.db"), "colour": "red"}}])
     assert info.value.field == "storage[0].options.colour"
+
+
+@pytest.mark.parametrize(("option", "bad"), [
+    ("busy_timeout_ms", "abc"), ("busy_timeout_ms", -5), ("busy_timeout_ms", True), ("busy_timeout_ms", 10**12),
+    ("busy_timeout_ms", "5000"), ("busy_timeout_ms", 2.5),
+    # 0 or less would put prune()'s cut-off at now or later: every event deleted by a typo.
+    ("prune_days", 0), ("prune_days", -5), ("prune_days", "x"), ("prune_days", float("nan")),
+    ("max_size_mb", 0), ("max_size_mb", -1), ("max_size_mb", "big"),
+    ("wal", "false"), ("enable_wal", 0), ("enable_indexes", "no"), ("text_index", "yes"), ("path", 42),
+])
+def test_bad_sqlite_option_values_are_named_and_nothing_is_created(tmp_path: Path, option: str, bad: object) -> None:
+    from vibekit_telemetry import Telemetry
+
+    path = tmp_path / "x.db"
+    options = {"path": str(path), option: bad}
+    with pytest.raises(ValidationError) as info:
+        Telemetry(storage=[{"type": "sqlite", "options": options}])
+    assert info.value.field == f"storage[0].options.{option}"
+    assert repr(bad) in str(info.value)
+    assert not path.exists()
+
+
+def test_good_sqlite_option_values_are_taken(tmp_path: Path) -> None:
+    from vibekit_telemetry import Telemetry
+
+    telemetry = Telemetry(storage=[{"type": "sqlite", "options": {
+        "path": str(tmp_path / "x.db"), "busy_timeout_ms": 0, "prune_days": 1.5, "max_size_mb": 10,
+        "wal": False, "enable_indexes": True, "text_index": False}}])
+    try:
+        store: Any = telemetry.store
+        assert (store.busy_timeout_ms, store.prune_days, store.max_size_mb, store.wal) == (0, 1.5, 10, False)
+    finally:
+        telemetry.shutdown()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -527,3 +528,90 @@ def test_flush_keeps_to_its_timeout_while_another_process_locks_the_database(db_
         assert session is not None and session.event_count == 2
     finally:
         telemetry.shutdown()
+
+
+def _vacuum_waiting(telemetry: Telemetry) -> threading.Thread:
+    """Start a VACUUM (as `telemetry vacuum` or the size limit's prune runs it) that holds the store while it
+    waits busy_timeout for another process's lock; return its thread once it holds the store."""
+    store: Any = telemetry.store
+    thread = threading.Thread(target=_quietly, args=(store.compact,), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not _held_by_another(store._lock):
+        assert time.monotonic() < deadline, "the VACUUM never took the store's lock"
+        time.sleep(0.01)
+    return thread
+
+
+def _quietly(call: Callable[[], object]) -> None:
+    with contextlib.suppress(Exception):  # the VACUUM fails with "database is locked" after busy_timeout
+        call()
+
+
+def _held_by_another(lock: Any) -> bool:
+    if lock.acquire(blocking=False):
+        lock.release()
+        return False
+    return True
+
+
+def test_flush_keeps_to_its_timeout_when_committed_rows_wait_for_a_locked_database(db_path: Path) -> None:
+    # Everything is committed, but flush() also brings the text index up to date, and another process
+    # holds the database: its steps (and the scheduler's, which hold the store meanwhile) wait
+    # busy_timeout (5 s) for it. flush(1) used to take that long; now it gives up in its time.
+    telemetry = Telemetry(db_path=str(db_path))
+    try:
+        sid = telemetry.track_start(category="claude")
+        for i in range(200):
+            telemetry.track_stream(session_id=sid, stream_data=f"chunk {i}")
+        runtime = telemetry.runtime
+        assert runtime is not None and runtime.worker.flush(10)  # committed, not yet indexed
+        other = sqlite3.connect(db_path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")
+        try:
+            assert telemetry.store.unindexed_rows() > 0  # type: ignore[attr-defined]
+            started = time.monotonic()
+            assert not telemetry.flush(1)
+            assert time.monotonic() - started < 2.5
+            # Again with maintenance (a VACUUM) holding the store while it waits for the same lock.
+            vacuum = _vacuum_waiting(telemetry)
+            started = time.monotonic()
+            assert not telemetry.flush(1)
+            assert time.monotonic() - started < 2.5
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        vacuum.join(10)
+        assert telemetry.flush(30)
+        assert telemetry.store.unindexed_rows() == 0  # type: ignore[attr-defined]
+        assert len(telemetry.query(session_id=sid, contains="chunk 19")) == 11
+    finally:
+        telemetry.shutdown()
+
+
+def test_shutdown_keeps_to_its_timeout_while_the_scheduler_waits_on_a_locked_database(db_path: Path) -> None:
+    # The scheduler's text-index step waits busy_timeout (5 s) for another process's lock, holding the
+    # store meanwhile; shutdown(1) used to wait for it to close the store. Nothing committed is lost.
+    telemetry = Telemetry(db_path=str(db_path))
+    sid = telemetry.track_start(category="claude")
+    for i in range(200):
+        telemetry.track_stream(session_id=sid, stream_data=f"chunk {i}")
+    runtime = telemetry.runtime
+    assert runtime is not None and runtime.worker.flush(10)
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        vacuum = _vacuum_waiting(telemetry)
+        started = time.monotonic()
+        assert telemetry.shutdown(timeout=1) is False
+        assert time.monotonic() - started < 2.5
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    vacuum.join(10)
+    reopened = Telemetry(db_path=str(db_path))
+    try:
+        session = reopened.get_session(sid)
+        assert session is not None and session.event_count == 201
+    finally:
+        reopened.shutdown()

@@ -59,8 +59,11 @@ class WriterRunRecorder:
         seen, kept = self.sampled()
         return {"sessions_seen": seen - self.sampling_base[0], "sessions_kept": kept - self.sampling_base[1]}
 
-    def record(self, *, final: bool = False, first: bool = False) -> None:
-        """Save the counters now (first: right after this writer's first commit); never raises."""
+    def record(self, *, final: bool = False, first: bool = False, timeout: float | None = None) -> None:
+        """Save the counters now (first: right after this writer's first commit); never raises.
+
+        timeout: how long the store may keep it waiting (shutdown's time left); the record is skipped past it.
+        """
         runtime = self.runtime
         if runtime.reopen_pending:
             return  # a forked child that has not opened its own stores (nothing written)
@@ -71,7 +74,7 @@ class WriterRunRecorder:
             store = next((p for p in runtime.providers if getattr(p, "supports_query", False)), None)
             if not isinstance(store, RunStore):
                 return
-            store.record_writer_run({
+            run = {
                 "run_id": self.run_id, "service_name": runtime.config.service_name,
                 "service_version": runtime.config.service_version, "host": socket.gethostname(),
                 "pid": os.getpid(), "started_at": self.started_at, "updated_at": now_ms(),
@@ -81,7 +84,11 @@ class WriterRunRecorder:
                 "queue_depth": runtime.worker.depth(), "queue_capacity": runtime.worker.capacity(),
                 "plugins": plugins_json(runtime),
                 **self.live_sampling(),
-            })
+            }
+            if timeout is None:
+                store.record_writer_run(run)  # as stores written before the timeout existed take it
+            else:
+                store.record_writer_run(run, timeout)
             self.recorded = True
         except Exception as exc:  # metrics must never break the writer
             self.errors += 1

@@ -103,6 +103,38 @@ def check_options(options: Mapping[str, Any], known: Collection[str], field: str
             raise ValidationError(f"{field}.{name}", expected)
 
 
+def number_option(options: Mapping[str, Any], name: str, field: str, default: Any, *, minimum: float,
+                  maximum: float | None = None, integer: bool = False, above: bool = False,
+                  what: str = "") -> Any:
+    """A numeric option checked against its range (above: strictly greater than minimum); the error names it.
+
+    Booleans and strings are refused (True would pass for 1, "5000" for a number); None is the
+    default's only way in.
+    """
+    value = options.get(name, default)
+    if value is None and default is None:
+        return None
+    kinds = int if integer else (int, float)
+    low_ok = isinstance(value, kinds) and not isinstance(value, bool) and (
+        value > minimum if above else value >= minimum)
+    if not low_ok or (maximum is not None and value > maximum) or value != value:  # NaN is never in range
+        bound = f"> {minimum:g}" if above else f"from {minimum:g}" + (f" to {maximum:g}" if maximum is not None
+                                                                         else " up")
+        kind = "an integer" if integer else "a number"
+        raise ValidationError(f"{field}.{name}", f"{kind} {bound}" + (f" ({what})" if what else ""), value)
+    return value
+
+
+def bool_option(options: Mapping[str, Any], name: str, field: str, default: bool | None) -> bool | None:
+    """A true/false option; a string such as "false" is refused rather than read as true."""
+    value = options.get(name, default)
+    if value is None and default is None:
+        return None
+    if not isinstance(value, bool):
+        raise ValidationError(f"{field}.{name}", "true or false", value)
+    return value
+
+
 def _unknown(type_: Any, field: str) -> ValidationError:
     names = ", ".join(known_types())
     return ValidationError(field, f"one of the known storage types ({names})", type_)

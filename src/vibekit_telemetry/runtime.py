@@ -27,7 +27,7 @@ from .pipeline import WritePipeline, is_transient
 from .processing import Chain, DropNotice, Processor, build_chain
 from .runtime_jobs import schedule_jobs
 from .scheduler import Scheduler
-from .store.base import ForkAware, QueryableStore, StorageProvider
+from .store.base import ForkAware, QueryableStore, StorageProvider, TimeBounded
 from .tickets import Ticket
 from .worker import BatchWorker
 
@@ -402,12 +402,19 @@ class Runtime:
         "Lost" counts since the previous flush(): events dropped under backpressure, refused as
         invalid, refused by the store, or given up on after retries. Health says which.
         """
+        deadline = None if timeout is None else time.monotonic() + timeout
         done = self.worker.flush(timeout)
         # The stores' own flush (text index, WAL checkpoint) only when the writer caught up: if it is
         # still in a commit, that waits on a lock (another process's), and so would this, past timeout.
+        # Within what is left of the timeout: a VACUUM or a text-index step of the scheduler can hold
+        # the store, and another process its database, for longer.
         for provider in self.providers if done else ():
             try:
-                provider.flush()
+                if isinstance(provider, TimeBounded):
+                    left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    done = provider.flush_within(left) and done
+                else:
+                    provider.flush()
             except Exception as exc:
                 logger.warning("telemetry store %s flush failed: %s", _provider_name(provider), exc)
         losses = self.losses()
@@ -423,10 +430,19 @@ class Runtime:
             return True
         self._shut_down = True
         lifecycle.forget(self)
-        self.scheduler.stop(timeout=2.0)
+        self.scheduler.stop(timeout=0)  # no job starts from now on; the one running is waited for below
         finished = self.worker.flush(timeout)
+        # Retries give up from here on: a batch the primary cannot take goes to the spool, if any.
         self.pipeline.stopping.set()
         finished = self.worker.shutdown(timeout) and finished
+        # Closing (the scheduler's job in hand, the final metrics, the stores) within one more timeout:
+        # a VACUUM or a text-index step waiting on another process is not waited for past it.
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+        self.scheduler.stop(timeout=2.0 if deadline is None else min(2.0, left() or 0.0))
         # Events the sample step still holds for keep_errors: their sessions can no longer fail, so they
         # are discarded now, and counted as dropped by `sample` (not before: an error would have kept them).
         discard_held = getattr(self.chain.get("sample"), "discard_held", None)
@@ -436,12 +452,16 @@ class Runtime:
             self.plugins.shutdown()
         # Exporters get a bounded time to deliver what is committed; the rest goes out on the next start.
         self.exporters.shutdown(self.config.exporter_shutdown_timeout_s)
-        self.run_recorder.record(final=True)
+        self.run_recorder.record(final=True, timeout=left())
         # A forked child that never wrote still holds its parent's providers: not its to close.
         if not self._reopen_pending:
             for provider in self.providers:
                 try:
-                    provider.shutdown()
+                    if isinstance(provider, TimeBounded):
+                        # A VACUUM or text-index step of the scheduler may still hold the store: not waited for.
+                        finished = provider.shutdown_within(left()) and finished
+                    else:
+                        provider.shutdown()
                 except Exception as exc:
                     logger.warning("telemetry store %s shutdown failed: %s", _provider_name(provider), exc)
             if self.pipeline.spool is not None:

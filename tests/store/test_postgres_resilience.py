@@ -109,5 +109,6 @@ def test_lock_timeout_ms_is_checked(pg_url: str) -> None:
     from vibekit_telemetry.errors import ValidationError
 
     for bad in (0, -5, "5s", True, 10**9):
-        with pytest.raises(ValidationError, match=r"storage\[0\]\.options\.lock_timeout_ms: expected milliseconds"):
+        with pytest.raises(ValidationError,
+                           match=r"storage\[0\]\.options\.lock_timeout_ms: expected an integer from 1 to 600000"):
             Telemetry(storage=[{"type": "postgresql", "options": {"url": pg_url, "lock_timeout_ms": bad}}])

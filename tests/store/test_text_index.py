@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _store_helpers import ev
+from _store_helpers import ev, locked_by_another
 from sqlalchemy import create_engine
 
 from vibekit_telemetry.query import QueryFilter, parse_query
@@ -183,3 +185,40 @@ def test_a_needle_with_a_nul_character_matches_exactly(backend: str, store: Any,
     found = [e.stream_data for e in store.query(parse_query(contains="B\x00C"))]
     assert found == ([] if backend == "postgresql" else ["ab\x00cd"])
     assert store.query(parse_query(contains="label\x00")) == []
+
+
+def test_flush_within_keeps_to_its_time_behind_another_process_and_behind_maintenance(tmp_path: Path) -> None:
+    # flush() brings the text index up to date; its steps wait busy_timeout (5 s) for another
+    # connection's lock, and the store's own lock for as long as maintenance holds it. flush_within
+    # gives up (False) in its time instead, and finishes once the way is clear.
+    store = _lazy(tmp_path / "t.db")
+    store.store_batch([ev("stream", at=i, stream_data=f"needle {i}") for i in range(50)])
+    assert store.unindexed_rows() == 50
+    with locked_by_another(tmp_path / "t.db", "EXCLUSIVE"):
+        started = time.monotonic()
+        assert store.flush_within(0.5) is False
+        assert time.monotonic() - started < 2.0
+    assert store.unindexed_rows() == 50 and _mark(store) == 0  # nothing half done
+    # The store's lock held by maintenance (here: a thread inside it, as the scheduler's VACUUM is).
+    held, release = threading.Event(), threading.Event()
+
+    def maintenance() -> None:
+        with store._lock:
+            held.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=maintenance)
+    worker.start()
+    assert held.wait(5)
+    try:
+        started = time.monotonic()
+        assert store.flush_within(0.5) is False
+        assert time.monotonic() - started < 2.0
+    finally:
+        release.set()
+        worker.join()
+    assert store.flush_within(10) is True
+    assert store.unindexed_rows() == 0 and _fts_rows(store, "needle") == 50
+    # The usual busy_timeout is back on the writer after the lowered one.
+    assert store._writer.execute("PRAGMA busy_timeout").fetchone()[0] == store.busy_timeout_ms
+    store.shutdown()

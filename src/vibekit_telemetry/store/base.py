@@ -364,6 +364,17 @@ class JobLeasing(Protocol):
 
 
 @runtime_checkable
+class TimeBounded(Protocol):
+    """A store whose flush and shutdown can wait on its own upkeep (a VACUUM, another process's lock): bounded."""
+
+    def flush_within(self, timeout: float | None) -> bool:
+        """Do what flush() does, giving up (False) once timeout seconds have passed; None waits as long as it takes."""
+
+    def shutdown_within(self, timeout: float | None) -> bool:
+        """Do what shutdown() does; False when the store was still busy after timeout seconds (it closes at exit)."""
+
+
+@runtime_checkable
 class CommitNotices(Protocol):
     """A store several replicas share: they announce commits to each other (live streams follow)."""
 
@@ -435,8 +446,8 @@ class AdhocSql(Protocol):
 class WriterRunRecorder(Protocol):
     """A store that keeps writers' metrics so another process (`telemetry stats --performance`) can read them."""
 
-    def record_writer_run(self, run: dict[str, Any]) -> None:
-        """Insert or update one writer's metrics row."""
+    def record_writer_run(self, run: dict[str, Any], timeout: float | None = None) -> None:
+        """Insert or update one writer's metrics row; a store busy past timeout seconds raises TransientStoreError."""
 
     def writer_runs(self, since_ms: int | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """Return recent writers' metrics rows, newest first."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 from .. import registry
@@ -13,6 +14,7 @@ from .base import QueryableStore, StorageProvider
 # Batching options given in a storage entry were moved to the writer's settings by TelemetryConfig.
 _SQLITE_OPTIONS = {"path", "enable_indexes", "text_index", "busy_timeout_ms", "prune_days", "max_size_mb", "wal",
                    "enable_wal"}
+_POSTGRES_OPTIONS = frozenset({"url", "dsn", "partition", "lock_timeout_ms", "prune_days"})
 
 
 def _load_object(spec: Any, field: str) -> Any:
@@ -33,19 +35,40 @@ def build_sqlite(options: dict[str, Any], field: str) -> StorageProvider:
     registry.check_options(options, _SQLITE_OPTIONS, field)
     from .sql import SQLStore
 
+    path = options.get("path")
+    if path is not None and not isinstance(path, str | os.PathLike):
+        raise ValidationError(f"{field}.path", "a file path (or ':memory:')", path)
+    wal_name = "wal" if "wal" in options else "enable_wal"
     return SQLStore(
-        str(options.get("path") or DEFAULT_DB_PATH),
-        enable_indexes=bool(options.get("enable_indexes", True)),
-        busy_timeout_ms=int(options.get("busy_timeout_ms", 5000)),
-        prune_days=options.get("prune_days"),
-        max_size_mb=options.get("max_size_mb"),
-        wal=bool(options.get("wal", options.get("enable_wal", True))),
-        text_index=options.get("text_index"),
+        str(path or DEFAULT_DB_PATH),
+        enable_indexes=bool(registry.bool_option(options, "enable_indexes", field, True)),
+        busy_timeout_ms=_busy_timeout(options, "busy_timeout_ms", field, minimum=0, holder="connection"),
+        prune_days=_prune_days(options, field),
+        max_size_mb=registry.number_option(options, "max_size_mb", field, None, minimum=0, above=True,
+                                           what="prune() deletes the oldest events past this size"),
+        wal=bool(registry.bool_option(options, wal_name, field, True)),
+        text_index=registry.bool_option(options, "text_index", field, None),
     )
+
+
+def _busy_timeout(options: dict[str, Any], name: str, field: str, *, minimum: int, holder: str) -> int:
+    """How long a statement waits for another connection's lock, in milliseconds (at most 10 minutes)."""
+    return int(registry.number_option(options, name, field, 5000, minimum=minimum, maximum=600_000, integer=True,
+                                      what=f"milliseconds a statement waits for another {holder}'s lock"))
+
+
+def _prune_days(options: dict[str, Any], field: str) -> float | None:
+    # 0 or less would put the cut-off at now or in the future: prune() would delete every event.
+    value = registry.number_option(options, "prune_days", field, None, minimum=0, above=True,
+                                   what="prune() deletes events older than this many days")
+    return None if value is None else float(value)
 
 
 def build_postgres(options: dict[str, Any], field: str) -> StorageProvider:
     """Registry factory for `{"type": "postgresql", "options": {"url": "postgresql://..."}}`."""
+    from .sql.pool import POOL_OPTIONS
+
+    registry.check_options(options, _POSTGRES_OPTIONS | POOL_OPTIONS, field)
     url = options.get("url") or options.get("dsn")
     if not isinstance(url, str) or not url:
         raise ValidationError(f"{field}.url", "a postgresql:// URL", url)
@@ -53,18 +76,15 @@ def build_postgres(options: dict[str, Any], field: str) -> StorageProvider:
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     from .sql import SQLStore
     from .sql.partitions import INTERVALS
-    from .sql.pool import POOL_OPTIONS, PoolOptions
+    from .sql.pool import PoolOptions
 
     pool = PoolOptions.parse(options, field) if POOL_OPTIONS & set(options) else None
     partition = options.get("partition", "day")
     if partition not in INTERVALS:
         raise ValidationError(f"{field}.partition", "day or week (the range of one events partition)", partition)
-    lock_timeout = options.get("lock_timeout_ms", 5000)
-    if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, int) or not 1 <= lock_timeout <= 600_000:
-        raise ValidationError(f"{field}.lock_timeout_ms",
-                              "milliseconds from 1 to 600000 a statement waits for another session's lock",
-                              lock_timeout)
-    return SQLStore(url, prune_days=options.get("prune_days"), pool=pool, partition=partition,
+    # PostgreSQL reads 0 as no limit at all: 1 ms at least.
+    lock_timeout = _busy_timeout(options, "lock_timeout_ms", field, minimum=1, holder="session")
+    return SQLStore(url, prune_days=_prune_days(options, field), pool=pool, partition=partition,
                     busy_timeout_ms=lock_timeout)
 
 

@@ -394,7 +394,7 @@ class MemoryStore(MemoryBreakdown):
         with self._lock:
             return audit.verify([dict(r) for r in self._audit])
 
-    def record_writer_run(self, run: dict[str, Any]) -> None:
+    def record_writer_run(self, run: dict[str, Any], timeout: float | None = None) -> None:
         """Insert or update one writer's metrics (keyed by run_id); started_at stays as first recorded."""
         row = writer_run_row(run)
         with self._lock:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, ClassVar, Final
 
 from sqlalchemy import (
@@ -302,6 +303,11 @@ class Dialect:
 
     def checkpoint(self, writer: Any, *, truncate: bool = False) -> None:
         """Make what the writer committed durable in the main file (SQLite WAL); nothing elsewhere."""
+
+    @contextmanager
+    def lock_wait_at_most(self, writer: Any, deadline: float | None) -> Iterator[None]:
+        """Within this block the writer waits for another process's lock only until deadline (monotonic)."""
+        yield
 
     def reindex(self, engine: Engine, writer: Any) -> None:
         """Rebuild every index of the store's tables."""

@@ -6,8 +6,10 @@ import functools
 import json
 import os
 import sqlite3
+import time
 import weakref
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -306,6 +308,20 @@ class SQLiteDialect(Dialect):
     def checkpoint(self, writer: Any, *, truncate: bool = False) -> None:
         """Copy the WAL into the database file (TRUNCATE also empties the WAL file)."""
         writer.execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if truncate else 'PASSIVE'})")
+
+    @contextmanager
+    def lock_wait_at_most(self, writer: Any, deadline: float | None) -> Iterator[None]:
+        """busy_timeout lowered to what is left until deadline, and put back after."""
+        if deadline is None:
+            yield
+            return
+        usual = int(writer.execute("PRAGMA busy_timeout").fetchone()[0])
+        left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+        writer.execute(f"PRAGMA busy_timeout = {min(usual, left_ms)}")
+        try:
+            yield
+        finally:
+            writer.execute(f"PRAGMA busy_timeout = {usual}")
 
     def reindex(self, engine: Engine, writer: Any) -> None:
         """REINDEX every index of the database."""

@@ -11,7 +11,7 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
-from ...errors import ValidationError
+from ...registry import number_option
 
 POOL_OPTIONS: Final = frozenset({"pool_size", "idle_timeout"})
 MAX_POOL_SIZE: Final = 200
@@ -27,14 +27,11 @@ class PoolOptions:
     @classmethod
     def parse(cls, options: Mapping[str, Any], field: str) -> PoolOptions:
         """Read `pool_size` (2..200) and `idle_timeout` (milliseconds, as the seed spells it) from options."""
-        size = options.get("pool_size", 5)
-        if isinstance(size, bool) or not isinstance(size, int) or not 2 <= size <= MAX_POOL_SIZE:
-            # 2 at least: the writer keeps one connection checked out for good, reads need another.
-            raise ValidationError(f"{field}.pool_size", f"an integer from 2 to {MAX_POOL_SIZE} "
-                                                        "(connections per process, the writer's included)", size)
-        idle = options.get("idle_timeout")
-        if idle is not None and (isinstance(idle, bool) or not isinstance(idle, int | float) or idle <= 0):
-            raise ValidationError(f"{field}.idle_timeout", "milliseconds > 0 (e.g. 30000)", idle)
+        # 2 at least: the writer keeps one connection checked out for good, reads need another.
+        size = number_option(options, "pool_size", field, 5, minimum=2, maximum=MAX_POOL_SIZE, integer=True,
+                             what="connections per process, the writer's included")
+        idle = number_option(options, "idle_timeout", field, None, minimum=0, above=True,
+                             what="milliseconds, e.g. 30000")
         return cls(size, None if idle is None else int(idle))
 
     def engine_kwargs(self) -> dict[str, Any]:

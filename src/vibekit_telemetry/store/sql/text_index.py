@@ -127,15 +127,16 @@ class TextIndexMethods:
         def _transaction(self) -> AbstractContextManager[Any]:
             """The writer's cursor in one transaction (the caller holds the lock)."""
 
-    def index_text(self, max_rows: int | None = None) -> int:
+    def index_text(self, max_rows: int | None = None, *, deadline: float | None = None) -> int:
         """Add the events stored since the last call to the text index; return how many rowids it covered.
 
         Works in transactions of at most `text_index_rows` rows, so a concurrent reader or writer
-        waits for one chunk at most. max_rows bounds the work of this call (None: everything).
+        waits for one chunk at most. max_rows bounds the work of this call (None: everything);
+        deadline (time.monotonic()) stops it between chunks.
         """
         self.engine  # noqa: B018
         done = 0
-        while max_rows is None or done < max_rows:
+        while (max_rows is None or done < max_rows) and (deadline is None or time.monotonic() < deadline):
             # The lock is taken per chunk, not for the whole call: a writer waiting to commit (an HTTP
             # client waiting for its acknowledgement) gets in between two chunks.
             with self._lock:
