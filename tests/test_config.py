@@ -128,6 +128,16 @@ def test_bad_sqlite_option_values_are_named_and_nothing_is_created(tmp_path: Pat
     assert not path.exists()
 
 
+def test_a_store_built_directly_checks_the_same_values(tmp_path: Path) -> None:
+    from vibekit_telemetry.store.sql import SQLStore
+
+    for name, bad in (("prune_days", -5), ("max_size_mb", 0), ("busy_timeout_ms", "5s")):
+        with pytest.raises(ValidationError) as info:
+            SQLStore(tmp_path / "x.db", **{name: bad})
+        assert info.value.field == f"SQLStore.{name}"
+    assert not (tmp_path / "x.db").exists()
+
+
 def test_good_sqlite_option_values_are_taken(tmp_path: Path) -> None:
     from vibekit_telemetry import Telemetry
 

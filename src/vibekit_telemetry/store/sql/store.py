@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from ...errors import DiskFullError, RefusedRowError, StoreError, TransientStoreError, ValidationError
 from ...events import TelemetryEvent, now_ms
 from ...query import QueryFilter, SessionFilter, StatsFilter
+from ...registry import number_option
 from .. import migrate
 from ..base import BatchResult, ErrorGroup, RollupPoint, Session, Stats, check_series_args
 from ..schema import EVENT_INDEXES, sessions
@@ -83,6 +84,11 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
                  pool: PoolOptions | None = None, partition: str = "day") -> None:
         if partition not in INTERVALS:
             raise ValidationError("partition", "day or week (the range of one events partition)", partition)
+        # The same checks as the storage entry's (store/factory.py), for a store built directly.
+        given = {"busy_timeout_ms": busy_timeout_ms, "prune_days": prune_days, "max_size_mb": max_size_mb}
+        number_option(given, "busy_timeout_ms", "SQLStore", 5000, minimum=0, maximum=600_000, integer=True)
+        number_option(given, "prune_days", "SQLStore", None, minimum=0, above=True)
+        number_option(given, "max_size_mb", "SQLStore", None, minimum=0, above=True)
         self.partition_ms = INTERVALS[partition]
         self.partition = partition
         self.url = to_url(url_or_path)
