@@ -118,8 +118,10 @@ def number_option(options: Mapping[str, Any], name: str, field: str, default: An
     low_ok = isinstance(value, kinds) and not isinstance(value, bool) and (
         value > minimum if above else value >= minimum)
     if not low_ok or (maximum is not None and value > maximum) or value != value:  # NaN is never in range
-        bound = f"> {minimum:g}" if above else f"from {minimum:g}" + (f" to {maximum:g}" if maximum is not None
-                                                                         else " up")
+        if above:
+            bound = f"> {minimum:g}"
+        else:
+            bound = f"from {minimum:g} to {maximum:g}" if maximum is not None else f">= {minimum:g}"
         kind = "an integer" if integer else "a number"
         raise ValidationError(f"{field}.{name}", f"{kind} {bound}" + (f" ({what})" if what else ""), value)
     return value
