@@ -149,3 +149,27 @@ def test_good_sqlite_option_values_are_taken(tmp_path: Path) -> None:
         assert (store.busy_timeout_ms, store.prune_days, store.max_size_mb, store.wal) == (0, 1.5, 10, False)
     finally:
         telemetry.shutdown()
+
+
+def test_retention_from_the_environment_applies_to_the_primary_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from vibekit_telemetry import Telemetry
+
+    monkeypatch.setenv("TELEMETRY_PRUNE_DAYS", "7")
+    monkeypatch.setenv("TELEMETRY_MAX_SIZE_MB", "50.5")
+    telemetry = Telemetry(db_path=str(tmp_path / "a.db"))
+    store: Any = telemetry.store
+    assert (store.prune_days, store.max_size_mb) == (7.0, 50.5)
+    telemetry.shutdown()
+    # The storage entry's own value wins over the environment's.
+    telemetry = Telemetry(storage=[{"type": "sqlite", "options": {"path": str(tmp_path / "b.db"), "prune_days": 30}}])
+    store = telemetry.store
+    assert (store.prune_days, store.max_size_mb) == (30.0, 50.5)
+    telemetry.shutdown()
+    # 0 or less would delete every event: ignored with a warning naming the variable.
+    for bad in ("0", "-5", "soon", "inf"):
+        monkeypatch.setenv("TELEMETRY_PRUNE_DAYS", bad)
+        telemetry = Telemetry(db_path=str(tmp_path / "c.db"))
+        assert telemetry.store.prune_days is None  # type: ignore[attr-defined]
+        telemetry.shutdown()
+        assert f"ignoring TELEMETRY_PRUNE_DAYS={bad!r}" in caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -193,6 +194,7 @@ class TelemetryConfig(_Section):
                 if isinstance(entry, StorageConfig) and entry.type == "sqlite":
                     entry.options = {**entry.options, "path": self.db_path}
                     break
+        _apply_env_store_options(entries)
         if self.endpoint and self.is_enabled:
             entries.append(StorageConfig(type="otlp", options={"endpoint": self.endpoint}))
         if self.server_url and not any(e.type == "server" for e in entries):
@@ -209,6 +211,29 @@ def _local_store_options(local: LocalStoreConfig) -> dict[str, Any]:
     if local.max_size_mb is not None:
         options["max_size_mb"] = local.max_size_mb
     return options
+
+
+def _apply_env_store_options(entries: list[StorageConfig]) -> None:
+    """TELEMETRY_PRUNE_DAYS / TELEMETRY_MAX_SIZE_MB: retention of the first SQL store, unless its entry sets it.
+
+    A value that is not a number > 0 is ignored with a warning, as a bad value of any TELEMETRY_*
+    variable is (0 or less would delete every event).
+    """
+    first = next((e for e in entries if isinstance(e, StorageConfig) and e.type in ("sqlite", "postgresql")), None)
+    if first is None:
+        return
+    for env_name, option in ENV_STORE_OPTIONS.items():
+        raw = os.environ.get(env_name, "").strip()
+        if not raw or option in first.options or (option == "max_size_mb" and first.type != "sqlite"):
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not value > 0 or math.isinf(value):
+            logger.warning("ignoring %s=%r: expected a number > 0", env_name, raw)
+            continue
+        first.options = {**first.options, option: value}
 
 
 def _env_flag(name: str) -> bool:
