@@ -29,6 +29,11 @@ class Detector:
     ci: bool = False
     min_digits: int = 0
     min_len: int = 0
+    # A cheaper pattern every match of `pattern` contains (tests/privacy/test_detector_gates.py checks
+    # it): `pattern` runs only when the gate is found. The built-in patterns start with a look-behind,
+    # which makes the regex engine try every position; a gate starts with a literal or a character
+    # class, which it skips to.
+    gate: re.Pattern[str] | None = None
 
 
 def luhn_ok(text: str) -> bool:
@@ -145,26 +150,27 @@ BUILTIN: Final[tuple[Detector, ...]] = (
         r"(?i)((?:password|passwd|pwd|secret|token|api_?key|access_?key|private_?key|credential)s?[\"']?"
         r"\s*(?::|=|:=|=>)\s*)([\"']?)([^\s\"'`,;()\[\]{}<>]{6,})(?=\2)(?=[\"'\s,;)}\]]|$)"),
         "[REDACTED_PASSWORD]", check=assigned_secret_ok, group=3,
-        needles=("pass", "pwd", "secret", "token", "key", "credential"), ci=True),
+        needles=("pass", "pwd", "secret", "token", "key", "credential"), ci=True, gate=re.compile(r"[:=]")),
     Detector("email", re.compile(_W + r"(?!git@)[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
              "[REDACTED_EMAIL]", needles=("@",)),
     Detector("iban", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), "[REDACTED_IBAN]",
-             check=iban_ok, min_digits=8),
+             check=iban_ok, min_digits=8, gate=re.compile(r"[A-Z]{2}\d\d")),
     Detector("credit_card", re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"), "[REDACTED_CREDIT_CARD]",
-             check=luhn_ok, min_digits=13),
+             check=luhn_ok, min_digits=13, gate=re.compile(r"\d(?:[ -]?\d){12}")),
     Detector("ssn", re.compile(r"(?<![\d-])\d{3}-\d{2}-\d{4}(?![\d-])"), "[REDACTED_SSN]", check=ssn_ok,
-             needles=("-",), min_digits=9),
+             needles=("-",), min_digits=9, gate=re.compile(r"\d-\d\d-\d")),
     Detector("phone", re.compile(
         r"(?<![\w+])(?:\+\d{1,3}[\s.-]?(?:\(\d{1,4}\)[\s.-]?)?\d{1,4}(?:[\s.-]?\d{2,4}){1,4}"
         r"|\(\d{3}\)\s?\d{3}[\s.-]\d{4}|(?<![\d.])\d{3}[.-]\d{3}[.-]\d{4}"
         r"|(?<![\d.:-])0\d{1,4}[\s-]\d{3,4}[\s-]\d{3,4})(?![\d.]?\d)"),
-        "[REDACTED_PHONE]", check=phone_ok, min_digits=10),
+        "[REDACTED_PHONE]", check=phone_ok, min_digits=10,
+        gate=re.compile(r"\+\d|\(\d{3}\)|\d{3}[.-]\d{3}[.-]\d|0\d{1,4}[\s-]\d{3}")),
     Detector("ipv4", re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]|\.\d)"), "[REDACTED_IP]", check=ipv4_ok,
-             needles=(".",), min_digits=4),
+             needles=(".",), min_digits=4, gate=re.compile(r"\d\.\d{1,3}\.\d")),
     Detector("ipv6", re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"), "[REDACTED_IP]",
-             check=ipv6_ok, needles=(":",)),
+             check=ipv6_ok, needles=(":",), gate=re.compile(r":[0-9A-Fa-f]{0,4}:")),
     Detector("high_entropy", re.compile(r"(?<![\w/+=-])[A-Za-z0-9_+/=-]{32,}(?![\w/+=-])"), "[REDACTED_SECRET]",
-             check=high_entropy_ok, min_digits=1, min_len=32),
+             check=high_entropy_ok, min_digits=1, min_len=32, gate=re.compile(r"[A-Za-z0-9_+/=-]{32}")),
 )
 BUILTIN_NAMES: Final = tuple(d.name for d in BUILTIN)
 # Names a user may list in `security.pii.patterns` for a whole family of detectors.

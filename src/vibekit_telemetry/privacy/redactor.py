@@ -95,7 +95,7 @@ class Redactor:
         # with needles runs only when one of them occurs in the lower-cased text (a looser test than
         # the case-sensitive one, so it never skips a match). Each distinct needle is tested once per
         # text with a plain `in`, and only the detectors a needle points at are visited at all.
-        self._plan = [(d, d.min_digits, d.min_len) for d in rules.detectors]
+        self._plan = [(d, d.min_digits, d.min_len, d.gate) for d in rules.detectors]
         by_needle: dict[str, set[int]] = {}
         for index, detector in enumerate(rules.detectors):
             for needle in detector.needles:
@@ -128,7 +128,7 @@ class Redactor:
                 chosen |= self._by_needle[needle]
             visit = chosen
         for index in sorted(visit):
-            detector, min_digits, min_len = self._plan[index]
+            detector, min_digits, min_len, gate = self._plan[index]
             if size < min_len:
                 continue
             if min_digits:
@@ -136,6 +136,8 @@ class Redactor:
                     digits = size - len(text.translate(_DROP_DIGITS))
                 if digits < min_digits:
                     continue
+            if gate is not None and gate.search(text) is None:
+                continue
             for match in detector.pattern.finditer(text):
                 start, end = match.span(detector.group)
                 if start < 0 or start == end:
