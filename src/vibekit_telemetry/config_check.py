@@ -131,7 +131,8 @@ def explain(config_file: str | os.PathLike[str] | None = None) -> list[tuple[str
     env_values = cfg._env_values()
     env_names = {field: name for name, field in cfg.ENV_FIELDS.items()}
     env_names.update(db_path=cfg.ENV_DB_PATH, database_url=cfg.ENV_DATABASE_URL, disabled=cfg.ENV_DISABLED)
-    resolved = cfg.load_config(config_file=file_path).model_dump(exclude={"providers", "processors", "plugins"})
+    loaded = cfg.load_config(config_file=file_path)
+    resolved = loaded.model_dump(exclude={"providers", "processors", "plugins"})
     rows: list[tuple[str, Any, str]] = []
     for path, value in _flatten(resolved):
         if path in env_values:
@@ -141,4 +142,27 @@ def explain(config_file: str | os.PathLike[str] | None = None) -> list[tuple[str
         else:
             source = "default"
         rows.append((path, value, source))
+    rows.extend(_env_store_rows(loaded))
     return rows
+
+
+def _env_store_rows(loaded: Any) -> list[tuple[str, Any, str]]:
+    """Rows for TELEMETRY_PRUNE_DAYS / _MAX_SIZE_MB where they set the primary store's retention."""
+    from . import config as cfg
+
+    entries = loaded.storage_entries()
+    index = next((i for i, e in enumerate(entries) if e.type in ("sqlite", "postgresql")), None)
+    if index is None:
+        return []
+    options = entries[index].options
+    return [(f"storage[{index}].options.{option}", options[option], f"env {env_name}")
+            for env_name, option in cfg.ENV_STORE_OPTIONS.items()
+            if os.environ.get(env_name, "").strip() and option in options
+            and options[option] == _number(os.environ[env_name])]
+
+
+def _number(raw: str) -> float | None:
+    try:
+        return float(raw)
+    except ValueError:
+        return None

@@ -63,9 +63,12 @@ def test_config_check_prints_each_value_with_its_source(tmp_path: Path, monkeypa
     config.write_text('[telemetry]\nservice_name = "from-file"\nsample_rate = 0.5\n'
                       '[telemetry.reliability]\nbuffer_size = 1000\n', encoding="utf-8")
     monkeypatch.setenv("TELEMETRY_MAX_QUEUE_SIZE", "1234")
+    monkeypatch.setenv("TELEMETRY_PRUNE_DAYS", "14")
     result = CliRunner().invoke(cli, ["config", "check", "--config", str(config), "--format", "json"])
     assert result.exit_code == 0, result.output
     rows = {row["option"]: row for row in json.loads(result.output)["options"]}
+    assert rows["storage[0].options.prune_days"] == {"option": "storage[0].options.prune_days", "value": 14.0,
+                                                     "source": "env TELEMETRY_PRUNE_DAYS"}
     assert rows["service_name"]["value"] == "from-file" and rows["service_name"]["source"] == f"file {config}"
     assert rows["reliability.buffer_size"]["value"] == 1000
     assert rows["max_queue_size"] == {"option": "max_queue_size", "value": 1234,
