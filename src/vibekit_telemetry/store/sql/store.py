@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import socket
 import threading
@@ -29,6 +28,7 @@ from ..schema import EVENT_INDEXES, sessions
 from . import maintenance, read, read_rows, read_stats
 from .audit import AuditMethods
 from .changelog import ChangeLogMethods
+from .closing import ClosingMethods
 from .cluster import ClusterMixin
 from .dialect import for_url, sqlite_path, to_url
 from .direct import DirectAccess
@@ -46,11 +46,9 @@ class StoreRefusedRow(RefusedRowError, ValueError):
     """RefusedRowError that is also a ValueError, as the DBAPI errors it wraps were to older callers."""
 
 
-logger = logging.getLogger("vibekit_telemetry")
-
 
 class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, BreakdownReads, WriterRunMethods,
-               TextIndexMethods, WriterProcessMethods):
+               TextIndexMethods, WriterProcessMethods, ClosingMethods):
     """Events, sessions, rollups and the audit log in SQLite (a path or sqlite:/// URL) or PostgreSQL.
 
     One connection stack: every connection comes from one SQLAlchemy engine. The writer keeps one
@@ -196,73 +194,6 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
         self._writer, self._engine, self._text = None, None, None
         if self._remote is not None:
             self._remote.after_fork()
-
-    def shutdown(self) -> None:
-        """Close the writer and the engine; safe to call twice."""
-        self.shutdown_within(None)
-
-    def shutdown_within(self, timeout: float | None) -> bool:
-        """shutdown(), within timeout seconds: False when maintenance still held the store (it closes with the process).
-
-        A VACUUM or a text-index step waiting on another process's lock holds the store's lock; an
-        application shutting down does not wait for it. What that job was doing is one transaction,
-        which SQLite or PostgreSQL rolls back when the process exits mid-way.
-        """
-        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
-        remote, self._remote = self._remote, None
-        if remote is not None:
-            # First: it finishes the batch in hand before the store goes.
-            remote.close(10.0 if deadline is None else max(0.5, deadline - time.monotonic()))
-        left = -1 if deadline is None else max(0.0, deadline - time.monotonic())
-        if not self._lock.acquire(timeout=left):
-            logger.warning("telemetry store %s: still busy with maintenance at shutdown; it closes with the process",
-                           self.where())
-            return False
-        try:
-            self._close()
-        finally:
-            self._lock.release()
-        return True
-
-    def _close(self) -> None:
-        """Close the writer and the engine (the caller holds the lock)."""
-        LIVE.discard(self)
-        self._closed = True
-        self._close_leases()
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
-
-    def flush(self) -> None:
-        """Bring the text index up to date and checkpoint the SQLite WAL; PostgreSQL is already durable."""
-        self.flush_within(None)
-
-    def flush_within(self, timeout: float | None) -> bool:
-        """flush(), within timeout seconds: False when maintenance or another process's lock kept it from finishing.
-
-        The store's lock is waited for at most timeout (a VACUUM holds it for as long as it runs), and
-        the text index's steps wait for another process's lock only for what is left of it.
-        """
-        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
-        if not self._lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
-            return False
-        try:
-            if self._writer is None:
-                return True
-            with self.sql.lock_wait_at_most(self._writer, deadline):
-                try:
-                    self.index_text(deadline=deadline)
-                except Exception as exc:
-                    if deadline is None or not self.sql.is_transient(exc):
-                        raise
-                    return False  # another process still holds the database: its lock outlasted ours
-            self.sql.checkpoint(self._writer)  # PASSIVE: never waits for readers or writers
-            return deadline is None or not self.unindexed_rows()
-        finally:
-            self._lock.release()
 
     # -- writes ----------------------------------------------------------------------------------
 
