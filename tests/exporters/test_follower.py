@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -120,6 +121,96 @@ def test_shutdown_with_a_dead_destination_returns_and_the_rest_goes_out_on_the_n
         assert receiver.received() == [e.event_id for e in batch]
     finally:
         receiver.stop()
+
+
+class PausedRead:
+    """Holds a worker inside an empty read, so the test can commit and begin shutdown meanwhile."""
+
+    def __init__(self) -> None:
+        self.reading = threading.Event()
+        self.proceed = threading.Event()
+        self.paused = False
+
+    def hold(self) -> None:
+        """Called right after the worker's first read found nothing: pause there once."""
+        if not self.paused:
+            self.paused = True
+            self.reading.set()
+            assert self.proceed.wait(10)
+
+
+class StaleFirstRead:
+    """A change log whose first committed_position() answers what it saw, then waits (see PausedRead)."""
+
+    def __init__(self, store: Any, pause: PausedRead) -> None:
+        self.store, self.pause = store, pause
+
+    def committed_position(self) -> int:
+        """The store's position, read now; the first call then pauses before answering."""
+        position = int(self.store.committed_position())
+        self.pause.hold()
+        return position
+
+    def read_committed(self, after: int, limit: int) -> list[tuple[int, TelemetryEvent]]:
+        """The store's committed events."""
+        return list(self.store.read_committed(after, limit))
+
+    def load_cursor(self, name: str) -> int | None:
+        """The store's cursor."""
+        return self.store.load_cursor(name)  # type: ignore[no-any-return]
+
+    def save_cursor(self, name: str, position: int) -> None:
+        """Save in the store."""
+        self.store.save_cursor(name, position)
+
+    def cursors(self) -> dict[str, int]:
+        """The store's cursors."""
+        return dict(self.store.cursors())
+
+
+def test_a_commit_and_shutdown_during_an_empty_read_are_still_delivered(
+        make_store: Callable[[], Any], receiver: Receiver) -> None:
+    # The race behind a flaky docs example: the worker read "nothing", the host then committed and
+    # called shutdown(), and the worker took the stop it saw after its read as "caught up".
+    store = make_store()
+    pause = PausedRead()
+    follower = fast(WebhookExporter(receiver.url, name="race"), StaleFirstRead(store, pause),
+                    start_at="beginning", poll_interval_s=30)
+    store.save_cursor("race", 0)  # so start() reads only the cursor: the worker's read is the first
+    follower.start()
+    assert pause.reading.wait(10)
+    batch = [event() for _ in range(3)]
+    store.store_batch(batch)
+    follower.notify()
+    follower.begin_shutdown(5)
+    pause.proceed.set()
+    assert follower.wait_shutdown(time.monotonic() + 10)
+    assert receiver.received() == [e.event_id for e in batch]
+    store.shutdown()  # the host closes its store after the exporters: not an error of this destination
+    assert follower.status()["last_error"] is None
+
+
+def test_an_offer_and_shutdown_during_an_empty_read_are_still_delivered(receiver: Receiver) -> None:
+    # The same race in bus mode would lose the events: nothing else holds them.
+    pause = PausedRead()
+
+    class Feed(BusFeed):
+        def _next_batch(self) -> list[Any]:
+            batch = super()._next_batch()
+            if not batch:
+                pause.hold()
+            return batch
+
+    feed = Feed(WebhookExporter(receiver.url, name="bus-race"), backoff=Backoff(0.01, 0.05), poll_interval_s=30)
+    feed.start()
+    assert pause.reading.wait(10)
+    batch = [event() for _ in range(3)]
+    assert feed.offer(batch) == 3
+    feed.begin_shutdown(5)
+    pause.proceed.set()
+    assert feed.wait_shutdown(time.monotonic() + 10)
+    assert receiver.received() == [e.event_id for e in batch]
+    assert feed.status()["lag"] == 0
 
 
 def test_deleting_the_newest_rows_while_following_misses_nothing(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,6 +72,42 @@ def test_batcher_sends_full_batches_and_the_rest_on_close(tmp_path: Path) -> Non
         assert batcher.close() and batcher.sent == 4 and len(t.query()) == 4
         with pytest.raises(ValidationError, match="closed"):
             batcher.add({"event_type": "start", "session_id": "late", "agent_type": "claude"})
+
+
+def test_an_add_racing_close_is_either_sent_or_refused_never_left_behind(tmp_path: Path) -> None:
+    accepted: list[str] = []
+
+    def add_until_closed(batcher: Any, go: threading.Event, name: str) -> None:
+        go.wait()
+        for i in range(1_000_000):
+            try:
+                batcher.add({"event_type": "start", "session_id": f"{name}-{i}", "agent_type": "claude"})
+            except ValidationError:
+                return
+            accepted.append(f"{name}-{i}")
+
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch often, so an add() is often paused between its steps
+    try:
+        with Telemetry(db_path=str(tmp_path / "t.db")) as t:
+            for round_ in range(100):
+                batcher = t.create_batcher(batch_size=100_000, flush_interval=60_000, max_retries=0)
+                go = threading.Event()
+                threads = [threading.Thread(target=add_until_closed, args=(batcher, go, f"r{round_}w{w}"))
+                           for w in range(3)]
+                for thread in threads:
+                    thread.start()
+                go.set()
+                while len(accepted) < 50 * (round_ + 1):
+                    time.sleep(0)
+                assert batcher.close()
+                for thread in threads:
+                    thread.join(10)
+            assert t.flush()
+            stored = {s.id for s in t.get_sessions(limit=1_000_000)}
+    finally:
+        sys.setswitchinterval(previous)
+    assert stored == set(accepted)
 
 
 def test_batcher_flushes_on_its_interval_and_async(tmp_path: Path) -> None:

@@ -132,10 +132,14 @@ class DeliveryWorker:
                 return
             try:
                 if batch is None:
-                    self._wake.clear()  # before reading: a commit after this read wakes the next wait
+                    # Both before reading: a commit after the read wakes the next wait, and "caught up"
+                    # holds only for a read that began after shutdown did (a commit, then begin_shutdown,
+                    # both landing during an empty read, would otherwise end the drain without them).
+                    stopping = self._stop.is_set()
+                    self._wake.clear()
                     batch = self._next_batch() or None
                     if batch is None:
-                        if self._stop.is_set():
+                        if stopping:
                             self._caught_up = True
                             return
                         self._wake.wait(self.poll_interval_s)

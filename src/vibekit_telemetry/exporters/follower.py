@@ -102,7 +102,8 @@ class StoreFollower(DeliveryWorker):
             committed = self.log.committed_position()
         except Exception as exc:
             committed = None
-            out["last_error"] = out["last_error"] or describe(exc)
+            if not self._stop.is_set():  # after shutdown the store is closed: not the destination's error
+                out["last_error"] = out["last_error"] or describe(exc)
         out.update(cursor=self.cursor, committed=committed,
                    lag=max(0, committed - self.cursor) if committed is not None and self.cursor is not None
                    else None)

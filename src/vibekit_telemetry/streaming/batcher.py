@@ -46,11 +46,13 @@ class Batcher:
 
     def add(self, event: TelemetryEvent | Mapping[str, Any]) -> None:
         """Queue one event; a full batch is sent on this thread (so add() waits for that commit)."""
-        if self._stop.is_set():
-            raise ValidationError("batcher", "an open batcher (this one is closed)")
         if not isinstance(event, (TelemetryEvent, Mapping)):
             raise ValidationError("event", "a dict or TelemetryEvent", event)
         with self._lock:
+            # Checked under the lock close() takes to stop: an add either lands before close()'s
+            # final flush (and is sent by it) or is refused, never left behind unsent.
+            if self._stop.is_set():
+                raise ValidationError("batcher", "an open batcher (this one is closed)")
             self._pending.append(event)
             full = len(self._pending) >= self.batch_size
         if full:
@@ -98,7 +100,8 @@ class Batcher:
 
     def close(self) -> bool:
         """Send what is pending and stop the timer; True when everything was committed."""
-        self._stop.set()
+        with self._lock:
+            self._stop.set()
         self._thread.join(self.flush_interval_s + 1)
         return self.flush()
 
