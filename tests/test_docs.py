@@ -1,6 +1,7 @@
 """Run the examples in docs/*.md so the documentation cannot drift from the code.
 
-```python blocks of one page run in order in one namespace; in ```console blocks every line that starts
+```python blocks of one page run in order in one namespace, in a process of their own
+(docs_page_runner.py); in ```console blocks every line that starts
 with `$ ` runs in a shell and must exit 0 (or the code named by a trailing `# exit N`).
 """
 
@@ -28,18 +29,16 @@ PY_PAGES = [p for p in PAGES if _blocks(p, "python")]
 CONSOLE_PAGES = [p for p in PAGES if _blocks(p, "console")]
 
 
+RUNNER = Path(__file__).resolve().parent / "docs_page_runner.py"
+
+
 @pytest.mark.parametrize("page", PY_PAGES, ids=lambda p: p.name)
-def test_python_examples(page: Path) -> None:
-    namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
-    for index, code in enumerate(_blocks(page, "python")):
-        try:
-            exec(compile(code, f"{page.name}[block {index}]", "exec"), namespace)
-        except Exception as exc:
-            pytest.fail(f"{page.name} block {index} failed: {type(exc).__name__}: {exc}\n{code}")
-    for value in list(namespace.values()):
-        shutdown = getattr(value, "shutdown", None)
-        if callable(shutdown) and type(value).__name__ == "Telemetry":
-            shutdown()
+def test_python_examples(page: Path, tmp_path: Path) -> None:
+    # Its own interpreter per page (docs_page_runner.py): a failing page cannot leak servers or threads.
+    result = subprocess.run([sys.executable, str(RUNNER), str(page)], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, (f"{page.name} exited {result.returncode}\n"
+                                    f"stdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-6000:]}")
 
 
 @pytest.mark.parametrize("page", CONSOLE_PAGES, ids=lambda p: p.name)
