@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
 from .errors import ValidationError
+from .jsonable import jsonable
 
 EVENT_TYPES: Final = frozenset({"start", "stream", "end", "error", "custom"})
 SESSION_STATUSES: Final = ("active", "completed", "error", "cancelled")
@@ -152,7 +153,8 @@ def _check_mapping(name: str, value: Any) -> dict[str, Any] | None:
     for key in value:
         if not isinstance(key, str):
             raise ValidationError(f"{name}.{key!r}", "string keys", key)
-    return dict(value)
+    # datetimes, UUIDs, sets, dataclasses ... become JSON values here, before redaction sees the text.
+    return jsonable(dict(value))
 
 
 def encode_json(name: str, value: dict[str, Any] | None) -> str | None:
