@@ -45,6 +45,22 @@ def test_positions_follow_commit_order_and_pages_return_every_event_once(make_st
     assert store.read_committed(positions[-1], 10) == []
 
 
+def test_position_before_is_just_below_the_first_event_stamped_since(make_store: Callable[[], Any]) -> None:
+    store = make_store()
+    assert store.position_before(1_000) == 0  # nothing stored
+    base = 1_800_000_000_000
+    store.store_batch([event(at=base + i) for i in range(3)])  # stamped base .. base+2
+    store.store_batch([event(at=base + 10), event(at=base + 5)])  # committed later, stamped out of order
+    rows = _read_all(store)
+    positions = [p for p, _ in rows]
+    assert store.position_before(base) == positions[0] - 1  # everything
+    assert store.position_before(base + 2) == positions[1]  # from the third event on
+    assert store.position_before(base + 5) == positions[2]  # the first stamped >= base+5 is the 4th committed
+    assert store.position_before(base + 11) == store.committed_position() == positions[-1]  # none: the end
+    assert [e.timestamp for _, e in store.read_committed(store.position_before(base + 5), 10)] == [
+        base + 10, base + 5]
+
+
 def test_a_replayed_batch_takes_no_new_positions(make_store: Callable[[], Any]) -> None:
     store = make_store()
     batch = [event(), event()]

@@ -13,7 +13,7 @@ from _exporter_helpers import Receiver, event, free_port, wait_for
 
 from vibekit_telemetry.config import load_config
 from vibekit_telemetry.errors import ValidationError
-from vibekit_telemetry.events import TelemetryEvent
+from vibekit_telemetry.events import TelemetryEvent, now_ms
 from vibekit_telemetry.exporters import Backoff, BusFeed, CircuitBreaker, ExporterSet, StoreFollower, WebhookExporter
 from vibekit_telemetry.exporters.manager import DeliveryOptions
 from vibekit_telemetry.store.base import BaseStorageProvider, BatchResult
@@ -155,6 +155,10 @@ class StaleFirstRead:
         """The store's committed events."""
         return list(self.store.read_committed(after, limit))
 
+    def position_before(self, timestamp_ms: int) -> int:
+        """The store's."""
+        return int(self.store.position_before(timestamp_ms))
+
     def load_cursor(self, name: str) -> int | None:
         """The store's cursor."""
         return self.store.load_cursor(name)  # type: ignore[no-any-return]
@@ -211,6 +215,40 @@ def test_an_offer_and_shutdown_during_an_empty_read_are_still_delivered(receiver
     assert feed.wait_shutdown(time.monotonic() + 10)
     assert receiver.received() == [e.event_id for e in batch]
     assert feed.status()["lag"] == 0
+
+
+class BusyAtFirst(StaleFirstRead):
+    """A change log that cannot be read (busy, down) until the test says so."""
+
+    def __init__(self, store: Any) -> None:
+        super().__init__(store, PausedRead())
+        self.pause.paused = True  # no pausing: only the outage
+        self.up = threading.Event()
+
+    def load_cursor(self, name: str) -> int | None:
+        """Fails while the store is "down"."""
+        if not self.up.is_set():
+            raise ConnectionError("the store is busy")
+        return super().load_cursor(name)
+
+
+def test_a_new_exporter_that_could_not_read_its_position_at_start_skips_nothing_tracked_since(
+        make_store: Callable[[], Any], receiver: Receiver) -> None:
+    # start_at "end", but the store was busy when it started: by the time the position can be read, the
+    # host may have committed events of its own. They must go out; what was there before must not.
+    store = make_store()
+    store.store_batch([event(at=now_ms() - 60_000) for _ in range(4)])  # before the exporter started
+    log = BusyAtFirst(store)
+    follower = fast(WebhookExporter(receiver.url, name="late-pin"), log)
+    follower.start()
+    assert follower.cursor is None and "busy" in str(follower.last_error)
+    ours = [event() for _ in range(3)]
+    store.store_batch(ours)
+    log.up.set()
+    follower.notify()
+    assert wait_for(lambda: len(receiver.received()) == 3)
+    assert follower.shutdown(timeout=5)
+    assert receiver.received() == [e.event_id for e in ours]
 
 
 def test_deleting_the_newest_rows_while_following_misses_nothing(

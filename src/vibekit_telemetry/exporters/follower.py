@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from ..errors import ValidationError
+from ..events import now_ms
 from ..store.base import ChangeLog
 from .backoff import Backoff
 from .base import Exporter
@@ -43,27 +44,35 @@ class StoreFollower(DeliveryWorker):
         self.cursor: int | None = None  # everything at or below it was delivered
         self._saved: int | None = None  # the position last persisted by this worker
         self._committed: int | None = None
+        self._started_ms = 0  # when start() ran: where a cursor pinned late begins (position_before)
 
     def start(self) -> None:
         """Load (or, on a first start, pin) the cursor, then start the thread."""
+        self._started_ms = now_ms()
         try:
-            self._load_cursor()
+            self._load_cursor(late=False)
         except Exception as exc:  # the store is busy or down: the thread loads it once it can
             self.last_error = describe(exc)
             logger.warning("exporter %s: cannot read its cursor yet: %s", self.name, self.last_error)
         super().start()
 
-    def _load_cursor(self) -> None:
+    def _load_cursor(self, *, late: bool) -> None:
         saved = self.log.load_cursor(self.name)
         if saved is None:
-            # Pinned now, on the caller's thread: events committed after start() are never skipped.
-            saved = 0 if self.start_at == "beginning" else self.log.committed_position()
+            if self.start_at == "beginning":
+                saved = 0
+            elif late:
+                # start() could not pin it (the store was busy or down), and the writer may have
+                # committed since: begin below the first event stamped after start(), not at the end.
+                saved = self.log.position_before(self._started_ms)
+            else:  # pinned now, on the caller's thread: events committed after start() are never skipped
+                saved = self.log.committed_position()
             self.log.save_cursor(self.name, saved)
         self.cursor = self._saved = saved
 
     def _next_batch(self) -> Batch:
         if self.cursor is None:
-            self._load_cursor()
+            self._load_cursor(late=True)
         assert self.cursor is not None
         top = self.log.committed_position()
         self._committed = top

@@ -345,6 +345,13 @@ class ChangeLog(Protocol):
     def read_committed(self, after: int, limit: int) -> list[tuple[int, TelemetryEvent]]:
         """Return up to `limit` committed events with position > after, oldest first, with their positions."""
 
+    def position_before(self, timestamp_ms: int) -> int:
+        """Return the position just below the first committed event stamped at or after `timestamp_ms`.
+
+        committed_position() when there is none. Where a new exporter starts "at the end" but could not
+        read the position when it started, this is where it begins: nothing tracked since is skipped.
+        """
+
     def load_cursor(self, name: str) -> int | None:
         """Return the persisted position of exporter `name`, or None if it never saved one."""
 

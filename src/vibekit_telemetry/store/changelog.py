@@ -64,6 +64,14 @@ class MemoryChangeLog:
                                                context=copy.deepcopy(event.context))))
         return out
 
+    def position_before(self, timestamp_ms: int, stored: Mapping[str, TelemetryEvent]) -> int:
+        """Return the position just below the first stored event stamped at or after `timestamp_ms`."""
+        for index, event_id in enumerate(self._ids):
+            event = stored.get(event_id)
+            if event is not None and self._position.get(event_id) == index + 1 and event.timestamp >= timestamp_ms:
+                return index
+        return len(self._ids)
+
     def load_cursor(self, name: str) -> int | None:
         """Return exporter `name`'s position, or None."""
         return self._cursors.get(name)

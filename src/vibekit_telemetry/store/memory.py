@@ -342,6 +342,11 @@ class MemoryStore(MemoryBreakdown):
         with self._lock:
             return self._changes.read_committed(after, limit, self._events)
 
+    def position_before(self, timestamp_ms: int) -> int:
+        """Return the position just below the first stored event stamped at or after `timestamp_ms`."""
+        with self._lock:
+            return self._changes.position_before(timestamp_ms, self._events)
+
     def load_cursor(self, name: str) -> int | None:
         """Return exporter `name`'s position, or None."""
         with self._lock:

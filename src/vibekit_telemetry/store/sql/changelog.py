@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import Connection, Engine, literal_column, select
+from sqlalchemy import Connection, Engine, func, literal_column, select
 
 from ...events import TelemetryEvent, now_ms
 from ...privacy.crypto import decrypt_meta, decrypt_text
@@ -36,6 +36,19 @@ def committed_position(engine: Engine, dialect: Dialect) -> int:
     pos: Any = literal_column(dialect.position_column)
     with engine.connect() as conn:
         return int(conn.execute(select(pos).select_from(events).order_by(pos.desc()).limit(1)).scalar() or 0)
+
+
+def position_before(engine: Engine, dialect: Dialect, timestamp_ms: int) -> int:
+    """Return the position just below the first committed event stamped at or after `timestamp_ms`.
+
+    committed_position() when there is none; never above it (PostgreSQL: the safe horizon).
+    """
+    top = committed_position(engine, dialect)
+    pos: Any = literal_column(dialect.position_column)
+    with engine.connect() as conn:  # ix_events_timestamp: only the rows stamped since are looked at
+        first = conn.execute(select(func.min(pos)).select_from(events)
+                             .where(events.c.timestamp >= int(timestamp_ms))).scalar()
+    return top if first is None else min(top, int(first) - 1)
 
 
 def read_committed(engine: Engine, dialect: Dialect, after: int, limit: int) -> list[tuple[int, TelemetryEvent]]:
@@ -118,6 +131,10 @@ class ChangeLogMethods:
     def read_committed(self, after: int, limit: int) -> list[tuple[int, TelemetryEvent]]:
         """Return up to `limit` committed events with position > after, oldest first, with their positions."""
         return read_committed(self.engine, self.sql, after, limit)
+
+    def position_before(self, timestamp_ms: int) -> int:
+        """Return the position just below the first committed event stamped at or after `timestamp_ms`."""
+        return position_before(self.engine, self.sql, timestamp_ms)
 
     def load_cursor(self, name: str) -> int | None:
         """Return exporter `name`'s persisted position, or None."""
