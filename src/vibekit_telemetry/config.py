@@ -213,6 +213,9 @@ def _local_store_options(local: LocalStoreConfig) -> dict[str, Any]:
     return options
 
 
+_WARNED_ENV: set[tuple[str, str]] = set()
+
+
 def _apply_env_store_options(entries: list[StorageConfig]) -> None:
     """TELEMETRY_PRUNE_DAYS / TELEMETRY_MAX_SIZE_MB: retention of the first SQL store, unless its entry sets it.
 
@@ -231,7 +234,9 @@ def _apply_env_store_options(entries: list[StorageConfig]) -> None:
         except ValueError:
             value = math.nan
         if not value > 0 or math.isinf(value):
-            logger.warning("ignoring %s=%r: expected a number > 0", env_name, raw)
+            if (env_name, raw) not in _WARNED_ENV:  # storage_entries() runs more than once per Telemetry
+                _WARNED_ENV.add((env_name, raw))
+                logger.warning("ignoring %s=%r: expected a number > 0", env_name, raw)
             continue
         first.options = {**first.options, option: value}
 
