@@ -14,6 +14,21 @@ from vibekit_telemetry import Telemetry, ValidationError
 MakeTelemetry = Callable[..., Telemetry]
 
 
+class _Unreadable(dict):  # type: ignore[type-arg]
+    """A mapping whose iteration raises (a lazy proxy whose backend is gone, say)."""
+
+    def __iter__(self) -> Any:
+        raise RuntimeError("backend gone")
+
+    def keys(self) -> Any:
+        raise RuntimeError("backend gone")
+
+
+def _session_event(telemetry: Telemetry, metadata: Any) -> object:
+    with telemetry.session("claude", "code", "p") as session:
+        return session.event("tool-call", metadata=metadata)
+
+
 def _cyclic() -> dict[str, Any]:
     meta: dict[str, Any] = {"ok": 1}
     meta["self"] = meta
@@ -29,6 +44,8 @@ HOSTILE: list[tuple[str, Callable[[Telemetry], object], str]] = [
     ("cyclic metadata", lambda t: t.track_start("claude", "code", "p", metadata=_cyclic()), "metadata.self"),
     ("cyclic metadata in a dict", lambda t: t.track({"event_type": "custom", "category": "c",
                                                       "metadata": _cyclic()}), "metadata.self"),
+    ("unreadable metadata", lambda t: t.track_start("claude", "code", "p", metadata=_Unreadable(a=1)), "metadata"),
+    ("unreadable metadata of a session's event", lambda t: _session_event(t, _Unreadable(a=1)), "metadata"),
 ]
 
 

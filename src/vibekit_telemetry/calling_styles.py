@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import ValidationError
-from .events import END_STATUS_ALIASES, TelemetryEvent
+from .events import END_STATUS_ALIASES, TelemetryEvent, copy_mapping
 from .ids import uuid7
 
 Event = TelemetryEvent | dict[str, Any]
@@ -22,7 +22,7 @@ def _mapping_or_none(name: str, value: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(value, Mapping):
         raise ValidationError(name, "a dict", value)
-    return dict(value)
+    return copy_mapping(name, value)
 
 
 def _legacy_payload(call: str, what: str, agent_type: Any, legacy: Sequence[Any],

@@ -145,16 +145,26 @@ def check_timestamp(value: Any, name: str = "timestamp") -> int:
     return int(value)
 
 
+def copy_mapping(name: str, value: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain dict copy of a caller's mapping; ValidationError naming `name` when reading it raises."""
+    try:
+        return dict(value)
+    except Exception as exc:  # a lazy proxy whose backend is gone, say: the event fails, never the host
+        raise ValidationError(name, f"a mapping that can be read ({type(exc).__name__}: {exc})",
+                              type(value).__name__) from None
+
+
 def _check_mapping(name: str, value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, Mapping):
         raise ValidationError(name, "a JSON object (dict)", value)
-    for key in value:
+    copied = copy_mapping(name, value)
+    for key in copied:
         if not isinstance(key, str):
             raise ValidationError(f"{name}.{key!r}", "string keys", key)
     # datetimes, UUIDs, sets, dataclasses ... become JSON values here, before redaction sees the text.
-    return jsonable(dict(value))
+    return jsonable(copied)
 
 
 def encode_json(name: str, value: dict[str, Any] | None) -> str | None:

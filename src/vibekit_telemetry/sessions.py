@@ -44,7 +44,7 @@ class SessionContext:
         """Record a custom event in this session."""
         return self._telemetry.track({"event_type": "custom", "session_id": self.id, "category": self.category,
                                       "action": action, "label": label, "value": value,
-                                      "metadata": dict(metadata) if metadata else None})
+                                      "metadata": metadata})  # track() copies it; the chain checks it
 
     def end(self, status: str = "completed", metadata: Mapping[str, Any] | None = None) -> bool:
         """End the session now (the context manager then does nothing more)."""
