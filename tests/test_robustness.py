@@ -135,3 +135,45 @@ def test_a_row_the_store_refuses_costs_only_that_row(make_telemetry: MakeTelemet
     health = telemetry.get_health_status()
     assert health["dropped"]["rejected_by_store"] == 1 and health["rejected_reasons"] == {"store": 1}
     assert health["dropped"]["store_failures"] == 0
+
+
+class _BrokenStr(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["default", "raise_on_error"])
+def test_an_applications_exception_is_recorded_whatever_its_message_does(
+        make_telemetry: MakeTelemetry, strict: bool) -> None:
+    # The error events an application most needs are of its odd exceptions: none may be lost.
+    telemetry = make_telemetry(raise_on_error=strict)
+    sid = telemetry.track_start("claude", "code", "p")
+    assert telemetry.track_error(sid, _BrokenStr())
+    assert telemetry.track_error(sid, FileNotFoundError(2, "No such file", "report-\udcff.txt"))  # surrogateescape
+    assert telemetry.track_error(sid, ValueError("x" * 100_000))
+    assert telemetry.flush(10)
+    broken, missing, huge = telemetry.query(session_id=sid, event_type="error", order="asc")
+    assert broken.label == "_BrokenStr: <message unavailable: str() raised RuntimeError>"
+    assert broken.metadata == {"error": {"type": "_BrokenStr",
+                                         "message": "<message unavailable: str() raised RuntimeError>"}}
+    assert missing.label == "FileNotFoundError: [Errno 2] No such file: 'report-\\udcff.txt'"
+    assert len(huge.metadata["error"]["message"]) == 8192 and huge.label.startswith("ValueError: xxx")
+
+
+def test_a_session_never_replaces_the_applications_exception(make_telemetry: MakeTelemetry) -> None:
+    class RefuseErrors:
+        name = "refuse-errors"
+
+        def process(self, event: Any) -> Any:
+            if event.event_type in ("error", "end"):
+                raise ValidationError("event_type", "no errors today", event.event_type)
+            return event
+
+    strict = make_telemetry(raise_on_error=True, processors=[RefuseErrors()])
+    with pytest.raises(KeyError) as info, strict.session("claude", "code", "p"):
+        raise KeyError("the application's own")
+    notes = getattr(info.value, "__notes__", [])
+    assert len(notes) == 2 and all("could not record this" in note and "no errors today" in note for note in notes)

@@ -8,7 +8,7 @@ positional arguments (session id first). Pure functions: they raise ValidationEr
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from .errors import ValidationError
 from .events import END_STATUS_ALIASES, TelemetryEvent, copy_mapping
@@ -101,6 +101,27 @@ def end_event(session_id: Any, status: Any, legacy: Sequence[Any], *, metadata: 
                           timestamp=timestamp or 0)
 
 
+# An exception's message is kept whole in the label (cut at max_field_length like any text) and cut to
+# this in metadata.error.message, so a 10 MB message is not stored twice.
+ERROR_MESSAGE_MAX: Final = 8192
+
+
+def exception_text(error: BaseException) -> str:
+    """An exception's message as text a store takes, whatever its __str__ does (Sentry's safe_str)."""
+    try:
+        text = str(error)
+    except Exception as failure:
+        try:
+            text = repr(error)
+        except Exception:
+            text = f"<message unavailable: str() raised {type(failure).__name__}>"
+    if not text.isascii():
+        # Our rendering of the application's object, not its input: a lone surrogate (a file name
+        # decoded with surrogateescape, say) becomes its escape instead of costing the whole event.
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def error_event(session_id: Any, error: Any, legacy: Sequence[Any], *, metadata: Mapping[str, Any] | None,
                 timestamp: int | None) -> Event:
     """Return the error event of an exception or a message."""
@@ -111,8 +132,9 @@ def error_event(session_id: Any, error: Any, legacy: Sequence[Any], *, metadata:
         category, action, error, metadata = _legacy_payload("track_error", "error", error, legacy, metadata)
     meta = _mapping_or_none("metadata", metadata) or {}
     if isinstance(error, BaseException):
-        meta.setdefault("error", {"type": type(error).__name__, "message": str(error)})
-        label = f"{type(error).__name__}: {error}"
+        message = exception_text(error)
+        meta.setdefault("error", {"type": type(error).__name__, "message": message[:ERROR_MESSAGE_MAX]})
+        label = f"{type(error).__name__}: {message}"
     elif isinstance(error, str):
         label = error
     else:

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .errors import TelemetryError
+
 if TYPE_CHECKING:
     from .service import Telemetry
 
@@ -56,11 +58,19 @@ class SessionContext:
     def _finish(self, exc: BaseException | None) -> None:
         if self.ended:
             return
-        if exc is not None:
-            self.error(exc)
-            self.end("error")
-        else:
+        if exc is None:
             self.end("completed")
+            return
+        # The application's exception goes on as it was: even with raise_on_error=True, a failure to
+        # record it must not replace it (it is noted on the exception instead).
+        for step in ("error", "end"):
+            try:
+                if step == "error":
+                    self.error(exc)
+                else:
+                    self.end("error")
+            except TelemetryError as failure:
+                exc.add_note(f"vibekit-telemetry could not record this in session {self.id}: {failure}")
 
     def __enter__(self) -> SessionContext:
         return self.start()
