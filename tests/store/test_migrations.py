@@ -51,12 +51,49 @@ def test_head_constant_matches_the_scripts() -> None:
 def test_upgrade_step_by_step_and_status(engine: Engine) -> None:
     assert migrate.current_version(engine) is None
     head = migrate.HEAD
-    assert migrate.status(engine) == {"current": None, "head": head, "pending": list(migrate.REVISIONS)}
+    assert migrate.status(engine) == {"current": None, "head": head, "pending": list(migrate.REVISIONS),
+                                      "newer": False}
     migrate.upgrade(engine, "0001")
     assert {"events", "sessions", "audit_log"} <= _tables(engine) and "rollups" not in _tables(engine)
     migrate.upgrade(engine)
-    assert migrate.status(engine) == {"current": head, "head": head, "pending": []}
+    assert migrate.status(engine) == {"current": head, "head": head, "pending": [], "newer": False}
     assert "rollups" in _tables(engine)
+
+
+def test_a_database_a_newer_release_wrote_is_refused_by_name_never_crashing_the_host(
+        url: str, engine: Engine) -> None:
+    from vibekit_telemetry import Telemetry
+    from vibekit_telemetry.errors import StoreError
+
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0999'")
+    assert migrate.status(engine) == {"current": "0999", "head": migrate.HEAD, "pending": [], "newer": True}
+    for attempt in (lambda: migrate.upgrade(engine), lambda: migrate.downgrade(engine, "0001")):
+        with pytest.raises(StoreError, match=r"0999.*newer release.*Upgrade vibekit-telemetry"):
+            attempt()
+    options = {"url": url} if url.startswith("postgresql") else {"path": url.removeprefix("sqlite:///")}
+    storage = [{"type": "postgresql" if url.startswith("postgresql") else "sqlite", "options": options}]
+    telemetry = Telemetry(storage=storage)  # the default mode: recorded in health, the host goes on
+    try:
+        assert telemetry.track_start("claude", "code", "p") and not telemetry.flush(5)
+        assert "newer release" in str(telemetry.get_health_status())
+    finally:
+        telemetry.shutdown()
+    with pytest.raises(StoreError, match="newer release"):
+        Telemetry(storage=storage, raise_on_error=True)
+    assert migrate.current_version(engine) == "0999"  # nothing was changed
+
+
+def test_tables_of_another_application_are_refused_by_name(url: str, engine: Engine) -> None:
+    from vibekit_telemetry.errors import StoreError
+
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE events (id INTEGER PRIMARY KEY, name TEXT)")
+    store = SQLStore(url)
+    with pytest.raises(StoreError, match="tables vibekit-telemetry did not create"):
+        store.initialize()
+    assert _tables(engine) == {"events"}  # nothing of ours was left behind
 
 
 def test_downgrade_to_0002_drops_text_search_and_store_falls_back(url: str, engine: Engine) -> None:

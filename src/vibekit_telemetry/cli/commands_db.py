@@ -32,7 +32,7 @@ def _check_version(value: str, *, allow_base: bool) -> str:
 def _status_document(store: SQLStore) -> dict[str, Any]:
     info = store.schema_status()
     info["database"] = database_label()
-    info["up_to_date"] = not info.get("pending")
+    info["up_to_date"] = not info.get("pending") and not info.get("newer")
     return info
 
 
@@ -42,7 +42,9 @@ def _print_status(info: dict[str, Any]) -> None:
         ("Database", str(info.get("database"))),
         ("Current version", str(info.get("current") or "none (not initialised)")),
         ("Head version", str(info.get("head"))),
-        ("Pending", ", ".join(pending) if pending else "none (up to date)"),
+        ("Pending", ", ".join(pending) if pending else
+         "none: the database is newer than this release (upgrade vibekit-telemetry)" if info.get("newer")
+         else "none (up to date)"),
     ])
 
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import Column, Connection, Engine, MetaData, PrimaryKeyConstraint, String, Table, inspect
 
+from ..errors import StoreError
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -20,6 +22,14 @@ SCRIPT_LOCATION: Final = Path(__file__).with_name("migrations")
 def head_version() -> str:
     """Return the newest schema version this code knows."""
     return HEAD
+
+
+def check_known(version: str | None) -> None:
+    """Raise StoreError when the database's schema version is one this code does not know (a newer release's)."""
+    if version is not None and version not in REVISIONS:
+        raise StoreError(f"the database's schema is at version {version}, which this vibekit-telemetry does not "
+                         f"know (it knows up to {HEAD}): a newer release wrote it. Upgrade vibekit-telemetry "
+                         "(pip install -U vibekit-telemetry), or give this one a database of its own")
 
 
 def _read_version(conn: Connection) -> str | None:
@@ -83,9 +93,11 @@ def upgrade(engine: Engine, to_version: str = "head") -> bool:
     An empty database going to the head is created at the head directly (create_at_head).
     Return whether the schema was created or changed (False: it was at the head already).
     """
+    found = current_version(engine)
+    if found == HEAD and to_version in ("head", HEAD):
+        return False  # the common start-up case: plain SQL, alembic never imported
+    check_known(found)
     if to_version in ("head", HEAD):
-        if current_version(engine) == HEAD:
-            return False  # the common start-up case: plain SQL, alembic never imported
         with engine.connect() as conn:
             conn = conn.execution_options(sqlite_immediate=True)  # serialise two first starts
             with conn.begin():
@@ -117,6 +129,7 @@ def _lock_schema(conn: Any) -> None:
 
 def downgrade(engine: Engine, to_version: str) -> None:
     """Migrate the database down to `to_version` ("base" removes every table)."""
+    check_known(current_version(engine))
     from alembic import command
 
     with engine.begin() as conn:
@@ -126,5 +139,6 @@ def downgrade(engine: Engine, to_version: str) -> None:
 def status(engine: Engine) -> dict[str, Any]:
     """Return the current version, the head, and the versions still to apply."""
     current = current_version(engine)
-    start = REVISIONS.index(current) + 1 if current in REVISIONS else 0
-    return {"current": current, "head": HEAD, "pending": list(REVISIONS[start:])}
+    newer = current is not None and current not in REVISIONS  # written by a newer release
+    start = REVISIONS.index(current) + 1 if current in REVISIONS else len(REVISIONS) if newer else 0
+    return {"current": current, "head": HEAD, "pending": list(REVISIONS[start:]), "newer": newer}
