@@ -112,3 +112,20 @@ def test_a_dropped_postgresql_connection_is_transient_and_the_next_batch_reconne
         assert session is not None and session.event_count == 2
     finally:
         store.shutdown()
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("postgresql+asyncpg://postgres@127.0.0.1/test", r"unsupported driver 'asyncpg'.*postgresql\+psycopg://"),
+    ("postgresql+psycopg2://postgres@127.0.0.1/test", r"unsupported driver 'psycopg2'.*psycopg 3"),
+    ("sqlite+aiosqlite:///t.db", r"unsupported driver 'aiosqlite'.*sqlite:///"),
+    ("mysql://root@127.0.0.1/test", r"unsupported database URL mysql://.*expected sqlite or postgresql"),
+])
+def test_a_database_url_the_store_cannot_use_is_named_with_what_to_write_instead(url: str, expected: str) -> None:
+    # asyncpg's URL used to end in a bare ModuleNotFoundError from inside SQLAlchemy.
+    from vibekit_telemetry import Telemetry
+    from vibekit_telemetry.errors import StoreError
+
+    with pytest.raises(StoreError, match=expected):
+        SQLStore(url).initialize()
+    with pytest.raises(StoreError, match=expected):
+        Telemetry(database_url=url)

@@ -49,13 +49,21 @@ __all__ = [
 
 
 _DIALECTS: Final[dict[str, Dialect]] = {SQLITE: SQLiteDialect(), POSTGRESQL: PostgreSQLDialect()}
+_DRIVERS: Final[dict[str, frozenset[str]]] = {SQLITE: frozenset({"pysqlite"}), POSTGRESQL: frozenset({"psycopg"})}
 
 
 def for_url(url: str) -> Dialect:
     """Return the Dialect of a SQLAlchemy URL; StoreError for databases the store does not support."""
-    found = _DIALECTS.get(make_url(url).get_backend_name())
+    parsed = make_url(url)
+    found = _DIALECTS.get(parsed.get_backend_name())
     if found is None:
-        raise StoreError(f"unsupported database URL {make_url(url)!r}: expected sqlite or postgresql")
+        raise StoreError(f"unsupported database URL {parsed!r}: expected sqlite or postgresql")
+    driver = parsed.get_driver_name()
+    if driver not in _DRIVERS[parsed.get_backend_name()]:
+        # The store is written for these (psycopg 3's COPY and pipelines, the sqlite3 module's API).
+        raise StoreError(f"unsupported driver {driver!r} in database URL {parsed!r}: "
+                         + ("use postgresql:// or postgresql+psycopg:// (psycopg 3)" if found is _DIALECTS[POSTGRESQL]
+                            else "use sqlite:/// or a file path"))
     return found
 
 
