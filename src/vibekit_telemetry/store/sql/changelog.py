@@ -44,8 +44,10 @@ def position_before(engine: Engine, dialect: Dialect, timestamp_ms: int) -> int:
     committed_position() when there is none; never above it (PostgreSQL: the safe horizon).
     """
     top = committed_position(engine, dialect)
-    pos: Any = literal_column(dialect.position_column)
-    with engine.connect() as conn:  # ix_events_timestamp: only the rows stamped since are looked at
+    # "+ 0" keeps SQLite from walking the rowids up from the oldest row (its min() shortcut): the
+    # timestamp index then yields only the rows stamped since, few for a recent start.
+    pos: Any = literal_column(f"{dialect.position_column} + 0")
+    with engine.connect() as conn:
         first = conn.execute(select(func.min(pos)).select_from(events)
                              .where(events.c.timestamp >= int(timestamp_ms))).scalar()
     return top if first is None else min(top, int(first) - 1)
