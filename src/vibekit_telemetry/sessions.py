@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -63,12 +64,9 @@ class SessionContext:
             return
         # The application's exception goes on as it was: even with raise_on_error=True, a failure to
         # record it must not replace it (it is noted on the exception instead).
-        for step in ("error", "end"):
+        for record in (partial(self.error, exc), partial(self.end, "error")):
             try:
-                if step == "error":
-                    self.error(exc)
-                else:
-                    self.end("error")
+                record()
             except TelemetryError as failure:
                 exc.add_note(f"vibekit-telemetry could not record this in session {self.id}: {failure}")
 
