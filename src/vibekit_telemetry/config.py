@@ -213,9 +213,6 @@ def _local_store_options(local: LocalStoreConfig) -> dict[str, Any]:
     return options
 
 
-_WARNED_ENV: set[tuple[str, str]] = set()
-
-
 def _apply_env_store_options(entries: list[StorageConfig]) -> None:
     """TELEMETRY_PRUNE_DAYS / TELEMETRY_MAX_SIZE_MB: retention of the first SQL store, unless its entry sets it.
 
@@ -229,16 +226,20 @@ def _apply_env_store_options(entries: list[StorageConfig]) -> None:
         raw = os.environ.get(env_name, "").strip()
         if not raw or option in first.options or (option == "max_size_mb" and first.type != "sqlite"):
             continue
-        try:
-            value = float(raw)
-        except ValueError:
-            value = math.nan
-        if not value > 0 or math.isinf(value):
-            if (env_name, raw) not in _WARNED_ENV:  # storage_entries() runs more than once per Telemetry
-                _WARNED_ENV.add((env_name, raw))
-                logger.warning("ignoring %s=%r: expected a number > 0", env_name, raw)
+        value = env_store_value(env_name)
+        if value is None:
+            logger.warning("ignoring %s=%r: expected a number > 0", env_name, raw)
             continue
         first.options = {**first.options, option: value}
+
+
+def env_store_value(env_name: str) -> float | None:
+    """The number a TELEMETRY_PRUNE_DAYS / TELEMETRY_MAX_SIZE_MB variable sets; None when unset or not > 0."""
+    try:
+        value = float(os.environ.get(env_name, "").strip())
+    except ValueError:
+        return None
+    return value if value > 0 and not math.isinf(value) else None
 
 
 def _env_flag(name: str) -> bool:

@@ -157,12 +157,4 @@ def _env_store_rows(loaded: Any) -> list[tuple[str, Any, str]]:
     options = entries[index].options
     return [(f"storage[{index}].options.{option}", options[option], f"env {env_name}")
             for env_name, option in cfg.ENV_STORE_OPTIONS.items()
-            if os.environ.get(env_name, "").strip() and option in options
-            and options[option] == _number(os.environ[env_name])]
-
-
-def _number(raw: str) -> float | None:
-    try:
-        return float(raw)
-    except ValueError:
-        return None
+            if (value := cfg.env_store_value(env_name)) is not None and options.get(option) == value]

@@ -71,6 +71,8 @@ class Runtime:
         self._losses_at_flush = 0
         self.last_write_at = 0.0  # monotonic time of the writer's last batch (the text index yields to it)
         self._shut_down = False
+        # Read once: each reading applies the TELEMETRY_* retention variables, and warns about a bad one.
+        self.storage_entries = config.storage_entries()
         self.providers = self._open_providers()
         if config.writer_process:
             self._start_writer_process()
@@ -113,7 +115,7 @@ class Runtime:
         from .store.factory import build_providers
 
         opened: list[StorageProvider] = []
-        for provider in build_providers(self.config):
+        for provider in build_providers(self.config, self.storage_entries):
             try:
                 provider.initialize()
             except Exception as exc:
@@ -179,7 +181,7 @@ class Runtime:
         from .exporters.store_copy import StoreExporter
 
         primary = self.providers[0] if self.providers else None
-        exporters = ExporterSet.from_config(self.config, primary)
+        exporters = ExporterSet.from_config(self.config, primary, self.storage_entries)
         for index, provider in enumerate(self.providers[1:], start=1):
             exporters.add(StoreExporter(provider, index), field=f"storage[{index}]")
         return exporters

@@ -19,7 +19,7 @@ from .delivery import DeliveryWorker
 from .follower import StoreFollower
 
 if TYPE_CHECKING:
-    from ..config import ReliabilityConfig, TelemetryConfig
+    from ..config import ReliabilityConfig, StorageConfig, TelemetryConfig
 
 # Options of an exporter's storage entry that tune its worker, not the destination.
 DELIVERY_OPTIONS: Final = frozenset({"retry_base_s", "retry_max_s", "failure_threshold", "open_timeout_s",
@@ -125,12 +125,13 @@ class ExporterSet:
             self.add(exporter)
 
     @classmethod
-    def from_config(cls, config: TelemetryConfig, store: Any | None) -> ExporterSet:
-        """Build the exporters of a config's storage entries of exporter types (not yet started)."""
+    def from_config(cls, config: TelemetryConfig, store: Any | None,
+                    entries: list[StorageConfig] | None = None) -> ExporterSet:
+        """Build the exporters of a config's storage entries (or `entries`, already read) of exporter types."""
         from .. import registry
 
         out = cls(store, defaults=DeliveryOptions.from_reliability(config.reliability))
-        for i, entry in enumerate(config.storage_entries()):
+        for i, entry in enumerate(config.storage_entries() if entries is None else entries):
             field = f"storage[{i}]"
             if registry.kind_of(entry.type, f"{field}.type") != "exporter":
                 continue

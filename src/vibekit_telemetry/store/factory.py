@@ -112,13 +112,16 @@ def build_provider(entry: StorageConfig, index: int) -> StorageProvider:
     return built  # type: ignore[no-any-return]
 
 
-def build_providers(config: TelemetryConfig) -> list[StorageProvider]:
-    """Create every enabled store of a config, in order; the first queryable one answers reads.
+def build_providers(config: TelemetryConfig, entries: list[StorageConfig] | None = None) -> list[StorageProvider]:
+    """Create every enabled store of a config (or of its `entries`, already read), in order.
+
+    The first queryable one answers reads.
 
     Entries of exporter types (webhook, ...) are skipped here: exporters follow the primary store
     on their own threads (exporters.ExporterSet), they are not written to by the writer.
     """
-    providers = [build_provider(entry, i) for i, entry in enumerate(config.storage_entries())
+    entries = config.storage_entries() if entries is None else entries
+    providers = [build_provider(entry, i) for i, entry in enumerate(entries)
                  if registry.kind_of(entry.type, f"storage[{i}].type") == "store"]
     for obj in config.providers:
         if not callable(getattr(obj, "store_batch", None)):

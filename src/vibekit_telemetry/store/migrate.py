@@ -32,6 +32,17 @@ def check_known(version: str | None) -> None:
                          "(pip install -U vibekit-telemetry), or give this one a database of its own")
 
 
+def check_not_foreign(conn: Connection) -> None:
+    """Raise StoreError when a never-migrated database already has tables of the store's names (not ours)."""
+    from .schema import metadata
+
+    clash = sorted(set(inspect(conn).get_table_names()) & set(metadata.tables))
+    if clash:
+        raise StoreError(f"table {', '.join(clash)} already exists; this database holds tables vibekit-telemetry "
+                         "did not create (another application's?): give telemetry a file, schema or database "
+                         "of its own")
+
+
 def _read_version(conn: Connection) -> str | None:
     if not conn.dialect.has_table(conn, "alembic_version"):
         return None
@@ -97,6 +108,9 @@ def upgrade(engine: Engine, to_version: str = "head") -> bool:
     if found == HEAD and to_version in ("head", HEAD):
         return False  # the common start-up case: plain SQL, alembic never imported
     check_known(found)
+    if found is None:  # never migrated: new, or another application's (only a first start pays this look)
+        with engine.connect() as conn:
+            check_not_foreign(conn)
     if to_version in ("head", HEAD):
         with engine.connect() as conn:
             conn = conn.execution_options(sqlite_immediate=True)  # serialise two first starts
@@ -107,11 +121,10 @@ def upgrade(engine: Engine, to_version: str = "head") -> bool:
                     return True
     from alembic import command
 
-    before = current_version(engine)
     with engine.begin() as conn:
         _lock_schema(conn)
         command.upgrade(_config(conn), to_version)
-    return current_version(engine) != before
+    return current_version(engine) != found
 
 
 def _lock_schema(conn: Any) -> None:

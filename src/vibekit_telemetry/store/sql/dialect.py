@@ -49,7 +49,12 @@ __all__ = [
 
 
 _DIALECTS: Final[dict[str, Dialect]] = {SQLITE: SQLiteDialect(), POSTGRESQL: PostgreSQLDialect()}
-_DRIVERS: Final[dict[str, frozenset[str]]] = {SQLITE: frozenset({"pysqlite"}), POSTGRESQL: frozenset({"psycopg"})}
+# The driver each dialect is written for (psycopg 3's COPY and pipelines, the sqlite3 module's API), and
+# what to write instead of another.
+_DRIVERS: Final[dict[str, tuple[str, str]]] = {
+    SQLITE: ("pysqlite", "use sqlite:/// or a file path"),
+    POSTGRESQL: ("psycopg", "use postgresql:// or postgresql+psycopg:// (psycopg 3)"),
+}
 
 
 def for_url(url: str) -> Dialect:
@@ -58,12 +63,9 @@ def for_url(url: str) -> Dialect:
     found = _DIALECTS.get(parsed.get_backend_name())
     if found is None:
         raise StoreError(f"unsupported database URL {parsed!r}: expected sqlite or postgresql")
-    driver = parsed.get_driver_name()
-    if driver not in _DRIVERS[parsed.get_backend_name()]:
-        # The store is written for these (psycopg 3's COPY and pipelines, the sqlite3 module's API).
-        raise StoreError(f"unsupported driver {driver!r} in database URL {parsed!r}: "
-                         + ("use postgresql:// or postgresql+psycopg:// (psycopg 3)" if found is _DIALECTS[POSTGRESQL]
-                            else "use sqlite:/// or a file path"))
+    driver, instead = _DRIVERS[parsed.get_backend_name()]
+    if parsed.get_driver_name() != driver:
+        raise StoreError(f"unsupported driver {parsed.get_driver_name()!r} in database URL {parsed!r}: {instead}")
     return found
 
 

@@ -144,13 +144,13 @@ class SQLStore(ChangeLogMethods, AuditMethods, DirectAccess, ClusterMixin, Break
                 self._writer = self._open_writer(engine)
                 if self.encryption is not None:
                     self.encryption.open(engine)
-            except sa_exc.DBAPIError as exc:  # also ProgrammingError: no CREATE privilege, a table not ours
+            except StoreError:  # a database this code does not recognise (store/migrate.py): refused as it is
+                engine.dispose()
+                raise
+            except sa_exc.DBAPIError as exc:  # also ProgrammingError: a role without CREATE privilege
                 engine.dispose()
                 reason = str(exc.orig).strip().splitlines()[0]
                 kind = TransientStoreError if self.sql.is_transient(exc.orig or exc) else StoreError
-                if "already exists" in reason:  # a table of ours by name, not made by our migrations
-                    reason += ("; this database holds tables vibekit-telemetry did not create (another "
-                               "application's?): give telemetry a file, schema or database of its own")
                 raise kind(f"cannot open {self.where()}: {reason}") from exc
             self._text = TextIndex(self.text_index_rows, self.text_index_delay_s,
                                    kept=self.text_index) if self._fts else None
